@@ -1,0 +1,235 @@
+//! The plugin runtime: one engine, one linker per role, loading, and the call
+//! path that applies every limit and turns every failure into a
+//! [`PluginError`] for that call.
+//!
+//! Instance strategy: a fresh `Store` and instance per call, from an
+//! `InstancePre`. Nothing leaks between calls, a trapped instance is simply
+//! dropped, and for the default plugins instantiation costs a fraction of a
+//! millisecond, against calls that happen once at start-up (selector,
+//! translator) or once per readiness probe (health).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use orbit_storage::Storage;
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Store, Trap, UpdateDeadline};
+
+use crate::bindings::health_world::{self, HealthPolicyPre};
+use crate::bindings::selector_world::SelectorPre;
+use crate::bindings::translator_world::TranslatorPre;
+use crate::bindings::types;
+use crate::engine::PluginEngine;
+use crate::error::PluginError;
+use crate::limits::PluginLimits;
+use crate::plugin::{Plugin, PluginSource, Role, compile, link, root_cause};
+use crate::state::{CallState, StoreAccessLimits};
+
+pub type SelectorPlugin = Plugin<SelectorPre<CallState>>;
+pub type TranslatorPlugin = Plugin<TranslatorPre<CallState>>;
+pub type HealthPlugin = Plugin<HealthPolicyPre<CallState>>;
+
+/// Told about every plugin call (the server turns this into metrics).
+pub trait CallObserver: Send + Sync {
+    fn observe(&self, role: Role, function: &'static str, elapsed: Duration, outcome: Result<(), &PluginError>);
+}
+
+/// What every loaded plugin shares.
+pub(crate) struct Shared {
+    pub(crate) limits: PluginLimits,
+    pub(crate) store_limits: StoreAccessLimits,
+    pub(crate) observer: Option<Arc<dyn CallObserver>>,
+}
+
+/// Loads plugins and owns the engine they run on.
+pub struct PluginRuntime {
+    engine: PluginEngine,
+    shared: Arc<Shared>,
+    /// Selector and translator components may import only `types`.
+    policy_linker: Linker<CallState>,
+    /// Health components may also import `store`.
+    health_linker: Linker<CallState>,
+}
+
+impl PluginRuntime {
+    pub fn new(
+        limits: PluginLimits,
+        store_limits: StoreAccessLimits,
+        observer: Option<Arc<dyn CallObserver>>,
+    ) -> anyhow::Result<Self> {
+        let engine = PluginEngine::new()?;
+        let mut policy_linker = Linker::new(engine.engine());
+        types::add_to_linker::<CallState, HasSelf<CallState>>(&mut policy_linker, |s| s)?;
+        let mut health_linker = Linker::new(engine.engine());
+        health_world::HealthPolicy::add_to_linker::<CallState, HasSelf<CallState>>(&mut health_linker, |s| s)?;
+        Ok(PluginRuntime {
+            engine,
+            shared: Arc::new(Shared { limits, store_limits, observer }),
+            policy_linker,
+            health_linker,
+        })
+    }
+
+    pub fn limits(&self) -> PluginLimits {
+        self.shared.limits
+    }
+
+    pub fn load_selector(&self, source: &PluginSource) -> Result<SelectorPlugin, PluginError> {
+        let (component, info) = compile(self.engine.engine(), Role::Selector, source)?;
+        let pre = link(&self.policy_linker, &component, &info)?;
+        let pre = SelectorPre::new(pre).map_err(|e| wrong_world(&info, &e))?;
+        Ok(Plugin { info, pre, shared: self.shared.clone() })
+    }
+
+    pub fn load_translator(&self, source: &PluginSource) -> Result<TranslatorPlugin, PluginError> {
+        let (component, info) = compile(self.engine.engine(), Role::Translator, source)?;
+        let pre = link(&self.policy_linker, &component, &info)?;
+        let pre = TranslatorPre::new(pre).map_err(|e| wrong_world(&info, &e))?;
+        Ok(Plugin { info, pre, shared: self.shared.clone() })
+    }
+
+    pub fn load_health(&self, source: &PluginSource) -> Result<HealthPlugin, PluginError> {
+        let (component, info) = compile(self.engine.engine(), Role::Health, source)?;
+        let pre = link(&self.health_linker, &component, &info)?;
+        let pre = HealthPolicyPre::new(pre).map_err(|e| wrong_world(&info, &e))?;
+        Ok(Plugin { info, pre, shared: self.shared.clone() })
+    }
+}
+
+fn wrong_world(info: &crate::plugin::PluginInfo, e: &wasmtime::Error) -> PluginError {
+    PluginError::WrongWorld {
+        plugin: info.role.name().to_string(),
+        source_name: info.source.clone(),
+        role: info.role.name(),
+        reason: root_cause(e),
+    }
+}
+
+impl<P> Plugin<P> {
+    /// A fresh store for one call, with the memory limiter and a CPU deadline
+    /// enforced by epoch interruption. Until the deadline the call yields to
+    /// the async runtime at every epoch tick, so a spinning plugin does not
+    /// starve the server's other tasks.
+    fn new_store(&self, engine: &wasmtime::Engine, storage: Option<Arc<dyn Storage>>) -> Store<CallState> {
+        let limits = self.shared.limits;
+        let mut store = Store::new(engine, CallState::new(&limits, storage, self.shared.store_limits));
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|ctx| {
+            if Instant::now() >= ctx.data().deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        store
+    }
+
+    /// Runs `call` against a fresh store under every limit.
+    async fn run<R>(
+        &self,
+        engine: &wasmtime::Engine,
+        function: &'static str,
+        storage: Option<Arc<dyn Storage>>,
+        call: impl AsyncFnOnce(&mut Store<CallState>) -> wasmtime::Result<R>,
+    ) -> Result<R, PluginError> {
+        let started = Instant::now();
+        let limits = self.shared.limits;
+        let mut store = self.new_store(engine, storage);
+        // Wall clock: twice the CPU budget, for time spent in host imports.
+        let outcome = tokio::time::timeout(limits.timeout * 2, call(&mut store)).await;
+        let result = match outcome {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => Err(self.classify(function, &store, e)),
+            Err(_) => Err(PluginError::Timeout {
+                plugin: self.info.role.name().to_string(),
+                function,
+                limit: limits.timeout * 2,
+            }),
+        };
+        if let Some(obs) = &self.shared.observer {
+            obs.observe(self.info.role, function, started.elapsed(), result.as_ref().map(|_| ()));
+        }
+        if let Err(e) = &result {
+            tracing::warn!(plugin = %self.info.source, error = %e, "plugin call failed");
+        }
+        result
+    }
+
+    fn classify(&self, function: &'static str, store: &Store<CallState>, e: wasmtime::Error) -> PluginError {
+        let plugin = self.info.role.name().to_string();
+        if store.data().limiter.memory_cap_hit {
+            return PluginError::MemoryLimit { plugin, function, limit_bytes: self.shared.limits.memory_bytes };
+        }
+        if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            return PluginError::CpuDeadline { plugin, function, limit: self.shared.limits.timeout };
+        }
+        let message = match e.downcast_ref::<Trap>() {
+            Some(trap) => format!("{trap} ({})", root_cause(&e)),
+            None => root_cause(&e),
+        };
+        PluginError::Trap { plugin, function, message }
+    }
+}
+
+type Selection = crate::bindings::selector_world::exports::orbit::storage::selection::Selection;
+type Translation = crate::bindings::translator_world::exports::orbit::storage::translation::Translation;
+type RenderedVar = crate::bindings::translator_world::exports::orbit::storage::translation::RenderedVar;
+
+impl SelectorPlugin {
+    /// Asks the selector which backend to use.
+    pub async fn select(
+        &self,
+        context: &types::DeploymentContext,
+    ) -> Result<Result<Selection, Vec<types::Diagnostic>>, PluginError> {
+        let pre = self.pre.clone();
+        self.run(pre.engine(), "select", None, async |store| {
+            let instance = pre.instantiate_async(&mut *store).await?;
+            instance.orbit_storage_selection().call_select(&mut *store, context).await
+        })
+        .await
+    }
+}
+
+impl TranslatorPlugin {
+    /// Asks the translator for the typed configuration of `backend`.
+    pub async fn translate(
+        &self,
+        backend: types::BackendKind,
+        context: &types::DeploymentContext,
+    ) -> Result<Translation, PluginError> {
+        let pre = self.pre.clone();
+        self.run(pre.engine(), "translate", None, async |store| {
+            let instance = pre.instantiate_async(&mut *store).await?;
+            instance.orbit_storage_translation().call_translate(&mut *store, backend, context).await
+        })
+        .await
+    }
+
+    /// Asks the translator for the environment that reproduces `config`.
+    pub async fn render_env(&self, config: &types::BackendConfig) -> Result<Vec<RenderedVar>, PluginError> {
+        let pre = self.pre.clone();
+        self.run(pre.engine(), "render-env", None, async |store| {
+            let instance = pre.instantiate_async(&mut *store).await?;
+            instance.orbit_storage_translation().call_render_env(&mut *store, config).await
+        })
+        .await
+    }
+}
+
+impl HealthPlugin {
+    /// Asks the health policy for a verdict; the plugin may read the store.
+    pub async fn evaluate(
+        &self,
+        context: &types::DeploymentContext,
+        report: &types::HealthReport,
+        storage: Option<Arc<dyn Storage>>,
+    ) -> Result<types::HealthVerdict, PluginError> {
+        let pre = self.pre.clone();
+        self.run(pre.engine(), "evaluate", storage, async |store| {
+            let instance = pre.instantiate_async(&mut *store).await?;
+            instance.orbit_storage_health().call_evaluate(&mut *store, context, report).await
+        })
+        .await
+    }
+}

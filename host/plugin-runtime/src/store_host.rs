@@ -1,0 +1,135 @@
+//! The host side of `orbit:storage/store`: what a component that imports the
+//! store can do, mapped onto the [`Storage`] trait with the same validation
+//! and limits as the HTTP API. Keys starting with `0xFF` (the host's private
+//! keyspace) are refused.
+
+use bytes::Bytes;
+use orbit_storage::{
+    BatchOp, KeyRange, ListQuery, Precondition, PRIVATE_KEY_PREFIX, PutOptions, Storage, StorageError,
+    now_millis,
+};
+
+use crate::bindings::store::{self, StoreError};
+use crate::bindings::types;
+use crate::state::CallState;
+
+impl types::Host for CallState {}
+
+fn precondition(p: store::Precondition) -> Precondition {
+    match p {
+        store::Precondition::None => Precondition::None,
+        store::Precondition::Absent => Precondition::Absent,
+        store::Precondition::Version(v) => Precondition::Version(v),
+    }
+}
+
+fn store_error(e: StorageError) -> StoreError {
+    match e {
+        StorageError::Conflict { current, .. } => StoreError::Conflict(current),
+        StorageError::Invalid(m) => StoreError::Invalid(m),
+        StorageError::CapacityExceeded(m) => StoreError::Limit(m),
+        other => StoreError::Unavailable(other.to_string()),
+    }
+}
+
+fn entry(e: orbit_storage::Entry) -> store::Entry {
+    store::Entry { key: e.key.to_vec(), value: e.value.to_vec(), version: e.version, expires_at_ms: e.expires_at }
+}
+
+impl CallState {
+    fn backend(&self) -> Result<&dyn Storage, StoreError> {
+        self.storage
+            .as_deref()
+            .ok_or_else(|| StoreError::Unavailable("no backend is open during this call".into()))
+    }
+
+    fn check_key(&self, key: &[u8]) -> Result<(), StoreError> {
+        if key.is_empty() {
+            return Err(StoreError::Invalid("key is empty".into()));
+        }
+        if key[0] == PRIVATE_KEY_PREFIX {
+            return Err(StoreError::Invalid("keys starting with byte 0xFF are reserved for the host".into()));
+        }
+        if key.len() > self.store_limits.max_key_bytes {
+            return Err(StoreError::Limit(format!(
+                "key is {} bytes; the limit is {} bytes (ORBIT_MAX_KEY_BYTES)",
+                key.len(),
+                self.store_limits.max_key_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_put(&self, req: &store::PutRequest) -> Result<PutOptions, StoreError> {
+        self.check_key(&req.key)?;
+        if req.value.len() > self.store_limits.max_value_bytes {
+            return Err(StoreError::Limit(format!(
+                "value is {} bytes; the limit is {} bytes (ORBIT_MAX_VALUE_BYTES)",
+                req.value.len(),
+                self.store_limits.max_value_bytes
+            )));
+        }
+        Ok(PutOptions {
+            precondition: precondition(req.precondition),
+            expires_at: req.ttl_ms.map(|ttl| now_millis().saturating_add(ttl)),
+        })
+    }
+}
+
+impl store::Host for CallState {
+    async fn get(&mut self, key: Vec<u8>) -> Result<Option<store::Entry>, StoreError> {
+        self.check_key(&key)?;
+        let found = self.backend()?.get(&key).await.map_err(store_error)?;
+        Ok(found.map(entry))
+    }
+
+    async fn put(&mut self, request: store::PutRequest) -> Result<u64, StoreError> {
+        let options = self.check_put(&request)?;
+        self.backend()?.put(&request.key, Bytes::from(request.value), options).await.map_err(store_error)
+    }
+
+    async fn delete(&mut self, key: Vec<u8>, precondition_: store::Precondition) -> Result<bool, StoreError> {
+        self.check_key(&key)?;
+        self.backend()?.delete(&key, precondition(precondition_)).await.map_err(store_error)
+    }
+
+    async fn list(&mut self, request: store::ListRequest) -> Result<store::ListPage, StoreError> {
+        let range = match (request.prefix, request.start, request.end) {
+            (Some(p), None, None) => KeyRange::Prefix(Bytes::from(p)),
+            (None, start, end) => KeyRange::Range {
+                start: start.map(Bytes::from),
+                // Never reach into the host's private keyspace.
+                end: Some(Bytes::from(end.unwrap_or_else(|| vec![PRIVATE_KEY_PREFIX]))),
+            },
+            _ => return Err(StoreError::Invalid("give either a prefix or a start/end range, not both".into())),
+        };
+        if let KeyRange::Prefix(p) = &range
+            && p.first() == Some(&PRIVATE_KEY_PREFIX)
+        {
+            return Err(StoreError::Invalid("keys starting with byte 0xFF are reserved for the host".into()));
+        }
+        let query = ListQuery { range, limit: request.limit.clamp(1, 1000) as usize, cursor: request.cursor.map(Bytes::from) };
+        let page = self.backend()?.list(&query).await.map_err(store_error)?;
+        Ok(store::ListPage {
+            entries: page.entries.into_iter().map(entry).collect(),
+            next_cursor: page.next_cursor.map(|c| c.to_vec()),
+        })
+    }
+
+    async fn batch(&mut self, ops: Vec<store::BatchOp>) -> Result<Vec<Option<u64>>, StoreError> {
+        let mut batch = Vec::with_capacity(ops.len());
+        for op in ops {
+            batch.push(match op {
+                store::BatchOp::Put(req) => {
+                    let options = self.check_put(&req)?;
+                    BatchOp::Put { key: Bytes::from(req.key), value: Bytes::from(req.value), options }
+                }
+                store::BatchOp::Delete((key, p)) => {
+                    self.check_key(&key)?;
+                    BatchOp::Delete { key: Bytes::from(key), precondition: precondition(p) }
+                }
+            });
+        }
+        self.backend()?.batch(batch).await.map_err(store_error)
+    }
+}

@@ -1,0 +1,203 @@
+//! Readiness and liveness: the host measures (canary write+read, backend
+//! stats, the recent-operations window, fresh host facts) and the health
+//! plugin decides.
+//!
+//! A failing health plugin never takes data serving down: its failure makes
+//! readiness false with the reason, and the error is counted in the plugin
+//! metrics. Verdicts are cached for [`MIN_INTERVAL`] so a burst of probes
+//! runs one canary.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::sync::Mutex;
+
+use orbit_plugin_runtime::{HealthPlugin, PluginInfo, convert, types as wit};
+use orbit_storage::{PRIVATE_KEY_PREFIX, Precondition, PutOptions, Storage, now_millis};
+
+use crate::context;
+use crate::instrumented::{InstrumentedStorage, WINDOW};
+use crate::metrics::Metrics;
+use crate::settings::ConfigSource;
+
+/// Shortest time between two evaluations.
+pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The answer of `/health/ready`, as JSON.
+#[derive(Clone, Debug, Serialize)]
+pub struct Readiness {
+    pub ready: bool,
+    pub live: bool,
+    pub status: String,
+    pub reasons: Vec<String>,
+    pub backend: BackendDetail,
+    pub canary: CanaryDetail,
+    pub plugin: PluginDetail,
+    pub uptime_secs: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BackendDetail {
+    pub kind: &'static str,
+    pub open: bool,
+    pub keys: u64,
+    pub bytes: u64,
+    pub disk_bytes: Option<u64>,
+    pub window_operations: u64,
+    pub window_errors: u64,
+    pub recent_errors: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CanaryDetail {
+    pub ok: bool,
+    pub latency_us: u64,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PluginDetail {
+    pub source: String,
+    pub sha256: String,
+}
+
+impl From<&PluginInfo> for PluginDetail {
+    fn from(i: &PluginInfo) -> Self {
+        PluginDetail { source: i.source.clone(), sha256: i.sha256.clone() }
+    }
+}
+
+/// Evaluates health on demand (with a short cache).
+pub struct HealthService {
+    storage: Arc<InstrumentedStorage>,
+    plugin: HealthPlugin,
+    source: ConfigSource,
+    data_dir: std::path::PathBuf,
+    metrics: Arc<Metrics>,
+    canary_key: Bytes,
+    last: Mutex<Option<(Instant, Readiness)>>,
+    /// Liveness of the last verdict, readable without waiting for a check.
+    live: std::sync::atomic::AtomicBool,
+}
+
+impl HealthService {
+    pub fn new(
+        storage: Arc<InstrumentedStorage>,
+        plugin: HealthPlugin,
+        source: ConfigSource,
+        data_dir: std::path::PathBuf,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let who = ["POD_NAME", "HOSTNAME"]
+            .iter()
+            .find_map(|v| source.env.get(*v).filter(|s| !s.is_empty()).cloned())
+            .unwrap_or_else(|| std::process::id().to_string());
+        let mut key = vec![PRIVATE_KEY_PREFIX];
+        key.extend_from_slice(b"orbit/canary/");
+        key.extend_from_slice(who.as_bytes());
+        HealthService {
+            storage,
+            plugin,
+            source,
+            data_dir,
+            metrics,
+            canary_key: Bytes::from(key),
+            last: Mutex::new(None),
+            live: std::sync::atomic::AtomicBool::new(true),
+        }
+    }
+
+    /// Liveness as of the last evaluation (true before the first).
+    pub fn live(&self) -> bool {
+        self.live.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The current verdict, re-evaluated if the cached one is older than
+    /// [`MIN_INTERVAL`].
+    pub async fn readiness(&self) -> Readiness {
+        let mut last = self.last.lock().await;
+        if let Some((at, r)) = last.as_ref()
+            && at.elapsed() < MIN_INTERVAL
+        {
+            return r.clone();
+        }
+        let r = self.evaluate().await;
+        self.live.store(r.live, std::sync::atomic::Ordering::Relaxed);
+        self.metrics.ready.set(i64::from(r.ready));
+        *last = Some((Instant::now(), r.clone()));
+        r
+    }
+
+    /// Write a private key, read it back, compare, delete.
+    async fn canary(&self) -> wit::CanaryResult {
+        let started = Instant::now();
+        let nonce = Bytes::from(format!("canary-{}", now_millis()));
+        let options = PutOptions { precondition: Precondition::None, expires_at: Some(now_millis() + 60_000) };
+        let outcome: Result<(), String> = async {
+            self.storage.put(&self.canary_key, nonce.clone(), options).await.map_err(|e| format!("write: {e}"))?;
+            let read = self.storage.get(&self.canary_key).await.map_err(|e| format!("read: {e}"))?;
+            match read {
+                Some(e) if e.value == nonce => {}
+                Some(_) => return Err("read back a different value than written".into()),
+                None => return Err("read back nothing after a successful write".into()),
+            }
+            self.storage.delete(&self.canary_key, Precondition::None).await.map_err(|e| format!("delete: {e}"))?;
+            Ok(())
+        }
+        .await;
+        wit::CanaryResult {
+            ok: outcome.is_ok(),
+            latency_us: started.elapsed().as_micros() as u64,
+            error: outcome.err(),
+        }
+    }
+
+    async fn evaluate(&self) -> Readiness {
+        let canary = self.canary().await;
+        let stats = self.storage.stats().await;
+        let window = self.storage.summary();
+        let (open, stats) = match stats {
+            Ok(s) => (true, s),
+            Err(_) => (false, Default::default()),
+        };
+        let report = wit::HealthReport {
+            backend: convert::backend_kind_to_wit(self.storage.kind()),
+            backend_open: open,
+            stats: wit::BackendStats { live_keys: stats.keys, live_bytes: stats.bytes, disk_bytes: stats.disk_bytes },
+            canary: canary.clone(),
+            window_secs: WINDOW.as_secs(),
+            operations: window.operations,
+            errors: window.errors,
+            recent_errors: window.recent_errors.clone(),
+            latencies: window.latencies,
+            uptime_secs: self.metrics.uptime().as_secs(),
+        };
+        let ctx = context::build(&self.source, &self.data_dir);
+        let storage: Arc<dyn Storage> = self.storage.clone();
+        let (live, ready, status, reasons) = match self.plugin.evaluate(&ctx, &report, Some(storage)).await {
+            Ok(v) => (v.live, v.ready, v.status, v.reasons),
+            Err(e) => (true, false, "degraded".to_string(), vec![format!("health plugin failed: {e}")]),
+        };
+        Readiness {
+            ready,
+            live,
+            status,
+            reasons,
+            backend: BackendDetail {
+                kind: self.storage.kind().name(),
+                open,
+                keys: stats.keys,
+                bytes: stats.bytes,
+                disk_bytes: stats.disk_bytes,
+                window_operations: report.operations,
+                window_errors: report.errors,
+                recent_errors: window.recent_errors.iter().map(|e| format!("{}: {}", e.operation, e.message)).collect(),
+            },
+            canary: CanaryDetail { ok: canary.ok, latency_us: canary.latency_us, error: canary.error },
+            plugin: self.plugin.info().into(),
+            uptime_secs: report.uptime_secs,
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! The HTTP surface: routes declared in one place, thin handlers, errors
+//! mapped once ([`error`]).
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET/PUT/DELETE /v1/kv/{key}` | one key ([`kv`]) |
+//! | `GET /v1/kv?prefix=…` or `?start=…&end=…` | listing with `limit` and `cursor` |
+//! | `POST /v1/batch` | atomic batch ([`batch`]) |
+//! | `GET /health`, `/health/live` | liveness |
+//! | `GET /health/ready` | the health plugin's verdict (200 or 503) |
+//! | `GET /health/startup` | 200 once the backend is open |
+//! | `GET /metrics` (metrics port) | Prometheus text |
+
+pub mod batch;
+pub mod error;
+pub mod kv;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::health::HealthService;
+use crate::instrumented::InstrumentedStorage;
+use crate::metrics::{HttpLabels, Metrics};
+use crate::settings::ApiToken;
+use error::ApiError;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub storage: Arc<InstrumentedStorage>,
+    pub health: Arc<HealthService>,
+    pub metrics: Arc<Metrics>,
+    pub limits: Limits,
+    pub token: Option<Arc<ApiToken>>,
+}
+
+/// Request limits.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_key_bytes: usize,
+    pub max_value_bytes: usize,
+}
+
+/// Most operations in one batch.
+pub const MAX_BATCH_OPS: usize = 1000;
+/// Most entries in one listing page.
+pub const MAX_LIST_LIMIT: usize = 1000;
+
+/// The API router (port 8080 by default).
+pub fn router(state: AppState) -> Router {
+    let value_limit = state.limits.max_value_bytes;
+    // A batch carries up to MAX_BATCH_OPS values, base64 in JSON (4/3 larger).
+    let batch_limit = value_limit.saturating_mul(2).max(16 << 20);
+    let api = Router::new()
+        .route("/v1/kv", get(kv::list))
+        .route("/v1/kv/", get(kv::list))
+        .route(
+            "/v1/kv/{*key}",
+            get(kv::get).put(kv::put).delete(kv::delete).layer(DefaultBodyLimit::max(value_limit)),
+        )
+        .route("/v1/batch", post(batch::apply).layer(DefaultBodyLimit::max(batch_limit)))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .merge(api)
+        .route("/health", get(live))
+        .route("/health/live", get(live))
+        .route("/health/startup", get(startup))
+        .route("/health/ready", get(ready))
+        .fallback(|| async { ApiError::NotFound("no such route; see the README for the API".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(middleware::from_fn_with_state(state.clone(), track))
+        .with_state(state)
+}
+
+/// The metrics router (port 9090 by default).
+pub fn metrics_router(metrics: Arc<Metrics>) -> Router {
+    Router::new().route(
+        "/metrics",
+        get(move || {
+            let metrics = metrics.clone();
+            async move {
+                ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], metrics.render())
+            }
+        }),
+    )
+}
+
+/// Counts and times every request by route template, method and status.
+async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = request.method().as_str().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let labels = HttpLabels { route, method, status: response.status().as_u16().to_string() };
+    state.metrics.http_requests.get_or_create(&labels).inc();
+    state.metrics.http_duration.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
+    response
+}
+
+/// `Authorization: Bearer <token>` on `/v1/*` when a token is configured.
+async fn require_token(State(state): State<AppState>, headers: HeaderMap, request: Request, next: Next) -> Response {
+    if let Some(token) = &state.token {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !constant_time_eq(presented.as_bytes(), token.0.as_bytes()) {
+            return ApiError::Unauthorized.into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// Compares without an early exit on the first differing byte.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn live(State(state): State<AppState>) -> Response {
+    if state.health.live() {
+        (StatusCode::OK, axum::Json(serde_json::json!({ "status": "alive" }))).into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({ "status": "unavailable" }))).into_response()
+    }
+}
+
+/// The server listens only after the backend is open, so answering at all
+/// means start-up is done.
+async fn startup() -> Response {
+    (StatusCode::OK, axum::Json(serde_json::json!({ "status": "started" }))).into_response()
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    let r = state.health.readiness().await;
+    let status = if r.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, axum::Json(r)).into_response()
+}

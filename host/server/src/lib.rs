@@ -1,0 +1,33 @@
+//! The Orbit storage host.
+//!
+//! `orbit-server` serves a key-value API over one persistence backend. Which
+//! backend, how it is configured and what "ready" means are decided by
+//! WebAssembly plugins (see `orbit-plugin-runtime`); this crate wires them:
+//!
+//! ```text
+//! env + TOML ─► context ─► selector plugin ─► translator plugin ─► BackendConfig
+//!                                                                     │
+//!        HTTP (http/) ◄── InstrumentedStorage ◄── backend::open ◄─────┘
+//!        /health/ready ◄── health::HealthService (canary + health plugin)
+//!        /metrics      ◄── metrics::Metrics
+//! ```
+//!
+//! One module per concern: [`cli`] (commands), [`settings`] (the host's own
+//! settings and the TOML file), [`context`] (what plugins may see, secrets
+//! withheld, and the facts the host probes), [`bootstrap`] (plugins ->
+//! typed config), [`backend`] (opening a backend), [`instrumented`]
+//! (metrics and the recent-operations window), [`health`], [`metrics`],
+//! [`http`] (routes and handlers), [`serve`] (listeners, background tasks,
+//! graceful shutdown), [`logging`].
+
+pub mod backend;
+pub mod bootstrap;
+pub mod cli;
+pub mod context;
+pub mod health;
+pub mod http;
+pub mod instrumented;
+pub mod logging;
+pub mod metrics;
+pub mod serve;
+pub mod settings;

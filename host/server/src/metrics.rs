@@ -1,0 +1,160 @@
+//! Prometheus metrics, in one registry, rendered on the metrics port.
+//!
+//! Names (all prefixed `orbit_`): HTTP requests and latency by route, method
+//! and status; backend operations, errors and latency by backend and
+//! operation; plugin calls and latency by role, function and outcome; health
+//! readiness; backend size; uptime. The PrometheusRule in `k8s/` uses only
+//! these.
+
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use orbit_plugin_runtime::{CallObserver, PluginError, Role};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub route: String,
+    pub method: String,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BackendLabels {
+    pub backend: String,
+    pub operation: String,
+    /// `ok`, or a storage error kind (`conflict`, `io`, `unavailable`, ...).
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BackendOpLabels {
+    pub backend: String,
+    pub operation: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PluginLabels {
+    pub role: String,
+    pub function: String,
+    /// `ok`, or a plugin error kind (`trap`, `cpu_deadline`, `memory_limit`, ...).
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PluginFnLabels {
+    pub role: String,
+    pub function: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BackendKindLabel {
+    pub backend: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 25 us .. ~13 s
+    Histogram::new(exponential_buckets(0.000_025, 2.0, 20))
+}
+
+/// Every metric the server exports.
+pub struct Metrics {
+    registry: Registry,
+    started: Instant,
+    pub http_requests: Family<HttpLabels, Counter>,
+    pub http_duration: Family<HttpLabels, Histogram, fn() -> Histogram>,
+    pub backend_operations: Family<BackendLabels, Counter>,
+    pub backend_duration: Family<BackendOpLabels, Histogram, fn() -> Histogram>,
+    pub plugin_calls: Family<PluginLabels, Counter>,
+    pub plugin_duration: Family<PluginFnLabels, Histogram, fn() -> Histogram>,
+    pub ready: Gauge,
+    pub backend_keys: Family<BackendKindLabel, Gauge>,
+    pub backend_bytes: Family<BackendKindLabel, Gauge>,
+    uptime: Gauge<f64, AtomicU64>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("orbit");
+        let m = Metrics {
+            registry: Registry::default(),
+            started: Instant::now(),
+            http_requests: Family::default(),
+            http_duration: Family::new_with_constructor(latency_histogram),
+            backend_operations: Family::default(),
+            backend_duration: Family::new_with_constructor(latency_histogram),
+            plugin_calls: Family::default(),
+            plugin_duration: Family::new_with_constructor(latency_histogram),
+            ready: Gauge::default(),
+            backend_keys: Family::default(),
+            backend_bytes: Family::default(),
+            uptime: Gauge::default(),
+        };
+        registry.register("http_requests", "HTTP requests by route, method and status", m.http_requests.clone());
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route, method and status",
+            m.http_duration.clone(),
+        );
+        registry.register(
+            "backend_operations",
+            "Backend operations by backend, operation and outcome",
+            m.backend_operations.clone(),
+        );
+        registry.register(
+            "backend_operation_duration_seconds",
+            "Backend operation latency",
+            m.backend_duration.clone(),
+        );
+        registry.register("plugin_calls", "Plugin calls by role, function and outcome", m.plugin_calls.clone());
+        registry.register("plugin_call_duration_seconds", "Plugin call latency", m.plugin_duration.clone());
+        registry.register("ready", "1 when the health plugin's last verdict was ready", m.ready.clone());
+        registry.register("backend_keys", "Keys held by the backend", m.backend_keys.clone());
+        registry.register("backend_bytes", "Bytes of keys and values held by the backend", m.backend_bytes.clone());
+        registry.register("uptime_seconds", "Seconds since the server started", m.uptime.clone());
+        Metrics { registry, ..m }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        self.uptime.set(self.started.elapsed().as_secs_f64());
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+}
+
+impl CallObserver for Metrics {
+    fn observe(&self, role: Role, function: &'static str, elapsed: Duration, outcome: Result<(), &PluginError>) {
+        let outcome = match outcome {
+            Ok(()) => "ok",
+            Err(e) => e.kind(),
+        };
+        self.plugin_calls
+            .get_or_create(&PluginLabels {
+                role: role.name().into(),
+                function: function.into(),
+                outcome: outcome.into(),
+            })
+            .inc();
+        self.plugin_duration
+            .get_or_create(&PluginFnLabels { role: role.name().into(), function: function.into() })
+            .observe(elapsed.as_secs_f64());
+    }
+}

@@ -1,0 +1,380 @@
+//! The host's own settings (addresses, limits, plugin paths, logging) and the
+//! configuration sources they come from: the process environment and an
+//! optional TOML file.
+//!
+//! Backend settings are *not* read here: they go to the translator plugin as
+//! part of the deployment context. Names, defaults and value syntax come from
+//! the shared catalogue in `orbit-config-syntax`, so the host and the
+//! plugins agree. Every error names the variable (or TOML key), the offending
+//! value (never for secrets) and what is accepted.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use orbit_config_syntax::{self as syntax, Setting, ValueKind};
+use orbit_plugin_runtime::{PluginLimits, Role, StoreAccessLimits};
+
+/// Text placed instead of secret values in anything a plugin sees.
+pub const WITHHELD: &str = "<withheld>";
+
+/// A configuration problem, ready to print.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read configuration file {path}: {source}")]
+    ReadFile { path: PathBuf, source: std::io::Error },
+    #[error("configuration file {path} is not valid TOML: {message}")]
+    Toml { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The TOML configuration file.
+#[derive(Clone, Debug)]
+pub struct TomlFile {
+    pub path: PathBuf,
+    pub table: toml::Table,
+}
+
+/// Environment plus optional TOML file: everything configuration is read from.
+#[derive(Clone, Debug, Default)]
+pub struct ConfigSource {
+    pub env: BTreeMap<String, String>,
+    pub toml: Option<TomlFile>,
+}
+
+impl ConfigSource {
+    /// The process environment, and the TOML file from `--config` or
+    /// `ORBIT_CONFIG_FILE`.
+    pub fn from_process(config: Option<&Path>) -> Result<Self, SettingsError> {
+        let env: BTreeMap<String, String> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
+        Self::new(env, config)
+    }
+
+    pub fn new(env: BTreeMap<String, String>, config: Option<&Path>) -> Result<Self, SettingsError> {
+        let path = config.map(Path::to_path_buf).or_else(|| env.get("ORBIT_CONFIG_FILE").map(PathBuf::from));
+        let toml = match path {
+            None => None,
+            Some(path) => {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|source| SettingsError::ReadFile { path: path.clone(), source })?;
+                let table = text
+                    .parse::<toml::Table>()
+                    .map_err(|e| SettingsError::Toml { path: path.clone(), message: e.to_string() })?;
+                Some(TomlFile { path, table })
+            }
+        };
+        Ok(ConfigSource { env, toml })
+    }
+
+    /// The value of `setting` and where it came from (env wins over TOML).
+    pub fn raw(&self, setting: &Setting) -> Option<(String, String)> {
+        if let Some(v) = self.env.get(setting.env) {
+            return Some((setting.env.to_string(), v.clone()));
+        }
+        let toml = self.toml.as_ref()?;
+        if setting.toml.is_empty() {
+            return None;
+        }
+        let value = lookup_path(&toml.table, setting.toml)?;
+        Some((format!("{} in {}", setting.toml, toml.path.display()), toml_scalar(value)?))
+    }
+
+    /// The TOML text as plugins see it: values of secret keys replaced by
+    /// [`WITHHELD`].
+    pub fn redacted_toml(&self) -> Option<String> {
+        let toml = self.toml.as_ref()?;
+        let mut table = toml.table.clone();
+        redact(&mut table);
+        Some(toml::to_string(&table).unwrap_or_default())
+    }
+}
+
+fn lookup_path<'a>(table: &'a toml::Table, path: &str) -> Option<&'a toml::Value> {
+    let mut parts = path.split('.');
+    let mut current = table.get(parts.next()?)?;
+    for part in parts {
+        current = current.as_table()?.get(part)?;
+    }
+    Some(current)
+}
+
+/// TOML scalars as the text an environment variable would hold.
+fn toml_scalar(v: &toml::Value) -> Option<String> {
+    match v {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Float(f) => Some(f.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn redact(table: &mut toml::Table) {
+    for (key, value) in table.iter_mut() {
+        match value {
+            toml::Value::Table(t) => redact(t),
+            _ if syntax::is_secret_name(key) => *value = toml::Value::String(WITHHELD.into()),
+            _ => {}
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Everything the host itself is configured with.
+#[derive(Clone, Debug)]
+pub struct ServerSettings {
+    pub http_addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    /// Bearer token for `/v1/*`. `Debug` shows only whether it is set.
+    pub api_token: Option<ApiToken>,
+    pub log_format: LogFormat,
+    pub max_key_bytes: usize,
+    pub max_value_bytes: usize,
+    pub shutdown_timeout: Duration,
+    pub ttl_purge_interval: Duration,
+    pub data_dir: PathBuf,
+    pub plugin_limits: PluginLimits,
+    selector: Option<PathBuf>,
+    translator: Option<PathBuf>,
+    health: Option<PathBuf>,
+}
+
+/// The API token; never printed.
+#[derive(Clone)]
+pub struct ApiToken(pub String);
+
+impl std::fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiToken(<withheld>)")
+    }
+}
+
+impl ServerSettings {
+    /// Reads and validates every host setting, collecting all errors.
+    pub fn from_source(src: &ConfigSource) -> Result<Self, SettingsError> {
+        let mut errors = Vec::new();
+        let mut r = Reader { src, errors: &mut errors };
+        let http_addr = r.socket_addr("ORBIT_HTTP_ADDR");
+        let metrics_addr = r.socket_addr("ORBIT_METRICS_ADDR");
+        let api_token = r.secret("ORBIT_API_TOKEN").map(ApiToken);
+        let log_format = match r.text("ORBIT_LOG_FORMAT").as_str() {
+            "json" => LogFormat::Json,
+            _ => LogFormat::Text,
+        };
+        let max_key_bytes = r.size("ORBIT_MAX_KEY_BYTES") as usize;
+        let max_value_bytes = r.size("ORBIT_MAX_VALUE_BYTES") as usize;
+        let shutdown_timeout = Duration::from_secs(r.secs("ORBIT_SHUTDOWN_TIMEOUT"));
+        let ttl_purge_interval = Duration::from_secs(r.secs("ORBIT_TTL_PURGE_INTERVAL").max(1));
+        let data_dir = PathBuf::from(r.text("ORBIT_DATA_DIR"));
+        let timeout = Duration::from_millis(r.millis("ORBIT_PLUGIN_TIMEOUT").max(1));
+        let memory_bytes = r.size("ORBIT_PLUGIN_MEMORY_LIMIT") as usize;
+        let selector = r.path("ORBIT_PLUGIN_SELECTOR");
+        let translator = r.path("ORBIT_PLUGIN_TRANSLATOR");
+        let health = r.path("ORBIT_PLUGIN_HEALTH");
+        if max_key_bytes == 0 || max_key_bytes > orbit_storage::MAX_KEY_LEN {
+            errors.push(format!(
+                "ORBIT_MAX_KEY_BYTES={max_key_bytes}: expected a byte size from 1 to {}",
+                orbit_storage::MAX_KEY_LEN
+            ));
+        }
+        if memory_bytes < (1 << 20) {
+            errors.push(format!(
+                "ORBIT_PLUGIN_MEMORY_LIMIT={memory_bytes}: expected at least 1MiB (a component needs a few pages)"
+            ));
+        }
+        if !errors.is_empty() {
+            return Err(SettingsError::Invalid(errors.join("\n")));
+        }
+        Ok(ServerSettings {
+            http_addr,
+            metrics_addr,
+            api_token,
+            log_format,
+            max_key_bytes,
+            max_value_bytes,
+            shutdown_timeout,
+            ttl_purge_interval,
+            data_dir,
+            plugin_limits: PluginLimits { timeout, memory_bytes },
+            selector,
+            translator,
+            health,
+        })
+    }
+
+    /// The operator's component for `role`, if one is configured.
+    pub fn plugin_path(&self, role: Role) -> Option<&Path> {
+        match role {
+            Role::Selector => self.selector.as_deref(),
+            Role::Translator => self.translator.as_deref(),
+            Role::Health => self.health.as_deref(),
+        }
+    }
+
+    pub fn store_access_limits(&self) -> StoreAccessLimits {
+        StoreAccessLimits { max_key_bytes: self.max_key_bytes, max_value_bytes: self.max_value_bytes }
+    }
+}
+
+/// Reads catalogue settings from a source, recording errors instead of
+/// stopping at the first.
+struct Reader<'a> {
+    src: &'a ConfigSource,
+    errors: &'a mut Vec<String>,
+}
+
+impl Reader<'_> {
+    fn setting(&self, env: &str) -> &'static Setting {
+        syntax::lookup(env).unwrap_or_else(|| panic!("{env} is missing from the settings catalogue"))
+    }
+
+    /// The raw value or the default, and where it came from.
+    fn value(&self, env: &str) -> (String, String) {
+        let s = self.setting(env);
+        self.src.raw(s).unwrap_or_else(|| (s.env.to_string(), s.default.to_string()))
+    }
+
+    fn parse<T>(&mut self, env: &str, f: impl Fn(&str) -> Result<T, syntax::ValueError>, fallback: T) -> T {
+        let (origin, value) = self.value(env);
+        match f(&value) {
+            Ok(v) => v,
+            Err(e) => {
+                self.errors.push(format!("{origin}={value:?}: {e}"));
+                fallback
+            }
+        }
+    }
+
+    fn text(&mut self, env: &str) -> String {
+        let s = self.setting(env);
+        let (origin, value) = self.value(env);
+        if let ValueKind::Choice(choices) = s.kind
+            && !choices.contains(&value.as_str())
+        {
+            self.errors.push(format!("{origin}={value:?}: expected one of {}", choices.join(", ")));
+        }
+        value
+    }
+
+    fn path(&mut self, env: &str) -> Option<PathBuf> {
+        let (_, value) = self.value(env);
+        (!value.is_empty()).then(|| PathBuf::from(value))
+    }
+
+    fn size(&mut self, env: &str) -> u64 {
+        self.parse(env, syntax::parse_byte_size, 0)
+    }
+
+    fn secs(&mut self, env: &str) -> u64 {
+        self.parse(env, syntax::parse_duration_secs, 1)
+    }
+
+    fn millis(&mut self, env: &str) -> u64 {
+        self.parse(env, syntax::parse_duration_ms, 1)
+    }
+
+    fn socket_addr(&mut self, env: &str) -> SocketAddr {
+        let fallback = SocketAddr::from(([127, 0, 0, 1], 0));
+        self.parse(
+            env,
+            |v| {
+                v.parse::<SocketAddr>().map_err(|_| syntax::ValueError {
+                    accepted: "an address to listen on, IP:PORT, e.g. 0.0.0.0:8080 or 127.0.0.1:8080".into(),
+                })
+            },
+            fallback,
+        )
+    }
+
+    /// A secret from `NAME` or the file `NAME_FILE`; refused in TOML.
+    fn secret(&mut self, env: &str) -> Option<String> {
+        if let Some(v) = self.src.env.get(env) {
+            return (!v.is_empty()).then(|| v.clone());
+        }
+        let file_var = format!("{env}_FILE");
+        if let Some(path) = self.src.env.get(&file_var) {
+            return match std::fs::read_to_string(path) {
+                Ok(s) => Some(s.trim_end_matches(['\n', '\r']).to_string()),
+                Err(e) => {
+                    self.errors.push(format!("{file_var}={path:?}: cannot read the secret file: {e}"));
+                    None
+                }
+            };
+        }
+        let s = self.setting(env);
+        if let Some(toml) = &self.src.toml
+            && lookup_path(&toml.table, s.toml).is_some()
+        {
+            self.errors.push(format!(
+                "{} in {}: secrets are not accepted in the TOML file; set {env} from a Kubernetes Secret, or {file_var}",
+                s.toml,
+                toml.path.display()
+            ));
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(env: &[(&str, &str)]) -> ConfigSource {
+        ConfigSource { env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), toml: None }
+    }
+
+    #[test]
+    fn defaults() {
+        let s = ServerSettings::from_source(&source(&[])).unwrap();
+        assert_eq!(s.http_addr.port(), 8080);
+        assert_eq!(s.metrics_addr.port(), 9090);
+        assert_eq!(s.max_value_bytes, 4 << 20);
+        assert!(s.api_token.is_none());
+    }
+
+    #[test]
+    fn errors_name_variable_value_and_form() {
+        let err = ServerSettings::from_source(&source(&[
+            ("ORBIT_HTTP_ADDR", "8080"),
+            ("ORBIT_MAX_VALUE_BYTES", "lots"),
+            ("ORBIT_LOG_FORMAT", "xml"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("ORBIT_HTTP_ADDR=\"8080\": expected an address"), "{err}");
+        assert!(err.contains("ORBIT_MAX_VALUE_BYTES=\"lots\": expected a byte size"), "{err}");
+        assert!(err.contains("ORBIT_LOG_FORMAT=\"xml\": expected one of text, json"), "{err}");
+    }
+
+    #[test]
+    fn token_is_never_printed() {
+        let s = ServerSettings::from_source(&source(&[("ORBIT_API_TOKEN", "hunter2")])).unwrap();
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn toml_secrets_are_redacted_and_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orbit.toml");
+        std::fs::write(
+            &path,
+            "[server]\napi_token = \"hunter2\"\n[persistence.s3]\nsecret_access_key = \"abc\"\nbucket = \"b\"\n",
+        )
+        .unwrap();
+        let src = ConfigSource::new(BTreeMap::new(), Some(&path)).unwrap();
+        let redacted = src.redacted_toml().unwrap();
+        assert!(!redacted.contains("hunter2") && !redacted.contains("abc"), "{redacted}");
+        assert!(redacted.contains("bucket = \"b\""));
+        let err = ServerSettings::from_source(&src).unwrap_err().to_string();
+        assert!(err.contains("secrets are not accepted in the TOML file") && !err.contains("hunter2"), "{err}");
+    }
+}

@@ -1,0 +1,414 @@
+//! The in-memory state of the memory backend and the storage contract's
+//! semantics on it.
+//!
+//! [`State`] is plain synchronous data: an ordered map of entries, a
+//! secondary `(expires_at, key)` index so purging touches only expired
+//! entries, the store-wide version counter and a change counter that tells
+//! `flush` whether a snapshot is due. The caller ([`super::MemoryStorage`])
+//! owns the lock around it and validates input first; every method here
+//! takes the current time as an argument so one operation sees one instant.
+//!
+//! Guarantees:
+//! - an expired entry (`expires_at <= now`) is treated as absent by every
+//!   read and precondition, whether or not it has been purged yet;
+//! - a failed operation (conflict, capacity) changes nothing;
+//! - versions come from one counter that only increases, and a batch either
+//!   applies every operation or none.
+
+use std::collections::btree_map::Entry as MapEntry;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
+
+use bytes::Bytes;
+
+use crate::{
+    BatchOp, Entry, KeyRange, ListPage, ListQuery, Precondition, PutOptions, StorageError,
+    StorageResult, UnixMillis, Version,
+};
+
+/// One stored value and its metadata (the key is the map key).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Slot {
+    pub value: Bytes,
+    pub version: Version,
+    pub expires_at: Option<UnixMillis>,
+}
+
+impl Slot {
+    fn is_live(&self, now: UnixMillis) -> bool {
+        is_live(self.expires_at, now)
+    }
+}
+
+/// Whether an entry with this expiry is visible at `now`.
+fn is_live(expires_at: Option<UnixMillis>, now: UnixMillis) -> bool {
+    expires_at.is_none_or(|at| at > now)
+}
+
+/// Everything a snapshot holds: a consistent copy taken under one lock.
+#[derive(Debug, Default)]
+pub(crate) struct SnapshotData {
+    pub next_version: Version,
+    pub entries: Vec<(Bytes, Slot)>,
+}
+
+#[derive(Debug)]
+pub(crate) struct State {
+    entries: BTreeMap<Bytes, Slot>,
+    /// `(expires_at, key)` of every entry that has an expiry.
+    expiries: BTreeSet<(UnixMillis, Bytes)>,
+    /// The version the next write gets; versions start at 1.
+    next_version: Version,
+    /// Sum of key and value lengths over `entries`.
+    bytes: u64,
+    /// Bumped by every change a snapshot must capture (not by purging
+    /// expired entries: a snapshot skips those anyway).
+    generation: u64,
+    /// Most live keys (`ORBIT_MEMORY_MAX_ENTRIES`).
+    max_entries: u64,
+}
+
+impl State {
+    pub fn new(max_entries: u64) -> Self {
+        State {
+            entries: BTreeMap::new(),
+            expiries: BTreeSet::new(),
+            next_version: 1,
+            bytes: 0,
+            generation: 0,
+            max_entries,
+        }
+    }
+
+    /// Rebuilds a state from a decoded snapshot. The snapshot decoder has
+    /// already checked that keys are unique and versions below `next_version`.
+    pub fn restore(max_entries: u64, snapshot: SnapshotData) -> Self {
+        let mut state = State::new(max_entries);
+        state.next_version = snapshot.next_version;
+        for (key, slot) in snapshot.entries {
+            state.insert(key, slot);
+        }
+        state.generation = 0;
+        state
+    }
+
+    /// Changes since the state was created; compare with the value seen by
+    /// the last successful snapshot.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Number of entries held, expired-but-unpurged ones included.
+    pub fn len(&self) -> u64 {
+        self.entries.len() as u64
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// A consistent copy of the live entries. Cloning `Bytes` only bumps
+    /// reference counts, so this is cheap enough to do under the read lock.
+    pub fn snapshot(&self, now: UnixMillis) -> SnapshotData {
+        let entries = self
+            .entries
+            .iter()
+            .filter(|(_, slot)| slot.is_live(now))
+            .map(|(key, slot)| (key.clone(), slot.clone()))
+            .collect();
+        SnapshotData {
+            next_version: self.next_version,
+            entries,
+        }
+    }
+
+    pub fn get(&self, key: &[u8], now: UnixMillis) -> Option<Entry> {
+        let (key, slot) = self.entries.get_key_value(key)?;
+        slot.is_live(now).then(|| Entry {
+            key: key.clone(),
+            value: slot.value.clone(),
+            version: slot.version,
+            expires_at: slot.expires_at,
+        })
+    }
+
+    pub fn put(
+        &mut self,
+        key: Bytes,
+        value: Bytes,
+        options: PutOptions,
+        now: UnixMillis,
+    ) -> StorageResult<Version> {
+        let current = self.live_version(&key, now);
+        check_precondition(&key, options.precondition, current)?;
+        if current.is_none() && is_live(options.expires_at, now) {
+            self.ensure_room(1, now)?;
+        }
+        let version = self.next_version;
+        self.next_version = bump(version)?;
+        self.insert(
+            key,
+            Slot {
+                value,
+                version,
+                expires_at: options.expires_at,
+            },
+        );
+        self.generation += 1;
+        Ok(version)
+    }
+
+    pub fn delete(
+        &mut self,
+        key: &[u8],
+        precondition: Precondition,
+        now: UnixMillis,
+    ) -> StorageResult<bool> {
+        let current = self.live_version(key, now);
+        check_precondition(key, precondition, current)?;
+        // An expired entry is removed as well (it is garbage), but only a
+        // live one counts as deleted and needs a new snapshot.
+        let removed = self.remove(key);
+        let deleted = removed.is_some_and(|slot| slot.is_live(now));
+        if deleted {
+            self.generation += 1;
+        }
+        Ok(deleted)
+    }
+
+    /// Validates every precondition against the state as the earlier
+    /// operations of the batch leave it, checks capacity for the net new
+    /// keys, and only then applies everything. A `Conflict` carries the
+    /// key's committed version (see [`State::committed_conflict`]).
+    pub fn batch(
+        &mut self,
+        ops: Vec<BatchOp>,
+        now: UnixMillis,
+    ) -> StorageResult<Vec<Option<Version>>> {
+        if ops.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut next_version = self.next_version;
+        let mut versions = Vec::with_capacity(ops.len());
+        let mut plan = Vec::with_capacity(ops.len());
+        // Live version of every key the batch touches, as of the operation
+        // being validated (`None`: absent or expired).
+        let mut pending: HashMap<Bytes, Option<Version>> = HashMap::new();
+        for op in ops {
+            let current = match pending.get(op.key()) {
+                Some(version) => *version,
+                None => self.live_version(op.key(), now),
+            };
+            match op {
+                BatchOp::Put {
+                    key,
+                    value,
+                    options,
+                } => {
+                    check_precondition(&key, options.precondition, current)
+                        .map_err(|_| self.committed_conflict(&key, now))?;
+                    let version = next_version;
+                    next_version = bump(version)?;
+                    versions.push(Some(version));
+                    pending.insert(
+                        key.clone(),
+                        is_live(options.expires_at, now).then_some(version),
+                    );
+                    plan.push((
+                        key,
+                        Some(Slot {
+                            value,
+                            version,
+                            expires_at: options.expires_at,
+                        }),
+                    ));
+                }
+                BatchOp::Delete { key, precondition } => {
+                    check_precondition(&key, precondition, current)
+                        .map_err(|_| self.committed_conflict(&key, now))?;
+                    versions.push(None);
+                    pending.insert(key.clone(), None);
+                    plan.push((key, None));
+                }
+            }
+        }
+        let (mut created, mut removed) = (0u64, 0u64);
+        for (key, after) in &pending {
+            match (self.live_version(key, now).is_some(), after.is_some()) {
+                (false, true) => created += 1,
+                (true, false) => removed += 1,
+                _ => {}
+            }
+        }
+        self.ensure_room(created.saturating_sub(removed), now)?;
+
+        for (key, slot) in plan {
+            match slot {
+                Some(slot) => self.insert(key, slot),
+                None => {
+                    self.remove(&key);
+                }
+            }
+        }
+        self.next_version = next_version;
+        self.generation += 1;
+        Ok(versions)
+    }
+
+    /// One page of live entries; `query` has been validated.
+    pub fn list(&self, query: &ListQuery, now: UnixMillis) -> ListPage {
+        let (start, end, prefix): (&[u8], Option<&[u8]>, Option<&[u8]>) = match &query.range {
+            KeyRange::Prefix(prefix) => (prefix, None, Some(prefix)),
+            KeyRange::Range { start, end } => {
+                (start.as_deref().unwrap_or_default(), end.as_deref(), None)
+            }
+        };
+        let lower = match query.cursor.as_deref() {
+            Some(cursor) if cursor >= start => Bound::Excluded(cursor),
+            _ => Bound::Included(start),
+        };
+        // `BTreeMap::range` panics on an empty range written with an
+        // excluded start; such a page is simply empty.
+        if let (Bound::Excluded(cursor), Some(end)) = (lower, end)
+            && cursor >= end
+        {
+            return ListPage::default();
+        }
+        let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
+
+        let mut live = self
+            .entries
+            .range::<[u8], _>((lower, upper))
+            .take_while(|(key, _)| prefix.is_none_or(|prefix| key.starts_with(prefix)))
+            .filter(|(_, slot)| slot.is_live(now));
+        let mut entries = Vec::new();
+        for (key, slot) in live.by_ref().take(query.limit) {
+            entries.push(Entry {
+                key: key.clone(),
+                value: slot.value.clone(),
+                version: slot.version,
+                expires_at: slot.expires_at,
+            });
+        }
+        let next_cursor = match live.next() {
+            Some(_) => entries.last().map(|entry| entry.key.clone()),
+            None => None,
+        };
+        ListPage {
+            entries,
+            next_cursor,
+        }
+    }
+
+    /// Removes every entry expired at `now`; returns how many.
+    pub fn purge_expired(&mut self, now: UnixMillis) -> u64 {
+        let mut purged = 0;
+        while let Some((expires_at, _)) = self.expiries.first() {
+            if *expires_at > now {
+                break;
+            }
+            let Some((_, key)) = self.expiries.pop_first() else {
+                break;
+            };
+            if let Some(slot) = self.entries.remove(&key) {
+                self.bytes -= entry_bytes(&key, &slot);
+                purged += 1;
+            }
+        }
+        purged
+    }
+
+    /// The conflict a failed batch reports: the version committed in the
+    /// store, never one the batch itself would have written (that version
+    /// was not used and will name a different write).
+    fn committed_conflict(&self, key: &[u8], now: UnixMillis) -> StorageError {
+        StorageError::conflict(key, self.live_version(key, now))
+    }
+
+    fn live_version(&self, key: &[u8], now: UnixMillis) -> Option<Version> {
+        self.entries
+            .get(key)
+            .filter(|slot| slot.is_live(now))
+            .map(|slot| slot.version)
+    }
+
+    /// Makes room for `new_keys` more live keys: purges expired entries if
+    /// the store looks full, then refuses if it still is. Never evicts.
+    fn ensure_room(&mut self, new_keys: u64, now: UnixMillis) -> StorageResult<()> {
+        if new_keys == 0 || self.len().saturating_add(new_keys) <= self.max_entries {
+            return Ok(());
+        }
+        self.purge_expired(now);
+        if self.len().saturating_add(new_keys) <= self.max_entries {
+            return Ok(());
+        }
+        Err(StorageError::CapacityExceeded(format!(
+            "the memory backend holds {} live keys and ORBIT_MEMORY_MAX_ENTRIES is {}; \
+             delete keys or raise the limit (entries are never evicted)",
+            self.len(),
+            self.max_entries
+        )))
+    }
+
+    /// Inserts or replaces an entry, keeping the expiry index and the byte
+    /// count in step. Does not touch versions or the generation.
+    fn insert(&mut self, key: Bytes, slot: Slot) {
+        let added = entry_bytes(&key, &slot);
+        if let Some(at) = slot.expires_at {
+            self.expiries.insert((at, key.clone()));
+        }
+        match self.entries.entry(key) {
+            MapEntry::Occupied(mut occupied) => {
+                let old = occupied.insert(slot);
+                self.bytes -= entry_bytes(occupied.key(), &old);
+                if let Some(at) = old.expires_at
+                    && Some(at) != occupied.get().expires_at
+                {
+                    self.expiries.remove(&(at, occupied.key().clone()));
+                }
+            }
+            MapEntry::Vacant(vacant) => {
+                vacant.insert(slot);
+            }
+        }
+        self.bytes += added;
+    }
+
+    fn remove(&mut self, key: &[u8]) -> Option<Slot> {
+        let (key, slot) = self.entries.remove_entry(key)?;
+        self.bytes -= entry_bytes(&key, &slot);
+        if let Some(at) = slot.expires_at {
+            self.expiries.remove(&(at, key));
+        }
+        Some(slot)
+    }
+}
+
+fn entry_bytes(key: &[u8], slot: &Slot) -> u64 {
+    (key.len() + slot.value.len()) as u64
+}
+
+/// The version after `version`. Only a hand-made snapshot can bring the
+/// counter near `u64::MAX`; refuse rather than wrap around.
+fn bump(version: Version) -> StorageResult<Version> {
+    version.checked_add(1).ok_or_else(|| {
+        StorageError::Unavailable("the memory backend's version counter is exhausted".into())
+    })
+}
+
+fn check_precondition(
+    key: &[u8],
+    precondition: Precondition,
+    current: Option<Version>,
+) -> StorageResult<()> {
+    let holds = match precondition {
+        Precondition::None => true,
+        Precondition::Absent => current.is_none(),
+        Precondition::Version(expected) => current == Some(expected),
+    };
+    if holds {
+        Ok(())
+    } else {
+        Err(StorageError::conflict(key, current))
+    }
+}

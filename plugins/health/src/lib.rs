@@ -1,0 +1,53 @@
+//! The default health policy (WIT world `health-policy`).
+//!
+//! The host measures (backend open, canary write+read, error counters, free
+//! space) and this plugin judges: live, ready, a one-word status and one
+//! sentence per reason. The world imports the key-value `store` so a custom
+//! policy could, say, honour a maintenance switch; this one does not need it.
+//! The logic lives in [`policy`] as plain Rust; this file converts WIT types.
+
+mod policy;
+
+wit_bindgen::generate!({
+    path: "../../wit",
+    world: "health-policy",
+});
+
+orbit_plugin_common::wit_glue!();
+
+use exports::orbit::storage::health::Guest;
+use orbit::storage::types::{DeploymentContext, HealthReport, HealthVerdict};
+
+struct Health;
+
+impl Guest for Health {
+    fn evaluate(context: DeploymentContext, report: HealthReport) -> HealthVerdict {
+        let env = glue::env(&context.env);
+        let data_root = context.facts.dirs.first().map(|d| policy::DataRoot {
+            path: d.path.clone(),
+            free_bytes: d.free_bytes,
+        });
+        let last_error = report.recent_errors.iter().max_by_key(|e| e.unix_ms);
+        let input = policy::Report {
+            backend: glue::kind(report.backend),
+            backend_open: report.backend_open,
+            canary_ok: report.canary.ok,
+            canary_latency_us: report.canary.latency_us,
+            canary_error: report.canary.error.clone(),
+            window_secs: report.window_secs,
+            operations: report.operations,
+            errors: report.errors,
+            last_error: last_error.map(|e| format!("{}: {}", e.operation, e.message)),
+            uptime_secs: report.uptime_secs,
+        };
+        let verdict = policy::evaluate(&env, context.toml.as_deref(), data_root.as_ref(), &input);
+        HealthVerdict {
+            live: verdict.live,
+            ready: verdict.ready,
+            status: verdict.status.to_string(),
+            reasons: verdict.reasons,
+        }
+    }
+}
+
+export!(Health);
