@@ -12,6 +12,8 @@ use orbit_storage::StorageError;
 #[derive(Debug)]
 pub enum ApiError {
     BadRequest(String),
+    /// An extractor refused the request; its status (415, 422, ...) is kept.
+    Rejected(StatusCode, String),
     Unauthorized,
     NotFound(String),
     MethodNotAllowed,
@@ -33,6 +35,14 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message, extra) = match self {
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m, json!({})),
+            ApiError::Rejected(status, m) => {
+                let code = match status {
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+                    StatusCode::UNPROCESSABLE_ENTITY => "unprocessable_entity",
+                    _ => "bad_request",
+                };
+                (status, code, m, json!({}))
+            }
             ApiError::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
@@ -87,6 +97,7 @@ impl IntoResponse for ApiError {
 pub fn rejection(status: StatusCode, message: String) -> ApiError {
     match status {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(message),
+        s if s.is_client_error() => ApiError::Rejected(s, message),
         _ => ApiError::BadRequest(message),
     }
 }

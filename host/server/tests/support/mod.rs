@@ -1,0 +1,183 @@
+//! Test support: run the real `orbit-server` binary as a child process with a
+//! given environment, talk to it over HTTP, stop it with SIGTERM or SIGKILL.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Method;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_orbit-server");
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A running server.
+pub struct Server {
+    pub child: Child,
+    pub http: String,
+    pub metrics: String,
+    pub data_dir: PathBuf,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+/// The command line a test runs the binary with (no inherited ORBIT_* variables).
+pub fn command(env: &[(&str, &str)], args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("ORBIT_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("RUST_LOG", "info");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// Runs the binary to completion; returns (success, stdout, stderr).
+pub fn run_to_end(env: &[(&str, &str)], args: &[&str]) -> (bool, String, String) {
+    let out = command(env, args).output().expect("run orbit-server");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+impl Server {
+    /// Starts the server on free ports with `ORBIT_DATA_DIR=data_dir` and
+    /// `env`, and waits until it answers. Panics with its stderr if it exits.
+    pub fn start(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        Self::try_start(data_dir, env).unwrap_or_else(|stderr| panic!("server did not start:\n{stderr}"))
+    }
+
+    /// Like [`start`], but returns the stderr if the process exits first.
+    pub fn try_start(data_dir: &Path, env: &[(&str, &str)]) -> Result<Server, String> {
+        let http_port = free_port();
+        let metrics_port = free_port();
+        let http_addr = format!("127.0.0.1:{http_port}");
+        let metrics_addr = format!("127.0.0.1:{metrics_port}");
+        let data = data_dir.display().to_string();
+        let mut all: Vec<(&str, &str)> =
+            vec![("ORBIT_HTTP_ADDR", &http_addr), ("ORBIT_METRICS_ADDR", &metrics_addr), ("ORBIT_DATA_DIR", &data)];
+        all.extend_from_slice(env);
+        let mut child = command(&all, &[]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(_status) = child.try_wait().unwrap() {
+                let mut err = String::new();
+                child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+                return Err(err);
+            }
+            if std::net::TcpStream::connect(&http_addr).is_ok() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "server did not listen within 30 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Keep draining stderr so the child never blocks on a full pipe.
+        let mut stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            let mut sink = Vec::new();
+            let _ = stderr.read_to_end(&mut sink);
+        });
+        Ok(Server {
+            child,
+            http: format!("http://{http_addr}"),
+            metrics: format!("http://{metrics_addr}"),
+            data_dir: data_dir.to_path_buf(),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        })
+    }
+
+    pub async fn call(&self, method: Method, path: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Resp {
+        let base = if path == "/metrics" { &self.metrics } else { &self.http };
+        let mut req = hyper::Request::builder().method(method).uri(format!("{base}{path}"));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let res = self.client.request(req.body(Full::new(body.into())).unwrap()).await.expect("request");
+        let status = res.status().as_u16();
+        let headers = res
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        Resp { status, headers, body }
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        self.call(Method::GET, path, &[], Bytes::new()).await
+    }
+
+    pub async fn put(&self, path: &str, body: &str) -> Resp {
+        self.call(Method::PUT, path, &[], body.to_string()).await
+    }
+
+    /// SIGTERM, then wait for exit; returns whether it exited successfully.
+    pub fn terminate(mut self) -> bool {
+        unsafe { libc_kill(self.child.id() as i32, 15) };
+        wait_exit(&mut self.child)
+    }
+
+    /// SIGKILL (no chance to flush anything).
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_exit(child: &mut Child) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s.success();
+        }
+        assert!(Instant::now() < deadline, "server did not exit within 30 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+unsafe extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+/// A response.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: BTreeMap<String, String>,
+    pub body: Bytes,
+}
+
+impl Resp {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+}
