@@ -1,5 +1,7 @@
 //! Name matching: "did you mean" suggestions and secret detection.
 
+use crate::ValueKind;
+
 /// The candidate closest to `name` by edit distance, if it is close enough to
 /// be a plausible typo (distance at most a third of the name, at least 2).
 pub fn closest_name<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
@@ -27,12 +29,21 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// True for names whose values are secrets and must never reach a plugin, a
-/// log line or an error message: any name containing `SECRET`, `PASSWORD`,
-/// `TOKEN`, `_KEY` or `CREDENTIAL` (`ORBIT_S3_ACCESS_KEY_ID`,
-/// `ORBIT_AZURE_ACCOUNT_KEY`, `ORBIT_API_TOKEN`, ...), except names ending in
-/// `_PATH` or `_FILE`, which hold a file name, not the secret.
-/// Case-insensitive, so it applies to TOML keys too.
+/// log line or an error message.
+///
+/// A name the catalogue knows (as an environment variable or a TOML key) is
+/// secret exactly when its kind is [`ValueKind::Secret`]. Any other name is
+/// judged by a conservative heuristic: it is secret if it contains `SECRET`,
+/// `PASSWORD`, `TOKEN`, `_KEY` or `CREDENTIAL`, unless it ends in `_PATH` or
+/// `_FILE` (a file name, not the secret). Case-insensitive, so it applies to
+/// TOML keys too.
 pub fn is_secret_name(name: &str) -> bool {
+    let known = crate::lookup(name).or_else(|| {
+        crate::settings().iter().find(|s| !s.toml.is_empty() && (s.toml_key() == name || s.toml_aliases.contains(&name)))
+    });
+    if let Some(setting) = known {
+        return setting.kind == ValueKind::Secret;
+    }
     let upper = name.to_ascii_uppercase();
     if upper.ends_with("_PATH") || upper.ends_with("_FILE") {
         return false;
@@ -65,7 +76,15 @@ mod tests {
         ] {
             assert!(is_secret_name(s), "{s}");
         }
-        for s in ["ORBIT_GCP_CREDENTIALS_PATH", "ORBIT_S3_SECRET_ACCESS_KEY_FILE", "ORBIT_S3_BUCKET", "POD_NAME"] {
+        for s in [
+            "ORBIT_GCP_CREDENTIALS_PATH",
+            "ORBIT_S3_SECRET_ACCESS_KEY_FILE",
+            "ORBIT_S3_BUCKET",
+            "POD_NAME",
+            "ORBIT_COW_MAX_KEYS_PER_NODE",
+            "ORBIT_MAX_KEY_BYTES",
+            "max_keys_per_node",
+        ] {
             assert!(!is_secret_name(s), "{s}");
         }
     }

@@ -193,11 +193,16 @@ impl fmt::Display for wit::Diagnostic {
             wit::Severity::Error => "error",
             wit::Severity::Warning => "warning",
         };
-        write!(f, "{level}: {}", self.variable)?;
-        if let Some(v) = &self.value {
-            write!(f, "={v:?}")?;
+        write!(f, "{level}: ")?;
+        // Messages usually name the variable themselves; do not say it twice.
+        if !self.message.contains(&self.variable) {
+            write!(f, "{}", self.variable)?;
+            if let Some(v) = &self.value {
+                write!(f, "={v:?}")?;
+            }
+            write!(f, ": ")?;
         }
-        write!(f, ": {}", self.message)?;
+        write!(f, "{}", self.message)?;
         if !self.accepted.is_empty() && !self.message.contains(&self.accepted) {
             write!(f, " (accepted: {})", self.accepted)?;
         }

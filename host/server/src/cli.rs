@@ -74,8 +74,9 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Serve => match serve::run(src, settings).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
+                // Logging is up, so the error goes out once, in the log format.
                 tracing::error!("{e:#}");
-                fail(&format!("{e:#}"))
+                ExitCode::FAILURE
             }
         },
         Command::Config { command: ConfigCommand::Check { env, json } } => check(src, settings, env, json).await,

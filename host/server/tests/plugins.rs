@@ -1,0 +1,181 @@
+//! Operator-supplied plugins, built from source here: the example custom
+//! selector changes the chosen backend without rebuilding the host, and a
+//! misbehaving health plugin (spin, unbounded allocation, panic) is stopped
+//! within its limits while the server keeps serving data.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use hyper::Method;
+use support::{Server, run_to_end};
+
+fn repo() -> PathBuf {
+    orbit_plugin_build::repo_root()
+}
+
+/// Builds the component of the plugin crate at `dir` (once per test binary)
+/// and writes it under the crate's `target/`.
+fn built(cell: &'static OnceLock<PathBuf>, dir: PathBuf, name: &str) -> &'static Path {
+    cell.get_or_init(|| {
+        let bytes = orbit_plugin_build::build_component(&dir, None)
+            .unwrap_or_else(|e| panic!("building {}: {e:#}", dir.display()));
+        let out = dir.join("target").join(format!("{name}.wasm"));
+        std::fs::write(&out, bytes).unwrap();
+        out
+    })
+}
+
+fn example_selector() -> &'static Path {
+    static CELL: OnceLock<PathBuf> = OnceLock::new();
+    built(&CELL, repo().join("examples/custom-selector"), "custom-selector")
+}
+
+fn misbehaving_health() -> &'static Path {
+    static CELL: OnceLock<PathBuf> = OnceLock::new();
+    built(&CELL, repo().join("host/server/tests/fixtures/misbehaving-health"), "misbehaving-health")
+}
+
+fn check_json(env: &[(&str, &str)]) -> serde_json::Value {
+    let (ok, out, err) = run_to_end(env, &["config", "check", "--json"]);
+    assert!(ok, "{out}\n{err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+#[test]
+fn example_selector_changes_the_backend_without_rebuilding_the_host() {
+    let selector = example_selector().display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().display().to_string();
+    let base = [("ORBIT_PLUGIN_SELECTOR", selector.as_str()), ("ORBIT_DATA_DIR", data.as_str())];
+
+    // Embedded default: memory.
+    assert_eq!(check_json(&[("ORBIT_DATA_DIR", &data)])["backend"], "memory");
+
+    // Writable data root with enough room: the example picks lsm_tree.
+    let j = check_json(&[base[0], base[1], ("ORBIT_EXAMPLE_MIN_FREE_BYTES", "1")]);
+    assert_eq!(j["backend"], "lsm_tree", "{j}");
+    assert_eq!(j["config"]["data_dir"], format!("{data}/lsm_tree"));
+    assert!(j["plugins"][0]["source"].as_str().unwrap().ends_with("custom-selector.wasm"), "{j}");
+
+    // Not enough room: memory, and the reason says why.
+    let j = check_json(&[base[0], base[1], ("ORBIT_EXAMPLE_MIN_FREE_BYTES", "1000000000000000000")]);
+    assert_eq!(j["backend"], "memory", "{j}");
+    assert!(j["reason"].as_str().unwrap().contains("free"), "{j}");
+
+    // Missing data root: memory.
+    let gone = dir.path().join("missing").display().to_string();
+    let j = check_json(&[base[0], ("ORBIT_DATA_DIR", &gone), ("ORBIT_EXAMPLE_MIN_FREE_BYTES", "1")]);
+    assert_eq!(j["backend"], "memory", "{j}");
+}
+
+#[test]
+fn a_plugin_for_another_role_or_a_broken_file_is_refused_clearly() {
+    let dist = repo().join("plugins/dist");
+    let translator = dist.join("translator.wasm").display().to_string();
+    let (ok, _, err) = run_to_end(&[("ORBIT_PLUGIN_SELECTOR", &translator)], &["config", "check"]);
+    assert!(!ok);
+    assert!(err.contains("is not a selector plugin"), "{err}");
+    assert!(err.contains("orbit:storage/selection@0.1.0"), "{err}");
+    assert!(err.contains("looks like a translator plugin"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.wasm");
+    std::fs::write(&garbage, b"\0asm\x0d\x00\x01\x00garbage").unwrap();
+    let (ok, _, err) = run_to_end(&[("ORBIT_PLUGIN_HEALTH", garbage.to_str().unwrap())], &["config", "check"]);
+    assert!(!ok);
+    assert!(err.contains("garbage.wasm") && err.contains("not a valid WebAssembly component"), "{err}");
+
+    let core = dir.path().join("core.wasm");
+    std::fs::write(&core, b"\0asm\x01\x00\x00\x00").unwrap();
+    let (ok, _, err) = run_to_end(&[("ORBIT_PLUGIN_TRANSLATOR", core.to_str().unwrap())], &["config", "check"]);
+    assert!(!ok);
+    assert!(err.contains("core WebAssembly module, not a component"), "{err}");
+
+    let (ok, _, err) = run_to_end(&[("ORBIT_PLUGIN_SELECTOR", "/nonexistent/selector.wasm")], &["config", "check"]);
+    assert!(!ok);
+    assert!(err.contains("/nonexistent/selector.wasm") && err.contains("cannot read the file"), "{err}");
+}
+
+async fn readiness(s: &Server) -> (u16, serde_json::Value, Duration) {
+    let t = Instant::now();
+    let r = s.get("/health/ready").await;
+    (r.status, r.json(), t.elapsed())
+}
+
+/// Readiness is cached for a second; wait it out before changing the mode.
+async fn set_mode(s: &Server, mode: Option<&str>) {
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    match mode {
+        Some(m) => assert_eq!(s.put("/v1/kv/misbehave", m).await.status, 200),
+        None => assert_eq!(s.call(Method::DELETE, "/v1/kv/misbehave", &[], "").await.status, 204),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runaway_health_plugin_is_stopped_while_data_keeps_flowing() {
+    let plugin = misbehaving_health().display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(
+        dir.path(),
+        &[
+            ("ORBIT_MEMORY_DISK_BACKUP", "false"),
+            ("ORBIT_PLUGIN_HEALTH", &plugin),
+            ("ORBIT_PLUGIN_TIMEOUT", "500ms"),
+            ("ORBIT_PLUGIN_MEMORY_LIMIT", "16MiB"),
+        ],
+    );
+    let (status, j, _) = readiness(&s).await;
+    assert_eq!(status, 200, "{j}");
+    assert_eq!(j["reasons"][0], "fixture read misbehave=none", "the plugin read the store: {j}");
+
+    // Spin: the readiness call is stopped at the CPU deadline, and requests
+    // on other connections are served meanwhile.
+    set_mode(&s, Some("spin")).await;
+    let probe = async { readiness(&s).await };
+    let traffic = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut worst = Duration::ZERO;
+        for i in 0..20 {
+            let t = Instant::now();
+            assert_eq!(s.put(&format!("/v1/kv/during/{i}"), "x").await.status, 200);
+            assert_eq!(s.get(&format!("/v1/kv/during/{i}")).await.status, 200);
+            worst = worst.max(t.elapsed());
+        }
+        worst
+    };
+    let ((status, j, took), worst) = tokio::join!(probe, traffic);
+    assert_eq!(status, 503, "{j}");
+    let reason = j["reasons"][0].as_str().unwrap();
+    assert!(reason.contains("exceeded its CPU deadline"), "{j}");
+    assert!(took >= Duration::from_millis(450) && took < Duration::from_secs(3), "stopped after {took:?}");
+    assert!(worst < Duration::from_millis(400), "data requests stalled {worst:?} while the plugin spun");
+    assert_eq!(j["live"], true, "a failing health plugin does not make the pod dead");
+
+    // Unbounded allocation: stopped at the memory cap.
+    set_mode(&s, Some("hog")).await;
+    let (status, j, _) = readiness(&s).await;
+    assert_eq!(status, 503);
+    assert!(j["reasons"][0].as_str().unwrap().contains("memory limit of 16777216 bytes"), "{j}");
+
+    // A panic is a trap for that call.
+    set_mode(&s, Some("trap")).await;
+    let (status, j, _) = readiness(&s).await;
+    assert_eq!(status, 503);
+    assert!(j["reasons"][0].as_str().unwrap().contains("trapped"), "{j}");
+
+    // Back to normal without a restart.
+    set_mode(&s, None).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, j, _) = readiness(&s).await;
+    assert_eq!(status, 200, "{j}");
+
+    let m = s.get("/metrics").await.text();
+    for outcome in ["cpu_deadline", "memory_limit", "trap"] {
+        let needle = format!(r#"orbit_plugin_calls_total{{role="health",function="evaluate",outcome="{outcome}"}} 1"#);
+        assert!(m.contains(&needle), "missing {needle}");
+    }
+    assert_eq!(s.get("/v1/kv/during/19").await.status, 200);
+}
