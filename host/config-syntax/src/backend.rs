@@ -43,7 +43,10 @@ impl BackendKind {
     pub const fn is_local(self) -> bool {
         matches!(
             self,
-            BackendKind::Memory | BackendKind::CowBtree | BackendKind::LsmTree | BackendKind::Rocksdb
+            BackendKind::Memory
+                | BackendKind::CowBtree
+                | BackendKind::LsmTree
+                | BackendKind::Rocksdb
         )
     }
 
@@ -100,6 +103,9 @@ mod tests {
             assert_eq!(k.name().parse::<BackendKind>().unwrap(), k);
         }
         let err = "lsm".parse::<BackendKind>().unwrap_err().to_string();
-        assert!(err.contains("\"lsm\"") && err.contains("lsm_tree, rocksdb"), "{err}");
+        assert!(
+            err.contains("\"lsm\"") && err.contains("lsm_tree, rocksdb"),
+            "{err}"
+        );
     }
 }

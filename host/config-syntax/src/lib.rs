@@ -13,7 +13,9 @@ mod names;
 mod value;
 
 pub use backend::BackendKind;
-pub use catalogue::{DATA_DIR_PLACEHOLDER, Scope, Setting, ValueKind, lookup, lookup_toml, settings};
+pub use catalogue::{
+    DATA_DIR_PLACEHOLDER, Scope, Setting, ValueKind, lookup, lookup_toml, settings,
+};
 pub use names::{closest_name, is_secret_name};
 pub use value::{
     ValueError, parse_bool, parse_byte_size, parse_count, parse_duration_ms, parse_duration_secs,

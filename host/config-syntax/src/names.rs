@@ -4,7 +4,10 @@ use crate::ValueKind;
 
 /// The candidate closest to `name` by edit distance, if it is close enough to
 /// be a plausible typo (distance at most a third of the name, at least 2).
-pub fn closest_name<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn closest_name<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let limit = (name.chars().count() / 3).max(2);
     candidates
         .into_iter()
@@ -39,7 +42,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// TOML keys too.
 pub fn is_secret_name(name: &str) -> bool {
     let known = crate::lookup(name).or_else(|| {
-        crate::settings().iter().find(|s| !s.toml.is_empty() && (s.toml_key() == name || s.toml_aliases.contains(&name)))
+        crate::settings().iter().find(|s| {
+            !s.toml.is_empty() && (s.toml_key() == name || s.toml_aliases.contains(&name))
+        })
     });
     if let Some(setting) = known {
         return setting.kind == ValueKind::Secret;
@@ -60,7 +65,10 @@ mod tests {
     #[test]
     fn suggests_typos_only() {
         let names = ["ORBIT_LSM_MEMTABLE_SIZE", "ORBIT_LSM_MAX_MEMTABLES"];
-        assert_eq!(closest_name("ORBIT_LSM_MEMTABLE_SIZ", names), Some("ORBIT_LSM_MEMTABLE_SIZE"));
+        assert_eq!(
+            closest_name("ORBIT_LSM_MEMTABLE_SIZ", names),
+            Some("ORBIT_LSM_MEMTABLE_SIZE")
+        );
         assert_eq!(closest_name("ORBIT_TOTALLY_DIFFERENT", names), None);
     }
 

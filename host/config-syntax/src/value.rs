@@ -12,7 +12,9 @@ pub struct ValueError {
 
 impl ValueError {
     fn new(accepted: impl Into<String>) -> Self {
-        ValueError { accepted: accepted.into() }
+        ValueError {
+            accepted: accepted.into(),
+        }
     }
 }
 
@@ -25,8 +27,7 @@ impl fmt::Display for ValueError {
 impl std::error::Error for ValueError {}
 
 pub const BOOL_ACCEPTED: &str = "a boolean: true or false (also 1/0, yes/no, on/off)";
-pub const SIZE_ACCEPTED: &str =
-    "a byte size: an integer number of bytes, optionally with a unit (KiB, MiB, GiB, TiB, Ki, Mi, Gi, Ti, KB, MB, GB, TB), e.g. 67108864 or 64MiB";
+pub const SIZE_ACCEPTED: &str = "a byte size: an integer number of bytes, optionally with a unit (KiB, MiB, GiB, TiB, Ki, Mi, Gi, Ti, KB, MB, GB, TB), e.g. 67108864 or 64MiB";
 
 /// `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`, any case. Nothing else:
 /// `ORBIT_MEMORY_DISK_BACKUP=false` must mean off, and `flase` is an error.
@@ -60,7 +61,8 @@ pub fn parse_byte_size(s: &str) -> Result<u64, ValueError> {
         "TB" => 1_000_000_000_000,
         _ => return Err(ValueError::new(SIZE_ACCEPTED)),
     };
-    n.checked_mul(mult).ok_or_else(|| ValueError::new(format!("{SIZE_ACCEPTED} (at most 2^64-1 bytes)")))
+    n.checked_mul(mult)
+        .ok_or_else(|| ValueError::new(format!("{SIZE_ACCEPTED} (at most 2^64-1 bytes)")))
 }
 
 /// An integer in `[min, max]`.
@@ -83,8 +85,7 @@ pub fn parse_fraction(s: &str) -> Result<f64, ValueError> {
     Ok(x)
 }
 
-const DURATION_ACCEPTED: &str =
-    "a duration: an integer number of seconds, or an integer with a unit ms, s, m or h (e.g. 30, 30s, 500ms, 5m)";
+const DURATION_ACCEPTED: &str = "a duration: an integer number of seconds, or an integer with a unit ms, s, m or h (e.g. 30, 30s, 500ms, 5m)";
 
 /// A duration in milliseconds: `30` (seconds), `30s`, `500ms`, `5m`, `1h`.
 pub fn parse_duration_ms(s: &str) -> Result<u64, ValueError> {
@@ -94,7 +95,9 @@ pub fn parse_duration_ms(s: &str) -> Result<u64, ValueError> {
     if digits.is_empty() {
         return Err(ValueError::new(DURATION_ACCEPTED));
     }
-    let n: u64 = digits.parse().map_err(|_| ValueError::new(DURATION_ACCEPTED))?;
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| ValueError::new(DURATION_ACCEPTED))?;
     let mult = match unit.trim() {
         "ms" => 1,
         "" | "s" => 1_000,
@@ -102,7 +105,8 @@ pub fn parse_duration_ms(s: &str) -> Result<u64, ValueError> {
         "h" => 3_600_000,
         _ => return Err(ValueError::new(DURATION_ACCEPTED)),
     };
-    n.checked_mul(mult).ok_or_else(|| ValueError::new(DURATION_ACCEPTED))
+    n.checked_mul(mult)
+        .ok_or_else(|| ValueError::new(DURATION_ACCEPTED))
 }
 
 /// A duration in whole seconds (`30`, `30s`, `5m`); sub-second values are refused.
@@ -154,7 +158,12 @@ mod tests {
     #[test]
     fn counts_and_fractions() {
         assert_eq!(parse_count("4", 2, 64).unwrap(), 4);
-        assert!(parse_count("1", 2, 64).unwrap_err().accepted.contains("from 2 to 64"));
+        assert!(
+            parse_count("1", 2, 64)
+                .unwrap_err()
+                .accepted
+                .contains("from 2 to 64")
+        );
         assert!(parse_fraction("0.01").is_ok());
         assert!(parse_fraction("1").is_err());
         assert!(parse_fraction("NaN").is_err());

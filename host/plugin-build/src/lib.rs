@@ -48,7 +48,10 @@ pub fn default_plugins() -> [(&'static str, PathBuf); 3] {
 /// The repository this crate belongs to.
 pub fn repo_root() -> PathBuf {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    here.parent().and_then(Path::parent).unwrap_or(here).to_path_buf()
+    here.parent()
+        .and_then(Path::parent)
+        .unwrap_or(here)
+        .to_path_buf()
 }
 
 /// Where the committed components live.
@@ -82,13 +85,23 @@ pub fn build_component(crate_dir: &Path, target_dir: Option<&Path>) -> Result<Ve
     if workspace_root.join("Cargo.lock").is_file() {
         cmd.arg("--locked");
     }
-    let output = cmd.output().with_context(|| format!("running {CARGO} build in {}", crate_dir.display()))?;
+    let output = cmd
+        .output()
+        .with_context(|| format!("running {CARGO} build in {}", crate_dir.display()))?;
     if !output.status.success() {
-        bail!("{CARGO} build failed in {} ({})", crate_dir.display(), output.status);
+        bail!(
+            "{CARGO} build failed in {} ({})",
+            crate_dir.display(),
+            output.status
+        );
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let wasm = find_wasm_artifact(&stdout)
-        .with_context(|| format!("finding the .wasm that {CARGO} built in {}", crate_dir.display()))?;
+    let wasm = find_wasm_artifact(&stdout).with_context(|| {
+        format!(
+            "finding the .wasm that {CARGO} built in {}",
+            crate_dir.display()
+        )
+    })?;
     let module = fs::read(&wasm).with_context(|| format!("reading {}", wasm.display()))?;
     encode_component(&module).with_context(|| format!("encoding {} as a component", wasm.display()))
 }
@@ -96,7 +109,10 @@ pub fn build_component(crate_dir: &Path, target_dir: Option<&Path>) -> Result<Ve
 /// Turns a core module carrying its `component-type` custom section (as
 /// `wit-bindgen` emits it) into a validated component.
 pub fn encode_component(module: &[u8]) -> Result<Vec<u8>> {
-    wit_component::ComponentEncoder::default().module(module)?.validate(true).encode()
+    wit_component::ComponentEncoder::default()
+        .module(module)?
+        .validate(true)
+        .encode()
 }
 
 /// One built component.
@@ -116,7 +132,12 @@ pub fn build_default_plugins(dist: &Path) -> Result<Vec<Built>> {
         let bytes = build_component(&dir, None)?;
         let path = dist.join(format!("{name}.wasm"));
         fs::write(&path, &bytes).with_context(|| format!("writing {}", path.display()))?;
-        built.push(Built { name, path, size: bytes.len(), sha256: sha256_hex(&bytes) });
+        built.push(Built {
+            name,
+            path,
+            size: bytes.len(),
+            sha256: sha256_hex(&bytes),
+        });
     }
     Ok(built)
 }
@@ -141,7 +162,11 @@ impl Comparison {
     pub fn describe(&self) -> String {
         match &self.committed_sha256 {
             Some(c) if self.matches() => {
-                format!("{}: ok, {} bytes, sha256 {c}", self.committed.display(), self.rebuilt_size)
+                format!(
+                    "{}: ok, {} bytes, sha256 {c}",
+                    self.committed.display(),
+                    self.rebuilt_size
+                )
             }
             Some(c) => format!(
                 "{}: MISMATCH: committed sha256 {c}, rebuilt sha256 {} ({} bytes)",
@@ -201,7 +226,9 @@ impl Toolchain {
             }
         }
         if !Path::new(RUST_SRC).is_dir() {
-            return Err(missing(&format!("the standard library's source ({RUST_SRC})")));
+            return Err(missing(&format!(
+                "the standard library's source ({RUST_SRC})"
+            )));
         }
         let wasm_ld = search_path("wasm-ld").ok_or_else(|| missing("wasm-ld"))?;
         Ok(Toolchain { wasm_ld })
@@ -239,7 +266,11 @@ impl Toolchain {
             .output()
             .context("running cargo locate-project")?;
         if !out.status.success() {
-            bail!("cargo locate-project failed in {} ({})", dir.display(), out.status);
+            bail!(
+                "cargo locate-project failed in {} ({})",
+                dir.display(),
+                out.status
+            );
         }
         let manifest = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
         manifest
@@ -252,16 +283,32 @@ impl Toolchain {
 /// Variables the build may see: home, temp, terminal, network and registry
 /// settings. Nothing that changes what the compiler produces.
 fn passes_through(key: &std::ffi::OsStr) -> bool {
-    let Some(key) = key.to_str() else { return false };
+    let Some(key) = key.to_str() else {
+        return false;
+    };
     matches!(
         key,
-        "HOME" | "USER" | "TMPDIR" | "TERM" | "CARGO_HOME" | "CARGO_TERM_COLOR" | "CARGO_TERM_PROGRESS_WHEN"
-            | "SSL_CERT_FILE" | "SSL_CERT_DIR"
+        "HOME"
+            | "USER"
+            | "TMPDIR"
+            | "TERM"
+            | "CARGO_HOME"
+            | "CARGO_TERM_COLOR"
+            | "CARGO_TERM_PROGRESS_WHEN"
+            | "SSL_CERT_FILE"
+            | "SSL_CERT_DIR"
     ) || key.eq_ignore_ascii_case("http_proxy")
         || key.eq_ignore_ascii_case("https_proxy")
         || key.eq_ignore_ascii_case("no_proxy")
         || key.eq_ignore_ascii_case("all_proxy")
-        || ["CARGO_NET_", "CARGO_HTTP_", "CARGO_REGISTRIES_", "CARGO_REGISTRY_"].iter().any(|p| key.starts_with(p))
+        || [
+            "CARGO_NET_",
+            "CARGO_HTTP_",
+            "CARGO_REGISTRIES_",
+            "CARGO_REGISTRY_",
+        ]
+        .iter()
+        .any(|p| key.starts_with(p))
 }
 
 fn search_path(program: &str) -> Option<PathBuf> {
@@ -269,7 +316,9 @@ fn search_path(program: &str) -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("PATH") {
         dirs.extend(std::env::split_paths(&path));
     }
-    dirs.into_iter().map(|d| d.join(program)).find(|p| p.is_file())
+    dirs.into_iter()
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
 }
 
 /// The `.wasm` among the `compiler-artifact` messages of
@@ -280,7 +329,9 @@ fn find_wasm_artifact(json_lines: &str) -> Result<PathBuf> {
         if !line.contains("\"reason\":\"compiler-artifact\"") {
             continue;
         }
-        let Some(start) = line.find("\"filenames\":[") else { continue };
+        let Some(start) = line.find("\"filenames\":[") else {
+            continue;
+        };
         let mut rest = &line[start + "\"filenames\":[".len()..];
         while let Some((name, after)) = json_string(rest) {
             if name.ends_with(".wasm") && !found.iter().any(|f| f.as_os_str() == name.as_str()) {
@@ -291,8 +342,12 @@ fn find_wasm_artifact(json_lines: &str) -> Result<PathBuf> {
     }
     match found.len() {
         1 => Ok(found.remove(0)),
-        0 => bail!("the build produced no .wasm; is the crate a `crate-type = [\"cdylib\"]` library?"),
-        _ => bail!("the build produced several .wasm files ({found:?}); build one plugin crate at a time"),
+        0 => bail!(
+            "the build produced no .wasm; is the crate a `crate-type = [\"cdylib\"]` library?"
+        ),
+        _ => bail!(
+            "the build produced several .wasm files ({found:?}); build one plugin crate at a time"
+        ),
     }
 }
 
@@ -313,8 +368,13 @@ fn json_string(s: &str) -> Option<(String, &str)> {
                     'b' => out.push('\u{8}'),
                     'f' => out.push('\u{c}'),
                     'u' => {
-                        let hex: String = (0..4).filter_map(|_| chars.next().map(|(_, h)| h)).collect();
-                        out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?).unwrap_or('\u{fffd}'));
+                        let hex: String = (0..4)
+                            .filter_map(|_| chars.next().map(|(_, h)| h))
+                            .collect();
+                        out.push(
+                            char::from_u32(u32::from_str_radix(&hex, 16).ok()?)
+                                .unwrap_or('\u{fffd}'),
+                        );
                     }
                     other => out.push(other),
                 }
@@ -361,16 +421,36 @@ mod tests {
             panic!("a WIT package, not a component")
         };
         let w = &resolve.worlds[world];
-        let names = |items: Vec<&_>| -> Vec<String> { items.into_iter().map(|k| resolve.name_world_key(k)).collect() };
-        (names(w.imports.keys().collect()), names(w.exports.keys().collect()))
+        let names = |items: Vec<&_>| -> Vec<String> {
+            items
+                .into_iter()
+                .map(|k| resolve.name_world_key(k))
+                .collect()
+        };
+        (
+            names(w.imports.keys().collect()),
+            names(w.exports.keys().collect()),
+        )
     }
 
     #[test]
     fn committed_components_target_their_worlds() {
         let expected = [
-            ("selector", "orbit:storage/selection@0.1.0", &["orbit:storage/types@0.1.0"][..]),
-            ("translator", "orbit:storage/translation@0.1.0", &["orbit:storage/types@0.1.0"][..]),
-            ("health", "orbit:storage/health@0.1.0", &["orbit:storage/types@0.1.0", "orbit:storage/store@0.1.0"][..]),
+            (
+                "selector",
+                "orbit:storage/selection@0.1.0",
+                &["orbit:storage/types@0.1.0"][..],
+            ),
+            (
+                "translator",
+                "orbit:storage/translation@0.1.0",
+                &["orbit:storage/types@0.1.0"][..],
+            ),
+            (
+                "health",
+                "orbit:storage/health@0.1.0",
+                &["orbit:storage/types@0.1.0", "orbit:storage/store@0.1.0"][..],
+            ),
         ];
         for (name, export, allowed_imports) in expected {
             let path = dist_dir().join(format!("{name}.wasm"));
@@ -378,7 +458,10 @@ mod tests {
             let (imports, exports) = world_of(&bytes);
             assert_eq!(exports, [export], "{name} exports");
             for import in &imports {
-                assert!(allowed_imports.contains(&import.as_str()), "{name} imports {import}");
+                assert!(
+                    allowed_imports.contains(&import.as_str()),
+                    "{name} imports {import}"
+                );
             }
             prints_as_wit(&bytes);
         }
@@ -387,7 +470,9 @@ mod tests {
     /// Printing the component's WIT proves its type information is complete.
     fn prints_as_wit(bytes: &[u8]) {
         let decoded = wit_component::decode(bytes).unwrap();
-        wit_component::WitPrinter::default().print(decoded.resolve(), decoded.package(), &[]).unwrap();
+        wit_component::WitPrinter::default()
+            .print(decoded.resolve(), decoded.package(), &[])
+            .unwrap();
     }
 
     #[test]
@@ -403,14 +488,21 @@ mod tests {
             find_wasm_artifact(lines).unwrap(),
             PathBuf::from("/t/wasm32-unknown-unknown/release/orbit_selector.wasm")
         );
-        assert_eq!(json_string(r#""a\"b\u00e9" rest"#), Some(("a\"bé".to_string(), " rest")));
+        assert_eq!(
+            json_string(r#""a\"b\u00e9" rest"#),
+            Some(("a\"bé".to_string(), " rest"))
+        );
         assert!(find_wasm_artifact("").is_err());
     }
 
     #[test]
     fn default_plugins_exist() {
         for (name, dir) in default_plugins() {
-            assert!(dir.join("Cargo.toml").is_file(), "{name}: {}", dir.display());
+            assert!(
+                dir.join("Cargo.toml").is_file(),
+                "{name}: {}",
+                dir.display()
+            );
         }
     }
 }

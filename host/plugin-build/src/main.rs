@@ -11,7 +11,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use orbit_plugin_build::{build_component, build_default_plugins, check, dist_dir, repo_root, sha256_hex};
+use orbit_plugin_build::{
+    build_component, build_default_plugins, check, dist_dir, repo_root, sha256_hex,
+};
 
 const USAGE: &str = "usage: orbit-plugin-build [--check | --crate DIR [--out FILE] | --example NAME [--out FILE]]
 
@@ -32,12 +34,23 @@ fn parse_args() -> Result<Mode> {
     let mut mode = Mode::Default;
     let mut out = None;
     while let Some(arg) = args.next() {
-        let mut value = |flag: &str| args.next().with_context(|| format!("{flag} needs a value\n\n{USAGE}"));
+        let mut value = |flag: &str| {
+            args.next()
+                .with_context(|| format!("{flag} needs a value\n\n{USAGE}"))
+        };
         match arg.as_str() {
             "--check" => mode = Mode::Check,
-            "--crate" => mode = Mode::One { dir: PathBuf::from(value("--crate")?), out: None },
+            "--crate" => {
+                mode = Mode::One {
+                    dir: PathBuf::from(value("--crate")?),
+                    out: None,
+                }
+            }
             "--example" => {
-                mode = Mode::One { dir: repo_root().join("examples").join(value("--example")?), out: None }
+                mode = Mode::One {
+                    dir: repo_root().join("examples").join(value("--example")?),
+                    out: None,
+                }
             }
             "--out" => out = Some(PathBuf::from(value("--out")?)),
             "-h" | "--help" => {
@@ -60,7 +73,12 @@ fn run() -> Result<bool> {
     match parse_args()? {
         Mode::Default => {
             for b in build_default_plugins(&dist_dir())? {
-                println!("{}: {} bytes, sha256 {}", b.path.display(), b.size, b.sha256);
+                println!(
+                    "{}: {} bytes, sha256 {}",
+                    b.path.display(),
+                    b.size,
+                    b.sha256
+                );
             }
         }
         Mode::Check => {
@@ -82,15 +100,24 @@ fn run() -> Result<bool> {
                 Some(out) => out,
                 None => {
                     let dir = dir.canonicalize().unwrap_or(dir);
-                    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or("plugin".into());
+                    let name = dir
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or("plugin".into());
                     dir.join("dist").join(format!("{name}.wasm"))
                 }
             };
             if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
             }
             std::fs::write(&out, &bytes).with_context(|| format!("writing {}", out.display()))?;
-            println!("{}: {} bytes, sha256 {}", out.display(), bytes.len(), sha256_hex(&bytes));
+            println!(
+                "{}: {} bytes, sha256 {}",
+                out.display(),
+                bytes.len(),
+                sha256_hex(&bytes)
+            );
         }
     }
     eprintln!("done in {:.1} s", started.elapsed().as_secs_f64());

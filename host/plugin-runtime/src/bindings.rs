@@ -36,4 +36,3 @@ pub mod translator_world {
 /// The contract's shared types (`orbit:storage/types`).
 pub use health_world::orbit::storage::store;
 pub use health_world::orbit::storage::types;
-

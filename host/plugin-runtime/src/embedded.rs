@@ -11,8 +11,17 @@ pub const HEALTH: &[u8] = include_bytes!("../../../plugins/dist/health.wasm");
 /// The embedded default for `role`.
 pub fn default_source(role: Role) -> PluginSource {
     match role {
-        Role::Selector => PluginSource::Embedded { name: "selector", bytes: SELECTOR },
-        Role::Translator => PluginSource::Embedded { name: "translator", bytes: TRANSLATOR },
-        Role::Health => PluginSource::Embedded { name: "health", bytes: HEALTH },
+        Role::Selector => PluginSource::Embedded {
+            name: "selector",
+            bytes: SELECTOR,
+        },
+        Role::Translator => PluginSource::Embedded {
+            name: "translator",
+            bytes: TRANSLATOR,
+        },
+        Role::Health => PluginSource::Embedded {
+            name: "health",
+            bytes: HEALTH,
+        },
     }
 }

@@ -8,28 +8,65 @@ use std::time::Duration;
 pub enum PluginError {
     /// The file could not be read, or is not a valid component.
     #[error("plugin {plugin}: cannot load {source_name}: {reason}")]
-    Load { plugin: String, source_name: String, reason: String },
+    Load {
+        plugin: String,
+        source_name: String,
+        reason: String,
+    },
     /// The component does not export the role's interface at a compatible version.
     #[error("plugin {plugin} ({source_name}) is not a {role} plugin: {reason}")]
-    WrongWorld { plugin: String, source_name: String, role: &'static str, reason: String },
+    WrongWorld {
+        plugin: String,
+        source_name: String,
+        role: &'static str,
+        reason: String,
+    },
     /// The component imports something this host does not provide.
     #[error("plugin {plugin} ({source_name}) cannot be instantiated: {reason}")]
-    Link { plugin: String, source_name: String, reason: String },
+    Link {
+        plugin: String,
+        source_name: String,
+        reason: String,
+    },
     /// The call ran past its CPU deadline (epoch interruption).
-    #[error("plugin {plugin}: call {function} exceeded its CPU deadline of {limit:?} and was stopped")]
-    CpuDeadline { plugin: String, function: &'static str, limit: Duration },
+    #[error(
+        "plugin {plugin}: call {function} exceeded its CPU deadline of {limit:?} and was stopped"
+    )]
+    CpuDeadline {
+        plugin: String,
+        function: &'static str,
+        limit: Duration,
+    },
     /// The call tried to grow memory past the cap.
-    #[error("plugin {plugin}: call {function} exceeded its memory limit of {limit_bytes} bytes and was stopped")]
-    MemoryLimit { plugin: String, function: &'static str, limit_bytes: usize },
+    #[error(
+        "plugin {plugin}: call {function} exceeded its memory limit of {limit_bytes} bytes and was stopped"
+    )]
+    MemoryLimit {
+        plugin: String,
+        function: &'static str,
+        limit_bytes: usize,
+    },
     /// The call did not return in wall-clock time (for example, blocked in a host import).
     #[error("plugin {plugin}: call {function} timed out after {limit:?}")]
-    Timeout { plugin: String, function: &'static str, limit: Duration },
+    Timeout {
+        plugin: String,
+        function: &'static str,
+        limit: Duration,
+    },
     /// The guest trapped (panic, unreachable, out-of-bounds access, ...).
     #[error("plugin {plugin}: call {function} trapped: {message}")]
-    Trap { plugin: String, function: &'static str, message: String },
+    Trap {
+        plugin: String,
+        function: &'static str,
+        message: String,
+    },
     /// The call returned something the host cannot use.
     #[error("plugin {plugin}: call {function} returned invalid output: {reason}")]
-    InvalidOutput { plugin: String, function: &'static str, reason: String },
+    InvalidOutput {
+        plugin: String,
+        function: &'static str,
+        reason: String,
+    },
 }
 
 impl PluginError {

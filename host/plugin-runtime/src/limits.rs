@@ -19,7 +19,10 @@ pub struct PluginLimits {
 
 impl Default for PluginLimits {
     fn default() -> Self {
-        PluginLimits { timeout: Duration::from_secs(2), memory_bytes: 64 << 20 }
+        PluginLimits {
+            timeout: Duration::from_secs(2),
+            memory_bytes: 64 << 20,
+        }
     }
 }
 
@@ -34,12 +37,21 @@ pub struct CallLimiter {
 
 impl CallLimiter {
     pub fn new(limits: &PluginLimits) -> Self {
-        CallLimiter { memory_cap: limits.memory_bytes, memory_in_use: 0, memory_cap_hit: false }
+        CallLimiter {
+            memory_cap: limits.memory_bytes,
+            memory_in_use: 0,
+            memory_cap_hit: false,
+        }
     }
 }
 
 impl wasmtime::ResourceLimiter for CallLimiter {
-    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         let after = self.memory_in_use - current.min(self.memory_in_use) + desired;
         if after > self.memory_cap {
             self.memory_cap_hit = true;
@@ -54,7 +66,12 @@ impl wasmtime::ResourceLimiter for CallLimiter {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
     }
 

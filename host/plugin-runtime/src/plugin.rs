@@ -67,7 +67,10 @@ impl fmt::Display for Role {
 #[derive(Clone, Debug)]
 pub enum PluginSource {
     /// Shipped inside the binary.
-    Embedded { name: &'static str, bytes: &'static [u8] },
+    Embedded {
+        name: &'static str,
+        bytes: &'static [u8],
+    },
     /// A component file given by the operator.
     File(PathBuf),
 }
@@ -145,16 +148,22 @@ pub(crate) fn link(
     component: &Component,
     info: &PluginInfo,
 ) -> Result<wasmtime::component::InstancePre<CallState>, PluginError> {
-    linker.instantiate_pre(component).map_err(|e| PluginError::Link {
-        plugin: info.role.name().to_string(),
-        source_name: info.source.clone(),
-        reason: format!(
-            "{}; a {} plugin may import only orbit:storage@{CONTRACT_VERSION} interfaces{}",
-            root_cause(&e),
-            info.role,
-            if info.role == Role::Health { " (types, store)" } else { " (types)" }
-        ),
-    })
+    linker
+        .instantiate_pre(component)
+        .map_err(|e| PluginError::Link {
+            plugin: info.role.name().to_string(),
+            source_name: info.source.clone(),
+            reason: format!(
+                "{}; a {} plugin may import only orbit:storage@{CONTRACT_VERSION} interfaces{}",
+                root_cause(&e),
+                info.role,
+                if info.role == Role::Health {
+                    " (types, store)"
+                } else {
+                    " (types)"
+                }
+            ),
+        })
 }
 
 fn is_core_module(bytes: &[u8]) -> bool {
@@ -162,9 +171,16 @@ fn is_core_module(bytes: &[u8]) -> bool {
 }
 
 /// The exported interface must be `<package>/<iface>@0.1.x`.
-fn check_exports(engine: &wasmtime::Engine, role: Role, component: &Component) -> Result<(), String> {
+fn check_exports(
+    engine: &wasmtime::Engine,
+    role: Role,
+    component: &Component,
+) -> Result<(), String> {
     let ty = component.component_type();
-    let exports: Vec<String> = ty.exports(engine).map(|(name, _)| name.to_string()).collect();
+    let exports: Vec<String> = ty
+        .exports(engine)
+        .map(|(name, _)| name.to_string())
+        .collect();
     let wanted = role.export();
     for name in &exports {
         let (iface, version) = name.split_once('@').unwrap_or((name.as_str(), ""));
@@ -179,7 +195,9 @@ fn check_exports(engine: &wasmtime::Engine, role: Role, component: &Component) -
             };
         }
     }
-    let other_role = Role::ALL.into_iter().find(|r| exports.iter().any(|e| e.starts_with(r.export())));
+    let other_role = Role::ALL
+        .into_iter()
+        .find(|r| exports.iter().any(|e| e.starts_with(r.export())));
     let hint = match other_role {
         Some(r) => format!(" It looks like a {r} plugin: load it in the {r} slot."),
         None => String::new(),

@@ -31,7 +31,13 @@ pub type HealthPlugin = Plugin<HealthPolicyPre<CallState>>;
 
 /// Told about every plugin call (the server turns this into metrics).
 pub trait CallObserver: Send + Sync {
-    fn observe(&self, role: Role, function: &'static str, elapsed: Duration, outcome: Result<(), &PluginError>);
+    fn observe(
+        &self,
+        role: Role,
+        function: &'static str,
+        elapsed: Duration,
+        outcome: Result<(), &PluginError>,
+    );
 }
 
 /// What every loaded plugin shares.
@@ -61,10 +67,17 @@ impl PluginRuntime {
         let mut policy_linker = Linker::new(engine.engine());
         types::add_to_linker::<CallState, HasSelf<CallState>>(&mut policy_linker, |s| s)?;
         let mut health_linker = Linker::new(engine.engine());
-        health_world::HealthPolicy::add_to_linker::<CallState, HasSelf<CallState>>(&mut health_linker, |s| s)?;
+        health_world::HealthPolicy::add_to_linker::<CallState, HasSelf<CallState>>(
+            &mut health_linker,
+            |s| s,
+        )?;
         Ok(PluginRuntime {
             engine,
-            shared: Arc::new(Shared { limits, store_limits, observer }),
+            shared: Arc::new(Shared {
+                limits,
+                store_limits,
+                observer,
+            }),
             policy_linker,
             health_linker,
         })
@@ -78,21 +91,33 @@ impl PluginRuntime {
         let (component, info) = compile(self.engine.engine(), Role::Selector, source)?;
         let pre = link(&self.policy_linker, &component, &info)?;
         let pre = SelectorPre::new(pre).map_err(|e| wrong_world(&info, &e))?;
-        Ok(Plugin { info, pre, shared: self.shared.clone() })
+        Ok(Plugin {
+            info,
+            pre,
+            shared: self.shared.clone(),
+        })
     }
 
     pub fn load_translator(&self, source: &PluginSource) -> Result<TranslatorPlugin, PluginError> {
         let (component, info) = compile(self.engine.engine(), Role::Translator, source)?;
         let pre = link(&self.policy_linker, &component, &info)?;
         let pre = TranslatorPre::new(pre).map_err(|e| wrong_world(&info, &e))?;
-        Ok(Plugin { info, pre, shared: self.shared.clone() })
+        Ok(Plugin {
+            info,
+            pre,
+            shared: self.shared.clone(),
+        })
     }
 
     pub fn load_health(&self, source: &PluginSource) -> Result<HealthPlugin, PluginError> {
         let (component, info) = compile(self.engine.engine(), Role::Health, source)?;
         let pre = link(&self.health_linker, &component, &info)?;
         let pre = HealthPolicyPre::new(pre).map_err(|e| wrong_world(&info, &e))?;
-        Ok(Plugin { info, pre, shared: self.shared.clone() })
+        Ok(Plugin {
+            info,
+            pre,
+            shared: self.shared.clone(),
+        })
     }
 }
 
@@ -110,9 +135,16 @@ impl<P> Plugin<P> {
     /// enforced by epoch interruption. Until the deadline the call yields to
     /// the async runtime at every epoch tick, so a spinning plugin does not
     /// starve the server's other tasks.
-    fn new_store(&self, engine: &wasmtime::Engine, storage: Option<Arc<dyn Storage>>) -> Store<CallState> {
+    fn new_store(
+        &self,
+        engine: &wasmtime::Engine,
+        storage: Option<Arc<dyn Storage>>,
+    ) -> Store<CallState> {
         let limits = self.shared.limits;
-        let mut store = Store::new(engine, CallState::new(&limits, storage, self.shared.store_limits));
+        let mut store = Store::new(
+            engine,
+            CallState::new(&limits, storage, self.shared.store_limits),
+        );
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|ctx| {
@@ -148,7 +180,12 @@ impl<P> Plugin<P> {
             }),
         };
         if let Some(obs) = &self.shared.observer {
-            obs.observe(self.info.role, function, started.elapsed(), result.as_ref().map(|_| ()));
+            obs.observe(
+                self.info.role,
+                function,
+                started.elapsed(),
+                result.as_ref().map(|_| ()),
+            );
         }
         if let Err(e) = &result {
             tracing::warn!(plugin = %self.info.source, error = %e, "plugin call failed");
@@ -156,25 +193,44 @@ impl<P> Plugin<P> {
         result
     }
 
-    fn classify(&self, function: &'static str, store: &Store<CallState>, e: wasmtime::Error) -> PluginError {
+    fn classify(
+        &self,
+        function: &'static str,
+        store: &Store<CallState>,
+        e: wasmtime::Error,
+    ) -> PluginError {
         let plugin = self.info.role.name().to_string();
         if store.data().limiter.memory_cap_hit {
-            return PluginError::MemoryLimit { plugin, function, limit_bytes: self.shared.limits.memory_bytes };
+            return PluginError::MemoryLimit {
+                plugin,
+                function,
+                limit_bytes: self.shared.limits.memory_bytes,
+            };
         }
         if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-            return PluginError::CpuDeadline { plugin, function, limit: self.shared.limits.timeout };
+            return PluginError::CpuDeadline {
+                plugin,
+                function,
+                limit: self.shared.limits.timeout,
+            };
         }
         let message = match e.downcast_ref::<Trap>() {
             Some(trap) => format!("{trap} ({})", root_cause(&e)),
             None => root_cause(&e),
         };
-        PluginError::Trap { plugin, function, message }
+        PluginError::Trap {
+            plugin,
+            function,
+            message,
+        }
     }
 }
 
 type Selection = crate::bindings::selector_world::exports::orbit::storage::selection::Selection;
-type Translation = crate::bindings::translator_world::exports::orbit::storage::translation::Translation;
-type RenderedVar = crate::bindings::translator_world::exports::orbit::storage::translation::RenderedVar;
+type Translation =
+    crate::bindings::translator_world::exports::orbit::storage::translation::Translation;
+type RenderedVar =
+    crate::bindings::translator_world::exports::orbit::storage::translation::RenderedVar;
 
 impl SelectorPlugin {
     /// Asks the selector which backend to use.
@@ -185,7 +241,10 @@ impl SelectorPlugin {
         let pre = self.pre.clone();
         self.run(pre.engine(), "select", None, async |store| {
             let instance = pre.instantiate_async(&mut *store).await?;
-            instance.orbit_storage_selection().call_select(&mut *store, context).await
+            instance
+                .orbit_storage_selection()
+                .call_select(&mut *store, context)
+                .await
         })
         .await
     }
@@ -201,17 +260,26 @@ impl TranslatorPlugin {
         let pre = self.pre.clone();
         self.run(pre.engine(), "translate", None, async |store| {
             let instance = pre.instantiate_async(&mut *store).await?;
-            instance.orbit_storage_translation().call_translate(&mut *store, backend, context).await
+            instance
+                .orbit_storage_translation()
+                .call_translate(&mut *store, backend, context)
+                .await
         })
         .await
     }
 
     /// Asks the translator for the environment that reproduces `config`.
-    pub async fn render_env(&self, config: &types::BackendConfig) -> Result<Vec<RenderedVar>, PluginError> {
+    pub async fn render_env(
+        &self,
+        config: &types::BackendConfig,
+    ) -> Result<Vec<RenderedVar>, PluginError> {
         let pre = self.pre.clone();
         self.run(pre.engine(), "render-env", None, async |store| {
             let instance = pre.instantiate_async(&mut *store).await?;
-            instance.orbit_storage_translation().call_render_env(&mut *store, config).await
+            instance
+                .orbit_storage_translation()
+                .call_render_env(&mut *store, config)
+                .await
         })
         .await
     }
@@ -228,7 +296,10 @@ impl HealthPlugin {
         let pre = self.pre.clone();
         self.run(pre.engine(), "evaluate", storage, async |store| {
             let instance = pre.instantiate_async(&mut *store).await?;
-            instance.orbit_storage_health().call_evaluate(&mut *store, context, report).await
+            instance
+                .orbit_storage_health()
+                .call_evaluate(&mut *store, context, report)
+                .await
         })
         .await
     }

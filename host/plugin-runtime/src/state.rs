@@ -18,7 +18,10 @@ pub struct StoreAccessLimits {
 
 impl Default for StoreAccessLimits {
     fn default() -> Self {
-        StoreAccessLimits { max_key_bytes: 1024, max_value_bytes: 4 << 20 }
+        StoreAccessLimits {
+            max_key_bytes: 1024,
+            max_value_bytes: 4 << 20,
+        }
     }
 }
 
@@ -34,7 +37,11 @@ pub struct CallState {
 }
 
 impl CallState {
-    pub(crate) fn new(limits: &PluginLimits, storage: Option<Arc<dyn Storage>>, store_limits: StoreAccessLimits) -> Self {
+    pub(crate) fn new(
+        limits: &PluginLimits,
+        storage: Option<Arc<dyn Storage>>,
+        store_limits: StoreAccessLimits,
+    ) -> Self {
         CallState {
             limiter: CallLimiter::new(limits),
             deadline: Instant::now() + limits.timeout,

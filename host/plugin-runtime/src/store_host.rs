@@ -5,8 +5,8 @@
 
 use bytes::Bytes;
 use orbit_storage::{
-    BatchOp, KeyRange, ListQuery, Precondition, PRIVATE_KEY_PREFIX, PutOptions, Storage, StorageError,
-    now_millis,
+    BatchOp, KeyRange, ListQuery, PRIVATE_KEY_PREFIX, Precondition, PutOptions, Storage,
+    StorageError, now_millis,
 };
 
 use crate::bindings::store::{self, StoreError};
@@ -33,7 +33,12 @@ fn store_error(e: StorageError) -> StoreError {
 }
 
 fn entry(e: orbit_storage::Entry) -> store::Entry {
-    store::Entry { key: e.key.to_vec(), value: e.value.to_vec(), version: e.version, expires_at_ms: e.expires_at }
+    store::Entry {
+        key: e.key.to_vec(),
+        value: e.value.to_vec(),
+        version: e.version,
+        expires_at_ms: e.expires_at,
+    }
 }
 
 impl CallState {
@@ -48,7 +53,9 @@ impl CallState {
             return Err(StoreError::Invalid("key is empty".into()));
         }
         if key[0] == PRIVATE_KEY_PREFIX {
-            return Err(StoreError::Invalid("keys starting with byte 0xFF are reserved for the host".into()));
+            return Err(StoreError::Invalid(
+                "keys starting with byte 0xFF are reserved for the host".into(),
+            ));
         }
         if key.len() > self.store_limits.max_key_bytes {
             return Err(StoreError::Limit(format!(
@@ -85,12 +92,22 @@ impl store::Host for CallState {
 
     async fn put(&mut self, request: store::PutRequest) -> Result<u64, StoreError> {
         let options = self.check_put(&request)?;
-        self.backend()?.put(&request.key, Bytes::from(request.value), options).await.map_err(store_error)
+        self.backend()?
+            .put(&request.key, Bytes::from(request.value), options)
+            .await
+            .map_err(store_error)
     }
 
-    async fn delete(&mut self, key: Vec<u8>, precondition_: store::Precondition) -> Result<bool, StoreError> {
+    async fn delete(
+        &mut self,
+        key: Vec<u8>,
+        precondition_: store::Precondition,
+    ) -> Result<bool, StoreError> {
         self.check_key(&key)?;
-        self.backend()?.delete(&key, precondition(precondition_)).await.map_err(store_error)
+        self.backend()?
+            .delete(&key, precondition(precondition_))
+            .await
+            .map_err(store_error)
     }
 
     async fn list(&mut self, request: store::ListRequest) -> Result<store::ListPage, StoreError> {
@@ -101,14 +118,24 @@ impl store::Host for CallState {
                 // Never reach into the host's private keyspace.
                 end: Some(Bytes::from(end.unwrap_or_else(|| vec![PRIVATE_KEY_PREFIX]))),
             },
-            _ => return Err(StoreError::Invalid("give either a prefix or a start/end range, not both".into())),
+            _ => {
+                return Err(StoreError::Invalid(
+                    "give either a prefix or a start/end range, not both".into(),
+                ));
+            }
         };
         if let KeyRange::Prefix(p) = &range
             && p.first() == Some(&PRIVATE_KEY_PREFIX)
         {
-            return Err(StoreError::Invalid("keys starting with byte 0xFF are reserved for the host".into()));
+            return Err(StoreError::Invalid(
+                "keys starting with byte 0xFF are reserved for the host".into(),
+            ));
         }
-        let query = ListQuery { range, limit: request.limit.clamp(1, 1000) as usize, cursor: request.cursor.map(Bytes::from) };
+        let query = ListQuery {
+            range,
+            limit: request.limit.clamp(1, 1000) as usize,
+            cursor: request.cursor.map(Bytes::from),
+        };
         let page = self.backend()?.list(&query).await.map_err(store_error)?;
         Ok(store::ListPage {
             entries: page.entries.into_iter().map(entry).collect(),
@@ -122,11 +149,18 @@ impl store::Host for CallState {
             batch.push(match op {
                 store::BatchOp::Put(req) => {
                     let options = self.check_put(&req)?;
-                    BatchOp::Put { key: Bytes::from(req.key), value: Bytes::from(req.value), options }
+                    BatchOp::Put {
+                        key: Bytes::from(req.key),
+                        value: Bytes::from(req.value),
+                        options,
+                    }
                 }
                 store::BatchOp::Delete((key, p)) => {
                     self.check_key(&key)?;
-                    BatchOp::Delete { key: Bytes::from(key), precondition: precondition(p) }
+                    BatchOp::Delete {
+                        key: Bytes::from(key),
+                        precondition: precondition(p),
+                    }
                 }
             });
         }

@@ -19,7 +19,9 @@ pub async fn open(config: &BackendConfig) -> Result<Arc<dyn Storage>, StorageErr
             let c = c.clone();
             let storage = tokio::task::spawn_blocking(move || MemoryStorage::open(&c))
                 .await
-                .map_err(|e| StorageError::Unavailable(format!("opening the memory backend failed: {e}")))??;
+                .map_err(|e| {
+                    StorageError::Unavailable(format!("opening the memory backend failed: {e}"))
+                })??;
             Ok(Arc::new(storage))
         }
         other => Err(StorageError::Unavailable(format!(
@@ -34,7 +36,9 @@ pub async fn open(config: &BackendConfig) -> Result<Arc<dyn Storage>, StorageErr
 /// configuration (`None`: the backend is durable by itself).
 pub fn flush_interval(config: &BackendConfig) -> Option<Duration> {
     match config {
-        BackendConfig::Memory(c) if c.disk_backup => Some(Duration::from_secs(c.backup_interval_secs.max(1))),
+        BackendConfig::Memory(c) if c.disk_backup => {
+            Some(Duration::from_secs(c.backup_interval_secs.max(1)))
+        }
         _ => None,
     }
 }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use orbit_plugin_runtime::embedded::default_source;
 use orbit_plugin_runtime::{
-    CallObserver, HealthPlugin, PluginError, PluginRuntime, PluginSource, Role, SelectorPlugin, TranslatorPlugin,
-    convert, types as wit,
+    CallObserver, HealthPlugin, PluginError, PluginRuntime, PluginSource, Role, SelectorPlugin,
+    TranslatorPlugin, convert, types as wit,
 };
 use orbit_storage::{BackendConfig, BackendKind};
 
@@ -29,13 +29,19 @@ pub enum BootstrapError {
     #[error("backend selection failed:\n{}", lines(.0))]
     Selection(Vec<wit::Diagnostic>),
     #[error("configuration of backend {backend} is invalid:\n{}", lines(.diagnostics))]
-    Translation { backend: BackendKind, diagnostics: Vec<wit::Diagnostic> },
+    Translation {
+        backend: BackendKind,
+        diagnostics: Vec<wit::Diagnostic>,
+    },
     #[error("plugin runtime: {0}")]
     Runtime(String),
 }
 
 fn lines(d: &[wit::Diagnostic]) -> String {
-    d.iter().map(|d| format!("  {d}")).collect::<Vec<_>>().join("\n")
+    d.iter()
+        .map(|d| format!("  {d}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn source_for(settings: &ServerSettings, role: Role) -> PluginSource {
@@ -50,15 +56,24 @@ pub fn load_plugins(
     settings: &ServerSettings,
     observer: Option<Arc<dyn CallObserver>>,
 ) -> Result<Plugins, BootstrapError> {
-    let runtime = PluginRuntime::new(settings.plugin_limits, settings.store_access_limits(), observer)
-        .map_err(|e| BootstrapError::Runtime(format!("{e:#}")))?;
+    let runtime = PluginRuntime::new(
+        settings.plugin_limits,
+        settings.store_access_limits(),
+        observer,
+    )
+    .map_err(|e| BootstrapError::Runtime(format!("{e:#}")))?;
     let selector = runtime.load_selector(&source_for(settings, Role::Selector))?;
     let translator = runtime.load_translator(&source_for(settings, Role::Translator))?;
     let health = runtime.load_health(&source_for(settings, Role::Health))?;
     for info in [selector.info(), translator.info(), health.info()] {
         tracing::info!(role = %info.role, source = %info.source, sha256 = %info.sha256, bytes = info.size_bytes, "plugin loaded");
     }
-    Ok(Plugins { runtime, selector, translator, health })
+    Ok(Plugins {
+        runtime,
+        selector,
+        translator,
+        health,
+    })
 }
 
 /// The outcome of selection and translation.
@@ -74,27 +89,54 @@ pub struct Resolved {
 }
 
 /// Runs the selector, then the translator.
-pub async fn resolve(plugins: &Plugins, context: &wit::DeploymentContext) -> Result<Resolved, BootstrapError> {
-    let selection = plugins.selector.select(context).await?.map_err(BootstrapError::Selection)?;
+pub async fn resolve(
+    plugins: &Plugins,
+    context: &wit::DeploymentContext,
+) -> Result<Resolved, BootstrapError> {
+    let selection = plugins
+        .selector
+        .select(context)
+        .await?
+        .map_err(BootstrapError::Selection)?;
     let backend = convert::backend_kind_from_wit(selection.backend);
-    let translation = plugins.translator.translate(selection.backend, context).await?;
-    let (errors, warnings): (Vec<_>, Vec<_>) = translation.diagnostics.into_iter().partition(|d| d.is_error());
+    let translation = plugins
+        .translator
+        .translate(selection.backend, context)
+        .await?;
+    let (errors, warnings): (Vec<_>, Vec<_>) = translation
+        .diagnostics
+        .into_iter()
+        .partition(|d| d.is_error());
     if !errors.is_empty() {
-        return Err(BootstrapError::Translation { backend, diagnostics: errors });
+        return Err(BootstrapError::Translation {
+            backend,
+            diagnostics: errors,
+        });
     }
-    let wit_config = translation.config.ok_or_else(|| PluginError::InvalidOutput {
-        plugin: "translator".into(),
-        function: "translate",
-        reason: "no configuration and no error diagnostic".into(),
-    })?;
+    let wit_config = translation
+        .config
+        .ok_or_else(|| PluginError::InvalidOutput {
+            plugin: "translator".into(),
+            function: "translate",
+            reason: "no configuration and no error diagnostic".into(),
+        })?;
     let config = convert::config_from_wit(wit_config.clone());
     if config.kind() != backend {
         return Err(PluginError::InvalidOutput {
             plugin: "translator".into(),
             function: "translate",
-            reason: format!("asked for backend {backend}, returned a configuration for {}", config.kind()),
+            reason: format!(
+                "asked for backend {backend}, returned a configuration for {}",
+                config.kind()
+            ),
         }
         .into());
     }
-    Ok(Resolved { backend, reason: selection.reason, config, wit_config, warnings })
+    Ok(Resolved {
+        backend,
+        reason: selection.reason,
+        config,
+        wit_config,
+        warnings,
+    })
 }

@@ -12,7 +12,11 @@ use crate::settings::{ConfigSource, ServerSettings};
 use crate::{context, logging, serve};
 
 #[derive(Debug, Parser)]
-#[command(name = "orbit-server", version, about = "Orbit storage host: a key-value API over pluggable backends, policy in WebAssembly plugins")]
+#[command(
+    name = "orbit-server",
+    version,
+    about = "Orbit storage host: a key-value API over pluggable backends, policy in WebAssembly plugins"
+)]
 pub struct Cli {
     /// TOML configuration file (environment variables win over it).
     #[arg(long, global = true, env = "ORBIT_CONFIG_FILE", value_name = "FILE")]
@@ -45,12 +49,18 @@ pub enum ConfigCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print every setting (variable, TOML key, default, meaning) as a
+    /// markdown table.
+    Settings,
 }
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -58,6 +68,35 @@ pub fn main() -> ExitCode {
         }
     };
     runtime.block_on(run(cli))
+}
+
+/// The catalogue of settings as a markdown table (also in README.md).
+pub fn settings_table() -> String {
+    use orbit_config_syntax::Scope;
+    let mut out =
+        String::from("| variable | TOML key | default | what it does |\n|---|---|---|---|\n");
+    for s in orbit_config_syntax::settings() {
+        let scope = match s.scope {
+            Scope::Backend(k) => format!("{k}: "),
+            _ => String::new(),
+        };
+        let toml = if s.toml.is_empty() {
+            String::from("-")
+        } else {
+            format!("`{}`", s.toml)
+        };
+        let default = match (s.default, s.required) {
+            (_, true) => "required".to_string(),
+            ("", _) => "-".to_string(),
+            (d, _) => format!("`{}`", d.replace("{data_dir}", "$ORBIT_DATA_DIR")),
+        };
+        out.push_str(&format!(
+            "| `{}` | {toml} | {default} | {scope}{} |\n",
+            s.env,
+            s.doc.replace('|', "\\|")
+        ));
+    }
+    out
 }
 
 async fn run(cli: Cli) -> ExitCode {
@@ -79,7 +118,15 @@ async fn run(cli: Cli) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Config { command: ConfigCommand::Check { env, json } } => check(src, settings, env, json).await,
+        Command::Config {
+            command: ConfigCommand::Check { env, json },
+        } => check(src, settings, env, json).await,
+        Command::Config {
+            command: ConfigCommand::Settings,
+        } => {
+            print!("{}", settings_table());
+            ExitCode::SUCCESS
+        }
     }
 }
 
@@ -103,7 +150,11 @@ async fn check(src: ConfigSource, settings: ServerSettings, env: bool, json: boo
         Err(e) => return fail(&e),
     };
     let rendered = if env {
-        match plugins.translator.render_env(&convert::config_to_wit(&resolved.config)).await {
+        match plugins
+            .translator
+            .render_env(&convert::config_to_wit(&resolved.config))
+            .await
+        {
             Ok(r) => Some(r),
             Err(e) => return fail(&e),
         }
@@ -115,16 +166,24 @@ async fn check(src: ConfigSource, settings: ServerSettings, env: bool, json: boo
         .iter()
         .map(|v| match &v.value {
             RenderedValue::Plain(s) => format!("{}={s}", v.name),
-            RenderedValue::Secret(wit::SecretRef::Env(n)) => format!("{}=<secret from env {n}>", v.name),
-            RenderedValue::Secret(wit::SecretRef::File(p)) => format!("{}=<secret from file {p}>", v.name),
+            RenderedValue::Secret(wit::SecretRef::Env(n)) => {
+                format!("{}=<secret from env {n}>", v.name)
+            }
+            RenderedValue::Secret(wit::SecretRef::File(p)) => {
+                format!("{}=<secret from file {p}>", v.name)
+            }
         })
         .collect();
     let warnings: Vec<String> = resolved.warnings.iter().map(ToString::to_string).collect();
     if json {
-        let plugin_list: Vec<_> = [plugins.selector.info(), plugins.translator.info(), plugins.health.info()]
-            .iter()
-            .map(|i| serde_json::json!({"role": i.role.name(), "source": i.source, "sha256": i.sha256}))
-            .collect();
+        let plugin_list: Vec<_> = [
+            plugins.selector.info(),
+            plugins.translator.info(),
+            plugins.health.info(),
+        ]
+        .iter()
+        .map(|i| serde_json::json!({"role": i.role.name(), "source": i.source, "sha256": i.sha256}))
+        .collect();
         let out = serde_json::json!({
             "backend": resolved.backend.name(),
             "reason": resolved.reason,
@@ -138,7 +197,10 @@ async fn check(src: ConfigSource, settings: ServerSettings, env: bool, json: boo
         println!("backend: {} ({})", resolved.backend, resolved.reason);
         match toml::to_string(&resolved.config) {
             Ok(t) => println!("\n[effective configuration]\n{t}"),
-            Err(e) => println!("\n[effective configuration]\n{:?}\n(cannot render as TOML: {e})", resolved.config),
+            Err(e) => println!(
+                "\n[effective configuration]\n{:?}\n(cannot render as TOML: {e})",
+                resolved.config
+            ),
         }
         for w in &warnings {
             println!("{w}");

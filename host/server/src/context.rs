@@ -17,7 +17,11 @@ use crate::settings::ConfigSource;
 
 /// Builds the context from `src`, probing the file system now.
 pub fn build(src: &ConfigSource, data_dir: &Path) -> wit::DeploymentContext {
-    wit::DeploymentContext { env: visible_env(src), toml: src.redacted_toml(), facts: probe_facts(src, data_dir) }
+    wit::DeploymentContext {
+        env: visible_env(src),
+        toml: src.redacted_toml(),
+        facts: probe_facts(src, data_dir),
+    }
 }
 
 fn is_visible(name: &str) -> bool {
@@ -51,7 +55,11 @@ fn candidate_dirs(src: &ConfigSource, data_dir: &Path) -> Vec<PathBuf> {
         }
         if let Some((_, value)) = src.raw(setting) {
             let p = PathBuf::from(value);
-            let dir = if is_file { p.parent().map(Path::to_path_buf).unwrap_or(p) } else { p };
+            let dir = if is_file {
+                p.parent().map(Path::to_path_buf).unwrap_or(p)
+            } else {
+                p
+            };
             if !dir.as_os_str().is_empty() && !dirs.contains(&dir) {
                 dirs.push(dir);
             }
@@ -63,9 +71,14 @@ fn candidate_dirs(src: &ConfigSource, data_dir: &Path) -> Vec<PathBuf> {
 fn probe_facts(src: &ConfigSource, data_dir: &Path) -> wit::HostFacts {
     let get = |name: &str| src.env.get(name).filter(|v| !v.is_empty()).cloned();
     wit::HostFacts {
-        dirs: candidate_dirs(src, data_dir).iter().map(|d| probe_dir(d)).collect(),
+        dirs: candidate_dirs(src, data_dir)
+            .iter()
+            .map(|d| probe_dir(d))
+            .collect(),
         memory_limit_bytes: cgroup_memory_limit(),
-        cpu_count: std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1),
+        cpu_count: std::thread::available_parallelism()
+            .map(|n| n.get() as u32)
+            .unwrap_or(1),
         pod: wit::PodIdentity {
             pod_name: get("POD_NAME"),
             pod_namespace: get("POD_NAMESPACE"),
@@ -101,20 +114,29 @@ fn access_writable(dir: &Path) -> bool {
 }
 
 fn statvfs(dir: &Path) -> (Option<u64>, Option<u64>) {
-    let Some(c) = c_path(dir) else { return (None, None) };
+    let Some(c) = c_path(dir) else {
+        return (None, None);
+    };
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: `c` is a valid path and `st` a properly sized out-parameter.
     if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
         return (None, None);
     }
     let frsize = st.f_frsize as u64;
-    (Some(st.f_bavail as u64 * frsize), Some(st.f_blocks as u64 * frsize))
+    (
+        Some(st.f_bavail as u64 * frsize),
+        Some(st.f_blocks as u64 * frsize),
+    )
 }
 
 fn is_mount_point(dir: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
-    let Ok(canonical) = dir.canonicalize() else { return false };
-    let Some(parent) = canonical.parent() else { return true };
+    let Ok(canonical) = dir.canonicalize() else {
+        return false;
+    };
+    let Some(parent) = canonical.parent() else {
+        return true;
+    };
     match (std::fs::metadata(&canonical), std::fs::metadata(parent)) {
         (Ok(a), Ok(b)) => a.dev() != b.dev(),
         _ => false,
@@ -126,7 +148,11 @@ fn cgroup_memory_limit() -> Option<u64> {
     if let Ok(s) = std::fs::read_to_string("/sys/fs/cgroup/memory.max") {
         return s.trim().parse().ok();
     }
-    let v1: u64 = std::fs::read_to_string("/sys/fs/cgroup/memory/memory.limit_in_bytes").ok()?.trim().parse().ok()?;
+    let v1: u64 = std::fs::read_to_string("/sys/fs/cgroup/memory/memory.limit_in_bytes")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     // v1 reports "no limit" as a huge page-aligned number.
     (v1 < (1 << 60)).then_some(v1)
 }
@@ -157,7 +183,12 @@ mod tests {
             assert!(!dump.contains(secret), "{secret} leaked: {dump}");
         }
         assert!(dump.contains("ORBIT_S3_BUCKET") && dump.contains("orbit-0"));
-        assert!(ctx.env.iter().any(|v| v.name == "ORBIT_S3_SECRET_ACCESS_KEY" && matches!(v.value, wit::EnvValue::Withheld)));
+        assert!(
+            ctx.env
+                .iter()
+                .any(|v| v.name == "ORBIT_S3_SECRET_ACCESS_KEY"
+                    && matches!(v.value, wit::EnvValue::Withheld))
+        );
         assert!(!ctx.facts.dirs[0].exists);
     }
 

@@ -65,7 +65,10 @@ pub struct PluginDetail {
 
 impl From<&PluginInfo> for PluginDetail {
     fn from(i: &PluginInfo) -> Self {
-        PluginDetail { source: i.source.clone(), sha256: i.sha256.clone() }
+        PluginDetail {
+            source: i.source.clone(),
+            sha256: i.sha256.clone(),
+        }
     }
 }
 
@@ -124,7 +127,8 @@ impl HealthService {
             return r.clone();
         }
         let r = self.evaluate().await;
-        self.live.store(r.live, std::sync::atomic::Ordering::Relaxed);
+        self.live
+            .store(r.live, std::sync::atomic::Ordering::Relaxed);
         self.metrics.ready.set(i64::from(r.ready));
         *last = Some((Instant::now(), r.clone()));
         r
@@ -134,16 +138,29 @@ impl HealthService {
     async fn canary(&self) -> wit::CanaryResult {
         let started = Instant::now();
         let nonce = Bytes::from(format!("canary-{}", now_millis()));
-        let options = PutOptions { precondition: Precondition::None, expires_at: Some(now_millis() + 60_000) };
+        let options = PutOptions {
+            precondition: Precondition::None,
+            expires_at: Some(now_millis() + 60_000),
+        };
         let outcome: Result<(), String> = async {
-            self.storage.put(&self.canary_key, nonce.clone(), options).await.map_err(|e| format!("write: {e}"))?;
-            let read = self.storage.get(&self.canary_key).await.map_err(|e| format!("read: {e}"))?;
+            self.storage
+                .put(&self.canary_key, nonce.clone(), options)
+                .await
+                .map_err(|e| format!("write: {e}"))?;
+            let read = self
+                .storage
+                .get(&self.canary_key)
+                .await
+                .map_err(|e| format!("read: {e}"))?;
             match read {
                 Some(e) if e.value == nonce => {}
                 Some(_) => return Err("read back a different value than written".into()),
                 None => return Err("read back nothing after a successful write".into()),
             }
-            self.storage.delete(&self.canary_key, Precondition::None).await.map_err(|e| format!("delete: {e}"))?;
+            self.storage
+                .delete(&self.canary_key, Precondition::None)
+                .await
+                .map_err(|e| format!("delete: {e}"))?;
             Ok(())
         }
         .await;
@@ -165,7 +182,11 @@ impl HealthService {
         let report = wit::HealthReport {
             backend: convert::backend_kind_to_wit(self.storage.kind()),
             backend_open: open,
-            stats: wit::BackendStats { live_keys: stats.keys, live_bytes: stats.bytes, disk_bytes: stats.disk_bytes },
+            stats: wit::BackendStats {
+                live_keys: stats.keys,
+                live_bytes: stats.bytes,
+                disk_bytes: stats.disk_bytes,
+            },
             canary: canary.clone(),
             window_secs: WINDOW.as_secs(),
             operations: window.operations,
@@ -176,10 +197,16 @@ impl HealthService {
         };
         let ctx = context::build(&self.source, &self.data_dir);
         let storage: Arc<dyn Storage> = self.storage.clone();
-        let (live, ready, status, reasons) = match self.plugin.evaluate(&ctx, &report, Some(storage)).await {
-            Ok(v) => (v.live, v.ready, v.status, v.reasons),
-            Err(e) => (true, false, "degraded".to_string(), vec![format!("health plugin failed: {e}")]),
-        };
+        let (live, ready, status, reasons) =
+            match self.plugin.evaluate(&ctx, &report, Some(storage)).await {
+                Ok(v) => (v.live, v.ready, v.status, v.reasons),
+                Err(e) => (
+                    true,
+                    false,
+                    "degraded".to_string(),
+                    vec![format!("health plugin failed: {e}")],
+                ),
+            };
         Readiness {
             ready,
             live,
@@ -193,9 +220,17 @@ impl HealthService {
                 disk_bytes: stats.disk_bytes,
                 window_operations: report.operations,
                 window_errors: report.errors,
-                recent_errors: window.recent_errors.iter().map(|e| format!("{}: {}", e.operation, e.message)).collect(),
+                recent_errors: window
+                    .recent_errors
+                    .iter()
+                    .map(|e| format!("{}: {}", e.operation, e.message))
+                    .collect(),
             },
-            canary: CanaryDetail { ok: canary.ok, latency_us: canary.latency_us, error: canary.error },
+            canary: CanaryDetail {
+                ok: canary.ok,
+                latency_us: canary.latency_us,
+                error: canary.error,
+            },
             plugin: self.plugin.info().into(),
             uptime_secs: report.uptime_secs,
         }

@@ -16,8 +16,8 @@ use parking_lot::Mutex;
 
 use orbit_plugin_runtime::types as wit;
 use orbit_storage::{
-    BackendKind, BatchOp, Entry, ListPage, ListQuery, Precondition, PutOptions, Storage, StorageError, StorageResult,
-    StorageStats, Version,
+    BackendKind, BatchOp, Entry, ListPage, ListQuery, Precondition, PutOptions, Storage,
+    StorageError, StorageResult, StorageStats, Version,
 };
 
 use crate::metrics::{BackendLabels, BackendOpLabels, Metrics};
@@ -47,8 +47,18 @@ impl Window {
             if self.errors.len() == MAX_RECENT_ERRORS {
                 self.errors.pop_front();
             }
-            let unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-            self.errors.push_back((now, wit::RecentError { unix_ms, operation: op.into(), message: e.to_string() }));
+            let unix_ms = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0);
+            self.errors.push_back((
+                now,
+                wit::RecentError {
+                    unix_ms,
+                    operation: op.into(),
+                    message: e.to_string(),
+                },
+            ));
         }
     }
 }
@@ -72,7 +82,12 @@ pub struct InstrumentedStorage {
 impl InstrumentedStorage {
     pub fn new(inner: Arc<dyn Storage>, metrics: Arc<Metrics>) -> Self {
         let backend = inner.kind().name().to_string();
-        InstrumentedStorage { inner, metrics, backend, window: Mutex::new(Window::default()) }
+        InstrumentedStorage {
+            inner,
+            metrics,
+            backend,
+            window: Mutex::new(Window::default()),
+        }
     }
 
     fn observe<T>(&self, op: &'static str, started: Instant, result: &StorageResult<T>) {
@@ -83,11 +98,18 @@ impl InstrumentedStorage {
         };
         self.metrics
             .backend_operations
-            .get_or_create(&BackendLabels { backend: self.backend.clone(), operation: op.into(), outcome: outcome.into() })
+            .get_or_create(&BackendLabels {
+                backend: self.backend.clone(),
+                operation: op.into(),
+                outcome: outcome.into(),
+            })
             .inc();
         self.metrics
             .backend_duration
-            .get_or_create(&BackendOpLabels { backend: self.backend.clone(), operation: op.into() })
+            .get_or_create(&BackendOpLabels {
+                backend: self.backend.clone(),
+                operation: op.into(),
+            })
             .observe(elapsed.as_secs_f64());
         let backend_error = result.as_ref().err().filter(|e| is_backend_failure(e));
         self.window.lock().record(op, elapsed, backend_error);
@@ -104,7 +126,11 @@ impl InstrumentedStorage {
         let mut ops: Vec<_> = w.samples.iter().collect();
         ops.sort_by_key(|(op, _)| *op);
         for (op, samples) in ops {
-            let mut lat: Vec<u64> = samples.iter().filter(|s| fresh(&s.0)).map(|s| s.1).collect();
+            let mut lat: Vec<u64> = samples
+                .iter()
+                .filter(|s| fresh(&s.0))
+                .map(|s| s.1)
+                .collect();
             if lat.is_empty() {
                 continue;
             }
@@ -120,14 +146,27 @@ impl InstrumentedStorage {
                 max_us: *lat.last().unwrap_or(&0),
             });
         }
-        let recent_errors = w.errors.iter().filter(|(t, _)| fresh(t)).map(|(_, e)| e.clone()).collect();
-        WindowSummary { operations, errors, recent_errors, latencies }
+        let recent_errors = w
+            .errors
+            .iter()
+            .filter(|(t, _)| fresh(t))
+            .map(|(_, e)| e.clone())
+            .collect();
+        WindowSummary {
+            operations,
+            errors,
+            recent_errors,
+            latencies,
+        }
     }
 }
 
 /// Failures of the backend itself, as opposed to refusals of a request.
 fn is_backend_failure(e: &StorageError) -> bool {
-    matches!(e, StorageError::Io { .. } | StorageError::Corrupt { .. } | StorageError::Unavailable(_))
+    matches!(
+        e,
+        StorageError::Io { .. } | StorageError::Corrupt { .. } | StorageError::Unavailable(_)
+    )
 }
 
 #[async_trait]
@@ -181,9 +220,17 @@ impl Storage for InstrumentedStorage {
     async fn stats(&self) -> StorageResult<StorageStats> {
         let r = self.inner.stats().await;
         if let Ok(s) = &r {
-            let label = crate::metrics::BackendKindLabel { backend: self.backend.clone() };
-            self.metrics.backend_keys.get_or_create(&label).set(s.keys as i64);
-            self.metrics.backend_bytes.get_or_create(&label).set(s.bytes as i64);
+            let label = crate::metrics::BackendKindLabel {
+                backend: self.backend.clone(),
+            };
+            self.metrics
+                .backend_keys
+                .get_or_create(&label)
+                .set(s.keys as i64);
+            self.metrics
+                .backend_bytes
+                .get_or_create(&label)
+                .set(s.bytes as i64);
         }
         r
     }

@@ -102,7 +102,11 @@ impl Metrics {
             backend_bytes: Family::default(),
             uptime: Gauge::default(),
         };
-        registry.register("http_requests", "HTTP requests by route, method and status", m.http_requests.clone());
+        registry.register(
+            "http_requests",
+            "HTTP requests by route, method and status",
+            m.http_requests.clone(),
+        );
         registry.register(
             "http_request_duration_seconds",
             "HTTP request latency by route, method and status",
@@ -118,12 +122,36 @@ impl Metrics {
             "Backend operation latency",
             m.backend_duration.clone(),
         );
-        registry.register("plugin_calls", "Plugin calls by role, function and outcome", m.plugin_calls.clone());
-        registry.register("plugin_call_duration_seconds", "Plugin call latency", m.plugin_duration.clone());
-        registry.register("ready", "1 when the health plugin's last verdict was ready", m.ready.clone());
-        registry.register("backend_keys", "Keys held by the backend", m.backend_keys.clone());
-        registry.register("backend_bytes", "Bytes of keys and values held by the backend", m.backend_bytes.clone());
-        registry.register("uptime_seconds", "Seconds since the server started", m.uptime.clone());
+        registry.register(
+            "plugin_calls",
+            "Plugin calls by role, function and outcome",
+            m.plugin_calls.clone(),
+        );
+        registry.register(
+            "plugin_call_duration_seconds",
+            "Plugin call latency",
+            m.plugin_duration.clone(),
+        );
+        registry.register(
+            "ready",
+            "1 when the health plugin's last verdict was ready",
+            m.ready.clone(),
+        );
+        registry.register(
+            "backend_keys",
+            "Keys held by the backend",
+            m.backend_keys.clone(),
+        );
+        registry.register(
+            "backend_bytes",
+            "Bytes of keys and values held by the backend",
+            m.backend_bytes.clone(),
+        );
+        registry.register(
+            "uptime_seconds",
+            "Seconds since the server started",
+            m.uptime.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -141,7 +169,13 @@ impl Metrics {
 }
 
 impl CallObserver for Metrics {
-    fn observe(&self, role: Role, function: &'static str, elapsed: Duration, outcome: Result<(), &PluginError>) {
+    fn observe(
+        &self,
+        role: Role,
+        function: &'static str,
+        elapsed: Duration,
+        outcome: Result<(), &PluginError>,
+    ) {
         let outcome = match outcome {
             Ok(()) => "ok",
             Err(e) => e.kind(),
@@ -154,7 +188,10 @@ impl CallObserver for Metrics {
             })
             .inc();
         self.plugin_duration
-            .get_or_create(&PluginFnLabels { role: role.name().into(), function: function.into() })
+            .get_or_create(&PluginFnLabels {
+                role: role.name().into(),
+                function: function.into(),
+            })
             .observe(elapsed.as_secs_f64());
     }
 }

@@ -50,7 +50,12 @@ pub async fn run(src: ConfigSource, settings: ServerSettings) -> anyhow::Result<
         .with_context(|| format!("cannot listen on {} (ORBIT_HTTP_ADDR)", settings.http_addr))?;
     let metrics_listener = TcpListener::bind(settings.metrics_addr)
         .await
-        .with_context(|| format!("cannot listen on {} (ORBIT_METRICS_ADDR)", settings.metrics_addr))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (ORBIT_METRICS_ADDR)",
+                settings.metrics_addr
+            )
+        })?;
     tracing::info!(
         http = %http_listener.local_addr()?,
         metrics = %metrics_listener.local_addr()?,
@@ -61,14 +66,24 @@ pub async fn run(src: ConfigSource, settings: ServerSettings) -> anyhow::Result<
         storage: storage.clone(),
         health,
         metrics: metrics.clone(),
-        limits: Limits { max_key_bytes: settings.max_key_bytes, max_value_bytes: settings.max_value_bytes },
+        limits: Limits {
+            max_key_bytes: settings.max_key_bytes,
+            max_value_bytes: settings.max_value_bytes,
+        },
         token: settings.api_token.clone().map(Arc::new),
     };
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let background = spawn_background(storage.clone(), &resolved.config, settings.ttl_purge_interval, stop_rx.clone());
+    let background = spawn_background(
+        storage.clone(),
+        &resolved.config,
+        settings.ttl_purge_interval,
+        stop_rx.clone(),
+    );
     let http = tokio::spawn(
-        axum::serve(http_listener, http::router(state)).with_graceful_shutdown(stopped(stop_rx.clone())).into_future(),
+        axum::serve(http_listener, http::router(state))
+            .with_graceful_shutdown(stopped(stop_rx.clone()))
+            .into_future(),
     );
     let metrics_server = tokio::spawn(
         axum::serve(metrics_listener, http::metrics_router(metrics.clone()))
@@ -91,7 +106,10 @@ pub async fn run(src: ConfigSource, settings: ServerSettings) -> anyhow::Result<
     for task in background {
         let _ = task.await;
     }
-    storage.flush().await.context("final flush at shutdown failed")?;
+    storage
+        .flush()
+        .await
+        .context("final flush at shutdown failed")?;
     tracing::info!("backend flushed; bye");
     Ok(())
 }
@@ -138,16 +156,20 @@ fn spawn_background(
             }
         })));
     }
-    tasks.push(tokio::spawn(every_until_stopped(purge_every, stop, move || {
-        let storage = storage.clone();
-        async move {
-            match storage.purge_expired().await {
-                Ok(0) => {}
-                Ok(n) => tracing::debug!(purged = n, "expired keys purged"),
-                Err(e) => tracing::warn!(error = %e, "purging expired keys failed"),
+    tasks.push(tokio::spawn(every_until_stopped(
+        purge_every,
+        stop,
+        move || {
+            let storage = storage.clone();
+            async move {
+                match storage.purge_expired().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(purged = n, "expired keys purged"),
+                    Err(e) => tracing::warn!(error = %e, "purging expired keys failed"),
+                }
             }
-        }
-    })));
+        },
+    )));
     tasks
 }
 

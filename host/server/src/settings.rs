@@ -23,7 +23,10 @@ pub const WITHHELD: &str = "<withheld>";
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
     #[error("cannot read configuration file {path}: {source}")]
-    ReadFile { path: PathBuf, source: std::io::Error },
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("configuration file {path} is not valid TOML: {message}")]
     Toml { path: PathBuf, message: String },
     #[error("{0}")]
@@ -54,16 +57,27 @@ impl ConfigSource {
         Self::new(env, config)
     }
 
-    pub fn new(env: BTreeMap<String, String>, config: Option<&Path>) -> Result<Self, SettingsError> {
-        let path = config.map(Path::to_path_buf).or_else(|| env.get("ORBIT_CONFIG_FILE").map(PathBuf::from));
+    pub fn new(
+        env: BTreeMap<String, String>,
+        config: Option<&Path>,
+    ) -> Result<Self, SettingsError> {
+        let path = config
+            .map(Path::to_path_buf)
+            .or_else(|| env.get("ORBIT_CONFIG_FILE").map(PathBuf::from));
         let toml = match path {
             None => None,
             Some(path) => {
-                let text = std::fs::read_to_string(&path)
-                    .map_err(|source| SettingsError::ReadFile { path: path.clone(), source })?;
+                let text =
+                    std::fs::read_to_string(&path).map_err(|source| SettingsError::ReadFile {
+                        path: path.clone(),
+                        source,
+                    })?;
                 let table = text
                     .parse::<toml::Table>()
-                    .map_err(|e| SettingsError::Toml { path: path.clone(), message: e.to_string() })?;
+                    .map_err(|e| SettingsError::Toml {
+                        path: path.clone(),
+                        message: e.to_string(),
+                    })?;
                 Some(TomlFile { path, table })
             }
         };
@@ -80,7 +94,10 @@ impl ConfigSource {
             return None;
         }
         let value = lookup_path(&toml.table, setting.toml)?;
-        Some((format!("{} in {}", setting.toml, toml.path.display()), toml_scalar(value)?))
+        Some((
+            format!("{} in {}", setting.toml, toml.path.display()),
+            toml_scalar(value)?,
+        ))
     }
 
     /// The TOML text as plugins see it: values of secret keys replaced by
@@ -162,7 +179,10 @@ impl ServerSettings {
     /// Reads and validates every host setting, collecting all errors.
     pub fn from_source(src: &ConfigSource) -> Result<Self, SettingsError> {
         let mut errors = Vec::new();
-        let mut r = Reader { src, errors: &mut errors };
+        let mut r = Reader {
+            src,
+            errors: &mut errors,
+        };
         let http_addr = r.socket_addr("ORBIT_HTTP_ADDR");
         let metrics_addr = r.socket_addr("ORBIT_METRICS_ADDR");
         let api_token = r.secret("ORBIT_API_TOKEN").map(ApiToken);
@@ -204,7 +224,10 @@ impl ServerSettings {
             shutdown_timeout,
             ttl_purge_interval,
             data_dir,
-            plugin_limits: PluginLimits { timeout, memory_bytes },
+            plugin_limits: PluginLimits {
+                timeout,
+                memory_bytes,
+            },
             selector,
             translator,
             health,
@@ -221,7 +244,10 @@ impl ServerSettings {
     }
 
     pub fn store_access_limits(&self) -> StoreAccessLimits {
-        StoreAccessLimits { max_key_bytes: self.max_key_bytes, max_value_bytes: self.max_value_bytes }
+        StoreAccessLimits {
+            max_key_bytes: self.max_key_bytes,
+            max_value_bytes: self.max_value_bytes,
+        }
     }
 }
 
@@ -234,16 +260,24 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn setting(&self, env: &str) -> &'static Setting {
-        syntax::lookup(env).unwrap_or_else(|| panic!("{env} is missing from the settings catalogue"))
+        syntax::lookup(env)
+            .unwrap_or_else(|| panic!("{env} is missing from the settings catalogue"))
     }
 
     /// The raw value or the default, and where it came from.
     fn value(&self, env: &str) -> (String, String) {
         let s = self.setting(env);
-        self.src.raw(s).unwrap_or_else(|| (s.env.to_string(), s.default.to_string()))
+        self.src
+            .raw(s)
+            .unwrap_or_else(|| (s.env.to_string(), s.default.to_string()))
     }
 
-    fn parse<T>(&mut self, env: &str, f: impl Fn(&str) -> Result<T, syntax::ValueError>, fallback: T) -> T {
+    fn parse<T>(
+        &mut self,
+        env: &str,
+        f: impl Fn(&str) -> Result<T, syntax::ValueError>,
+        fallback: T,
+    ) -> T {
         let (origin, value) = self.value(env);
         match f(&value) {
             Ok(v) => v,
@@ -260,7 +294,10 @@ impl Reader<'_> {
         if let ValueKind::Choice(choices) = s.kind
             && !choices.contains(&value.as_str())
         {
-            self.errors.push(format!("{origin}={value:?}: expected one of {}", choices.join(", ")));
+            self.errors.push(format!(
+                "{origin}={value:?}: expected one of {}",
+                choices.join(", ")
+            ));
         }
         value
     }
@@ -288,7 +325,9 @@ impl Reader<'_> {
             env,
             |v| {
                 v.parse::<SocketAddr>().map_err(|_| syntax::ValueError {
-                    accepted: "an address to listen on, IP:PORT, e.g. 0.0.0.0:8080 or 127.0.0.1:8080".into(),
+                    accepted:
+                        "an address to listen on, IP:PORT, e.g. 0.0.0.0:8080 or 127.0.0.1:8080"
+                            .into(),
                 })
             },
             fallback,
@@ -305,7 +344,9 @@ impl Reader<'_> {
             return match std::fs::read_to_string(path) {
                 Ok(s) => Some(s.trim_end_matches(['\n', '\r']).to_string()),
                 Err(e) => {
-                    self.errors.push(format!("{file_var}={path:?}: cannot read the secret file: {e}"));
+                    self.errors.push(format!(
+                        "{file_var}={path:?}: cannot read the secret file: {e}"
+                    ));
                     None
                 }
             };
@@ -329,7 +370,13 @@ mod tests {
     use super::*;
 
     fn source(env: &[(&str, &str)]) -> ConfigSource {
-        ConfigSource { env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), toml: None }
+        ConfigSource {
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            toml: None,
+        }
     }
 
     #[test]
@@ -350,9 +397,18 @@ mod tests {
         ]))
         .unwrap_err()
         .to_string();
-        assert!(err.contains("ORBIT_HTTP_ADDR=\"8080\": expected an address"), "{err}");
-        assert!(err.contains("ORBIT_MAX_VALUE_BYTES=\"lots\": expected a byte size"), "{err}");
-        assert!(err.contains("ORBIT_LOG_FORMAT=\"xml\": expected one of text, json"), "{err}");
+        assert!(
+            err.contains("ORBIT_HTTP_ADDR=\"8080\": expected an address"),
+            "{err}"
+        );
+        assert!(
+            err.contains("ORBIT_MAX_VALUE_BYTES=\"lots\": expected a byte size"),
+            "{err}"
+        );
+        assert!(
+            err.contains("ORBIT_LOG_FORMAT=\"xml\": expected one of text, json"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -372,9 +428,15 @@ mod tests {
         .unwrap();
         let src = ConfigSource::new(BTreeMap::new(), Some(&path)).unwrap();
         let redacted = src.redacted_toml().unwrap();
-        assert!(!redacted.contains("hunter2") && !redacted.contains("abc"), "{redacted}");
+        assert!(
+            !redacted.contains("hunter2") && !redacted.contains("abc"),
+            "{redacted}"
+        );
         assert!(redacted.contains("bucket = \"b\""));
         let err = ServerSettings::from_source(&src).unwrap_err().to_string();
-        assert!(err.contains("secrets are not accepted in the TOML file") && !err.contains("hunter2"), "{err}");
+        assert!(
+            err.contains("secrets are not accepted in the TOML file") && !err.contains("hunter2"),
+            "{err}"
+        );
     }
 }

@@ -53,7 +53,10 @@ async fn put_get_list_delete_round_trip() {
     assert_eq!(seen, expected);
 
     // Range listing with values.
-    let page = s.get("/v1/kv?start=list/05&end=list/07&values=true").await.json();
+    let page = s
+        .get("/v1/kv?start=list/05&end=list/07&values=true")
+        .await
+        .json();
     let items = page["items"].as_array().unwrap();
     assert_eq!(items.len(), 2);
     assert_eq!(items[0]["value_base64"], "eA==");
@@ -63,7 +66,10 @@ async fn put_get_list_delete_round_trip() {
     let r = s.get("/v1/kv/bin").await;
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["error"]["code"], "not_found");
-    assert_eq!(s.call(Method::DELETE, "/v1/kv/bin", &[], "").await.status, 404);
+    assert_eq!(
+        s.call(Method::DELETE, "/v1/kv/bin", &[], "").await.status,
+        404
+    );
 }
 
 #[tokio::test]
@@ -81,14 +87,41 @@ async fn compare_and_set_over_http() {
     assert_eq!(body["error"]["code"], "precondition_failed");
     assert_eq!(format!("\"{}\"", body["error"]["current_version"]), etag);
 
-    let r = s.call(Method::PUT, "/v1/kv/lease", &[("if-match", &etag)], "node-2").await;
+    let r = s
+        .call(
+            Method::PUT,
+            "/v1/kv/lease",
+            &[("if-match", &etag)],
+            "node-2",
+        )
+        .await;
     assert_eq!(r.status, 200);
     let newer = r.header("etag").unwrap().to_string();
     // The old version no longer matches: update and delete both refused.
-    assert_eq!(s.call(Method::PUT, "/v1/kv/lease", &[("if-match", &etag)], "node-3").await.status, 412);
-    assert_eq!(s.call(Method::DELETE, "/v1/kv/lease", &[("if-match", &etag)], "").await.status, 412);
+    assert_eq!(
+        s.call(
+            Method::PUT,
+            "/v1/kv/lease",
+            &[("if-match", &etag)],
+            "node-3"
+        )
+        .await
+        .status,
+        412
+    );
+    assert_eq!(
+        s.call(Method::DELETE, "/v1/kv/lease", &[("if-match", &etag)], "")
+            .await
+            .status,
+        412
+    );
     assert_eq!(s.get("/v1/kv/lease").await.text(), "node-2");
-    assert_eq!(s.call(Method::DELETE, "/v1/kv/lease", &[("if-match", &newer)], "").await.status, 204);
+    assert_eq!(
+        s.call(Method::DELETE, "/v1/kv/lease", &[("if-match", &newer)], "")
+            .await
+            .status,
+        204
+    );
 }
 
 #[tokio::test]
@@ -101,10 +134,22 @@ async fn ttl_expires_keys() {
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     assert_eq!(s.get("/v1/kv/short").await.status, 404);
     let page = s.get("/v1/kv").await.json();
-    let keys: Vec<_> = page["items"].as_array().unwrap().iter().map(|i| i["key"].clone()).collect();
+    let keys: Vec<_> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["key"].clone())
+        .collect();
     assert_eq!(keys, vec![serde_json::json!("long")]);
     // An expired key counts as absent for create-if-absent.
-    let r = s.call(Method::PUT, "/v1/kv/short", &[("if-none-match", "*")], "again").await;
+    let r = s
+        .call(
+            Method::PUT,
+            "/v1/kv/short",
+            &[("if-none-match", "*")],
+            "again",
+        )
+        .await;
     assert_eq!(r.status, 201);
 }
 
@@ -138,8 +183,17 @@ async fn batch_is_atomic() {
     assert_eq!(r.json()["error"]["key"], "a");
     assert_eq!(s.get("/v1/kv/c").await.status, 404);
 
-    let body = format!(r#"{{"ops":[{{"op":"delete","key":"a","if_version":{va}}},{{"op":"put","key":"c","value":"3"}}]}}"#);
-    let r = s.call(Method::POST, "/v1/batch", &[("content-type", "application/json")], body).await;
+    let body = format!(
+        r#"{{"ops":[{{"op":"delete","key":"a","if_version":{va}}},{{"op":"put","key":"c","value":"3"}}]}}"#
+    );
+    let r = s
+        .call(
+            Method::POST,
+            "/v1/batch",
+            &[("content-type", "application/json")],
+            body,
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(s.get("/v1/kv/a").await.status, 404);
     assert_eq!(s.get("/v1/kv/c").await.text(), "3");
@@ -149,29 +203,120 @@ async fn batch_is_atomic() {
 #[tokio::test]
 async fn malformed_requests_get_json_4xx() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path(), &[("ORBIT_MEMORY_DISK_BACKUP", "false"), ("ORBIT_MAX_VALUE_BYTES", "1KiB")]);
+    let s = Server::start(
+        dir.path(),
+        &[
+            ("ORBIT_MEMORY_DISK_BACKUP", "false"),
+            ("ORBIT_MAX_VALUE_BYTES", "1KiB"),
+        ],
+    );
     let json_ct = [("content-type", "application/json")];
     let long_key = format!("/v1/kv/{}", "k".repeat(2000));
-    let cases: Vec<(Method, String, Vec<(&str, &str)>, Vec<u8>, u16)> = vec![
-        (Method::PUT, "/v1/kv/x?ttl=forever".into(), vec![], b"v".to_vec(), 400),
-        (Method::PUT, "/v1/kv/x?ttl=0".into(), vec![], b"v".to_vec(), 400),
-        (Method::PUT, "/v1/kv/x?colour=red".into(), vec![], b"v".to_vec(), 400),
-        (Method::PUT, "/v1/kv/x".into(), vec![("if-match", "yesterday")], b"v".to_vec(), 400),
-        (Method::PUT, "/v1/kv/x".into(), vec![("if-match", "\"1\""), ("if-none-match", "*")], b"v".to_vec(), 400),
-        (Method::PUT, "/v1/kv/x".into(), vec![], vec![b'v'; 2048], 413),
+    type Case<'a> = (Method, String, Vec<(&'a str, &'a str)>, Vec<u8>, u16);
+    let cases: Vec<Case> = vec![
+        (
+            Method::PUT,
+            "/v1/kv/x?ttl=forever".into(),
+            vec![],
+            b"v".to_vec(),
+            400,
+        ),
+        (
+            Method::PUT,
+            "/v1/kv/x?ttl=0".into(),
+            vec![],
+            b"v".to_vec(),
+            400,
+        ),
+        (
+            Method::PUT,
+            "/v1/kv/x?colour=red".into(),
+            vec![],
+            b"v".to_vec(),
+            400,
+        ),
+        (
+            Method::PUT,
+            "/v1/kv/x".into(),
+            vec![("if-match", "yesterday")],
+            b"v".to_vec(),
+            400,
+        ),
+        (
+            Method::PUT,
+            "/v1/kv/x".into(),
+            vec![("if-match", "\"1\""), ("if-none-match", "*")],
+            b"v".to_vec(),
+            400,
+        ),
+        (
+            Method::PUT,
+            "/v1/kv/x".into(),
+            vec![],
+            vec![b'v'; 2048],
+            413,
+        ),
         (Method::PUT, long_key.clone(), vec![], b"v".to_vec(), 413),
         (Method::GET, "/v1/kv/%FF%FE".into(), vec![], vec![], 400),
         (Method::GET, "/v1/kv?limit=0".into(), vec![], vec![], 400),
         (Method::GET, "/v1/kv?limit=abc".into(), vec![], vec![], 400),
-        (Method::GET, "/v1/kv?prefix=a&start=b".into(), vec![], vec![], 400),
-        (Method::GET, "/v1/kv?start=z&end=a".into(), vec![], vec![], 400),
+        (
+            Method::GET,
+            "/v1/kv?prefix=a&start=b".into(),
+            vec![],
+            vec![],
+            400,
+        ),
+        (
+            Method::GET,
+            "/v1/kv?start=z&end=a".into(),
+            vec![],
+            vec![],
+            400,
+        ),
         (Method::GET, "/v1/kv?cursor=!!!".into(), vec![], vec![], 400),
-        (Method::POST, "/v1/batch".into(), json_ct.to_vec(), b"{not json".to_vec(), 400),
-        (Method::POST, "/v1/batch".into(), json_ct.to_vec(), br#"{"ops":[]}"#.to_vec(), 400),
-        (Method::POST, "/v1/batch".into(), json_ct.to_vec(), br#"{"ops":[{"op":"upsert","key":"a"}]}"#.to_vec(), 422),
-        (Method::POST, "/v1/batch".into(), json_ct.to_vec(), br#"{"ops":[{"op":"put","key":"a"}]}"#.to_vec(), 400),
-        (Method::POST, "/v1/batch".into(), json_ct.to_vec(), br#"{"ops":[{"op":"put","key":"","value":"v"}]}"#.to_vec(), 400),
-        (Method::POST, "/v1/batch".into(), vec![], br#"{"ops":[]}"#.to_vec(), 415),
+        (
+            Method::POST,
+            "/v1/batch".into(),
+            json_ct.to_vec(),
+            b"{not json".to_vec(),
+            400,
+        ),
+        (
+            Method::POST,
+            "/v1/batch".into(),
+            json_ct.to_vec(),
+            br#"{"ops":[]}"#.to_vec(),
+            400,
+        ),
+        (
+            Method::POST,
+            "/v1/batch".into(),
+            json_ct.to_vec(),
+            br#"{"ops":[{"op":"upsert","key":"a"}]}"#.to_vec(),
+            422,
+        ),
+        (
+            Method::POST,
+            "/v1/batch".into(),
+            json_ct.to_vec(),
+            br#"{"ops":[{"op":"put","key":"a"}]}"#.to_vec(),
+            400,
+        ),
+        (
+            Method::POST,
+            "/v1/batch".into(),
+            json_ct.to_vec(),
+            br#"{"ops":[{"op":"put","key":"","value":"v"}]}"#.to_vec(),
+            400,
+        ),
+        (
+            Method::POST,
+            "/v1/batch".into(),
+            vec![],
+            br#"{"ops":[]}"#.to_vec(),
+            415,
+        ),
         (Method::GET, "/v2/nothing".into(), vec![], vec![], 404),
         (Method::PATCH, "/v1/kv/x".into(), vec![], vec![], 405),
     ];
@@ -180,7 +325,12 @@ async fn malformed_requests_get_json_4xx() {
         let shown = if path.len() > 60 { &path[..60] } else { &path };
         assert_eq!(r.status, want, "{method} {shown}: {}", r.text());
         let j = r.json();
-        assert!(j["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{method} {shown}: {j}");
+        assert!(
+            j["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{method} {shown}: {j}"
+        );
     }
     // The server is still fine.
     assert_eq!(s.put("/v1/kv/x", "v").await.status, 200);
@@ -189,7 +339,13 @@ async fn malformed_requests_get_json_4xx() {
 #[tokio::test]
 async fn bearer_token_guards_the_api_but_not_health() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path(), &[("ORBIT_MEMORY_DISK_BACKUP", "false"), ("ORBIT_API_TOKEN", "s3cret-token")]);
+    let s = Server::start(
+        dir.path(),
+        &[
+            ("ORBIT_MEMORY_DISK_BACKUP", "false"),
+            ("ORBIT_API_TOKEN", "s3cret-token"),
+        ],
+    );
     let r = s.put("/v1/kv/x", "v").await;
     assert_eq!(r.status, 401);
     assert_eq!(r.header("www-authenticate"), Some("Bearer"));
@@ -218,7 +374,12 @@ async fn health_and_metrics() {
     assert_eq!(j["canary"]["ok"], true);
     assert_eq!(j["plugin"]["source"], "embedded:health");
     let reasons = j["reasons"].as_array().unwrap();
-    assert!(reasons.iter().any(|r| r.as_str().unwrap().contains("canary")), "{j}");
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.as_str().unwrap().contains("canary")),
+        "{j}"
+    );
 
     s.put("/v1/kv/m", "1").await;
     let m = s.get("/metrics").await.text();

@@ -10,29 +10,49 @@ use support::{Server, run_to_end};
 #[test]
 fn unknown_backend_refuses_to_start_listing_accepted_names() {
     let dir = tempfile::tempdir().unwrap();
-    let err = Server::try_start(dir.path(), &[("ORBIT_PERSISTENCE_BACKEND", "bogus")]).err().expect("must not start");
+    let err = Server::try_start(dir.path(), &[("ORBIT_PERSISTENCE_BACKEND", "bogus")])
+        .err()
+        .expect("must not start");
     assert!(err.contains("ORBIT_PERSISTENCE_BACKEND"), "{err}");
     assert!(err.contains("bogus"), "{err}");
-    assert!(err.contains("memory, cow_btree, lsm_tree, rocksdb, s3, azure, gcp"), "{err}");
+    assert!(
+        err.contains("memory, cow_btree, lsm_tree, rocksdb, s3, azure, gcp"),
+        "{err}"
+    );
 }
 
 #[test]
 fn config_check_names_the_variable_and_the_accepted_form() {
     let (ok, out, err) = run_to_end(
-        &[("ORBIT_PERSISTENCE_BACKEND", "memory"), ("ORBIT_MEMORY_MAX_ENTRIES", "lots")],
+        &[
+            ("ORBIT_PERSISTENCE_BACKEND", "memory"),
+            ("ORBIT_MEMORY_MAX_ENTRIES", "lots"),
+        ],
         &["config", "check"],
     );
     assert!(!ok, "must exit non-zero; stdout: {out}");
-    assert!(err.contains("ORBIT_MEMORY_MAX_ENTRIES") && err.contains("lots"), "{err}");
+    assert!(
+        err.contains("ORBIT_MEMORY_MAX_ENTRIES") && err.contains("lots"),
+        "{err}"
+    );
     assert!(err.contains("an integer"), "{err}");
 
-    let (ok, _, err) = run_to_end(&[("ORBIT_MEMORY_DISK_BACKUP", "flase")], &["config", "check"]);
+    let (ok, _, err) = run_to_end(
+        &[("ORBIT_MEMORY_DISK_BACKUP", "flase")],
+        &["config", "check"],
+    );
     assert!(!ok);
-    assert!(err.contains("ORBIT_MEMORY_DISK_BACKUP") && err.contains("true or false"), "{err}");
+    assert!(
+        err.contains("ORBIT_MEMORY_DISK_BACKUP") && err.contains("true or false"),
+        "{err}"
+    );
 
     let (ok, _, err) = run_to_end(&[("ORBIT_HTTP_ADDR", "everywhere")], &["config", "check"]);
     assert!(!ok);
-    assert!(err.contains("ORBIT_HTTP_ADDR") && err.contains("IP:PORT"), "{err}");
+    assert!(
+        err.contains("ORBIT_HTTP_ADDR") && err.contains("IP:PORT"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -50,11 +70,20 @@ fn config_check_prints_the_effective_config_without_secrets() {
     assert!(ok, "{out}\n{err}");
     assert!(out.contains("backend: s3"), "{out}");
     assert!(out.contains("orbit-state"), "{out}");
-    assert!(out.contains("ORBIT_S3_SECRET_ACCESS_KEY"), "the secret is named by reference: {out}");
-    assert!(!out.contains("very-secret-value") && !out.contains("AKIAEXAMPLE"), "secret leaked: {out}");
+    assert!(
+        out.contains("ORBIT_S3_SECRET_ACCESS_KEY"),
+        "the secret is named by reference: {out}"
+    );
+    assert!(
+        !out.contains("very-secret-value") && !out.contains("AKIAEXAMPLE"),
+        "secret leaked: {out}"
+    );
     assert!(!err.contains("very-secret-value"), "secret leaked: {err}");
     // Typos get a warning with the closest known name.
-    assert!(out.contains("ORBIT_S3_REGOIN") && out.contains("ORBIT_S3_REGION"), "{out}");
+    assert!(
+        out.contains("ORBIT_S3_REGOIN") && out.contains("ORBIT_S3_REGION"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -66,7 +95,16 @@ fn toml_file_selects_and_configures() {
         "[server]\npersistence_backend = \"memory\"\n[persistence.memory]\nmax_entries = 42\ndisk_backup = false\n",
     )
     .unwrap();
-    let (ok, out, err) = run_to_end(&[], &["--config", toml.to_str().unwrap(), "config", "check", "--json"]);
+    let (ok, out, err) = run_to_end(
+        &[],
+        &[
+            "--config",
+            toml.to_str().unwrap(),
+            "config",
+            "check",
+            "--json",
+        ],
+    );
     assert!(ok, "{out}\n{err}");
     let j: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(j["backend"], "memory");
@@ -75,7 +113,13 @@ fn toml_file_selects_and_configures() {
     // The environment wins over the file.
     let (ok, out, _) = run_to_end(
         &[("ORBIT_MEMORY_MAX_ENTRIES", "7")],
-        &["--config", toml.to_str().unwrap(), "config", "check", "--json"],
+        &[
+            "--config",
+            toml.to_str().unwrap(),
+            "config",
+            "check",
+            "--json",
+        ],
     );
     assert!(ok);
     let j: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -86,10 +130,19 @@ fn toml_file_selects_and_configures() {
 fn backend_not_in_this_build_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("lsm").display().to_string();
-    let err = Server::try_start(dir.path(), &[("ORBIT_PERSISTENCE_BACKEND", "lsm_tree"), ("ORBIT_LSM_DATA_DIR", &data)])
-        .err()
-        .expect("must not start");
-    assert!(err.contains("Starting Orbit-RS server with persistence backend: lsm_tree"), "{err}");
+    let err = Server::try_start(
+        dir.path(),
+        &[
+            ("ORBIT_PERSISTENCE_BACKEND", "lsm_tree"),
+            ("ORBIT_LSM_DATA_DIR", &data),
+        ],
+    )
+    .err()
+    .expect("must not start");
+    assert!(
+        err.contains("Starting Orbit-RS server with persistence backend: lsm_tree"),
+        "{err}"
+    );
     assert!(err.contains("not available in this build"), "{err}");
 }
 
@@ -98,7 +151,12 @@ async fn sigterm_writes_the_final_snapshot_and_restart_restores_it() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path(), &[]);
     for i in 0..100 {
-        assert_eq!(s.put(&format!("/v1/kv/k{i}"), &format!("v{i}")).await.status, 200);
+        assert_eq!(
+            s.put(&format!("/v1/kv/k{i}"), &format!("v{i}"))
+                .await
+                .status,
+            200
+        );
     }
     let etag = s.get("/v1/kv/k7").await.header("etag").unwrap().to_string();
     assert!(s.terminate(), "graceful exit");
@@ -108,9 +166,15 @@ async fn sigterm_writes_the_final_snapshot_and_restart_restores_it() {
     for i in 0..100 {
         assert_eq!(s.get(&format!("/v1/kv/k{i}")).await.text(), format!("v{i}"));
     }
-    assert_eq!(s.get("/v1/kv/k7").await.header("etag"), Some(etag.as_str()), "versions survive");
+    assert_eq!(
+        s.get("/v1/kv/k7").await.header("etag"),
+        Some(etag.as_str()),
+        "versions survive"
+    );
     // New versions continue above the old ones.
-    let new: u64 = s.put("/v1/kv/new", "x").await.json()["version"].as_u64().unwrap();
+    let new: u64 = s.put("/v1/kv/new", "x").await.json()["version"]
+        .as_u64()
+        .unwrap();
     assert!(new > 100);
 }
 
@@ -120,7 +184,12 @@ async fn kill_9_after_a_snapshot_keeps_every_key_of_it() {
     let snapshot = dir.path().join("orbit_backup.json");
     let s = Server::start(dir.path(), &[("ORBIT_MEMORY_BACKUP_INTERVAL", "1")]);
     for i in 0..500 {
-        assert_eq!(s.put(&format!("/v1/kv/k{i}"), &format!("v{i}")).await.status, 200);
+        assert_eq!(
+            s.put(&format!("/v1/kv/k{i}"), &format!("v{i}"))
+                .await
+                .status,
+            200
+        );
     }
     // Wait until a periodic snapshot holding every key has been written.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -129,13 +198,20 @@ async fn kill_9_after_a_snapshot_keeps_every_key_of_it() {
         if text.matches("\"k\":").count() >= 500 {
             break;
         }
-        assert!(Instant::now() < deadline, "no complete snapshot within 10 s");
+        assert!(
+            Instant::now() < deadline,
+            "no complete snapshot within 10 s"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     s.kill9();
     let s = Server::start(dir.path(), &[]);
     for i in 0..500 {
-        assert_eq!(s.get(&format!("/v1/kv/k{i}")).await.text(), format!("v{i}"), "k{i}");
+        assert_eq!(
+            s.get(&format!("/v1/kv/k{i}")).await.text(),
+            format!("v{i}"),
+            "k{i}"
+        );
     }
 }
 
@@ -153,8 +229,13 @@ fn truncated_snapshot_stops_start_up_with_a_clear_message() {
     let path = dir.path().join("orbit_backup.json");
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() - 10]).unwrap();
-    let err = Server::try_start(dir.path(), &[]).err().expect("must refuse a truncated snapshot");
-    assert!(err.contains("orbit_backup.json") && err.contains("truncated"), "{err}");
+    let err = Server::try_start(dir.path(), &[])
+        .err()
+        .expect("must refuse a truncated snapshot");
+    assert!(
+        err.contains("orbit_backup.json") && err.contains("truncated"),
+        "{err}"
+    );
     // Nothing was overwritten: the damaged file is still there for an operator.
     assert_eq!(std::fs::read(&path).unwrap().len(), bytes.len() - 10);
 }

@@ -30,12 +30,20 @@ fn built(cell: &'static OnceLock<PathBuf>, dir: PathBuf, name: &str) -> &'static
 
 fn example_selector() -> &'static Path {
     static CELL: OnceLock<PathBuf> = OnceLock::new();
-    built(&CELL, repo().join("examples/custom-selector"), "custom-selector")
+    built(
+        &CELL,
+        repo().join("examples/custom-selector"),
+        "custom-selector",
+    )
 }
 
 fn misbehaving_health() -> &'static Path {
     static CELL: OnceLock<PathBuf> = OnceLock::new();
-    built(&CELL, repo().join("host/server/tests/fixtures/misbehaving-health"), "misbehaving-health")
+    built(
+        &CELL,
+        repo().join("host/server/tests/fixtures/misbehaving-health"),
+        "misbehaving-health",
+    )
 }
 
 fn check_json(env: &[(&str, &str)]) -> serde_json::Value {
@@ -49,25 +57,45 @@ fn example_selector_changes_the_backend_without_rebuilding_the_host() {
     let selector = example_selector().display().to_string();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().display().to_string();
-    let base = [("ORBIT_PLUGIN_SELECTOR", selector.as_str()), ("ORBIT_DATA_DIR", data.as_str())];
+    let base = [
+        ("ORBIT_PLUGIN_SELECTOR", selector.as_str()),
+        ("ORBIT_DATA_DIR", data.as_str()),
+    ];
 
     // Embedded default: memory.
-    assert_eq!(check_json(&[("ORBIT_DATA_DIR", &data)])["backend"], "memory");
+    assert_eq!(
+        check_json(&[("ORBIT_DATA_DIR", &data)])["backend"],
+        "memory"
+    );
 
     // Writable data root with enough room: the example picks lsm_tree.
     let j = check_json(&[base[0], base[1], ("ORBIT_EXAMPLE_MIN_FREE_BYTES", "1")]);
     assert_eq!(j["backend"], "lsm_tree", "{j}");
     assert_eq!(j["config"]["data_dir"], format!("{data}/lsm_tree"));
-    assert!(j["plugins"][0]["source"].as_str().unwrap().ends_with("custom-selector.wasm"), "{j}");
+    assert!(
+        j["plugins"][0]["source"]
+            .as_str()
+            .unwrap()
+            .ends_with("custom-selector.wasm"),
+        "{j}"
+    );
 
     // Not enough room: memory, and the reason says why.
-    let j = check_json(&[base[0], base[1], ("ORBIT_EXAMPLE_MIN_FREE_BYTES", "1000000000000000000")]);
+    let j = check_json(&[
+        base[0],
+        base[1],
+        ("ORBIT_EXAMPLE_MIN_FREE_BYTES", "1000000000000000000"),
+    ]);
     assert_eq!(j["backend"], "memory", "{j}");
     assert!(j["reason"].as_str().unwrap().contains("free"), "{j}");
 
     // Missing data root: memory.
     let gone = dir.path().join("missing").display().to_string();
-    let j = check_json(&[base[0], ("ORBIT_DATA_DIR", &gone), ("ORBIT_EXAMPLE_MIN_FREE_BYTES", "1")]);
+    let j = check_json(&[
+        base[0],
+        ("ORBIT_DATA_DIR", &gone),
+        ("ORBIT_EXAMPLE_MIN_FREE_BYTES", "1"),
+    ]);
     assert_eq!(j["backend"], "memory", "{j}");
 }
 
@@ -75,7 +103,10 @@ fn example_selector_changes_the_backend_without_rebuilding_the_host() {
 fn a_plugin_for_another_role_or_a_broken_file_is_refused_clearly() {
     let dist = repo().join("plugins/dist");
     let translator = dist.join("translator.wasm").display().to_string();
-    let (ok, _, err) = run_to_end(&[("ORBIT_PLUGIN_SELECTOR", &translator)], &["config", "check"]);
+    let (ok, _, err) = run_to_end(
+        &[("ORBIT_PLUGIN_SELECTOR", &translator)],
+        &["config", "check"],
+    );
     assert!(!ok);
     assert!(err.contains("is not a selector plugin"), "{err}");
     assert!(err.contains("orbit:storage/selection@0.1.0"), "{err}");
@@ -84,19 +115,37 @@ fn a_plugin_for_another_role_or_a_broken_file_is_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let garbage = dir.path().join("garbage.wasm");
     std::fs::write(&garbage, b"\0asm\x0d\x00\x01\x00garbage").unwrap();
-    let (ok, _, err) = run_to_end(&[("ORBIT_PLUGIN_HEALTH", garbage.to_str().unwrap())], &["config", "check"]);
+    let (ok, _, err) = run_to_end(
+        &[("ORBIT_PLUGIN_HEALTH", garbage.to_str().unwrap())],
+        &["config", "check"],
+    );
     assert!(!ok);
-    assert!(err.contains("garbage.wasm") && err.contains("not a valid WebAssembly component"), "{err}");
+    assert!(
+        err.contains("garbage.wasm") && err.contains("not a valid WebAssembly component"),
+        "{err}"
+    );
 
     let core = dir.path().join("core.wasm");
     std::fs::write(&core, b"\0asm\x01\x00\x00\x00").unwrap();
-    let (ok, _, err) = run_to_end(&[("ORBIT_PLUGIN_TRANSLATOR", core.to_str().unwrap())], &["config", "check"]);
+    let (ok, _, err) = run_to_end(
+        &[("ORBIT_PLUGIN_TRANSLATOR", core.to_str().unwrap())],
+        &["config", "check"],
+    );
     assert!(!ok);
-    assert!(err.contains("core WebAssembly module, not a component"), "{err}");
+    assert!(
+        err.contains("core WebAssembly module, not a component"),
+        "{err}"
+    );
 
-    let (ok, _, err) = run_to_end(&[("ORBIT_PLUGIN_SELECTOR", "/nonexistent/selector.wasm")], &["config", "check"]);
+    let (ok, _, err) = run_to_end(
+        &[("ORBIT_PLUGIN_SELECTOR", "/nonexistent/selector.wasm")],
+        &["config", "check"],
+    );
     assert!(!ok);
-    assert!(err.contains("/nonexistent/selector.wasm") && err.contains("cannot read the file"), "{err}");
+    assert!(
+        err.contains("/nonexistent/selector.wasm") && err.contains("cannot read the file"),
+        "{err}"
+    );
 }
 
 async fn readiness(s: &Server) -> (u16, serde_json::Value, Duration) {
@@ -110,7 +159,12 @@ async fn set_mode(s: &Server, mode: Option<&str>) {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     match mode {
         Some(m) => assert_eq!(s.put("/v1/kv/misbehave", m).await.status, 200),
-        None => assert_eq!(s.call(Method::DELETE, "/v1/kv/misbehave", &[], "").await.status, 204),
+        None => assert_eq!(
+            s.call(Method::DELETE, "/v1/kv/misbehave", &[], "")
+                .await
+                .status,
+            204
+        ),
     }
 }
 
@@ -129,7 +183,10 @@ async fn runaway_health_plugin_is_stopped_while_data_keeps_flowing() {
     );
     let (status, j, _) = readiness(&s).await;
     assert_eq!(status, 200, "{j}");
-    assert_eq!(j["reasons"][0], "fixture read misbehave=none", "the plugin read the store: {j}");
+    assert_eq!(
+        j["reasons"][0], "fixture read misbehave=none",
+        "the plugin read the store: {j}"
+    );
 
     // Spin: the readiness call is stopped at the CPU deadline, and requests
     // on other connections are served meanwhile.
@@ -150,15 +207,30 @@ async fn runaway_health_plugin_is_stopped_while_data_keeps_flowing() {
     assert_eq!(status, 503, "{j}");
     let reason = j["reasons"][0].as_str().unwrap();
     assert!(reason.contains("exceeded its CPU deadline"), "{j}");
-    assert!(took >= Duration::from_millis(450) && took < Duration::from_secs(3), "stopped after {took:?}");
-    assert!(worst < Duration::from_millis(400), "data requests stalled {worst:?} while the plugin spun");
-    assert_eq!(j["live"], true, "a failing health plugin does not make the pod dead");
+    assert!(
+        took >= Duration::from_millis(450) && took < Duration::from_secs(3),
+        "stopped after {took:?}"
+    );
+    assert!(
+        worst < Duration::from_millis(400),
+        "data requests stalled {worst:?} while the plugin spun"
+    );
+    assert_eq!(
+        j["live"], true,
+        "a failing health plugin does not make the pod dead"
+    );
 
     // Unbounded allocation: stopped at the memory cap.
     set_mode(&s, Some("hog")).await;
     let (status, j, _) = readiness(&s).await;
     assert_eq!(status, 503);
-    assert!(j["reasons"][0].as_str().unwrap().contains("memory limit of 16777216 bytes"), "{j}");
+    assert!(
+        j["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("memory limit of 16777216 bytes"),
+        "{j}"
+    );
 
     // A panic is a trap for that call.
     set_mode(&s, Some("trap")).await;
@@ -174,7 +246,9 @@ async fn runaway_health_plugin_is_stopped_while_data_keeps_flowing() {
 
     let m = s.get("/metrics").await.text();
     for outcome in ["cpu_deadline", "memory_limit", "trap"] {
-        let needle = format!(r#"orbit_plugin_calls_total{{role="health",function="evaluate",outcome="{outcome}"}} 1"#);
+        let needle = format!(
+            r#"orbit_plugin_calls_total{{role="health",function="evaluate",outcome="{outcome}"}} 1"#
+        );
         assert!(m.contains(&needle), "missing {needle}");
     }
     assert_eq!(s.get("/v1/kv/during/19").await.status, 200);

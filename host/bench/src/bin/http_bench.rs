@@ -52,7 +52,9 @@ impl Drop for Killed {
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 fn wait_listening(port: u16) -> anyhow::Result<()> {
@@ -83,7 +85,12 @@ fn start_orbit(args: &Args) -> anyhow::Result<(Killed, u16)> {
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
-        .with_context(|| format!("cannot start {} (build it: cargo build --release -p orbit-server)", bin.display()))?;
+        .with_context(|| {
+            format!(
+                "cannot start {} (build it: cargo build --release -p orbit-server)",
+                bin.display()
+            )
+        })?;
     let child = Killed(child);
     wait_listening(port)?;
     Ok((child, port))
@@ -151,30 +158,71 @@ async fn drive(port: u16, args: &Args, put: bool) -> anyhow::Result<Row> {
 fn redis(args: &Args, requests: u64) -> anyhow::Result<Vec<Row>> {
     let port = free_port()?;
     let server = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
         .stdout(Stdio::null())
         .spawn()
         .context("cannot start redis-server (apt-get install redis-server)")?;
     let _server = Killed(server);
     wait_listening(port)?;
     let out = Command::new("redis-benchmark")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-c", &args.connections.to_string()])
-        .args(["-n", &requests.to_string(), "-d", &args.value_size.to_string()])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-c",
+            &args.connections.to_string(),
+        ])
+        .args([
+            "-n",
+            &requests.to_string(),
+            "-d",
+            &args.value_size.to_string(),
+        ])
         .args(["-r", &args.keys.to_string(), "-t", "set,get", "--csv"])
         .output()
         .context("cannot run redis-benchmark (apt-get install redis-tools)")?;
     if !out.status.success() {
-        bail!("redis-benchmark failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "redis-benchmark failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines = text.lines();
-    let header: Vec<String> = lines.next().unwrap_or("").split(',').map(|h| h.trim_matches('"').to_string()).collect();
-    let col = |name: &str| header.iter().position(|h| h == name).with_context(|| format!("no {name} column in {text}"));
+    let header: Vec<String> = lines
+        .next()
+        .unwrap_or("")
+        .split(',')
+        .map(|h| h.trim_matches('"').to_string())
+        .collect();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| h == name)
+            .with_context(|| format!("no {name} column in {text}"))
+    };
     let (rps, p50, p99) = (col("rps")?, col("p50_latency_ms")?, col("p99_latency_ms")?);
     let mut rows = Vec::new();
     for line in lines {
-        let f: Vec<String> = line.split(',').map(|x| x.trim_matches('"').to_string()).collect();
-        let num = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
+        let f: Vec<String> = line
+            .split(',')
+            .map(|x| x.trim_matches('"').to_string())
+            .collect();
+        let num = |i: usize| {
+            f.get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(f64::NAN)
+        };
         rows.push(Row {
             system: "redis-server (redis-benchmark)".into(),
             operation: f[0].clone(),
@@ -191,12 +239,16 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let (_orbit, port) = start_orbit(&args)?;
     // Fill the key space first so GETs hit.
-    let fill = Args { seconds: 2, ..Args::parse() };
+    let fill = Args {
+        seconds: 2,
+        ..Args::parse()
+    };
     drive(port, &fill, true).await?;
     let put = drive(port, &args, true).await?;
     let get = drive(port, &args, false).await?;
     // Give Redis about as many requests as orbit served, so both run similarly long.
-    let requests = ((put.ops_per_sec.max(get.ops_per_sec) * args.seconds as f64) as u64).max(100_000);
+    let requests =
+        ((put.ops_per_sec.max(get.ops_per_sec) * args.seconds as f64) as u64).max(100_000);
     let redis_rows = redis(&args, requests)?;
     let find = |op: &str| redis_rows.iter().find(|r| r.operation == op).cloned();
 
@@ -207,13 +259,18 @@ async fn main() -> anyhow::Result<()> {
     println!("| system | operation | ops/s | p50 ms | p99 ms | ops/s vs Redis |");
     println!("|---|---|---:|---:|---:|---:|");
     for (row, peer) in [(&put, find("SET")), (&get, find("GET"))] {
-        let ratio = peer.as_ref().map_or(f64::NAN, |p| row.ops_per_sec / p.ops_per_sec);
+        let ratio = peer
+            .as_ref()
+            .map_or(f64::NAN, |p| row.ops_per_sec / p.ops_per_sec);
         println!(
             "| {} | {} | {:.0} | {:.3} | {:.3} | {:.2}x |",
             row.system, row.operation, row.ops_per_sec, row.p50_ms, row.p99_ms, ratio
         );
         if let Some(p) = peer {
-            println!("| {} | {} | {:.0} | {:.3} | {:.3} | 1.00x |", p.system, p.operation, p.ops_per_sec, p.p50_ms, p.p99_ms);
+            println!(
+                "| {} | {} | {:.0} | {:.3} | {:.3} | 1.00x |",
+                p.system, p.operation, p.ops_per_sec, p.p50_ms, p.p99_ms
+            );
         }
     }
     Ok(())

@@ -65,9 +65,15 @@ struct OpResult {
     version: Option<u64>,
 }
 
-fn precondition(i: usize, if_version: Option<u64>, if_absent: bool) -> Result<Precondition, ApiError> {
+fn precondition(
+    i: usize,
+    if_version: Option<u64>,
+    if_absent: bool,
+) -> Result<Precondition, ApiError> {
     match (if_version, if_absent) {
-        (Some(_), true) => Err(ApiError::BadRequest(format!("ops[{i}]: give if_version or if_absent, not both"))),
+        (Some(_), true) => Err(ApiError::BadRequest(format!(
+            "ops[{i}]: give if_version or if_absent, not both"
+        ))),
         (Some(v), false) => Ok(Precondition::Version(v)),
         (None, true) => Ok(Precondition::Absent),
         (None, false) => Ok(Precondition::None),
@@ -89,12 +95,21 @@ pub async fn apply(
     let mut results = Vec::with_capacity(request.ops.len());
     for (i, op) in request.ops.into_iter().enumerate() {
         match op {
-            OpRequest::Put { key, value, value_base64, if_version, if_absent, ttl } => {
+            OpRequest::Put {
+                key,
+                value,
+                value_base64,
+                if_version,
+                if_absent,
+                ttl,
+            } => {
                 check_key(&key, &state.limits).map_err(|e| prefix_error(i, e))?;
                 let value = match (value, value_base64) {
                     (Some(v), None) => Bytes::from(v),
                     (None, Some(b)) => Bytes::from(STANDARD.decode(b.as_bytes()).map_err(|e| {
-                        ApiError::BadRequest(format!("ops[{i}].value_base64 is not valid base64: {e}"))
+                        ApiError::BadRequest(format!(
+                            "ops[{i}].value_base64 is not valid base64: {e}"
+                        ))
                     })?),
                     _ => {
                         return Err(ApiError::BadRequest(format!(
@@ -113,8 +128,16 @@ pub async fn apply(
                     precondition: precondition(i, if_version, if_absent)?,
                     expires_at: expiry(ttl.as_deref()).map_err(|e| prefix_error(i, e))?,
                 };
-                ops.push(BatchOp::Put { key: Bytes::from(key.clone()), value, options });
-                results.push(OpResult { op: "put", key, version: None });
+                ops.push(BatchOp::Put {
+                    key: Bytes::from(key.clone()),
+                    value,
+                    options,
+                });
+                results.push(OpResult {
+                    op: "put",
+                    key,
+                    version: None,
+                });
             }
             OpRequest::Delete { key, if_version } => {
                 check_key(&key, &state.limits).map_err(|e| prefix_error(i, e))?;
@@ -122,7 +145,11 @@ pub async fn apply(
                     key: Bytes::from(key.clone()),
                     precondition: precondition(i, if_version, false)?,
                 });
-                results.push(OpResult { op: "delete", key, version: None });
+                results.push(OpResult {
+                    op: "delete",
+                    key,
+                    version: None,
+                });
             }
         }
     }

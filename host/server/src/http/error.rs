@@ -17,7 +17,10 @@ pub enum ApiError {
     Unauthorized,
     NotFound(String),
     MethodNotAllowed,
-    PreconditionFailed { key: String, current_version: Option<u64> },
+    PreconditionFailed {
+        key: String,
+        current_version: Option<u64>,
+    },
     PayloadTooLarge(String),
     Storage(StorageError),
 }
@@ -25,7 +28,10 @@ pub enum ApiError {
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
         match e {
-            StorageError::Conflict { key, current } => ApiError::PreconditionFailed { key, current_version: current },
+            StorageError::Conflict { key, current } => ApiError::PreconditionFailed {
+                key,
+                current_version: current,
+            },
             other => ApiError::Storage(other),
         }
     }
@@ -46,7 +52,8 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
-                "this endpoint requires `Authorization: Bearer <token>` (ORBIT_API_TOKEN)".to_string(),
+                "this endpoint requires `Authorization: Bearer <token>` (ORBIT_API_TOKEN)"
+                    .to_string(),
                 json!({}),
             ),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m, json!({})),
@@ -56,23 +63,35 @@ impl IntoResponse for ApiError {
                 "method not allowed on this route".to_string(),
                 json!({}),
             ),
-            ApiError::PreconditionFailed { key, current_version } => (
+            ApiError::PreconditionFailed {
+                key,
+                current_version,
+            } => (
                 StatusCode::PRECONDITION_FAILED,
                 "precondition_failed",
                 match current_version {
-                    Some(v) => format!("precondition failed for key {key:?}: its current version is {v}"),
+                    Some(v) => {
+                        format!("precondition failed for key {key:?}: its current version is {v}")
+                    }
                     None => format!("precondition failed for key {key:?}: it does not exist"),
                 },
                 json!({ "key": key, "current_version": current_version }),
             ),
-            ApiError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", m, json!({})),
+            ApiError::PayloadTooLarge(m) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                m,
+                json!({}),
+            ),
             ApiError::Storage(e) => {
                 let status = match &e {
                     StorageError::Invalid(_) => StatusCode::BAD_REQUEST,
                     StorageError::CapacityExceeded(_) => StatusCode::INSUFFICIENT_STORAGE,
                     StorageError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
                     StorageError::Conflict { .. } => StatusCode::PRECONDITION_FAILED,
-                    StorageError::Corrupt { .. } | StorageError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+                    StorageError::Corrupt { .. } | StorageError::Io { .. } => {
+                        StatusCode::INTERNAL_SERVER_ERROR
+                    }
                 };
                 if status.is_server_error() {
                     tracing::error!(error = %e, "backend error");
@@ -86,7 +105,9 @@ impl IntoResponse for ApiError {
         }
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }

@@ -16,7 +16,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 
-use orbit_storage::{Entry, KeyRange, ListQuery, PRIVATE_KEY_PREFIX, Precondition, PutOptions, Storage, now_millis};
+use orbit_storage::{
+    Entry, KeyRange, ListQuery, PRIVATE_KEY_PREFIX, Precondition, PutOptions, Storage, now_millis,
+};
 
 use super::error::{ApiError, rejection};
 use super::{AppState, Limits, MAX_LIST_LIMIT};
@@ -36,8 +38,16 @@ pub fn check_key(key: &str, limits: &Limits) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn path_key(path: Result<Path<String>, PathRejection>, limits: &Limits) -> Result<String, ApiError> {
-    let Path(key) = path.map_err(|r| rejection(r.status(), format!("invalid key in the path: {}", r.body_text())))?;
+fn path_key(
+    path: Result<Path<String>, PathRejection>,
+    limits: &Limits,
+) -> Result<String, ApiError> {
+    let Path(key) = path.map_err(|r| {
+        rejection(
+            r.status(),
+            format!("invalid key in the path: {}", r.body_text()),
+        )
+    })?;
     check_key(&key, limits)?;
     Ok(key)
 }
@@ -54,7 +64,8 @@ pub fn expiry(ttl: Option<&str>) -> Result<Option<u64>, ApiError> {
 }
 
 fn etag(version: u64) -> HeaderValue {
-    HeaderValue::from_str(&format!("\"{version}\"")).expect("digits and quotes are a valid header value")
+    HeaderValue::from_str(&format!("\"{version}\""))
+        .expect("digits and quotes are a valid header value")
 }
 
 fn parse_etag(value: &str) -> Option<u64> {
@@ -113,7 +124,10 @@ pub async fn get(
     };
     let mut response = entry.value.clone().into_response();
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
     h.insert(header::ETAG, etag(entry.version));
     if let Some(exp) = entry.expires_at {
         h.insert("x-orbit-expires-at-ms", HeaderValue::from(exp));
@@ -140,11 +154,25 @@ pub async fn put(
             rejection(r.status(), r.body_text())
         }
     })?;
-    let options = PutOptions { precondition: precondition(&headers)?, expires_at: expiry(params.ttl.as_deref())? };
+    let options = PutOptions {
+        precondition: precondition(&headers)?,
+        expires_at: expiry(params.ttl.as_deref())?,
+    };
     let version = state.storage.put(key.as_bytes(), value, options).await?;
-    let status = if options.precondition == Precondition::Absent { StatusCode::CREATED } else { StatusCode::OK };
-    let mut response =
-        (status, Json(Written { key, version, expires_at_ms: options.expires_at })).into_response();
+    let status = if options.precondition == Precondition::Absent {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let mut response = (
+        status,
+        Json(Written {
+            key,
+            version,
+            expires_at_ms: options.expires_at,
+        }),
+    )
+        .into_response();
     response.headers_mut().insert(header::ETAG, etag(version));
     Ok(response)
 }
@@ -157,7 +185,9 @@ pub async fn delete(
     let key = path_key(path, &state.limits)?;
     let precondition = match precondition(&headers)? {
         Precondition::Absent => {
-            return Err(ApiError::BadRequest("If-None-Match: * makes no sense on DELETE; use If-Match".into()));
+            return Err(ApiError::BadRequest(
+                "If-None-Match: * makes no sense on DELETE; use If-Match".into(),
+            ));
         }
         p => p,
     };
@@ -204,7 +234,10 @@ struct ListResponse {
 fn item(e: Entry, values: bool) -> ListItem {
     let (key, key_base64) = match std::str::from_utf8(&e.key) {
         Ok(s) => (s.to_string(), None),
-        Err(_) => (String::from_utf8_lossy(&e.key).into_owned(), Some(STANDARD.encode(&e.key))),
+        Err(_) => (
+            String::from_utf8_lossy(&e.key).into_owned(),
+            Some(STANDARD.encode(&e.key)),
+        ),
     };
     ListItem {
         key,
@@ -223,7 +256,9 @@ pub async fn list(
     let Query(p) = query.map_err(|r| rejection(r.status(), r.body_text()))?;
     let limit = p.limit.unwrap_or(100);
     if limit == 0 || limit > MAX_LIST_LIMIT {
-        return Err(ApiError::BadRequest(format!("limit={limit}: expected 1 to {MAX_LIST_LIMIT}")));
+        return Err(ApiError::BadRequest(format!(
+            "limit={limit}: expected 1 to {MAX_LIST_LIMIT}"
+        )));
     }
     let range = match (p.prefix, p.start, p.end) {
         (Some(prefix), None, None) => KeyRange::Prefix(prefix.into()),
@@ -231,25 +266,47 @@ pub async fn list(
             if let (Some(s), Some(e)) = (&start, &end)
                 && s > e
             {
-                return Err(ApiError::BadRequest(format!("start={s:?} is after end={e:?}")));
+                return Err(ApiError::BadRequest(format!(
+                    "start={s:?} is after end={e:?}"
+                )));
             }
             // Unbounded listings stop before the host's private keyspace.
-            let end = end.map(Into::into).unwrap_or_else(|| vec![PRIVATE_KEY_PREFIX].into());
-            KeyRange::Range { start: start.map(Into::into), end: Some(end) }
+            let end = end
+                .map(Into::into)
+                .unwrap_or_else(|| vec![PRIVATE_KEY_PREFIX].into());
+            KeyRange::Range {
+                start: start.map(Into::into),
+                end: Some(end),
+            }
         }
-        _ => return Err(ApiError::BadRequest("give either prefix, or start and/or end, not both".into())),
+        _ => {
+            return Err(ApiError::BadRequest(
+                "give either prefix, or start and/or end, not both".into(),
+            ));
+        }
     };
     let cursor = p
         .cursor
         .map(|c| {
-            URL_SAFE_NO_PAD
-                .decode(&c)
-                .map_err(|_| ApiError::BadRequest(format!("cursor={c:?} is not a cursor returned by this API")))
+            URL_SAFE_NO_PAD.decode(&c).map_err(|_| {
+                ApiError::BadRequest(format!("cursor={c:?} is not a cursor returned by this API"))
+            })
         })
         .transpose()?;
-    let page = state.storage.list(&ListQuery { range, limit, cursor: cursor.map(Into::into) }).await?;
+    let page = state
+        .storage
+        .list(&ListQuery {
+            range,
+            limit,
+            cursor: cursor.map(Into::into),
+        })
+        .await?;
     Ok(Json(ListResponse {
-        items: page.entries.into_iter().map(|e| item(e, p.values)).collect(),
+        items: page
+            .entries
+            .into_iter()
+            .map(|e| item(e, p.values))
+            .collect(),
         next_cursor: page.next_cursor.map(|c| URL_SAFE_NO_PAD.encode(&c)),
     })
     .into_response())

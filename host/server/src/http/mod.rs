@@ -63,9 +63,15 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/kv/", get(kv::list))
         .route(
             "/v1/kv/{*key}",
-            get(kv::get).put(kv::put).delete(kv::delete).layer(DefaultBodyLimit::max(value_limit)),
+            get(kv::get)
+                .put(kv::put)
+                .delete(kv::delete)
+                .layer(DefaultBodyLimit::max(value_limit)),
         )
-        .route("/v1/batch", post(batch::apply).layer(DefaultBodyLimit::max(batch_limit)))
+        .route(
+            "/v1/batch",
+            post(batch::apply).layer(DefaultBodyLimit::max(batch_limit)),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .merge(api)
@@ -73,7 +79,9 @@ pub fn router(state: AppState) -> Router {
         .route("/health/live", get(live))
         .route("/health/startup", get(startup))
         .route("/health/ready", get(ready))
-        .fallback(|| async { ApiError::NotFound("no such route; see the README for the API".into()) })
+        .fallback(|| async {
+            ApiError::NotFound("no such route; see the README for the API".into())
+        })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .with_state(state)
@@ -86,7 +94,13 @@ pub fn metrics_router(metrics: Arc<Metrics>) -> Router {
         get(move || {
             let metrics = metrics.clone();
             async move {
-                ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], metrics.render())
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    metrics.render(),
+                )
             }
         }),
     )
@@ -102,14 +116,27 @@ async fn track(State(state): State<AppState>, request: Request, next: Next) -> R
     let method = request.method().as_str().to_string();
     let started = Instant::now();
     let response = next.run(request).await;
-    let labels = HttpLabels { route, method, status: response.status().as_u16().to_string() };
+    let labels = HttpLabels {
+        route,
+        method,
+        status: response.status().as_u16().to_string(),
+    };
     state.metrics.http_requests.get_or_create(&labels).inc();
-    state.metrics.http_duration.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
+    state
+        .metrics
+        .http_duration
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
     response
 }
 
 /// `Authorization: Bearer <token>` on `/v1/*` when a token is configured.
-async fn require_token(State(state): State<AppState>, headers: HeaderMap, request: Request, next: Next) -> Response {
+async fn require_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    request: Request,
+    next: Next,
+) -> Response {
     if let Some(token) = &state.token {
         let presented = headers
             .get(header::AUTHORIZATION)
@@ -133,20 +160,36 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 async fn live(State(state): State<AppState>) -> Response {
     if state.health.live() {
-        (StatusCode::OK, axum::Json(serde_json::json!({ "status": "alive" }))).into_response()
+        (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({ "status": "alive" })),
+        )
+            .into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({ "status": "unavailable" }))).into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({ "status": "unavailable" })),
+        )
+            .into_response()
     }
 }
 
 /// The server listens only after the backend is open, so answering at all
 /// means start-up is done.
 async fn startup() -> Response {
-    (StatusCode::OK, axum::Json(serde_json::json!({ "status": "started" }))).into_response()
+    (
+        StatusCode::OK,
+        axum::Json(serde_json::json!({ "status": "started" })),
+    )
+        .into_response()
 }
 
 async fn ready(State(state): State<AppState>) -> Response {
     let r = state.health.readiness().await;
-    let status = if r.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if r.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, axum::Json(r)).into_response()
 }

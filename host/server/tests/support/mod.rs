@@ -19,7 +19,11 @@ use hyper_util::rt::TokioExecutor;
 pub const BIN: &str = env!("CARGO_BIN_EXE_orbit-server");
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A running server.
@@ -50,14 +54,19 @@ pub fn command(env: &[(&str, &str)], args: &[&str]) -> Command {
 /// Runs the binary to completion; returns (success, stdout, stderr).
 pub fn run_to_end(env: &[(&str, &str)], args: &[&str]) -> (bool, String, String) {
     let out = command(env, args).output().expect("run orbit-server");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 impl Server {
     /// Starts the server on free ports with `ORBIT_DATA_DIR=data_dir` and
     /// `env`, and waits until it answers. Panics with its stderr if it exits.
     pub fn start(data_dir: &Path, env: &[(&str, &str)]) -> Server {
-        Self::try_start(data_dir, env).unwrap_or_else(|stderr| panic!("server did not start:\n{stderr}"))
+        Self::try_start(data_dir, env)
+            .unwrap_or_else(|stderr| panic!("server did not start:\n{stderr}"))
     }
 
     /// Like [`start`], but returns the stderr if the process exits first.
@@ -67,21 +76,36 @@ impl Server {
         let http_addr = format!("127.0.0.1:{http_port}");
         let metrics_addr = format!("127.0.0.1:{metrics_port}");
         let data = data_dir.display().to_string();
-        let mut all: Vec<(&str, &str)> =
-            vec![("ORBIT_HTTP_ADDR", &http_addr), ("ORBIT_METRICS_ADDR", &metrics_addr), ("ORBIT_DATA_DIR", &data)];
+        let mut all: Vec<(&str, &str)> = vec![
+            ("ORBIT_HTTP_ADDR", &http_addr),
+            ("ORBIT_METRICS_ADDR", &metrics_addr),
+            ("ORBIT_DATA_DIR", &data),
+        ];
         all.extend_from_slice(env);
-        let mut child = command(&all, &[]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut child = command(&all, &[])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(_status) = child.try_wait().unwrap() {
                 let mut err = String::new();
-                child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+                child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
                 return Err(err);
             }
             if std::net::TcpStream::connect(&http_addr).is_ok() {
                 break;
             }
-            assert!(Instant::now() < deadline, "server did not listen within 30 s");
+            assert!(
+                Instant::now() < deadline,
+                "server did not listen within 30 s"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         // Keep draining stderr so the child never blocks on a full pipe.
@@ -99,13 +123,29 @@ impl Server {
         })
     }
 
-    pub async fn call(&self, method: Method, path: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Resp {
-        let base = if path == "/metrics" { &self.metrics } else { &self.http };
-        let mut req = hyper::Request::builder().method(method).uri(format!("{base}{path}"));
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Resp {
+        let base = if path == "/metrics" {
+            &self.metrics
+        } else {
+            &self.http
+        };
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(format!("{base}{path}"));
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let res = self.client.request(req.body(Full::new(body.into())).unwrap()).await.expect("request");
+        let res = self
+            .client
+            .request(req.body(Full::new(body.into())).unwrap())
+            .await
+            .expect("request");
         let status = res.status().as_u16();
         let headers = res
             .headers()
@@ -113,7 +153,11 @@ impl Server {
             .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
             .collect();
         let body = res.into_body().collect().await.unwrap().to_bytes();
-        Resp { status, headers, body }
+        Resp {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub async fn get(&self, path: &str) -> Resp {
@@ -150,7 +194,10 @@ fn wait_exit(child: &mut Child) -> bool {
         if let Some(s) = child.try_wait().unwrap() {
             return s.success();
         }
-        assert!(Instant::now() < deadline, "server did not exit within 30 s of SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "server did not exit within 30 s of SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -174,7 +221,8 @@ impl Resp {
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
