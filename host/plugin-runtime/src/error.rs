@@ -13,6 +13,16 @@ pub enum PluginError {
         source_name: String,
         reason: String,
     },
+    /// The component's sha256 is not the pinned one.
+    #[error(
+        "plugin {plugin} ({source_name}) is refused: its sha256 is {actual}, but {expected} is pinned"
+    )]
+    Pinned {
+        plugin: String,
+        source_name: String,
+        expected: String,
+        actual: String,
+    },
     /// The component does not export the role's interface at a compatible version.
     #[error("plugin {plugin} ({source_name}) is not a {role} plugin: {reason}")]
     WrongWorld {
@@ -75,6 +85,7 @@ impl PluginError {
     pub fn kind(&self) -> &'static str {
         match self {
             PluginError::Load { .. } => "load",
+            PluginError::Pinned { .. } => "pinned",
             PluginError::WrongWorld { .. } => "wrong_world",
             PluginError::Link { .. } => "link",
             PluginError::CpuDeadline { .. } => "cpu_deadline",

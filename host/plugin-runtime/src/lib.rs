@@ -14,6 +14,7 @@
 //! import), [`convert`] (WIT <-> host types), [`embedded`] (default plugins).
 
 pub mod bindings;
+pub mod cache;
 pub mod convert;
 pub mod embedded;
 pub mod engine;
@@ -25,9 +26,10 @@ pub mod state;
 mod store_host;
 
 pub use bindings::types;
+pub use cache::{CacheOutcome, ComponentCache};
 pub use error::PluginError;
 pub use limits::PluginLimits;
-pub use plugin::{CONTRACT_VERSION, PluginInfo, PluginSource, Role};
+pub use plugin::{CONTRACT_VERSION, PluginInfo, PluginSource, PluginSpec, Role};
 pub use runtime::{CallObserver, HealthPlugin, PluginRuntime, SelectorPlugin, TranslatorPlugin};
 pub use state::StoreAccessLimits;
 

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
 
+use crate::cache::{CacheOutcome, ComponentCache};
 use crate::error::PluginError;
+use crate::limits::PluginLimits;
 use crate::state::CallState;
 
 /// The contract version this host speaks; components built against any
@@ -84,6 +86,15 @@ impl PluginSource {
     }
 }
 
+/// How to load one plugin.
+#[derive(Clone, Debug)]
+pub struct PluginSpec {
+    pub source: PluginSource,
+    pub limits: PluginLimits,
+    /// If set, a component with another sha256 (hex) is refused.
+    pub pinned_sha256: Option<String>,
+}
+
 /// What is known about a loaded plugin (shown in `/health/ready` and logs).
 #[derive(Clone, Debug)]
 pub struct PluginInfo {
@@ -93,14 +104,23 @@ pub struct PluginInfo {
     /// sha256 of the component bytes, hex.
     pub sha256: String,
     pub size_bytes: usize,
+    /// Whether the precompiled cache was used.
+    pub cache: CacheOutcome,
+    /// Time to read, compile (or deserialize) and check the component.
+    pub load_time: std::time::Duration,
+    pub limits: PluginLimits,
 }
 
-/// Reads and compiles a component, and checks its exports against `role`.
+/// Reads and compiles (or takes from `cache`) a component, checks its pin and
+/// its exports against `role`.
 pub(crate) fn compile(
     engine: &wasmtime::Engine,
     role: Role,
-    source: &PluginSource,
+    spec: &PluginSpec,
+    cache: Option<&ComponentCache>,
 ) -> Result<(Component, PluginInfo), PluginError> {
+    let started = std::time::Instant::now();
+    let source = &spec.source;
     let source_name = source.describe();
     let plugin = role.name().to_string();
     let bytes: std::borrow::Cow<'_, [u8]> = match source {
@@ -113,12 +133,17 @@ pub(crate) fn compile(
             })?
             .into(),
     };
-    let info = PluginInfo {
-        role,
-        source: source_name.clone(),
-        sha256: hex::encode(Sha256::digest(&bytes)),
-        size_bytes: bytes.len(),
-    };
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    if let Some(pin) = &spec.pinned_sha256
+        && !pin.eq_ignore_ascii_case(&sha256)
+    {
+        return Err(PluginError::Pinned {
+            plugin,
+            source_name,
+            expected: pin.clone(),
+            actual: sha256,
+        });
+    }
     if is_core_module(&bytes) {
         return Err(PluginError::Load {
             plugin,
@@ -128,11 +153,27 @@ pub(crate) fn compile(
                 .into(),
         });
     }
-    let component = Component::new(engine, &bytes).map_err(|e| PluginError::Load {
+    let invalid = |e: wasmtime::Error| PluginError::Load {
         plugin: plugin.clone(),
         source_name: source_name.clone(),
         reason: format!("not a valid WebAssembly component: {}", root_cause(&e)),
-    })?;
+    };
+    let (component, cache_outcome) = match cache {
+        Some(cache) => cache.load(engine, &bytes).map_err(invalid)?,
+        None => (
+            Component::new(engine, &bytes).map_err(invalid)?,
+            CacheOutcome::Disabled,
+        ),
+    };
+    let info = PluginInfo {
+        role,
+        source: source_name.clone(),
+        sha256,
+        size_bytes: bytes.len(),
+        cache: cache_outcome,
+        load_time: started.elapsed(),
+        limits: spec.limits,
+    };
     check_exports(engine, role, &component).map_err(|reason| PluginError::WrongWorld {
         plugin,
         source_name,
@@ -224,6 +265,7 @@ pub(crate) fn root_cause(e: &wasmtime::Error) -> String {
 /// A loaded plugin, ready to be called.
 pub struct Plugin<P> {
     pub(crate) info: PluginInfo,
+    pub(crate) limits: PluginLimits,
     pub(crate) pre: P,
     pub(crate) shared: Arc<crate::runtime::Shared>,
 }

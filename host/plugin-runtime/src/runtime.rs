@@ -19,10 +19,10 @@ use crate::bindings::health_world::{self, HealthPolicyPre};
 use crate::bindings::selector_world::SelectorPre;
 use crate::bindings::translator_world::TranslatorPre;
 use crate::bindings::types;
+use crate::cache::ComponentCache;
 use crate::engine::PluginEngine;
 use crate::error::PluginError;
-use crate::limits::PluginLimits;
-use crate::plugin::{Plugin, PluginSource, Role, compile, link, root_cause};
+use crate::plugin::{Plugin, PluginSpec, Role, compile, link, root_cause};
 use crate::state::{CallState, StoreAccessLimits};
 
 pub type SelectorPlugin = Plugin<SelectorPre<CallState>>;
@@ -42,9 +42,25 @@ pub trait CallObserver: Send + Sync {
 
 /// What every loaded plugin shares.
 pub(crate) struct Shared {
-    pub(crate) limits: PluginLimits,
     pub(crate) store_limits: StoreAccessLimits,
     pub(crate) observer: Option<Arc<dyn CallObserver>>,
+}
+
+/// A guest result the host refuses (checked inside the call, so it is
+/// classified and counted like any other call failure).
+#[derive(Debug)]
+struct InvalidOutput(String);
+
+impl std::fmt::Display for InvalidOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InvalidOutput {}
+
+fn invalid(reason: impl Into<String>) -> wasmtime::Error {
+    wasmtime::Error::new(InvalidOutput(reason.into()))
 }
 
 /// Loads plugins and owns the engine they run on.
@@ -55,13 +71,14 @@ pub struct PluginRuntime {
     policy_linker: Linker<CallState>,
     /// Health components may also import `store`.
     health_linker: Linker<CallState>,
+    cache: Option<ComponentCache>,
 }
 
 impl PluginRuntime {
     pub fn new(
-        limits: PluginLimits,
         store_limits: StoreAccessLimits,
         observer: Option<Arc<dyn CallObserver>>,
+        cache: Option<ComponentCache>,
     ) -> anyhow::Result<Self> {
         let engine = PluginEngine::new()?;
         let mut policy_linker = Linker::new(engine.engine());
@@ -73,8 +90,8 @@ impl PluginRuntime {
         )?;
         Ok(PluginRuntime {
             engine,
+            cache,
             shared: Arc::new(Shared {
-                limits,
                 store_limits,
                 observer,
             }),
@@ -83,38 +100,56 @@ impl PluginRuntime {
         })
     }
 
-    pub fn limits(&self) -> PluginLimits {
-        self.shared.limits
+    pub fn cache(&self) -> Option<&ComponentCache> {
+        self.cache.as_ref()
     }
 
-    pub fn load_selector(&self, source: &PluginSource) -> Result<SelectorPlugin, PluginError> {
-        let (component, info) = compile(self.engine.engine(), Role::Selector, source)?;
+    pub fn load_selector(&self, spec: &PluginSpec) -> Result<SelectorPlugin, PluginError> {
+        let (component, info) = compile(
+            self.engine.engine(),
+            Role::Selector,
+            spec,
+            self.cache.as_ref(),
+        )?;
         let pre = link(&self.policy_linker, &component, &info)?;
         let pre = SelectorPre::new(pre).map_err(|e| wrong_world(&info, &e))?;
         Ok(Plugin {
             info,
+            limits: spec.limits,
             pre,
             shared: self.shared.clone(),
         })
     }
 
-    pub fn load_translator(&self, source: &PluginSource) -> Result<TranslatorPlugin, PluginError> {
-        let (component, info) = compile(self.engine.engine(), Role::Translator, source)?;
+    pub fn load_translator(&self, spec: &PluginSpec) -> Result<TranslatorPlugin, PluginError> {
+        let (component, info) = compile(
+            self.engine.engine(),
+            Role::Translator,
+            spec,
+            self.cache.as_ref(),
+        )?;
         let pre = link(&self.policy_linker, &component, &info)?;
         let pre = TranslatorPre::new(pre).map_err(|e| wrong_world(&info, &e))?;
         Ok(Plugin {
             info,
+            limits: spec.limits,
             pre,
             shared: self.shared.clone(),
         })
     }
 
-    pub fn load_health(&self, source: &PluginSource) -> Result<HealthPlugin, PluginError> {
-        let (component, info) = compile(self.engine.engine(), Role::Health, source)?;
+    pub fn load_health(&self, spec: &PluginSpec) -> Result<HealthPlugin, PluginError> {
+        let (component, info) = compile(
+            self.engine.engine(),
+            Role::Health,
+            spec,
+            self.cache.as_ref(),
+        )?;
         let pre = link(&self.health_linker, &component, &info)?;
         let pre = HealthPolicyPre::new(pre).map_err(|e| wrong_world(&info, &e))?;
         Ok(Plugin {
             info,
+            limits: spec.limits,
             pre,
             shared: self.shared.clone(),
         })
@@ -140,7 +175,7 @@ impl<P> Plugin<P> {
         engine: &wasmtime::Engine,
         storage: Option<Arc<dyn Storage>>,
     ) -> Store<CallState> {
-        let limits = self.shared.limits;
+        let limits = self.limits;
         let mut store = Store::new(
             engine,
             CallState::new(&limits, storage, self.shared.store_limits),
@@ -166,7 +201,7 @@ impl<P> Plugin<P> {
         call: impl AsyncFnOnce(&mut Store<CallState>) -> wasmtime::Result<R>,
     ) -> Result<R, PluginError> {
         let started = Instant::now();
-        let limits = self.shared.limits;
+        let limits = self.limits;
         let mut store = self.new_store(engine, storage);
         // Wall clock: twice the CPU budget, for time spent in host imports.
         let outcome = tokio::time::timeout(limits.timeout * 2, call(&mut store)).await;
@@ -204,14 +239,21 @@ impl<P> Plugin<P> {
             return PluginError::MemoryLimit {
                 plugin,
                 function,
-                limit_bytes: self.shared.limits.memory_bytes,
+                limit_bytes: self.limits.memory_bytes,
+            };
+        }
+        if let Some(InvalidOutput(reason)) = e.downcast_ref::<InvalidOutput>() {
+            return PluginError::InvalidOutput {
+                plugin,
+                function,
+                reason: reason.clone(),
             };
         }
         if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
             return PluginError::CpuDeadline {
                 plugin,
                 function,
-                limit: self.shared.limits.timeout,
+                limit: self.limits.timeout,
             };
         }
         let message = match e.downcast_ref::<Trap>() {
@@ -260,10 +302,12 @@ impl TranslatorPlugin {
         let pre = self.pre.clone();
         self.run(pre.engine(), "translate", None, async |store| {
             let instance = pre.instantiate_async(&mut *store).await?;
-            instance
+            let t = instance
                 .orbit_storage_translation()
                 .call_translate(&mut *store, backend, context)
-                .await
+                .await?;
+            check_translation(backend, &t).map_err(invalid)?;
+            Ok(t)
         })
         .await
     }
@@ -296,11 +340,52 @@ impl HealthPlugin {
         let pre = self.pre.clone();
         self.run(pre.engine(), "evaluate", storage, async |store| {
             let instance = pre.instantiate_async(&mut *store).await?;
-            instance
+            let v = instance
                 .orbit_storage_health()
                 .call_evaluate(&mut *store, context, report)
-                .await
+                .await?;
+            check_verdict(&v).map_err(invalid)?;
+            Ok(v)
         })
         .await
     }
+}
+
+/// A translation must carry a configuration exactly when it has no error,
+/// and the configuration must be for the backend asked about.
+fn check_translation(backend: types::BackendKind, t: &Translation) -> Result<(), String> {
+    let errors = t.diagnostics.iter().filter(|d| d.is_error()).count();
+    match &t.config {
+        None if errors == 0 => Err("neither a configuration nor an error diagnostic".into()),
+        Some(_) if errors > 0 => Err(format!(
+            "a configuration together with {errors} error diagnostic(s)"
+        )),
+        Some(c) => {
+            let got = crate::convert::config_from_wit(c.clone()).kind();
+            let want = crate::convert::backend_kind_from_wit(backend);
+            if got == want {
+                Ok(())
+            } else {
+                Err(format!(
+                    "asked for backend {want}, returned a configuration for {got}"
+                ))
+            }
+        }
+        None => Ok(()),
+    }
+}
+
+/// A verdict needs a status and at least one reason, and cannot be ready
+/// while not live.
+fn check_verdict(v: &types::HealthVerdict) -> Result<(), String> {
+    if v.status.trim().is_empty() {
+        return Err("the verdict has an empty status".into());
+    }
+    if v.reasons.is_empty() {
+        return Err("the verdict gives no reason".into());
+    }
+    if v.ready && !v.live {
+        return Err("the verdict is ready but not live".into());
+    }
+    Ok(())
 }

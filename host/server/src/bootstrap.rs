@@ -4,9 +4,8 @@
 
 use std::sync::Arc;
 
-use orbit_plugin_runtime::embedded::default_source;
 use orbit_plugin_runtime::{
-    CallObserver, HealthPlugin, PluginError, PluginRuntime, PluginSource, Role, SelectorPlugin,
+    CallObserver, ComponentCache, HealthPlugin, PluginError, PluginRuntime, Role, SelectorPlugin,
     TranslatorPlugin, convert, types as wit,
 };
 use orbit_storage::{BackendConfig, BackendKind};
@@ -15,7 +14,7 @@ use crate::settings::ServerSettings;
 
 /// The three loaded policy plugins.
 pub struct Plugins {
-    pub runtime: PluginRuntime,
+    pub runtime: Arc<PluginRuntime>,
     pub selector: SelectorPlugin,
     pub translator: TranslatorPlugin,
     pub health: HealthPlugin,
@@ -44,36 +43,50 @@ fn lines(d: &[wit::Diagnostic]) -> String {
         .join("\n")
 }
 
-fn source_for(settings: &ServerSettings, role: Role) -> PluginSource {
-    match settings.plugin_path(role) {
-        Some(path) => PluginSource::File(path.to_path_buf()),
-        None => default_source(role),
-    }
-}
-
 /// Loads the configured (or embedded) plugins for every role.
 pub fn load_plugins(
     settings: &ServerSettings,
     observer: Option<Arc<dyn CallObserver>>,
 ) -> Result<Plugins, BootstrapError> {
-    let runtime = PluginRuntime::new(
-        settings.plugin_limits,
-        settings.store_access_limits(),
-        observer,
-    )
-    .map_err(|e| BootstrapError::Runtime(format!("{e:#}")))?;
-    let selector = runtime.load_selector(&source_for(settings, Role::Selector))?;
-    let translator = runtime.load_translator(&source_for(settings, Role::Translator))?;
-    let health = runtime.load_health(&source_for(settings, Role::Health))?;
+    let cache = settings
+        .plugin_cache_dir
+        .as_ref()
+        .and_then(|dir| match ComponentCache::new(dir) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "precompiled-plugin cache unusable; compiling in memory");
+                None
+            }
+        });
+    let runtime = PluginRuntime::new(settings.store_access_limits(), observer, cache)
+        .map_err(|e| BootstrapError::Runtime(format!("{e:#}")))?;
+    let selector = runtime.load_selector(&settings.plugin_spec(Role::Selector))?;
+    let translator = runtime.load_translator(&settings.plugin_spec(Role::Translator))?;
+    let health = runtime.load_health(&settings.plugin_spec(Role::Health))?;
     for info in [selector.info(), translator.info(), health.info()] {
-        tracing::info!(role = %info.role, source = %info.source, sha256 = %info.sha256, bytes = info.size_bytes, "plugin loaded");
+        log_loaded(info);
     }
     Ok(Plugins {
-        runtime,
+        runtime: Arc::new(runtime),
         selector,
         translator,
         health,
     })
+}
+
+/// One log line per loaded plugin, with where its code came from.
+pub fn log_loaded(info: &orbit_plugin_runtime::PluginInfo) {
+    tracing::info!(
+        role = %info.role,
+        source = %info.source,
+        sha256 = %info.sha256,
+        bytes = info.size_bytes,
+        cache = info.cache.label(),
+        load_ms = format!("{:.2}", info.load_time.as_secs_f64() * 1000.0),
+        timeout_ms = info.limits.timeout.as_millis() as u64,
+        memory_limit = info.limits.memory_bytes,
+        "plugin loaded"
+    );
 }
 
 /// The outcome of selection and translation.
@@ -120,18 +133,8 @@ pub async fn resolve(
             function: "translate",
             reason: "no configuration and no error diagnostic".into(),
         })?;
+    // The runtime has checked that the configuration is for `backend`.
     let config = convert::config_from_wit(wit_config.clone());
-    if config.kind() != backend {
-        return Err(PluginError::InvalidOutput {
-            plugin: "translator".into(),
-            function: "translate",
-            reason: format!(
-                "asked for backend {backend}, returned a configuration for {}",
-                config.kind()
-            ),
-        }
-        .into());
-    }
     Ok(Resolved {
         backend,
         reason: selection.reason,

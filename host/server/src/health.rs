@@ -15,7 +15,9 @@ use serde::Serialize;
 use tokio::sync::Mutex;
 
 use orbit_plugin_runtime::{HealthPlugin, PluginInfo, convert, types as wit};
-use orbit_storage::{PRIVATE_KEY_PREFIX, Precondition, PutOptions, Storage, now_millis};
+use orbit_storage::{
+    PRIVATE_KEY_PREFIX, Precondition, PutOptions, Storage, StorageStats, now_millis,
+};
 
 use crate::context;
 use crate::instrumented::{InstrumentedStorage, WINDOW};
@@ -57,17 +59,30 @@ pub struct CanaryDetail {
     pub error: Option<String>,
 }
 
+/// The health plugin in use, and what hot reload last did.
 #[derive(Clone, Debug, Serialize)]
 pub struct PluginDetail {
     pub source: String,
     pub sha256: String,
+    /// `hit`, `miss`, `invalid` or `disabled`: how the code was obtained.
+    pub cache: &'static str,
+    pub loaded_at_unix_ms: u64,
+    /// Successful hot reloads since start.
+    pub reloads: u64,
+    /// Why the last refused replacement was refused (the previous version
+    /// kept serving).
+    pub last_reload_error: Option<String>,
 }
 
-impl From<&PluginInfo> for PluginDetail {
-    fn from(i: &PluginInfo) -> Self {
+impl PluginDetail {
+    fn new(i: &PluginInfo) -> Self {
         PluginDetail {
             source: i.source.clone(),
             sha256: i.sha256.clone(),
+            cache: i.cache.label(),
+            loaded_at_unix_ms: now_millis(),
+            reloads: 0,
+            last_reload_error: None,
         }
     }
 }
@@ -75,7 +90,9 @@ impl From<&PluginInfo> for PluginDetail {
 /// Evaluates health on demand (with a short cache).
 pub struct HealthService {
     storage: Arc<InstrumentedStorage>,
-    plugin: HealthPlugin,
+    /// Swapped atomically by hot reload; a call in flight keeps its `Arc`
+    /// and finishes on the version it started with.
+    plugin: parking_lot::RwLock<(Arc<HealthPlugin>, PluginDetail)>,
     source: ConfigSource,
     data_dir: std::path::PathBuf,
     metrics: Arc<Metrics>,
@@ -97,12 +114,13 @@ impl HealthService {
             .iter()
             .find_map(|v| source.env.get(*v).filter(|s| !s.is_empty()).cloned())
             .unwrap_or_else(|| std::process::id().to_string());
+        let detail = PluginDetail::new(plugin.info());
         let mut key = vec![PRIVATE_KEY_PREFIX];
         key.extend_from_slice(b"orbit/canary/");
         key.extend_from_slice(who.as_bytes());
         HealthService {
             storage,
-            plugin,
+            plugin: parking_lot::RwLock::new((Arc::new(plugin), detail)),
             source,
             data_dir,
             metrics,
@@ -132,6 +150,39 @@ impl HealthService {
         self.metrics.ready.set(i64::from(r.ready));
         *last = Some((Instant::now(), r.clone()));
         r
+    }
+
+    /// The sha256 of the plugin in use.
+    pub fn plugin_sha256(&self) -> String {
+        self.plugin.read().1.sha256.clone()
+    }
+
+    /// A trial call of `candidate` on the current report; `Err` if it fails.
+    pub async fn trial(&self, candidate: &HealthPlugin) -> Result<(), String> {
+        let (report, _) = self.report(&self.canary().await).await;
+        let ctx = context::build(&self.source, &self.data_dir);
+        let storage: Arc<dyn Storage> = self.storage.clone();
+        candidate
+            .evaluate(&ctx, &report, Some(storage))
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Puts `plugin` in service; the next readiness check uses it.
+    pub async fn swap(&self, plugin: HealthPlugin) {
+        let mut detail = PluginDetail::new(plugin.info());
+        {
+            let mut current = self.plugin.write();
+            detail.reloads = current.1.reloads + 1;
+            *current = (Arc::new(plugin), detail);
+        }
+        *self.last.lock().await = None;
+    }
+
+    /// Records why a replacement was refused (the current plugin stays).
+    pub fn refused(&self, reason: String) {
+        self.plugin.write().1.last_reload_error = Some(reason);
     }
 
     /// Write a private key, read it back, compare, delete.
@@ -171,14 +222,13 @@ impl HealthService {
         }
     }
 
-    async fn evaluate(&self) -> Readiness {
-        let canary = self.canary().await;
-        let stats = self.storage.stats().await;
-        let window = self.storage.summary();
-        let (open, stats) = match stats {
+    /// The report the health plugin judges, and the stats behind it.
+    async fn report(&self, canary: &wit::CanaryResult) -> (wit::HealthReport, StorageStats) {
+        let (open, stats) = match self.storage.stats().await {
             Ok(s) => (true, s),
-            Err(_) => (false, Default::default()),
+            Err(_) => (false, StorageStats::default()),
         };
+        let window = self.storage.summary();
         let report = wit::HealthReport {
             backend: convert::backend_kind_to_wit(self.storage.kind()),
             backend_open: open,
@@ -191,14 +241,21 @@ impl HealthService {
             window_secs: WINDOW.as_secs(),
             operations: window.operations,
             errors: window.errors,
-            recent_errors: window.recent_errors.clone(),
+            recent_errors: window.recent_errors,
             latencies: window.latencies,
             uptime_secs: self.metrics.uptime().as_secs(),
         };
+        (report, stats)
+    }
+
+    async fn evaluate(&self) -> Readiness {
+        let canary = self.canary().await;
+        let (report, stats) = self.report(&canary).await;
         let ctx = context::build(&self.source, &self.data_dir);
         let storage: Arc<dyn Storage> = self.storage.clone();
+        let plugin = self.plugin.read().0.clone();
         let (live, ready, status, reasons) =
-            match self.plugin.evaluate(&ctx, &report, Some(storage)).await {
+            match plugin.evaluate(&ctx, &report, Some(storage)).await {
                 Ok(v) => (v.live, v.ready, v.status, v.reasons),
                 Err(e) => (
                     true,
@@ -207,6 +264,7 @@ impl HealthService {
                     vec![format!("health plugin failed: {e}")],
                 ),
             };
+        let open = report.backend_open;
         Readiness {
             ready,
             live,
@@ -220,7 +278,7 @@ impl HealthService {
                 disk_bytes: stats.disk_bytes,
                 window_operations: report.operations,
                 window_errors: report.errors,
-                recent_errors: window
+                recent_errors: report
                     .recent_errors
                     .iter()
                     .map(|e| format!("{}: {}", e.operation, e.message))
@@ -231,7 +289,7 @@ impl HealthService {
                 latency_us: canary.latency_us,
                 error: canary.error,
             },
-            plugin: self.plugin.info().into(),
+            plugin: self.plugin.read().1.clone(),
             uptime_secs: report.uptime_secs,
         }
     }

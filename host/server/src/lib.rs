@@ -29,5 +29,6 @@ pub mod http;
 pub mod instrumented;
 pub mod logging;
 pub mod metrics;
+pub mod reload;
 pub mod serve;
 pub mod settings;

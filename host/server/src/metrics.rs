@@ -54,6 +54,20 @@ pub struct PluginFnLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    pub role: String,
+    /// `ok` or `refused`.
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PluginLoadLabels {
+    pub role: String,
+    /// How the code was obtained: `hit`, `miss`, `invalid`, `disabled`.
+    pub cache: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BackendKindLabel {
     pub backend: String,
 }
@@ -73,6 +87,8 @@ pub struct Metrics {
     pub backend_duration: Family<BackendOpLabels, Histogram, fn() -> Histogram>,
     pub plugin_calls: Family<PluginLabels, Counter>,
     pub plugin_duration: Family<PluginFnLabels, Histogram, fn() -> Histogram>,
+    pub plugin_reloads: Family<ReloadLabels, Counter>,
+    pub plugin_loads: Family<PluginLoadLabels, Counter>,
     pub ready: Gauge,
     pub backend_keys: Family<BackendKindLabel, Gauge>,
     pub backend_bytes: Family<BackendKindLabel, Gauge>,
@@ -97,6 +113,8 @@ impl Metrics {
             backend_duration: Family::new_with_constructor(latency_histogram),
             plugin_calls: Family::default(),
             plugin_duration: Family::new_with_constructor(latency_histogram),
+            plugin_reloads: Family::default(),
+            plugin_loads: Family::default(),
             ready: Gauge::default(),
             backend_keys: Family::default(),
             backend_bytes: Family::default(),
@@ -133,6 +151,16 @@ impl Metrics {
             m.plugin_duration.clone(),
         );
         registry.register(
+            "plugin_reloads",
+            "Hot reloads of plugin files by role and outcome (ok, refused)",
+            m.plugin_reloads.clone(),
+        );
+        registry.register(
+            "plugin_loads",
+            "Plugin loads by role and precompiled-cache result (hit, miss, invalid, disabled)",
+            m.plugin_loads.clone(),
+        );
+        registry.register(
             "ready",
             "1 when the health plugin's last verdict was ready",
             m.ready.clone(),
@@ -161,6 +189,16 @@ impl Metrics {
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+
+    /// Counts one plugin load by how its code was obtained.
+    pub fn plugin_loaded(&self, info: &orbit_plugin_runtime::PluginInfo) {
+        self.plugin_loads
+            .get_or_create(&PluginLoadLabels {
+                role: info.role.name().into(),
+                cache: info.cache.label().into(),
+            })
+            .inc();
     }
 
     pub fn uptime(&self) -> Duration {

@@ -18,7 +18,9 @@ use crate::http::{self, AppState, Limits};
 use crate::instrumented::InstrumentedStorage;
 use crate::metrics::Metrics;
 use crate::settings::{ConfigSource, ServerSettings};
-use crate::{backend, context};
+use crate::{backend, context, reload};
+use orbit_plugin_runtime::Role;
+use std::path::Path;
 
 /// Runs until SIGTERM or Ctrl-C.
 pub async fn run(src: ConfigSource, settings: ServerSettings) -> anyhow::Result<()> {
@@ -27,7 +29,16 @@ pub async fn run(src: ConfigSource, settings: ServerSettings) -> anyhow::Result<
     let ctx = context::build(&src, &settings.data_dir);
     let resolved = bootstrap::resolve(&plugins, &ctx).await?;
     // Selection and translation happen once; only the health plugin stays.
-    let Plugins { health, .. } = plugins;
+    for info in [
+        plugins.selector.info(),
+        plugins.translator.info(),
+        plugins.health.info(),
+    ] {
+        metrics.plugin_loaded(info);
+    }
+    let Plugins {
+        health, runtime, ..
+    } = plugins;
     for w in &resolved.warnings {
         tracing::warn!("{w}");
     }
@@ -80,6 +91,21 @@ pub async fn run(src: ConfigSource, settings: ServerSettings) -> anyhow::Result<
         settings.ttl_purge_interval,
         stop_rx.clone(),
     );
+    let mut background = background;
+    if let (Some(path), Some(every)) = (
+        settings.plugin_path(Role::Health).map(Path::to_path_buf),
+        settings.plugin_reload_interval,
+    ) {
+        background.push(tokio::spawn(reload::watch_health_plugin(
+            runtime,
+            settings.plugin_spec(Role::Health),
+            path,
+            state.health.clone(),
+            metrics.clone(),
+            every,
+            stop_rx.clone(),
+        )));
+    }
     let http = tokio::spawn(
         axum::serve(http_listener, http::router(state))
             .with_graceful_shutdown(stopped(stop_rx.clone()))

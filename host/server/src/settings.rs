@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use orbit_config_syntax::{self as syntax, Setting, ValueKind};
-use orbit_plugin_runtime::{PluginLimits, Role, StoreAccessLimits};
+use orbit_plugin_runtime::{PluginLimits, PluginSource, PluginSpec, Role, StoreAccessLimits};
 
 /// Text placed instead of secret values in anything a plugin sees.
 pub const WITHHELD: &str = "<withheld>";
@@ -159,10 +159,19 @@ pub struct ServerSettings {
     pub shutdown_timeout: Duration,
     pub ttl_purge_interval: Duration,
     pub data_dir: PathBuf,
-    pub plugin_limits: PluginLimits,
-    selector: Option<PathBuf>,
-    translator: Option<PathBuf>,
-    health: Option<PathBuf>,
+    /// Precompiled-plugin cache directory (`None`: disabled).
+    pub plugin_cache_dir: Option<PathBuf>,
+    /// How often the health plugin's file is checked (`None`: never).
+    pub plugin_reload_interval: Option<Duration>,
+    plugins: [RolePlugin; 3],
+}
+
+/// How one role's plugin is configured.
+#[derive(Clone, Debug)]
+struct RolePlugin {
+    path: Option<PathBuf>,
+    limits: PluginLimits,
+    pinned_sha256: Option<String>,
 }
 
 /// The API token; never printed.
@@ -194,22 +203,53 @@ impl ServerSettings {
         let max_value_bytes = r.size("ORBIT_MAX_VALUE_BYTES") as usize;
         let shutdown_timeout = Duration::from_secs(r.secs("ORBIT_SHUTDOWN_TIMEOUT"));
         let ttl_purge_interval = Duration::from_secs(r.secs("ORBIT_TTL_PURGE_INTERVAL").max(1));
-        let data_dir = PathBuf::from(r.text("ORBIT_DATA_DIR"));
+        let data_dir = r.text("ORBIT_DATA_DIR");
         let timeout = Duration::from_millis(r.millis("ORBIT_PLUGIN_TIMEOUT").max(1));
         let memory_bytes = r.size("ORBIT_PLUGIN_MEMORY_LIMIT") as usize;
-        let selector = r.path("ORBIT_PLUGIN_SELECTOR");
-        let translator = r.path("ORBIT_PLUGIN_TRANSLATOR");
-        let health = r.path("ORBIT_PLUGIN_HEALTH");
+        let plugins = Role::ALL.map(|role| {
+            let upper = role.name().to_ascii_uppercase();
+            let timeout = r
+                .optional(
+                    &format!("ORBIT_PLUGIN_{upper}_TIMEOUT"),
+                    syntax::parse_duration_ms,
+                )
+                .map_or(timeout, |ms| Duration::from_millis(ms.max(1)));
+            let memory_bytes = r
+                .optional(
+                    &format!("ORBIT_PLUGIN_{upper}_MEMORY_LIMIT"),
+                    syntax::parse_byte_size,
+                )
+                .map_or(memory_bytes, |b| b as usize);
+            let pinned_sha256 = r.optional(&format!("ORBIT_PLUGIN_{upper}_SHA256"), parse_sha256);
+            RolePlugin {
+                path: r.path(&format!("ORBIT_PLUGIN_{upper}")),
+                limits: PluginLimits {
+                    timeout,
+                    memory_bytes,
+                },
+                pinned_sha256,
+            }
+        });
+        let plugin_cache_dir = match r.path("ORBIT_PLUGIN_CACHE_DIR") {
+            Some(p) if p.as_os_str() == "off" => None,
+            Some(p) => Some(p),
+            None => Some(default_cache_dir(Path::new(&data_dir))),
+        };
+        let reload_ms = r.millis("ORBIT_PLUGIN_RELOAD_INTERVAL");
+        let plugin_reload_interval = (reload_ms > 0).then(|| Duration::from_millis(reload_ms));
         if max_key_bytes == 0 || max_key_bytes > orbit_storage::MAX_KEY_LEN {
             errors.push(format!(
                 "ORBIT_MAX_KEY_BYTES={max_key_bytes}: expected a byte size from 1 to {}",
                 orbit_storage::MAX_KEY_LEN
             ));
         }
-        if memory_bytes < (1 << 20) {
-            errors.push(format!(
-                "ORBIT_PLUGIN_MEMORY_LIMIT={memory_bytes}: expected at least 1MiB (a component needs a few pages)"
-            ));
+        for (role, p) in Role::ALL.iter().zip(&plugins) {
+            if p.limits.memory_bytes < (1 << 20) {
+                errors.push(format!(
+                    "memory limit of the {role} plugin is {} bytes: expected at least 1MiB (a component needs a few pages)",
+                    p.limits.memory_bytes
+                ));
+            }
         }
         if !errors.is_empty() {
             return Err(SettingsError::Invalid(errors.join("\n")));
@@ -223,23 +263,32 @@ impl ServerSettings {
             max_value_bytes,
             shutdown_timeout,
             ttl_purge_interval,
-            data_dir,
-            plugin_limits: PluginLimits {
-                timeout,
-                memory_bytes,
-            },
-            selector,
-            translator,
-            health,
+            data_dir: PathBuf::from(data_dir),
+            plugin_cache_dir,
+            plugin_reload_interval,
+            plugins,
         })
+    }
+
+    fn role(&self, role: Role) -> &RolePlugin {
+        &self.plugins[Role::ALL.iter().position(|r| *r == role).unwrap_or(0)]
     }
 
     /// The operator's component for `role`, if one is configured.
     pub fn plugin_path(&self, role: Role) -> Option<&Path> {
-        match role {
-            Role::Selector => self.selector.as_deref(),
-            Role::Translator => self.translator.as_deref(),
-            Role::Health => self.health.as_deref(),
+        self.role(role).path.as_deref()
+    }
+
+    /// How to load `role`'s plugin: the operator's file or the embedded default.
+    pub fn plugin_spec(&self, role: Role) -> PluginSpec {
+        let p = self.role(role);
+        PluginSpec {
+            source: match &p.path {
+                Some(path) => PluginSource::File(path.clone()),
+                None => orbit_plugin_runtime::embedded::default_source(role),
+            },
+            limits: p.limits,
+            pinned_sha256: p.pinned_sha256.clone(),
         }
     }
 
@@ -248,6 +297,31 @@ impl ServerSettings {
             max_key_bytes: self.max_key_bytes,
             max_value_bytes: self.max_value_bytes,
         }
+    }
+}
+
+/// `<data dir>/.plugin-cache` when the data dir is writable, else a
+/// per-user directory under the system temp dir.
+fn default_cache_dir(data_dir: &Path) -> PathBuf {
+    let writable =
+        std::fs::metadata(data_dir).is_ok_and(|m| m.is_dir() && !m.permissions().readonly());
+    if writable {
+        data_dir.join(".plugin-cache")
+    } else {
+        // SAFETY: getuid has no preconditions.
+        let uid = unsafe { libc::getuid() };
+        std::env::temp_dir().join(format!("orbit-plugin-cache-{uid}"))
+    }
+}
+
+fn parse_sha256(v: &str) -> Result<String, syntax::ValueError> {
+    let v = v.trim().to_ascii_lowercase();
+    if v.len() == 64 && v.chars().all(|c| c.is_ascii_hexdigit()) {
+        Ok(v)
+    } else {
+        Err(syntax::ValueError {
+            accepted: "a sha256 digest: 64 hexadecimal characters".into(),
+        })
     }
 }
 
@@ -284,6 +358,25 @@ impl Reader<'_> {
             Err(e) => {
                 self.errors.push(format!("{origin}={value:?}: {e}"));
                 fallback
+            }
+        }
+    }
+
+    /// A setting without a default: `None` when unset or empty.
+    fn optional<T>(
+        &mut self,
+        env: &str,
+        f: impl Fn(&str) -> Result<T, syntax::ValueError>,
+    ) -> Option<T> {
+        let (origin, value) = self.value(env);
+        if value.is_empty() {
+            return None;
+        }
+        match f(&value) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.errors.push(format!("{origin}={value:?}: {e}"));
+                None
             }
         }
     }

@@ -238,6 +238,18 @@ async fn runaway_health_plugin_is_stopped_while_data_keeps_flowing() {
     assert_eq!(status, 503);
     assert!(j["reasons"][0].as_str().unwrap().contains("trapped"), "{j}");
 
+    // Output the host cannot use is refused like a trap.
+    set_mode(&s, Some("invalid")).await;
+    let (status, j, _) = readiness(&s).await;
+    assert_eq!(status, 503);
+    assert!(
+        j["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("returned invalid output"),
+        "{j}"
+    );
+
     // Back to normal without a restart.
     set_mode(&s, None).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -245,11 +257,178 @@ async fn runaway_health_plugin_is_stopped_while_data_keeps_flowing() {
     assert_eq!(status, 200, "{j}");
 
     let m = s.get("/metrics").await.text();
-    for outcome in ["cpu_deadline", "memory_limit", "trap"] {
+    for outcome in ["cpu_deadline", "memory_limit", "trap", "invalid_output"] {
         let needle = format!(
             r#"orbit_plugin_calls_total{{role="health",function="evaluate",outcome="{outcome}"}} 1"#
         );
         assert!(m.contains(&needle), "missing {needle}");
     }
     assert_eq!(s.get("/v1/kv/during/19").await.status, 200);
+}
+
+/// Points `link` at `target` atomically, the way a ConfigMap update swaps
+/// its `..data` symlink.
+fn swap_symlink(dir: &Path, link: &str, target: &str) {
+    let tmp = dir.join(format!("{link}.tmp"));
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(target, &tmp).unwrap();
+    std::fs::rename(&tmp, dir.join(link)).unwrap();
+}
+
+/// Installs `bytes` as a new ConfigMap revision named `rev`.
+fn publish(dir: &Path, rev: &str, bytes: &[u8]) {
+    std::fs::create_dir_all(dir.join(rev)).unwrap();
+    std::fs::write(dir.join(rev).join("health.wasm"), bytes).unwrap();
+    swap_symlink(dir, "..data", rev);
+}
+
+async fn wait_for_reason(
+    s: &Server,
+    needle: &str,
+    within: Duration,
+) -> (Duration, serde_json::Value) {
+    let t = Instant::now();
+    loop {
+        let j = s.get("/health/ready").await.json();
+        if j["reasons"].to_string().contains(needle) {
+            return (t.elapsed(), j);
+        }
+        assert!(
+            t.elapsed() < within,
+            "no verdict containing {needle:?} within {within:?}: {j}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hot_reload_through_a_configmap_symlink_swap() {
+    let fixture = std::fs::read(misbehaving_health()).unwrap();
+    let default = std::fs::read(repo().join("plugins/dist/health.wasm")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    publish(&plugins, "..rev1", &default);
+    std::os::unix::fs::symlink("..data/health.wasm", plugins.join("health.wasm")).unwrap();
+    let path = plugins.join("health.wasm").display().to_string();
+    let s = Server::start(
+        dir.path(),
+        &[
+            ("ORBIT_MEMORY_DISK_BACKUP", "false"),
+            ("ORBIT_PLUGIN_HEALTH", &path),
+            ("ORBIT_PLUGIN_RELOAD_INTERVAL", "200ms"),
+        ],
+    );
+    let (_, j) = wait_for_reason(&s, "canary", Duration::from_secs(5)).await;
+    assert_eq!(j["plugin"]["reloads"], 0);
+
+    // A new revision is serving within 2 s, without a restart.
+    publish(&plugins, "..rev2", &fixture);
+    let (took, j) = wait_for_reason(&s, "fixture read misbehave", Duration::from_secs(2)).await;
+    assert_eq!(j["plugin"]["reloads"], 1, "{j}");
+    eprintln!("reload visible after {took:?}");
+
+    // A broken revision is refused; the previous version keeps answering.
+    publish(&plugins, "..rev3", b"\0asm\x0d\x00\x01\x00not a component");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let j = s.get("/health/ready").await.json();
+    assert!(
+        j["reasons"].to_string().contains("fixture read misbehave"),
+        "{j}"
+    );
+    assert!(
+        j["plugin"]["last_reload_error"]
+            .as_str()
+            .unwrap()
+            .contains("not a valid WebAssembly component"),
+        "{j}"
+    );
+    // So is a component for another role.
+    let translator = std::fs::read(repo().join("plugins/dist/translator.wasm")).unwrap();
+    publish(&plugins, "..rev4", &translator);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let j = s.get("/health/ready").await.json();
+    assert!(
+        j["reasons"].to_string().contains("fixture read misbehave"),
+        "{j}"
+    );
+    assert!(
+        j["plugin"]["last_reload_error"]
+            .as_str()
+            .unwrap()
+            .contains("is not a health plugin"),
+        "{j}"
+    );
+
+    let m = s.get("/metrics").await.text();
+    assert!(
+        m.contains(r#"orbit_plugin_reloads_total{role="health",outcome="ok"} 1"#),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"orbit_plugin_reloads_total{role="health",outcome="refused"} 2"#),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn second_start_reads_the_precompiled_cache_and_survives_a_corrupt_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("ORBIT_MEMORY_DISK_BACKUP", "false")];
+    let loads = |m: &str, cache: &str| {
+        ["selector", "translator", "health"].iter().all(|role| {
+            m.contains(&format!(
+                r#"orbit_plugin_loads_total{{role="{role}",cache="{cache}"}} 1"#
+            ))
+        })
+    };
+    let s = Server::start(dir.path(), &env);
+    let m = s.get("/metrics").await.text();
+    assert!(loads(&m, "miss"), "{m}");
+    drop(s);
+
+    let s = Server::start(dir.path(), &env);
+    let m = s.get("/metrics").await.text();
+    assert!(loads(&m, "hit"), "{m}");
+    drop(s);
+
+    let cache = dir.path().join(".plugin-cache");
+    for f in std::fs::read_dir(&cache).unwrap() {
+        let f = f.unwrap().path();
+        let mut bytes = std::fs::read(&f).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x5A;
+        std::fs::write(&f, bytes).unwrap();
+    }
+    let s = Server::start(dir.path(), &env);
+    let m = s.get("/metrics").await.text();
+    assert!(loads(&m, "invalid"), "{m}");
+    assert_eq!(s.get("/health/ready").await.status, 200);
+}
+
+#[test]
+fn a_pinned_digest_refuses_any_other_component() {
+    let health = std::fs::read(repo().join("plugins/dist/health.wasm")).unwrap();
+    let digest = orbit_plugin_build::sha256_hex(&health);
+    let (ok, out, err) = run_to_end(
+        &[("ORBIT_PLUGIN_HEALTH_SHA256", &digest)],
+        &["config", "check"],
+    );
+    assert!(ok, "{out}\n{err}");
+    let wrong = "0".repeat(64);
+    let (ok, _, err) = run_to_end(
+        &[("ORBIT_PLUGIN_HEALTH_SHA256", &wrong)],
+        &["config", "check"],
+    );
+    assert!(!ok);
+    assert!(err.contains(&digest) && err.contains("is pinned"), "{err}");
+    let (ok, _, err) = run_to_end(
+        &[("ORBIT_PLUGIN_HEALTH_SHA256", "abc")],
+        &["config", "check"],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("ORBIT_PLUGIN_HEALTH_SHA256") && err.contains("64 hexadecimal"),
+        "{err}"
+    );
 }
