@@ -30,7 +30,9 @@ pub use cache::{CacheOutcome, ComponentCache};
 pub use error::PluginError;
 pub use limits::PluginLimits;
 pub use plugin::{CONTRACT_VERSION, PluginInfo, PluginSource, PluginSpec, Role};
-pub use runtime::{CallObserver, HealthPlugin, PluginRuntime, SelectorPlugin, TranslatorPlugin};
+pub use runtime::{
+    CallObserver, HealthPlugin, Inspection, PluginRuntime, SelectorPlugin, TranslatorPlugin,
+};
 pub use state::StoreAccessLimits;
 
 pub use bindings::selector_world::exports::orbit::storage::selection::Selection;

@@ -250,6 +250,11 @@ fn check_exports(
     ))
 }
 
+/// True if export `name` is `role`'s interface, at any version.
+pub(crate) fn exports_role(name: &str, role: Role) -> bool {
+    name.split_once('@').map_or(name, |(i, _)| i) == role.export()
+}
+
 fn compatible(version: &str) -> bool {
     // Semver for 0.x: the minor version is the compatibility boundary.
     let mut ours = CONTRACT_VERSION.split('.');

@@ -40,6 +40,15 @@ pub trait CallObserver: Send + Sync {
     );
 }
 
+/// The result of [`PluginRuntime::inspect`].
+#[derive(Clone, Debug)]
+pub struct Inspection {
+    pub exports: Vec<String>,
+    pub imports: Vec<String>,
+    /// The role whose interface it exports (at any version).
+    pub role: Option<Role>,
+}
+
 /// What every loaded plugin shares.
 pub(crate) struct Shared {
     pub(crate) store_limits: StoreAccessLimits,
@@ -97,6 +106,34 @@ impl PluginRuntime {
             }),
             policy_linker,
             health_linker,
+        })
+    }
+
+    pub fn engine(&self) -> &wasmtime::Engine {
+        self.engine.engine()
+    }
+
+    /// What a component file declares: its exports and imports, and the role
+    /// it fits, if any.
+    pub fn inspect(&self, bytes: &[u8]) -> Result<Inspection, String> {
+        let component = wasmtime::component::Component::new(self.engine.engine(), bytes)
+            .map_err(|e| format!("not a valid WebAssembly component: {}", root_cause(&e)))?;
+        let ty = component.component_type();
+        let exports: Vec<String> = ty
+            .exports(self.engine.engine())
+            .map(|(n, _)| n.to_string())
+            .collect();
+        let imports: Vec<String> = ty
+            .imports(self.engine.engine())
+            .map(|(n, _)| n.to_string())
+            .collect();
+        let role = Role::ALL
+            .into_iter()
+            .find(|r| exports.iter().any(|e| crate::plugin::exports_role(e, *r)));
+        Ok(Inspection {
+            exports,
+            imports,
+            role,
         })
     }
 
@@ -330,6 +367,32 @@ impl TranslatorPlugin {
 }
 
 impl HealthPlugin {
+    /// Latencies of `n` calls on one reused instance (no instantiation), for
+    /// `orbit-server plugin bench`; the server itself uses a fresh instance
+    /// per call.
+    pub async fn bench_reused(
+        &self,
+        context: &types::DeploymentContext,
+        report: &types::HealthReport,
+        n: usize,
+    ) -> Result<Vec<Duration>, PluginError> {
+        let pre = self.pre.clone();
+        self.run(pre.engine(), "evaluate", None, async |store| {
+            let instance = pre.instantiate_async(&mut *store).await?;
+            let mut times = Vec::with_capacity(n);
+            for _ in 0..n {
+                let t = Instant::now();
+                instance
+                    .orbit_storage_health()
+                    .call_evaluate(&mut *store, context, report)
+                    .await?;
+                times.push(t.elapsed());
+            }
+            Ok(times)
+        })
+        .await
+    }
+
     /// Asks the health policy for a verdict; the plugin may read the store.
     pub async fn evaluate(
         &self,

@@ -34,6 +34,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Tools for plugin authors.
+    Plugin {
+        #[command(subcommand)]
+        command: crate::plugin_cli::PluginCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -121,6 +126,7 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Config {
             command: ConfigCommand::Check { env, json },
         } => check(src, settings, env, json).await,
+        Command::Plugin { command } => crate::plugin_cli::run(command, &src, &settings).await,
         Command::Config {
             command: ConfigCommand::Settings,
         } => {

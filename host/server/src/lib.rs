@@ -29,6 +29,7 @@ pub mod http;
 pub mod instrumented;
 pub mod logging;
 pub mod metrics;
+pub mod plugin_cli;
 pub mod reload;
 pub mod serve;
 pub mod settings;

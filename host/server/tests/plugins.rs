@@ -432,3 +432,44 @@ fn a_pinned_digest_refuses_any_other_component() {
         "{err}"
     );
 }
+
+#[test]
+fn plugin_author_cli_inspects_and_checks() {
+    let health = repo()
+        .join("plugins/dist/health.wasm")
+        .display()
+        .to_string();
+    let (ok, out, err) = run_to_end(&[], &["plugin", "inspect", &health]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("role:    health (world health-policy)"),
+        "{out}"
+    );
+    assert!(out.contains("exports: orbit:storage/health@0.1.0"), "{out}");
+
+    let (ok, out, err) = run_to_end(&[], &["plugin", "check", &health]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("ok: health verdict") && out.contains("ready=true"),
+        "{out}"
+    );
+
+    let (ok, _, err) = run_to_end(&[], &["plugin", "check", &health, "--role", "selector"]);
+    assert!(!ok);
+    assert!(
+        err.contains("is not a selector plugin") && err.contains("looks like a health plugin"),
+        "{err}"
+    );
+
+    let (ok, out, err) = run_to_end(&[], &["plugin", "bench", &health, "--iterations", "50"]);
+    assert!(ok, "{err}");
+    for line in [
+        "compile:",
+        "load from cache:",
+        "start from cache:",
+        "call, reused instance:",
+        "instantiate + call:",
+    ] {
+        assert!(out.contains(line), "{line} missing: {out}");
+    }
+}
