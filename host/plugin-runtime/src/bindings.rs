@@ -18,6 +18,7 @@ pub mod selector_world {
         exports: { default: async },
         with: {
             "orbit:storage/types": crate::bindings::health_world::orbit::storage::types,
+            "orbit:storage/log": crate::bindings::health_world::orbit::storage::log,
         },
     });
 }
@@ -29,10 +30,12 @@ pub mod translator_world {
         exports: { default: async },
         with: {
             "orbit:storage/types": crate::bindings::health_world::orbit::storage::types,
+            "orbit:storage/log": crate::bindings::health_world::orbit::storage::log,
         },
     });
 }
 
 /// The contract's shared types (`orbit:storage/types`).
+pub use health_world::orbit::storage::log;
 pub use health_world::orbit::storage::store;
 pub use health_world::orbit::storage::types;

@@ -271,6 +271,8 @@ pub(crate) fn root_cause(e: &wasmtime::Error) -> String {
 pub struct Plugin<P> {
     pub(crate) info: PluginInfo,
     pub(crate) limits: PluginLimits,
+    /// `role source`, tagging the plugin's log lines.
+    pub(crate) label: std::sync::Arc<str>,
     pub(crate) pre: P,
     pub(crate) shared: Arc<crate::runtime::Shared>,
 }

@@ -22,7 +22,7 @@ use crate::bindings::types;
 use crate::cache::ComponentCache;
 use crate::engine::PluginEngine;
 use crate::error::PluginError;
-use crate::plugin::{Plugin, PluginSpec, Role, compile, link, root_cause};
+use crate::plugin::{Plugin, PluginInfo, PluginSpec, Role, compile, link, root_cause};
 use crate::state::{CallState, StoreAccessLimits};
 
 pub type SelectorPlugin = Plugin<SelectorPre<CallState>>;
@@ -92,6 +92,10 @@ impl PluginRuntime {
         let engine = PluginEngine::new()?;
         let mut policy_linker = Linker::new(engine.engine());
         types::add_to_linker::<CallState, HasSelf<CallState>>(&mut policy_linker, |s| s)?;
+        crate::bindings::log::add_to_linker::<CallState, HasSelf<CallState>>(
+            &mut policy_linker,
+            |s| s,
+        )?;
         let mut health_linker = Linker::new(engine.engine());
         health_world::HealthPolicy::add_to_linker::<CallState, HasSelf<CallState>>(
             &mut health_linker,
@@ -107,6 +111,16 @@ impl PluginRuntime {
             policy_linker,
             health_linker,
         })
+    }
+
+    fn plugin<P>(&self, info: PluginInfo, spec: &PluginSpec, pre: P) -> Plugin<P> {
+        Plugin {
+            label: format!("{} {}", info.role, info.source).into(),
+            info,
+            limits: spec.limits,
+            pre,
+            shared: self.shared.clone(),
+        }
     }
 
     pub fn engine(&self) -> &wasmtime::Engine {
@@ -150,12 +164,7 @@ impl PluginRuntime {
         )?;
         let pre = link(&self.policy_linker, &component, &info)?;
         let pre = SelectorPre::new(pre).map_err(|e| wrong_world(&info, &e))?;
-        Ok(Plugin {
-            info,
-            limits: spec.limits,
-            pre,
-            shared: self.shared.clone(),
-        })
+        Ok(self.plugin(info, spec, pre))
     }
 
     pub fn load_translator(&self, spec: &PluginSpec) -> Result<TranslatorPlugin, PluginError> {
@@ -167,12 +176,7 @@ impl PluginRuntime {
         )?;
         let pre = link(&self.policy_linker, &component, &info)?;
         let pre = TranslatorPre::new(pre).map_err(|e| wrong_world(&info, &e))?;
-        Ok(Plugin {
-            info,
-            limits: spec.limits,
-            pre,
-            shared: self.shared.clone(),
-        })
+        Ok(self.plugin(info, spec, pre))
     }
 
     pub fn load_health(&self, spec: &PluginSpec) -> Result<HealthPlugin, PluginError> {
@@ -184,12 +188,7 @@ impl PluginRuntime {
         )?;
         let pre = link(&self.health_linker, &component, &info)?;
         let pre = HealthPolicyPre::new(pre).map_err(|e| wrong_world(&info, &e))?;
-        Ok(Plugin {
-            info,
-            limits: spec.limits,
-            pre,
-            shared: self.shared.clone(),
-        })
+        Ok(self.plugin(info, spec, pre))
     }
 }
 
@@ -215,7 +214,12 @@ impl<P> Plugin<P> {
         let limits = self.limits;
         let mut store = Store::new(
             engine,
-            CallState::new(&limits, storage, self.shared.store_limits),
+            CallState::new(
+                &limits,
+                storage,
+                self.shared.store_limits,
+                self.label.clone(),
+            ),
         );
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(1);
@@ -241,7 +245,12 @@ impl<P> Plugin<P> {
         let limits = self.limits;
         let mut store = self.new_store(engine, storage);
         // Wall clock: twice the CPU budget, for time spent in host imports.
-        let outcome = tokio::time::timeout(limits.timeout * 2, call(&mut store)).await;
+        let span = tracing::debug_span!("plugin_call", role = %self.info.role, function, plugin = %self.info.source);
+        let outcome = tracing::Instrument::instrument(
+            tokio::time::timeout(limits.timeout * 2, call(&mut store)),
+            span,
+        )
+        .await;
         let result = match outcome {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(e)) => Err(self.classify(function, &store, e)),

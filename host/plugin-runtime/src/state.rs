@@ -34,19 +34,31 @@ pub struct CallState {
     /// The backend, for plugins that import `orbit:storage/store`.
     pub(crate) storage: Option<Arc<dyn Storage>>,
     pub(crate) store_limits: StoreAccessLimits,
+    /// `role source`, tagging the plugin's log lines.
+    pub(crate) plugin: Arc<str>,
+    /// Log lines still allowed in this call.
+    pub(crate) log_budget: u32,
 }
+
+/// Most log lines one call may write; more are dropped (and counted once).
+pub const LOG_LINES_PER_CALL: u32 = 64;
+/// Longest logged message; longer ones are cut.
+pub const LOG_LINE_MAX: usize = 1024;
 
 impl CallState {
     pub(crate) fn new(
         limits: &PluginLimits,
         storage: Option<Arc<dyn Storage>>,
         store_limits: StoreAccessLimits,
+        plugin: Arc<str>,
     ) -> Self {
         CallState {
             limiter: CallLimiter::new(limits),
             deadline: Instant::now() + limits.timeout,
             storage,
             store_limits,
+            plugin,
+            log_budget: LOG_LINES_PER_CALL,
         }
     }
 }

@@ -15,6 +15,36 @@ use crate::state::CallState;
 
 impl types::Host for CallState {}
 
+impl crate::bindings::log::Host for CallState {
+    async fn log(&mut self, level: crate::bindings::log::Level, message: String) {
+        use crate::bindings::log::Level;
+        use crate::state::LOG_LINE_MAX;
+        if self.log_budget == 0 {
+            return;
+        }
+        self.log_budget -= 1;
+        let mut message = message;
+        if message.len() > LOG_LINE_MAX {
+            let mut cut = LOG_LINE_MAX;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push_str(" [cut]");
+        }
+        let plugin = &*self.plugin;
+        match level {
+            Level::Debug => tracing::debug!(target: "orbit_plugin", plugin, "{message}"),
+            Level::Info => tracing::info!(target: "orbit_plugin", plugin, "{message}"),
+            Level::Warn => tracing::warn!(target: "orbit_plugin", plugin, "{message}"),
+            Level::Error => tracing::error!(target: "orbit_plugin", plugin, "{message}"),
+        }
+        if self.log_budget == 0 {
+            tracing::warn!(target: "orbit_plugin", plugin, "log limit of {} lines per call reached; further lines dropped", crate::state::LOG_LINES_PER_CALL);
+        }
+    }
+}
+
 fn precondition(p: store::Precondition) -> Precondition {
     match p {
         store::Precondition::None => Precondition::None,

@@ -33,6 +33,7 @@ pub struct Server {
     pub metrics: String,
     pub data_dir: PathBuf,
     client: Client<HttpConnector, Full<Bytes>>,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 /// The command line a test runs the binary with (no inherited ORBIT_* variables).
@@ -109,10 +110,19 @@ impl Server {
             std::thread::sleep(Duration::from_millis(20));
         }
         // Keep draining stderr so the child never blocks on a full pipe.
-        let mut stderr = child.stderr.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = log.clone();
         std::thread::spawn(move || {
-            let mut sink = Vec::new();
-            let _ = stderr.read_to_end(&mut sink);
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
         });
         Ok(Server {
             child,
@@ -120,6 +130,7 @@ impl Server {
             metrics: format!("http://{metrics_addr}"),
             data_dir: data_dir.to_path_buf(),
             client: Client::builder(TokioExecutor::new()).build_http(),
+            stderr: log,
         })
     }
 
@@ -158,6 +169,11 @@ impl Server {
             headers,
             body,
         }
+    }
+
+    /// Everything the server has logged so far.
+    pub fn log(&self) -> String {
+        self.stderr.lock().unwrap().clone()
     }
 
     pub async fn get(&self, path: &str) -> Resp {
