@@ -101,6 +101,7 @@ impl PluginRuntime {
             &mut health_linker,
             |s| s,
         )?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut health_linker)?;
         Ok(PluginRuntime {
             engine,
             cache,

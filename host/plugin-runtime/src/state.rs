@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use orbit_storage::Storage;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::limits::{CallLimiter, PluginLimits};
 
@@ -38,6 +40,31 @@ pub struct CallState {
     pub(crate) plugin: Arc<str>,
     /// Log lines still allowed in this call.
     pub(crate) log_budget: u32,
+    /// WASI 0.2 for components that import it (componentize-py and
+    /// componentize-js output does): an empty, deny-by-default context.
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+/// The WASI context a plugin gets: no arguments, no environment, no
+/// preopened directories, no network (TCP, UDP and name lookup denied),
+/// empty stdin, stdout and stderr discarded. Clocks and random are
+/// available (they grant nothing).
+fn deny_by_default() -> WasiCtx {
+    WasiCtxBuilder::new()
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .build()
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
 }
 
 /// Most log lines one call may write; more are dropped (and counted once).
@@ -59,6 +86,8 @@ impl CallState {
             store_limits,
             plugin,
             log_budget: LOG_LINES_PER_CALL,
+            wasi: deny_by_default(),
+            table: ResourceTable::new(),
         }
     }
 }

@@ -473,3 +473,74 @@ fn plugin_author_cli_inspects_and_checks() {
         assert!(out.contains(line), "{line} missing: {out}");
     }
 }
+
+fn python_health() -> &'static Path {
+    static CELL: OnceLock<PathBuf> = OnceLock::new();
+    CELL.get_or_init(|| {
+        let dir = repo().join("examples/python-health");
+        let out = std::process::Command::new("bash")
+            .arg(dir.join("build.sh"))
+            .output()
+            .expect("run build.sh");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir.join("dist/python-health.wasm")
+    })
+}
+
+/// A health policy written in Python (componentize-py, WASI 0.2 linked with a
+/// deny-by-default context) decides readiness and reads the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_health_policy_decides_readiness() {
+    let plugin = python_health().display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("ORBIT_MEMORY_DISK_BACKUP", "false"),
+        ("ORBIT_PLUGIN_HEALTH", plugin.as_str()),
+    ];
+    let s = Server::start(dir.path(), &env);
+    let (status, j, _) = readiness(&s).await;
+    assert_eq!(status, 200, "{j}");
+    assert!(
+        j["reasons"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("python policy: backend open"),
+        "{j}"
+    );
+
+    assert_eq!(
+        s.put("/v1/kv/maintenance", "kernel upgrade").await.status,
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, j, _) = readiness(&s).await;
+    assert_eq!(status, 503, "{j}");
+    assert!(
+        j["reasons"]
+            .to_string()
+            .contains("drained for maintenance: kernel upgrade"),
+        "{j}"
+    );
+    assert!(
+        s.log().contains("python policy: drained for maintenance"),
+        "the plugin's log line reaches the server log"
+    );
+    assert_eq!(
+        s.get("/v1/kv/maintenance").await.status,
+        200,
+        "data keeps flowing while not ready"
+    );
+    drop(s);
+
+    // The second start takes the 18 MB component from the precompiled cache.
+    let s = Server::start(dir.path(), &env);
+    let m = s.get("/metrics").await.text();
+    assert!(
+        m.contains(r#"orbit_plugin_loads_total{role="health",cache="hit"} 1"#),
+        "{m}"
+    );
+}

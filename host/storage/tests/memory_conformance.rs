@@ -143,9 +143,9 @@ async fn suite_catches_broken_backends() {
     assert!(caught(
         tokio::spawn(conformance::update_if_version(store())).await
     ));
-    assert!(caught(
-        tokio::spawn(conformance::concurrent_compare_and_set(store())).await
-    ));
+    // Not asserted for `concurrent_compare_and_set`: whether ignored
+    // preconditions lose an update there depends on the scheduler, so it
+    // would make this test flaky; the two cases above catch the bug always.
     let store = broken(Bug::ListIgnoresLimit);
     assert!(caught(
         tokio::spawn(conformance::list_pagination_returns_everything_once(store)).await

@@ -730,3 +730,50 @@ fn kill_9_during_flushes_never_corrupts_the_snapshot() {
         "the snapshot is one consistent prefix of the writes"
     );
 }
+
+/// An unwritable snapshot directory fails at open, not at the first snapshot.
+#[test]
+fn unwritable_snapshot_directory_fails_at_open() {
+    use std::os::unix::fs::PermissionsExt;
+    // root ignores directory permissions; the check is meaningless there.
+    if unsafe { libc_geteuid() } == 0 {
+        let dir = tempfile::tempdir().unwrap();
+        let ro = dir.path().join("ro");
+        std::fs::create_dir(&ro).unwrap();
+        // A file where the directory should be is unwritable for root too.
+        let blocker = ro.join("snapshots");
+        std::fs::write(&blocker, b"not a directory").unwrap();
+        let config = orbit_storage::MemoryConfig {
+            max_entries: 10,
+            disk_backup: true,
+            backup_path: blocker.join("orbit_backup.json").display().to_string(),
+            backup_interval_secs: 60,
+        };
+        let err = orbit_storage::MemoryStorage::open(&config)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("snapshots"), "{err}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o555)).unwrap();
+    let config = orbit_storage::MemoryConfig {
+        max_entries: 10,
+        disk_backup: true,
+        backup_path: dir.path().join("orbit_backup.json").display().to_string(),
+        backup_interval_secs: 60,
+    };
+    let err = orbit_storage::MemoryStorage::open(&config)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("write a file in the snapshot directory"),
+        "{err}"
+    );
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+unsafe extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}

