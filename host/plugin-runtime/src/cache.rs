@@ -84,14 +84,16 @@ impl ComponentCache {
             .join(format!("{}-{engine_hash:016x}.cwasm", hex::encode(sha256)))
     }
 
-    /// The component for `bytes`, from the cache if a valid artifact is there,
-    /// else compiled (and stored; a failure to store is logged, not fatal).
+    /// The component for `bytes` (whose sha256 is `sha`, computed once by the
+    /// caller), from the cache if a valid artifact is there, else compiled
+    /// (and stored; a failure to store is logged, not fatal).
     pub fn load(
         &self,
         engine: &Engine,
         bytes: &[u8],
+        sha: &[u8; 32],
     ) -> wasmtime::Result<(Component, CacheOutcome)> {
-        let sha: [u8; 32] = Sha256::digest(bytes).into();
+        let sha = *sha;
         let eh = engine_hash(engine);
         let path = self.path(eh, &sha);
         let outcome = match std::fs::read(&path) {
@@ -171,11 +173,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = ComponentCache::new(dir.path()).unwrap();
         assert_eq!(
-            cache.load(&engine, EMPTY_COMPONENT).unwrap().1,
+            cache
+                .load(
+                    &engine,
+                    EMPTY_COMPONENT,
+                    &Sha256::digest(EMPTY_COMPONENT).into()
+                )
+                .unwrap()
+                .1,
             CacheOutcome::Miss
         );
         assert_eq!(
-            cache.load(&engine, EMPTY_COMPONENT).unwrap().1,
+            cache
+                .load(
+                    &engine,
+                    EMPTY_COMPONENT,
+                    &Sha256::digest(EMPTY_COMPONENT).into()
+                )
+                .unwrap()
+                .1,
             CacheOutcome::Hit
         );
         let file = std::fs::read_dir(dir.path())
@@ -188,18 +204,40 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last] ^= 0xFF;
         std::fs::write(&file, &bytes).unwrap();
-        match cache.load(&engine, EMPTY_COMPONENT).unwrap().1 {
+        match cache
+            .load(
+                &engine,
+                EMPTY_COMPONENT,
+                &Sha256::digest(EMPTY_COMPONENT).into(),
+            )
+            .unwrap()
+            .1
+        {
             CacheOutcome::Invalid(r) => assert!(r.contains("checksum"), "{r}"),
             other => panic!("{other:?}"),
         }
         assert_eq!(
-            cache.load(&engine, EMPTY_COMPONENT).unwrap().1,
+            cache
+                .load(
+                    &engine,
+                    EMPTY_COMPONENT,
+                    &Sha256::digest(EMPTY_COMPONENT).into()
+                )
+                .unwrap()
+                .1,
             CacheOutcome::Hit,
             "rewritten"
         );
         std::fs::write(&file, b"garbage").unwrap();
         assert!(matches!(
-            cache.load(&engine, EMPTY_COMPONENT).unwrap().1,
+            cache
+                .load(
+                    &engine,
+                    EMPTY_COMPONENT,
+                    &Sha256::digest(EMPTY_COMPONENT).into()
+                )
+                .unwrap()
+                .1,
             CacheOutcome::Invalid(_)
         ));
     }

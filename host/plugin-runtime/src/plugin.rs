@@ -133,7 +133,8 @@ pub(crate) fn compile(
             })?
             .into(),
     };
-    let sha256 = hex::encode(Sha256::digest(&bytes));
+    let digest: [u8; 32] = Sha256::digest(&bytes).into();
+    let sha256 = hex::encode(digest);
     if let Some(pin) = &spec.pinned_sha256
         && !pin.eq_ignore_ascii_case(&sha256)
     {
@@ -159,7 +160,7 @@ pub(crate) fn compile(
         reason: format!("not a valid WebAssembly component: {}", root_cause(&e)),
     };
     let (component, cache_outcome) = match cache {
-        Some(cache) => cache.load(engine, &bytes).map_err(invalid)?,
+        Some(cache) => cache.load(engine, &bytes, &digest).map_err(invalid)?,
         None => (
             Component::new(engine, &bytes).map_err(invalid)?,
             CacheOutcome::Disabled,
@@ -195,13 +196,13 @@ pub(crate) fn link(
             plugin: info.role.name().to_string(),
             source_name: info.source.clone(),
             reason: format!(
-                "{}; a {} plugin may import only orbit:storage@{CONTRACT_VERSION} interfaces{}",
+                "{}; a {} plugin may import only orbit:storage@{CONTRACT_VERSION} interfaces ({}) and WASI 0.2",
                 root_cause(&e),
                 info.role,
                 if info.role == Role::Health {
-                    " (types, store)"
+                    "types, log, store"
                 } else {
-                    " (types)"
+                    "types, log"
                 }
             ),
         })
