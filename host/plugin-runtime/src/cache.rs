@@ -172,28 +172,10 @@ mod tests {
         let engine = Engine::default();
         let dir = tempfile::tempdir().unwrap();
         let cache = ComponentCache::new(dir.path()).unwrap();
-        assert_eq!(
-            cache
-                .load(
-                    &engine,
-                    EMPTY_COMPONENT,
-                    &Sha256::digest(EMPTY_COMPONENT).into()
-                )
-                .unwrap()
-                .1,
-            CacheOutcome::Miss
-        );
-        assert_eq!(
-            cache
-                .load(
-                    &engine,
-                    EMPTY_COMPONENT,
-                    &Sha256::digest(EMPTY_COMPONENT).into()
-                )
-                .unwrap()
-                .1,
-            CacheOutcome::Hit
-        );
+        let digest: [u8; 32] = Sha256::digest(EMPTY_COMPONENT).into();
+        let load = || cache.load(&engine, EMPTY_COMPONENT, &digest).unwrap().1;
+        assert_eq!(load(), CacheOutcome::Miss);
+        assert_eq!(load(), CacheOutcome::Hit);
         let file = std::fs::read_dir(dir.path())
             .unwrap()
             .next()
@@ -204,41 +186,12 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last] ^= 0xFF;
         std::fs::write(&file, &bytes).unwrap();
-        match cache
-            .load(
-                &engine,
-                EMPTY_COMPONENT,
-                &Sha256::digest(EMPTY_COMPONENT).into(),
-            )
-            .unwrap()
-            .1
-        {
+        match load() {
             CacheOutcome::Invalid(r) => assert!(r.contains("checksum"), "{r}"),
             other => panic!("{other:?}"),
         }
-        assert_eq!(
-            cache
-                .load(
-                    &engine,
-                    EMPTY_COMPONENT,
-                    &Sha256::digest(EMPTY_COMPONENT).into()
-                )
-                .unwrap()
-                .1,
-            CacheOutcome::Hit,
-            "rewritten"
-        );
+        assert_eq!(load(), CacheOutcome::Hit, "rewritten");
         std::fs::write(&file, b"garbage").unwrap();
-        assert!(matches!(
-            cache
-                .load(
-                    &engine,
-                    EMPTY_COMPONENT,
-                    &Sha256::digest(EMPTY_COMPONENT).into()
-                )
-                .unwrap()
-                .1,
-            CacheOutcome::Invalid(_)
-        ));
+        assert!(matches!(load(), CacheOutcome::Invalid(_)));
     }
 }
