@@ -240,10 +240,7 @@ async fn execute(
                 Role::Selector => {
                     let p = cached.load_selector(&spec).map_err(|e| e.to_string())?;
                     let again = cached.load_selector(&spec).map_err(|e| e.to_string())?;
-                    println!(
-                        "start from cache:        {:?} (load, link, pre-instantiate)",
-                        again.info().load_time
-                    );
+                    print_start(again.info());
                     for _ in 0..n {
                         let t = Instant::now();
                         let _ = p.select(&ctx).await.map_err(|e| e.to_string())?;
@@ -253,10 +250,7 @@ async fn execute(
                 Role::Translator => {
                     let p = cached.load_translator(&spec).map_err(|e| e.to_string())?;
                     let again = cached.load_translator(&spec).map_err(|e| e.to_string())?;
-                    println!(
-                        "start from cache:        {:?} (load, link, pre-instantiate)",
-                        again.info().load_time
-                    );
+                    print_start(again.info());
                     for _ in 0..n {
                         let t = Instant::now();
                         p.translate(wit::BackendKind::Memory, &ctx)
@@ -268,10 +262,7 @@ async fn execute(
                 Role::Health => {
                     let p = cached.load_health(&spec).map_err(|e| e.to_string())?;
                     let again = cached.load_health(&spec).map_err(|e| e.to_string())?;
-                    println!(
-                        "start from cache:        {:?} (load, link, pre-instantiate)",
-                        again.info().load_time
-                    );
+                    print_start(again.info());
                     let report = sample_report();
                     for _ in 0..n {
                         let t = Instant::now();
@@ -295,6 +286,14 @@ async fn execute(
             Ok(())
         }
     }
+}
+
+/// The second load of a component: read, hash, take from the cache, link.
+fn print_start(info: &orbit_plugin_runtime::PluginInfo) {
+    println!(
+        "start from cache:        {:?} (load, link, pre-instantiate)",
+        info.load_time
+    );
 }
 
 fn hex_digest(bytes: &[u8]) -> String {

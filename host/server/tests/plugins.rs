@@ -282,6 +282,25 @@ fn publish(dir: &Path, rev: &str, bytes: &[u8]) {
     swap_symlink(dir, "..data", rev);
 }
 
+/// Publishes `bytes` as revision `rev` and checks it is refused with `error`
+/// while the fixture keeps answering.
+async fn assert_refused(s: &Server, plugins: &Path, rev: &str, bytes: &[u8], error: &str) {
+    publish(plugins, rev, bytes);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let j = s.get("/health/ready").await.json();
+    assert!(
+        j["reasons"].to_string().contains("fixture read misbehave"),
+        "{j}"
+    );
+    assert!(
+        j["plugin"]["last_reload_error"]
+            .as_str()
+            .unwrap()
+            .contains(error),
+        "{j}"
+    );
+}
+
 async fn wait_for_reason(
     s: &Server,
     needle: &str,
@@ -329,36 +348,24 @@ async fn hot_reload_through_a_configmap_symlink_swap() {
     eprintln!("reload visible after {took:?}");
 
     // A broken revision is refused; the previous version keeps answering.
-    publish(&plugins, "..rev3", b"\0asm\x0d\x00\x01\x00not a component");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let j = s.get("/health/ready").await.json();
-    assert!(
-        j["reasons"].to_string().contains("fixture read misbehave"),
-        "{j}"
-    );
-    assert!(
-        j["plugin"]["last_reload_error"]
-            .as_str()
-            .unwrap()
-            .contains("not a valid WebAssembly component"),
-        "{j}"
-    );
+    assert_refused(
+        &s,
+        &plugins,
+        "..rev3",
+        b"\0asm\x0d\x00\x01\x00not a component",
+        "not a valid WebAssembly component",
+    )
+    .await;
     // So is a component for another role.
     let translator = std::fs::read(repo().join("plugins/dist/translator.wasm")).unwrap();
-    publish(&plugins, "..rev4", &translator);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let j = s.get("/health/ready").await.json();
-    assert!(
-        j["reasons"].to_string().contains("fixture read misbehave"),
-        "{j}"
-    );
-    assert!(
-        j["plugin"]["last_reload_error"]
-            .as_str()
-            .unwrap()
-            .contains("is not a health plugin"),
-        "{j}"
-    );
+    assert_refused(
+        &s,
+        &plugins,
+        "..rev4",
+        &translator,
+        "is not a health plugin",
+    )
+    .await;
 
     let m = s.get("/metrics").await.text();
     assert!(
