@@ -108,4 +108,19 @@ pub struct StorageStats {
     pub bytes: u64,
     /// Bytes on disk, for backends with a disk footprint.
     pub disk_bytes: Option<u64>,
+    /// Request counters of a backend that talks to a remote service.
+    pub remote: Option<RemoteStats>,
+}
+
+/// Counters of a remote backend (object storage) since it was opened.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RemoteStats {
+    /// Requests sent, retries included.
+    pub requests: u64,
+    /// Requests that were retries of an earlier attempt.
+    pub retries: u64,
+    /// Operations that failed after their last retry.
+    pub failures: u64,
+    /// The last failure's message (never a secret), if any.
+    pub last_error: Option<String>,
 }

@@ -244,6 +244,7 @@ impl Storage for MemoryStorage {
             keys,
             bytes,
             disk_bytes,
+            remote: None,
         })
     }
 
