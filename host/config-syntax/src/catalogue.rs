@@ -9,6 +9,9 @@ use crate::BackendKind;
 /// it stands for `ORBIT_DATA_DIR` (default `/app/data`).
 pub const DATA_DIR_PLACEHOLDER: &str = "{data_dir}";
 
+/// Accepted values of the `*_DURABILITY` settings of the local engines.
+pub const DURABILITY: &[&str] = &["sync", "periodic", "none"];
+
 /// Who reads a setting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scope {
@@ -422,6 +425,14 @@ static SETTINGS: &[Setting] = &[
         "5",
         "Seconds between syncs in periodic durability mode.",
     ),
+    s(
+        "ORBIT_COW_DURABILITY",
+        "persistence.cow_btree.durability",
+        Backend(B::CowBtree),
+        Choice(DURABILITY),
+        "sync",
+        "When a write is acknowledged: sync (after fsync; concurrent writers share one fsync), periodic (fsync every sync interval), none (left to the OS).",
+    ),
     // ---- lsm_tree ---------------------------------------------------------
     s(
         "ORBIT_LSM_DATA_DIR",
@@ -476,6 +487,38 @@ static SETTINGS: &[Setting] = &[
         Count { min: 2, max: 1024 },
         "4",
         "Tables in a level that trigger compaction.",
+    ),
+    s(
+        "ORBIT_LSM_DURABILITY",
+        "persistence.lsm_tree.durability",
+        Backend(B::LsmTree),
+        Choice(DURABILITY),
+        "sync",
+        "When a write is acknowledged: sync (after fsync; concurrent writers share one fsync), periodic (fsync every sync interval), none (left to the OS).",
+    ),
+    s(
+        "ORBIT_LSM_SYNC_INTERVAL",
+        "persistence.lsm_tree.sync_interval",
+        Backend(B::LsmTree),
+        DurationMs,
+        "1s",
+        "Time between syncs in periodic durability mode.",
+    ),
+    s(
+        "ORBIT_LSM_BLOCK_CACHE_SIZE",
+        "persistence.lsm_tree.block_cache_size",
+        Backend(B::LsmTree),
+        ByteSize,
+        "268435456",
+        "Block cache for data, index and filter blocks.",
+    ),
+    s(
+        "ORBIT_LSM_ENABLE_COMPRESSION",
+        "persistence.lsm_tree.enable_compression",
+        Backend(B::LsmTree),
+        Bool,
+        "false",
+        "Compress table blocks (LZ4).",
     ),
     // ---- rocksdb ----------------------------------------------------------
     s(
@@ -544,6 +587,22 @@ static SETTINGS: &[Setting] = &[
             "Block cache size.",
         ),
         &["cache_size"],
+    ),
+    s(
+        "ORBIT_ROCKSDB_DURABILITY",
+        "persistence.rocksdb.durability",
+        Backend(B::Rocksdb),
+        Choice(DURABILITY),
+        "sync",
+        "When a write is acknowledged: sync (after fsync; concurrent writers share one fsync), periodic (fsync every sync interval), none (left to the OS).",
+    ),
+    s(
+        "ORBIT_ROCKSDB_SYNC_INTERVAL",
+        "persistence.rocksdb.sync_interval",
+        Backend(B::Rocksdb),
+        DurationMs,
+        "1s",
+        "Time between syncs in periodic durability mode.",
     ),
     // ---- s3 ---------------------------------------------------------------
     s(

@@ -65,6 +65,7 @@ pub fn config_from_wit(c: wit::BackendConfig) -> st::BackendConfig {
             wal_buffer_size: c.wal_buffer_size,
             enable_compression: c.enable_compression,
             wal_sync_interval_secs: c.wal_sync_interval_secs,
+            durability: durability_from_wit(c.durability),
         }),
         wit::BackendConfig::LsmTree(c) => st::BackendConfig::LsmTree(st::LsmTreeConfig {
             data_dir: c.data_dir,
@@ -73,6 +74,10 @@ pub fn config_from_wit(c: wit::BackendConfig) -> st::BackendConfig {
             bloom_fp_rate: c.bloom_fp_rate,
             enable_compaction: c.enable_compaction,
             compaction_threshold: c.compaction_threshold,
+            durability: durability_from_wit(c.durability),
+            sync_interval_ms: c.sync_interval_ms,
+            block_cache_size: c.block_cache_size,
+            enable_compression: c.enable_compression,
         }),
         wit::BackendConfig::Rocksdb(c) => st::BackendConfig::Rocksdb(st::RocksdbConfig {
             data_dir: c.data_dir,
@@ -83,6 +88,8 @@ pub fn config_from_wit(c: wit::BackendConfig) -> st::BackendConfig {
             target_file_size_base: c.target_file_size_base,
             enable_statistics: c.enable_statistics,
             block_cache_size: c.block_cache_size,
+            durability: durability_from_wit(c.durability),
+            sync_interval_ms: c.sync_interval_ms,
         }),
         wit::BackendConfig::S3(c) => st::BackendConfig::S3(st::S3Config {
             endpoint: c.endpoint,
@@ -133,6 +140,7 @@ pub fn config_to_wit(c: &st::BackendConfig) -> wit::BackendConfig {
             wal_buffer_size: c.wal_buffer_size,
             enable_compression: c.enable_compression,
             wal_sync_interval_secs: c.wal_sync_interval_secs,
+            durability: durability_to_wit(c.durability),
         }),
         st::BackendConfig::LsmTree(c) => wit::BackendConfig::LsmTree(wit::LsmTreeConfig {
             data_dir: c.data_dir,
@@ -141,6 +149,10 @@ pub fn config_to_wit(c: &st::BackendConfig) -> wit::BackendConfig {
             bloom_fp_rate: c.bloom_fp_rate,
             enable_compaction: c.enable_compaction,
             compaction_threshold: c.compaction_threshold,
+            durability: durability_to_wit(c.durability),
+            sync_interval_ms: c.sync_interval_ms,
+            block_cache_size: c.block_cache_size,
+            enable_compression: c.enable_compression,
         }),
         st::BackendConfig::Rocksdb(c) => wit::BackendConfig::Rocksdb(wit::RocksdbConfig {
             data_dir: c.data_dir,
@@ -151,6 +163,8 @@ pub fn config_to_wit(c: &st::BackendConfig) -> wit::BackendConfig {
             target_file_size_base: c.target_file_size_base,
             enable_statistics: c.enable_statistics,
             block_cache_size: c.block_cache_size,
+            durability: durability_to_wit(c.durability),
+            sync_interval_ms: c.sync_interval_ms,
         }),
         st::BackendConfig::S3(c) => wit::BackendConfig::S3(wit::S3Config {
             endpoint: c.endpoint,
@@ -213,5 +227,21 @@ impl fmt::Display for wit::Diagnostic {
 impl wit::Diagnostic {
     pub fn is_error(&self) -> bool {
         matches!(self.severity, wit::Severity::Error)
+    }
+}
+
+fn durability_from_wit(d: wit::Durability) -> st::Durability {
+    match d {
+        wit::Durability::Sync => st::Durability::Sync,
+        wit::Durability::Periodic => st::Durability::Periodic,
+        wit::Durability::None => st::Durability::None,
+    }
+}
+
+fn durability_to_wit(d: st::Durability) -> wit::Durability {
+    match d {
+        st::Durability::Sync => wit::Durability::Sync,
+        st::Durability::Periodic => wit::Durability::Periodic,
+        st::Durability::None => wit::Durability::None,
     }
 }

@@ -30,6 +30,20 @@ impl SecretRef {
     }
 }
 
+/// When a local engine acknowledges a write (`ORBIT_<ENGINE>_DURABILITY`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    /// After fsync; concurrent writers share one fsync (group commit).
+    #[default]
+    Sync,
+    /// At once; an fsync runs every sync interval, so a crash loses at most
+    /// that interval.
+    Periodic,
+    /// At once; the operating system writes back when it likes.
+    None,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct MemoryConfig {
     pub max_entries: u64,
@@ -45,6 +59,7 @@ pub struct CowBtreeConfig {
     pub wal_buffer_size: u64,
     pub enable_compression: bool,
     pub wal_sync_interval_secs: u64,
+    pub durability: Durability,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -55,6 +70,10 @@ pub struct LsmTreeConfig {
     pub bloom_fp_rate: f64,
     pub enable_compaction: bool,
     pub compaction_threshold: u32,
+    pub durability: Durability,
+    pub sync_interval_ms: u64,
+    pub block_cache_size: u64,
+    pub enable_compression: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -67,6 +86,8 @@ pub struct RocksdbConfig {
     pub target_file_size_base: u64,
     pub enable_statistics: bool,
     pub block_cache_size: u64,
+    pub durability: Durability,
+    pub sync_interval_ms: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

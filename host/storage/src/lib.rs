@@ -26,6 +26,9 @@ mod config;
 mod error;
 mod memory;
 mod types;
+mod validate;
+
+pub mod kv;
 
 pub mod conformance;
 

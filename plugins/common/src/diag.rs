@@ -45,7 +45,10 @@ impl Diag {
         accepted: impl Into<String>,
         message: impl Into<String>,
     ) -> Self {
-        Diag { severity: Severity::Warning, ..Diag::error(variable, value, accepted, message) }
+        Diag {
+            severity: Severity::Warning,
+            ..Diag::error(variable, value, accepted, message)
+        }
     }
 
     pub fn is_error(&self) -> bool {

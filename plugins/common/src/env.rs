@@ -17,13 +17,19 @@ pub struct Env {
 
 impl Env {
     pub fn new(vars: impl IntoIterator<Item = (String, EnvValue)>) -> Self {
-        Env { vars: vars.into_iter().collect() }
+        Env {
+            vars: vars.into_iter().collect(),
+        }
     }
 
     /// The variable's value. If a name occurs twice the later one wins, as in
     /// a Kubernetes container spec.
     pub fn get(&self, name: &str) -> Option<&EnvValue> {
-        self.vars.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v)
+        self.vars
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v)
     }
 
     /// The plain value, if the variable is set and not withheld.

@@ -83,14 +83,18 @@ pub fn toml_paths(setting: &Setting) -> Vec<String> {
 pub fn find(setting: &Setting, env: &Env, doc: Option<&TomlDoc<'_>>) -> Found {
     let mut shadowed = Vec::new();
     let mut found: Option<(Raw, Source)> = match env.get(setting.env) {
-        Some(EnvValue::Plain(v)) => Some((Raw::Text(v.clone()), Source::Env(setting.env.to_string()))),
+        Some(EnvValue::Plain(v)) => {
+            Some((Raw::Text(v.clone()), Source::Env(setting.env.to_string())))
+        }
         Some(EnvValue::Withheld) => Some((Raw::Withheld, Source::Env(setting.env.to_string()))),
         None => None,
     };
     let env_won = found.is_some();
     if let Some(doc) = doc {
         for path in toml_paths(setting) {
-            let Some(value) = doc.get(&path) else { continue };
+            let Some(value) = doc.get(&path) else {
+                continue;
+            };
             if found.is_some() {
                 if !env_won {
                     shadowed.push(path);
@@ -105,7 +109,11 @@ pub fn find(setting: &Setting, env: &Env, doc: Option<&TomlDoc<'_>>) -> Found {
         }
     }
     let (raw, source) = found.unwrap_or((Raw::Unset, Source::Default));
-    Found { raw, source, shadowed }
+    Found {
+        raw,
+        source,
+        shadowed,
+    }
 }
 
 #[cfg(test)]
@@ -115,19 +123,31 @@ mod tests {
     #[test]
     fn env_then_toml_then_aliases() {
         let setting = orbit_config_syntax::lookup("ORBIT_LSM_MEMTABLE_SIZE").unwrap();
-        let doc = TomlDoc::parse("[persistence.lsm_tree]\nmemtable_size_limit = 1024\nmemtable_size = '2KiB'\n").unwrap();
+        let doc = TomlDoc::parse(
+            "[persistence.lsm_tree]\nmemtable_size_limit = 1024\nmemtable_size = '2KiB'\n",
+        )
+        .unwrap();
         let empty = Env::default();
         let f = find(setting, &empty, Some(&doc));
         assert_eq!(f.raw, Raw::Text("2KiB".into()));
-        assert_eq!(f.source, Source::Toml("persistence.lsm_tree.memtable_size".into()));
+        assert_eq!(
+            f.source,
+            Source::Toml("persistence.lsm_tree.memtable_size".into())
+        );
         assert_eq!(f.shadowed, ["persistence.lsm_tree.memtable_size_limit"]);
 
         let doc = TomlDoc::parse("[persistence.lsm_tree]\nmemtable_size_limit = 1024\n").unwrap();
         let f = find(setting, &empty, Some(&doc));
         assert_eq!(f.raw, Raw::Text("1024".into()));
-        assert_eq!(f.source, Source::Toml("persistence.lsm_tree.memtable_size_limit".into()));
+        assert_eq!(
+            f.source,
+            Source::Toml("persistence.lsm_tree.memtable_size_limit".into())
+        );
 
-        let env = Env::new([("ORBIT_LSM_MEMTABLE_SIZE".to_string(), EnvValue::Plain("9".into()))]);
+        let env = Env::new([(
+            "ORBIT_LSM_MEMTABLE_SIZE".to_string(),
+            EnvValue::Plain("9".into()),
+        )]);
         let f = find(setting, &env, Some(&doc));
         assert_eq!(f.raw, Raw::Text("9".into()));
         assert!(f.shadowed.is_empty());

@@ -32,7 +32,9 @@ impl<'a> TomlDoc<'a> {
     /// a secret the host could not withhold from an unparseable file.
     pub fn parse(text: &'a str) -> Result<Self, Diag> {
         match DeTable::parse(text) {
-            Ok(root) => Ok(TomlDoc { root: root.into_inner() }),
+            Ok(root) => Ok(TomlDoc {
+                root: root.into_inner(),
+            }),
             Err(err) => {
                 let at = err
                     .span()
@@ -45,7 +47,10 @@ impl<'a> TomlDoc<'a> {
                     "TOML file",
                     None,
                     TOML_ACCEPTED,
-                    format!("the TOML configuration file is not valid TOML{at}: {}", err.message()),
+                    format!(
+                        "the TOML configuration file is not valid TOML{at}: {}",
+                        err.message()
+                    ),
                 ))
             }
         }
@@ -79,7 +84,9 @@ pub fn entry<'t, 'a>(table: &'t DeTable<'a>, key: &str) -> Option<&'t DeValue<'a
 
 /// The keys of `table` with their values.
 pub fn entries<'t, 'a>(table: &'t DeTable<'a>) -> impl Iterator<Item = (&'t str, &'t DeValue<'a>)> {
-    table.iter().map(|(k, v)| (k.get_ref().as_ref(), v.get_ref()))
+    table
+        .iter()
+        .map(|(k, v)| (k.get_ref().as_ref(), v.get_ref()))
 }
 
 /// A scalar value written as text; other types are reported by name.
@@ -91,7 +98,8 @@ pub fn scalar(value: &DeValue<'_>) -> TomlScalar {
                 i.as_str().to_string()
             } else {
                 // `0x10` etc.: settings parse decimal text.
-                u64::from_str_radix(i.as_str(), i.radix()).map_or_else(|_| i.to_string(), |n| n.to_string())
+                u64::from_str_radix(i.as_str(), i.radix())
+                    .map_or_else(|_| i.to_string(), |n| n.to_string())
             };
             TomlScalar::Text(text)
         }
@@ -120,12 +128,30 @@ mod tests {
         )
         .unwrap();
         let text = |p: &str| scalar(doc.get(p).unwrap());
-        assert_eq!(text("server.persistence_backend"), TomlScalar::Text("lsm_tree".into()));
-        assert_eq!(text("persistence.lsm_tree.max_memtables"), TomlScalar::Text("16".into()));
-        assert_eq!(text("persistence.lsm_tree.bloom"), TomlScalar::Text("0.01".into()));
-        assert_eq!(text("persistence.lsm_tree.x"), TomlScalar::Text("16".into()));
-        assert_eq!(text("persistence.lsm_tree.on"), TomlScalar::Text("true".into()));
-        assert_eq!(text("persistence.lsm_tree.list"), TomlScalar::Other("array"));
+        assert_eq!(
+            text("server.persistence_backend"),
+            TomlScalar::Text("lsm_tree".into())
+        );
+        assert_eq!(
+            text("persistence.lsm_tree.max_memtables"),
+            TomlScalar::Text("16".into())
+        );
+        assert_eq!(
+            text("persistence.lsm_tree.bloom"),
+            TomlScalar::Text("0.01".into())
+        );
+        assert_eq!(
+            text("persistence.lsm_tree.x"),
+            TomlScalar::Text("16".into())
+        );
+        assert_eq!(
+            text("persistence.lsm_tree.on"),
+            TomlScalar::Text("true".into())
+        );
+        assert_eq!(
+            text("persistence.lsm_tree.list"),
+            TomlScalar::Other("array")
+        );
         assert!(doc.get("persistence.lsm_tree.missing").is_none());
         assert!(doc.get("server.persistence_backend.deeper").is_none());
         assert!(doc.table("persistence").is_some());

@@ -58,14 +58,22 @@ struct Threshold<T> {
     name: String,
 }
 
-pub fn evaluate(env: &Env, toml: Option<&str>, data_root: Option<&DataRoot>, r: &Report) -> Verdict {
+pub fn evaluate(
+    env: &Env,
+    toml: Option<&str>,
+    data_root: Option<&DataRoot>,
+    r: &Report,
+) -> Verdict {
     let mut failed = Vec::new();
     let mut checked = Vec::new();
 
     let doc = match toml.map(TomlDoc::parse) {
         Some(Ok(doc)) => Some(doc),
         Some(Err(d)) => {
-            failed.push(format!("{}; the health thresholds cannot be read", d.message));
+            failed.push(format!(
+                "{}; the health thresholds cannot be read",
+                d.message
+            ));
             None
         }
         None => None,
@@ -100,9 +108,15 @@ pub fn evaluate(env: &Env, toml: Option<&str>, data_root: Option<&DataRoot>, r: 
     if r.backend.is_local()
         && let Some(root) = data_root
     {
-        match (threshold(MIN_FREE, env, doc.as_ref(), parse_byte_size), root.free_bytes) {
+        match (
+            threshold(MIN_FREE, env, doc.as_ref(), parse_byte_size),
+            root.free_bytes,
+        ) {
             (Err(reason), _) => failed.push(reason),
-            (Ok(_), None) => checked.push(format!("free space on {} is not measurable; not checked", root.path)),
+            (Ok(_), None) => checked.push(format!(
+                "free space on {} is not measurable; not checked",
+                root.path
+            )),
             (Ok(min), Some(free)) if free < min.value => failed.push(format!(
                 "free space on {} is {}, below {}={}",
                 root.path,
@@ -157,7 +171,12 @@ pub fn evaluate(env: &Env, toml: Option<&str>, data_root: Option<&DataRoot>, r: 
     } else {
         "ok"
     };
-    Verdict { live, ready, status, reasons: if ready { checked } else { failed } }
+    Verdict {
+        live,
+        ready,
+        status,
+        reasons: if ready { checked } else { failed },
+    }
 }
 
 /// Reads a threshold (environment, TOML, catalogue default). An invalid
@@ -181,11 +200,18 @@ fn threshold<T>(
                 "{name} in the TOML file is a {ty}, so readiness cannot be judged; expected {accepted}"
             ));
         }
-        Raw::Withheld => return Err(format!("the host withheld the value of {name}, so readiness cannot be judged")),
+        Raw::Withheld => {
+            return Err(format!(
+                "the host withheld the value of {name}, so readiness cannot be judged"
+            ));
+        }
     };
     match parse(&text) {
         Ok(value) => Ok(Threshold { value, name }),
-        Err(e) => Err(format!("{} is not valid, so readiness cannot be judged: {e}", found.source.show(setting, &text))),
+        Err(e) => Err(format!(
+            "{} is not valid, so readiness cannot be judged: {e}",
+            found.source.show(setting, &text)
+        )),
     }
 }
 
@@ -210,52 +236,110 @@ mod tests {
     }
 
     fn root(free: u64) -> DataRoot {
-        DataRoot { path: "/app/data".into(), free_bytes: Some(free) }
+        DataRoot {
+            path: "/app/data".into(),
+            free_bytes: Some(free),
+        }
     }
 
     #[test]
     fn all_good_lists_what_was_checked() {
         let v = evaluate(&Env::default(), None, Some(&root(10 << 30)), &healthy());
         assert_eq!((v.live, v.ready, v.status), (true, true, "ok"));
-        assert!(v.reasons.contains(&"backend lsm_tree is open".to_string()), "{:?}", v.reasons);
-        assert!(v.reasons.contains(&"canary write+read succeeded in 35 us".to_string()), "{:?}", v.reasons);
-        assert!(v.reasons.iter().any(|r| r.contains("10 GiB")), "{:?}", v.reasons);
+        assert!(
+            v.reasons.contains(&"backend lsm_tree is open".to_string()),
+            "{:?}",
+            v.reasons
+        );
+        assert!(
+            v.reasons
+                .contains(&"canary write+read succeeded in 35 us".to_string()),
+            "{:?}",
+            v.reasons
+        );
+        assert!(
+            v.reasons.iter().any(|r| r.contains("10 GiB")),
+            "{:?}",
+            v.reasons
+        );
     }
 
     #[test]
     fn low_disk_is_degraded_with_figures() {
         let v = evaluate(&Env::default(), None, Some(&root(12 << 20)), &healthy());
         assert_eq!((v.live, v.ready, v.status), (true, false, "degraded"));
-        assert_eq!(v.reasons, ["free space on /app/data is 12 MiB, below ORBIT_HEALTH_MIN_FREE_BYTES=100 MiB"]);
+        assert_eq!(
+            v.reasons,
+            ["free space on /app/data is 12 MiB, below ORBIT_HEALTH_MIN_FREE_BYTES=100 MiB"]
+        );
         // Cloud backends do not care about the local disk.
-        let cloud = Report { backend: BackendKind::S3, ..healthy() };
+        let cloud = Report {
+            backend: BackendKind::S3,
+            ..healthy()
+        };
         assert!(evaluate(&Env::default(), None, Some(&root(0)), &cloud).ready);
         // The threshold from TOML, named by its path.
-        let v = evaluate(&Env::default(), Some("[health]\nmin_free_bytes = '1MiB'\n"), Some(&root(12 << 20)), &healthy());
+        let v = evaluate(
+            &Env::default(),
+            Some("[health]\nmin_free_bytes = '1MiB'\n"),
+            Some(&root(12 << 20)),
+            &healthy(),
+        );
         assert!(v.ready, "{:?}", v.reasons);
-        assert!(v.reasons.iter().any(|r| r.contains("health.min_free_bytes=1 MiB")), "{:?}", v.reasons);
+        assert!(
+            v.reasons
+                .iter()
+                .any(|r| r.contains("health.min_free_bytes=1 MiB")),
+            "{:?}",
+            v.reasons
+        );
     }
 
     #[test]
     fn error_rate() {
-        let r = Report { errors: 8, last_error: Some("put: disk full".into()), ..healthy() };
+        let r = Report {
+            errors: 8,
+            last_error: Some("put: disk full".into()),
+            ..healthy()
+        };
         let v = evaluate(&Env::default(), None, None, &r);
         assert!(!v.ready);
-        assert_eq!(v.reasons, ["8 of 100 backend operations in the last 60 s failed (8.0%), above ORBIT_HEALTH_MAX_ERROR_RATE=0.05 (5.0%); latest: put: disk full"]);
+        assert_eq!(
+            v.reasons,
+            [
+                "8 of 100 backend operations in the last 60 s failed (8.0%), above ORBIT_HEALTH_MAX_ERROR_RATE=0.05 (5.0%); latest: put: disk full"
+            ]
+        );
         // Too few operations to judge.
-        let r = Report { operations: 10, errors: 10, ..healthy() };
+        let r = Report {
+            operations: 10,
+            errors: 10,
+            ..healthy()
+        };
         assert!(evaluate(&Env::default(), None, None, &r).ready);
         // Nonsense counters never panic.
-        let r = Report { operations: 20, errors: u64::MAX, ..healthy() };
+        let r = Report {
+            operations: 20,
+            errors: u64::MAX,
+            ..healthy()
+        };
         assert!(!evaluate(&Env::default(), None, None, &r).ready);
     }
 
     #[test]
     fn liveness_only_after_the_grace() {
-        let starting = Report { backend_open: false, canary_ok: false, uptime_secs: 10, ..healthy() };
+        let starting = Report {
+            backend_open: false,
+            canary_ok: false,
+            uptime_secs: 10,
+            ..healthy()
+        };
         let v = evaluate(&Env::default(), None, None, &starting);
         assert_eq!((v.live, v.ready, v.status), (true, false, "degraded"));
-        let stuck = Report { uptime_secs: 61, ..starting };
+        let stuck = Report {
+            uptime_secs: 61,
+            ..starting
+        };
         let v = evaluate(&Env::default(), None, None, &stuck);
         assert_eq!((v.live, v.ready, v.status), (false, false, "unavailable"));
         assert!(v.reasons[0].contains("61 s"), "{:?}", v.reasons);
@@ -263,14 +347,34 @@ mod tests {
 
     #[test]
     fn bad_thresholds_make_it_not_ready() {
-        let env = Env::new([("ORBIT_HEALTH_MAX_ERROR_RATE".to_string(), EnvValue::Plain("5%".into()))]);
+        let env = Env::new([(
+            "ORBIT_HEALTH_MAX_ERROR_RATE".to_string(),
+            EnvValue::Plain("5%".into()),
+        )]);
         let v = evaluate(&env, None, None, &healthy());
         assert!(!v.ready && v.live);
-        assert!(v.reasons[0].starts_with("ORBIT_HEALTH_MAX_ERROR_RATE=5% is not valid"), "{:?}", v.reasons);
-        assert!(v.reasons[0].contains("strictly between 0 and 1"), "{:?}", v.reasons);
-        let v = evaluate(&Env::default(), Some("[health]\nmin_free_bytes = [1]\n"), Some(&root(1 << 40)), &healthy());
+        assert!(
+            v.reasons[0].starts_with("ORBIT_HEALTH_MAX_ERROR_RATE=5% is not valid"),
+            "{:?}",
+            v.reasons
+        );
+        assert!(
+            v.reasons[0].contains("strictly between 0 and 1"),
+            "{:?}",
+            v.reasons
+        );
+        let v = evaluate(
+            &Env::default(),
+            Some("[health]\nmin_free_bytes = [1]\n"),
+            Some(&root(1 << 40)),
+            &healthy(),
+        );
         assert!(!v.ready);
-        assert!(v.reasons[0].contains("health.min_free_bytes"), "{:?}", v.reasons);
+        assert!(
+            v.reasons[0].contains("health.min_free_bytes"),
+            "{:?}",
+            v.reasons
+        );
         let v = evaluate(&Env::default(), Some("[health\n"), None, &healthy());
         assert!(!v.ready);
     }

@@ -23,7 +23,10 @@ impl Guest for Selector {
     fn select(context: DeploymentContext) -> Result<Selection, Vec<Diagnostic>> {
         let env = glue::env(&context.env);
         match select::select(&env, context.toml.as_deref()) {
-            Ok(choice) => Ok(Selection { backend: glue::wit_kind(choice.backend), reason: choice.reason }),
+            Ok(choice) => Ok(Selection {
+                backend: glue::wit_kind(choice.backend),
+                reason: choice.reason,
+            }),
             Err(diags) => Err(diags.into_iter().map(glue::diagnostic).collect()),
         }
     }

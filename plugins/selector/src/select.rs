@@ -24,17 +24,30 @@ pub fn select(env: &Env, toml: Option<&str>) -> Result<Choice, Vec<Diag>> {
     };
     let Some(setting) = orbit_config_syntax::lookup(VARIABLE) else {
         // The catalogue always has it; stay total anyway.
-        return Ok(Choice { backend: BackendKind::Memory, reason: "default (nothing configured)".into() });
+        return Ok(Choice {
+            backend: BackendKind::Memory,
+            reason: "default (nothing configured)".into(),
+        });
     };
     let found = find(setting, env, doc.as_ref());
     match found {
-        Found { raw: Raw::Unset, .. } => {
-            Ok(Choice { backend: BackendKind::Memory, reason: "default (nothing configured)".into() })
-        }
-        Found { raw: Raw::Text(text), source, .. } => match text.parse::<BackendKind>() {
+        Found {
+            raw: Raw::Unset, ..
+        } => Ok(Choice {
+            backend: BackendKind::Memory,
+            reason: "default (nothing configured)".into(),
+        }),
+        Found {
+            raw: Raw::Text(text),
+            source,
+            ..
+        } => match text.parse::<BackendKind>() {
             Ok(backend) => {
                 let mut reason = match &source {
-                    Source::Toml(_) => format!("[server] persistence_backend = {:?} in the TOML file", text.trim()),
+                    Source::Toml(_) => format!(
+                        "[server] persistence_backend = {:?} in the TOML file",
+                        text.trim()
+                    ),
                     _ => source.show(setting, text.trim()),
                 };
                 if let Source::Env(_) = source
@@ -49,13 +62,25 @@ pub fn select(env: &Env, toml: Option<&str>) -> Result<Choice, Vec<Diag>> {
             }
             Err(_) => Err(vec![unknown_backend(setting, &source, &text)]),
         },
-        Found { raw: Raw::NotScalar(ty), source, .. } => Err(vec![Diag::error(
+        Found {
+            raw: Raw::NotScalar(ty),
+            source,
+            ..
+        } => Err(vec![Diag::error(
             source.variable(setting),
             None,
             accepted(),
-            format!("{} in the TOML file is a {ty}; expected a backend name, {}", setting.toml, accepted()),
+            format!(
+                "{} in the TOML file is a {ty}; expected a backend name, {}",
+                setting.toml,
+                accepted()
+            ),
         )]),
-        Found { raw: Raw::Withheld, source, .. } => Err(vec![Diag::error(
+        Found {
+            raw: Raw::Withheld,
+            source,
+            ..
+        } => Err(vec![Diag::error(
             source.variable(setting),
             None,
             accepted(),
@@ -79,21 +104,35 @@ fn toml_value(setting: &Setting, doc: Option<&TomlDoc<'_>>) -> Option<String> {
 fn unknown_backend(setting: &Setting, source: &Source, value: &str) -> Diag {
     let shown = source.show(setting, value);
     let message = if value.trim().is_empty() {
-        format!("{shown}: the backend name is empty; expected {}", accepted())
+        format!(
+            "{shown}: the backend name is empty; expected {}",
+            accepted()
+        )
     } else {
         match suggest(value) {
             Some(name) => format!("{shown}: not a persistence backend; did you mean {name}?"),
-            None => format!("{shown}: not a persistence backend; expected {}", accepted()),
+            None => format!(
+                "{shown}: not a persistence backend; expected {}",
+                accepted()
+            ),
         }
     };
-    Diag::error(source.variable(setting), Some(value.to_string()), accepted(), message)
+    Diag::error(
+        source.variable(setting),
+        Some(value.to_string()),
+        accepted(),
+        message,
+    )
 }
 
 /// A backend the user probably meant: a differently spelled name
 /// (`LSM-Tree`, `lsmtree`), a prefix or part (`lsm`, `rocks`, `in_memory`),
 /// or a common synonym (`minio`, `gcs`).
 fn suggest(value: &str) -> Option<&'static str> {
-    let norm = value.trim().to_ascii_lowercase().replace(['-', ' ', '.'], "_");
+    let norm = value
+        .trim()
+        .to_ascii_lowercase()
+        .replace(['-', ' ', '.'], "_");
     if let Ok(kind) = norm.parse::<BackendKind>() {
         return Some(kind.name());
     }
@@ -124,40 +163,80 @@ mod tests {
     use orbit_plugin_common::EnvValue;
 
     fn env(pairs: &[(&str, &str)]) -> Env {
-        Env::new(pairs.iter().map(|(k, v)| (k.to_string(), EnvValue::Plain(v.to_string()))))
+        Env::new(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), EnvValue::Plain(v.to_string()))),
+        )
     }
 
     #[test]
     fn env_wins_over_toml_wins_over_default() {
         let toml = "[server]\npersistence_backend = \"rocksdb\"\n";
-        let c = select(&env(&[("ORBIT_PERSISTENCE_BACKEND", "lsm_tree")]), Some(toml)).unwrap();
+        let c = select(
+            &env(&[("ORBIT_PERSISTENCE_BACKEND", "lsm_tree")]),
+            Some(toml),
+        )
+        .unwrap();
         assert_eq!(c.backend, BackendKind::LsmTree);
-        assert!(c.reason.starts_with("ORBIT_PERSISTENCE_BACKEND=lsm_tree"), "{}", c.reason);
+        assert!(
+            c.reason.starts_with("ORBIT_PERSISTENCE_BACKEND=lsm_tree"),
+            "{}",
+            c.reason
+        );
         assert!(c.reason.contains("overrides"), "{}", c.reason);
 
         let c = select(&env(&[]), Some(toml)).unwrap();
         assert_eq!(c.backend, BackendKind::Rocksdb);
-        assert_eq!(c.reason, "[server] persistence_backend = \"rocksdb\" in the TOML file");
+        assert_eq!(
+            c.reason,
+            "[server] persistence_backend = \"rocksdb\" in the TOML file"
+        );
 
         let c = select(&env(&[]), None).unwrap();
-        assert_eq!(c, Choice { backend: BackendKind::Memory, reason: "default (nothing configured)".into() });
+        assert_eq!(
+            c,
+            Choice {
+                backend: BackendKind::Memory,
+                reason: "default (nothing configured)".into()
+            }
+        );
     }
 
     #[test]
     fn unknown_names_are_errors_with_suggestions() {
-        for (given, meant) in [("lsm", "lsm_tree"), ("LSM_TREE", "lsm_tree"), ("cow-btree", "cow_btree"), ("rocks", "rocksdb"), ("minio", "s3"), ("in_memory", "memory"), ("gcs", "gcp")] {
+        for (given, meant) in [
+            ("lsm", "lsm_tree"),
+            ("LSM_TREE", "lsm_tree"),
+            ("cow-btree", "cow_btree"),
+            ("rocks", "rocksdb"),
+            ("minio", "s3"),
+            ("in_memory", "memory"),
+            ("gcs", "gcp"),
+        ] {
             let err = select(&env(&[("ORBIT_PERSISTENCE_BACKEND", given)]), None).unwrap_err();
             assert_eq!(err.len(), 1);
             let d = &err[0];
             assert!(d.is_error());
             assert_eq!(d.variable, "ORBIT_PERSISTENCE_BACKEND");
             assert_eq!(d.value.as_deref(), Some(given));
-            assert_eq!(d.accepted, "one of: memory, cow_btree, lsm_tree, rocksdb, s3, azure, gcp");
-            assert!(d.message.contains(&format!("did you mean {meant}?")), "{given}: {}", d.message);
+            assert_eq!(
+                d.accepted,
+                "one of: memory, cow_btree, lsm_tree, rocksdb, s3, azure, gcp"
+            );
+            assert!(
+                d.message.contains(&format!("did you mean {meant}?")),
+                "{given}: {}",
+                d.message
+            );
         }
         let err = select(&env(&[("ORBIT_PERSISTENCE_BACKEND", "")]), None).unwrap_err();
         assert!(err[0].message.contains("empty"));
-        let err = select(&env(&[]), Some("[server]\npersistence_backend = 'postgres'\n")).unwrap_err();
+        let err = select(
+            &env(&[]),
+            Some("[server]\npersistence_backend = 'postgres'\n"),
+        )
+        .unwrap_err();
         assert_eq!(err[0].variable, "server.persistence_backend");
         let err = select(&env(&[]), Some("[server]\npersistence_backend = 3\n")).unwrap_err();
         assert_eq!(err[0].value.as_deref(), Some("3"));
@@ -167,8 +246,16 @@ mod tests {
 
     #[test]
     fn broken_toml_is_reported() {
-        let err = select(&env(&[("ORBIT_PERSISTENCE_BACKEND", "memory")]), Some("[server\n")).unwrap_err();
+        let err = select(
+            &env(&[("ORBIT_PERSISTENCE_BACKEND", "memory")]),
+            Some("[server\n"),
+        )
+        .unwrap_err();
         assert_eq!(err[0].variable, "TOML file");
-        assert!(err[0].message.contains("not valid TOML"), "{}", err[0].message);
+        assert!(
+            err[0].message.contains("not valid TOML"),
+            "{}",
+            err[0].message
+        );
     }
 }

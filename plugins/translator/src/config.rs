@@ -22,6 +22,7 @@ pub fn to_wit(kind: BackendKind, v: &Values) -> wit::BackendConfig {
             wal_buffer_size: v.u64("ORBIT_COW_WAL_BUFFER_SIZE"),
             enable_compression: v.bool("ORBIT_COW_ENABLE_COMPRESSION"),
             wal_sync_interval_secs: v.u64("ORBIT_COW_WAL_SYNC_INTERVAL"),
+            durability: durability(v, "ORBIT_COW_DURABILITY"),
         }),
         BackendKind::LsmTree => C::LsmTree(wit::LsmTreeConfig {
             data_dir: v.text("ORBIT_LSM_DATA_DIR"),
@@ -30,6 +31,10 @@ pub fn to_wit(kind: BackendKind, v: &Values) -> wit::BackendConfig {
             bloom_fp_rate: v.f64("ORBIT_LSM_BLOOM_FP_RATE"),
             enable_compaction: v.bool("ORBIT_LSM_ENABLE_COMPACTION"),
             compaction_threshold: v.u32("ORBIT_LSM_COMPACTION_THRESHOLD"),
+            durability: durability(v, "ORBIT_LSM_DURABILITY"),
+            sync_interval_ms: v.u64("ORBIT_LSM_SYNC_INTERVAL"),
+            block_cache_size: v.u64("ORBIT_LSM_BLOCK_CACHE_SIZE"),
+            enable_compression: v.bool("ORBIT_LSM_ENABLE_COMPRESSION"),
         }),
         BackendKind::Rocksdb => C::Rocksdb(wit::RocksdbConfig {
             data_dir: v.text("ORBIT_ROCKSDB_DATA_DIR"),
@@ -40,6 +45,8 @@ pub fn to_wit(kind: BackendKind, v: &Values) -> wit::BackendConfig {
             target_file_size_base: v.u64("ORBIT_ROCKSDB_TARGET_FILE_SIZE_BASE"),
             enable_statistics: v.bool("ORBIT_ROCKSDB_ENABLE_STATISTICS"),
             block_cache_size: v.u64("ORBIT_ROCKSDB_BLOCK_CACHE_SIZE"),
+            durability: durability(v, "ORBIT_ROCKSDB_DURABILITY"),
+            sync_interval_ms: v.u64("ORBIT_ROCKSDB_SYNC_INTERVAL"),
         }),
         BackendKind::S3 => C::S3(wit::S3Config {
             endpoint: v.opt_text("ORBIT_S3_ENDPOINT"),
@@ -96,7 +103,8 @@ pub fn from_wit(config: &wit::BackendConfig) -> (BackendKind, Values) {
                 .with("ORBIT_COW_MAX_KEYS_PER_NODE", int(c.max_keys_per_node))
                 .with("ORBIT_COW_WAL_BUFFER_SIZE", Int(c.wal_buffer_size))
                 .with("ORBIT_COW_ENABLE_COMPRESSION", Bool(c.enable_compression))
-                .with("ORBIT_COW_WAL_SYNC_INTERVAL", Int(c.wal_sync_interval_secs)),
+                .with("ORBIT_COW_WAL_SYNC_INTERVAL", Int(c.wal_sync_interval_secs))
+                .with("ORBIT_COW_DURABILITY", durability_text(c.durability)),
         ),
         C::LsmTree(c) => (
             BackendKind::LsmTree,
@@ -106,19 +114,43 @@ pub fn from_wit(config: &wit::BackendConfig) -> (BackendKind, Values) {
                 .with("ORBIT_LSM_MAX_MEMTABLES", int(c.max_memtables))
                 .with("ORBIT_LSM_BLOOM_FP_RATE", Float(c.bloom_fp_rate))
                 .with("ORBIT_LSM_ENABLE_COMPACTION", Bool(c.enable_compaction))
-                .with("ORBIT_LSM_COMPACTION_THRESHOLD", int(c.compaction_threshold)),
+                .with(
+                    "ORBIT_LSM_COMPACTION_THRESHOLD",
+                    int(c.compaction_threshold),
+                )
+                .with("ORBIT_LSM_DURABILITY", durability_text(c.durability))
+                .with(
+                    "ORBIT_LSM_SYNC_INTERVAL",
+                    Text(format!("{}ms", c.sync_interval_ms)),
+                )
+                .with("ORBIT_LSM_BLOCK_CACHE_SIZE", Int(c.block_cache_size))
+                .with("ORBIT_LSM_ENABLE_COMPRESSION", Bool(c.enable_compression)),
         ),
         C::Rocksdb(c) => (
             BackendKind::Rocksdb,
             Values::default()
                 .with("ORBIT_ROCKSDB_DATA_DIR", Text(c.data_dir.clone()))
                 .with("ORBIT_ROCKSDB_ENABLE_WAL", Bool(c.enable_wal))
-                .with("ORBIT_ROCKSDB_MAX_BACKGROUND_JOBS", int(c.max_background_jobs))
+                .with(
+                    "ORBIT_ROCKSDB_MAX_BACKGROUND_JOBS",
+                    int(c.max_background_jobs),
+                )
                 .with("ORBIT_ROCKSDB_WRITE_BUFFER_SIZE", Int(c.write_buffer_size))
-                .with("ORBIT_ROCKSDB_MAX_WRITE_BUFFER_NUMBER", int(c.max_write_buffer_number))
-                .with("ORBIT_ROCKSDB_TARGET_FILE_SIZE_BASE", Int(c.target_file_size_base))
+                .with(
+                    "ORBIT_ROCKSDB_MAX_WRITE_BUFFER_NUMBER",
+                    int(c.max_write_buffer_number),
+                )
+                .with(
+                    "ORBIT_ROCKSDB_TARGET_FILE_SIZE_BASE",
+                    Int(c.target_file_size_base),
+                )
                 .with("ORBIT_ROCKSDB_ENABLE_STATISTICS", Bool(c.enable_statistics))
-                .with("ORBIT_ROCKSDB_BLOCK_CACHE_SIZE", Int(c.block_cache_size)),
+                .with("ORBIT_ROCKSDB_BLOCK_CACHE_SIZE", Int(c.block_cache_size))
+                .with("ORBIT_ROCKSDB_DURABILITY", durability_text(c.durability))
+                .with(
+                    "ORBIT_ROCKSDB_SYNC_INTERVAL",
+                    Text(format!("{}ms", c.sync_interval_ms)),
+                ),
         ),
         C::S3(c) => (
             BackendKind::S3,
@@ -127,10 +159,16 @@ pub fn from_wit(config: &wit::BackendConfig) -> (BackendKind, Values) {
                 .with("ORBIT_S3_REGION", Text(c.region.clone()))
                 .with("ORBIT_S3_BUCKET", Text(c.bucket.clone()))
                 .with("ORBIT_S3_ACCESS_KEY_ID", secret_from_wit(&c.access_key_id))
-                .with("ORBIT_S3_SECRET_ACCESS_KEY", secret_from_wit(&c.secret_access_key))
+                .with(
+                    "ORBIT_S3_SECRET_ACCESS_KEY",
+                    secret_from_wit(&c.secret_access_key),
+                )
                 .with("ORBIT_S3_PREFIX", Text(c.prefix.clone()))
                 .with("ORBIT_S3_ENABLE_SSL", Bool(c.enable_ssl))
-                .with("ORBIT_S3_CONNECTION_TIMEOUT", Int(c.connection_timeout_secs))
+                .with(
+                    "ORBIT_S3_CONNECTION_TIMEOUT",
+                    Int(c.connection_timeout_secs),
+                )
                 .with("ORBIT_S3_READ_TIMEOUT", opt_int(c.read_timeout_secs))
                 .with("ORBIT_S3_WRITE_TIMEOUT", opt_int(c.write_timeout_secs))
                 .with("ORBIT_S3_RETRY_COUNT", int(c.retry_count)),
@@ -143,7 +181,10 @@ pub fn from_wit(config: &wit::BackendConfig) -> (BackendKind, Values) {
                 .with("ORBIT_AZURE_CONTAINER_NAME", Text(c.container_name.clone()))
                 .with("ORBIT_AZURE_ENDPOINT", opt_text(&c.endpoint))
                 .with("ORBIT_AZURE_PREFIX", Text(c.prefix.clone()))
-                .with("ORBIT_AZURE_CONNECTION_TIMEOUT", Int(c.connection_timeout_secs))
+                .with(
+                    "ORBIT_AZURE_CONNECTION_TIMEOUT",
+                    Int(c.connection_timeout_secs),
+                )
                 .with("ORBIT_AZURE_RETRY_COUNT", int(c.retry_count)),
         ),
         C::Gcp(c) => (
@@ -151,10 +192,19 @@ pub fn from_wit(config: &wit::BackendConfig) -> (BackendKind, Values) {
             Values::default()
                 .with("ORBIT_GCP_PROJECT_ID", opt_text(&c.project_id))
                 .with("ORBIT_GCP_BUCKET_NAME", Text(c.bucket_name.clone()))
-                .with("ORBIT_GCP_CREDENTIALS_PATH", secret_from_wit(&c.credentials_path))
-                .with("ORBIT_GCP_SERVICE_ACCOUNT_KEY", secret_from_wit(&c.service_account_key))
+                .with(
+                    "ORBIT_GCP_CREDENTIALS_PATH",
+                    secret_from_wit(&c.credentials_path),
+                )
+                .with(
+                    "ORBIT_GCP_SERVICE_ACCOUNT_KEY",
+                    secret_from_wit(&c.service_account_key),
+                )
                 .with("ORBIT_GCP_PREFIX", Text(c.prefix.clone()))
-                .with("ORBIT_GCP_CONNECTION_TIMEOUT", Int(c.connection_timeout_secs))
+                .with(
+                    "ORBIT_GCP_CONNECTION_TIMEOUT",
+                    Int(c.connection_timeout_secs),
+                )
                 .with("ORBIT_GCP_RETRY_COUNT", int(c.retry_count)),
         ),
     }
@@ -181,4 +231,24 @@ fn opt_text(s: &Option<String>) -> Value {
 
 fn opt_int(n: Option<u64>) -> Value {
     n.map_or(Value::Absent, Value::Int)
+}
+
+/// A `*_DURABILITY` value (already checked against the catalogue's choices).
+fn durability(v: &Values, name: &str) -> wit::Durability {
+    match v.text(name).as_str() {
+        "periodic" => wit::Durability::Periodic,
+        "none" => wit::Durability::None,
+        _ => wit::Durability::Sync,
+    }
+}
+
+fn durability_text(d: wit::Durability) -> Value {
+    Value::Text(
+        match d {
+            wit::Durability::Sync => "sync",
+            wit::Durability::Periodic => "periodic",
+            wit::Durability::None => "none",
+        }
+        .to_string(),
+    )
 }

@@ -31,7 +31,14 @@ impl Guest for Translator {
         let kind = glue::kind(backend);
         let resolution = resolve::resolve(kind, &env, context.toml.as_deref());
         let config = (!resolution.has_errors()).then(|| config::to_wit(kind, &resolution.values));
-        Translation { config, diagnostics: resolution.diagnostics.into_iter().map(glue::diagnostic).collect() }
+        Translation {
+            config,
+            diagnostics: resolution
+                .diagnostics
+                .into_iter()
+                .map(glue::diagnostic)
+                .collect(),
+        }
     }
 
     fn render_env(config: BackendConfig) -> Vec<RenderedVar> {

@@ -17,7 +17,10 @@ pub enum Rendered {
 /// The variables, in catalogue order.
 pub fn render(kind: BackendKind, values: &Values) -> Vec<(String, Rendered)> {
     let mut out = Vec::new();
-    for setting in settings().iter().filter(|s| s.scope == Scope::Backend(kind)) {
+    for setting in settings()
+        .iter()
+        .filter(|s| s.scope == Scope::Backend(kind))
+    {
         let name = setting.env.to_string();
         let rendered = match (setting.kind, values.get(setting.env)) {
             // A secret held in a file travels as `<NAME>_FILE`; an absent one

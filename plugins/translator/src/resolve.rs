@@ -7,8 +7,8 @@
 //! is accepted; nothing here panics, whatever the input.
 
 use orbit_config_syntax::{
-    BackendKind, DATA_DIR_PLACEHOLDER, Scope, Setting, ValueKind, parse_bool, parse_byte_size, parse_count,
-    parse_duration_ms, parse_duration_secs, parse_fraction, settings,
+    BackendKind, DATA_DIR_PLACEHOLDER, Scope, Setting, ValueKind, parse_bool, parse_byte_size,
+    parse_count, parse_duration_ms, parse_duration_secs, parse_fraction, settings,
 };
 use orbit_plugin_common::setting::toml_paths;
 use orbit_plugin_common::toml_doc::{TomlScalar, scalar};
@@ -37,7 +37,13 @@ impl Resolution {
 
 /// Resolves every setting of `backend`.
 pub fn resolve(backend: BackendKind, env: &Env, toml: Option<&str>) -> Resolution {
-    let mut r = Resolver { env, doc: None, diags: Vec::new(), failed: Vec::new(), sources: Vec::new() };
+    let mut r = Resolver {
+        env,
+        doc: None,
+        diags: Vec::new(),
+        failed: Vec::new(),
+        sources: Vec::new(),
+    };
     let doc = match toml.map(TomlDoc::parse) {
         Some(Ok(doc)) => Some(doc),
         Some(Err(d)) => {
@@ -50,7 +56,10 @@ pub fn resolve(backend: BackendKind, env: &Env, toml: Option<&str>) -> Resolutio
     let mut data_dir = DataDir::new(env, r.doc);
 
     let mut values = Values::default();
-    for setting in settings().iter().filter(|s| s.scope == Scope::Backend(backend)) {
+    for setting in settings()
+        .iter()
+        .filter(|s| s.scope == Scope::Backend(backend))
+    {
         let value = match setting.kind {
             ValueKind::Secret => r.secret(setting),
             _ => r.plain(setting, &mut data_dir),
@@ -65,7 +74,10 @@ pub fn resolve(backend: BackendKind, env: &Env, toml: Option<&str>) -> Resolutio
     r.gcp_credentials(backend, &mut values);
     r.cross_checks(backend, &values);
     unknown::warn(backend, env, r.doc, &mut r.diags);
-    Resolution { values, diagnostics: r.diags }
+    Resolution {
+        values,
+        diagnostics: r.diags,
+    }
 }
 
 /// The data root that `{data_dir}` in defaults stands for.
@@ -79,8 +91,14 @@ struct DataDir {
 
 impl DataDir {
     fn new(env: &Env, doc: Option<&TomlDoc<'_>>) -> Self {
-        let mut dir = DataDir { path: DEFAULT_DATA_DIR.to_string(), problem: None, used: false };
-        let Some(setting) = orbit_config_syntax::lookup("ORBIT_DATA_DIR") else { return dir };
+        let mut dir = DataDir {
+            path: DEFAULT_DATA_DIR.to_string(),
+            problem: None,
+            used: false,
+        };
+        let Some(setting) = orbit_config_syntax::lookup("ORBIT_DATA_DIR") else {
+            return dir;
+        };
         let found = find(setting, env, doc);
         let variable = found.source.variable(setting);
         match found.raw {
@@ -91,7 +109,10 @@ impl DataDir {
                     variable,
                     Some(t.clone()),
                     "a non-empty directory path",
-                    format!("{}: expected a non-empty directory path", found.source.show(setting, &t)),
+                    format!(
+                        "{}: expected a non-empty directory path",
+                        found.source.show(setting, &t)
+                    ),
                 ))
             }
             Raw::NotScalar(ty) => {
@@ -142,7 +163,10 @@ impl Resolver<'_, '_> {
     }
 
     fn source(&self, name: &str) -> Source {
-        self.sources.iter().find(|(n, _)| *n == name).map_or(Source::Default, |(_, s)| s.clone())
+        self.sources
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(Source::Default, |(_, s)| s.clone())
     }
 
     /// A setting that is not a secret.
@@ -179,7 +203,10 @@ impl Resolver<'_, '_> {
                     variable.clone(),
                     None,
                     accepted(setting),
-                    format!("{variable} in the TOML file is a {ty}; expected {}", accepted(setting)),
+                    format!(
+                        "{variable} in the TOML file is a {ty}; expected {}",
+                        accepted(setting)
+                    ),
                 );
                 self.error(setting, diag);
                 return Value::Absent;
@@ -204,7 +231,11 @@ impl Resolver<'_, '_> {
                 variable,
                 Some(text.clone()),
                 accepted(setting),
-                format!("{}: {} is required and must not be empty", source.show(setting, &text), setting.env),
+                format!(
+                    "{}: {} is required and must not be empty",
+                    source.show(setting, &text),
+                    setting.env
+                ),
             );
             self.error(setting, diag);
             return Value::Absent;
@@ -226,7 +257,9 @@ impl Resolver<'_, '_> {
         let file_var = format!("{name}_FILE");
         let key = setting.toml_key();
         let file_key_path = format!("{}_file", setting.toml);
-        let accepted = format!("{name} from a Kubernetes Secret, {file_var} naming a file, or {key}_file in the TOML file");
+        let accepted = format!(
+            "{name} from a Kubernetes Secret, {file_var} naming a file, or {key}_file in the TOML file"
+        );
 
         // The secret itself written in the TOML file: refused, whatever else is set.
         if let Some(doc) = self.doc {
@@ -257,7 +290,9 @@ impl Resolver<'_, '_> {
                     file_var.clone(),
                     None,
                     "a file path",
-                    format!("the host withheld the value of {file_var}, so the file cannot be named"),
+                    format!(
+                        "the host withheld the value of {file_var}, so the file cannot be named"
+                    ),
                 );
                 self.error(setting, diag);
                 None
@@ -289,9 +324,15 @@ impl Resolver<'_, '_> {
                 self.error(setting, diag);
                 (Value::Absent, Source::Env(name.to_string()))
             }
-            (true, None, _) => (Value::Secret(SecretRef::Env(name.to_string())), Source::Env(name.to_string())),
+            (true, None, _) => (
+                Value::Secret(SecretRef::Env(name.to_string())),
+                Source::Env(name.to_string()),
+            ),
             (false, Some(path), _) => (Value::Secret(SecretRef::File(path)), Source::Env(file_var)),
-            (false, None, Some(path)) => (Value::Secret(SecretRef::File(path)), Source::Toml(file_key_path)),
+            (false, None, Some(path)) => (
+                Value::Secret(SecretRef::File(path)),
+                Source::Toml(file_key_path),
+            ),
             (false, None, None) => (Value::Absent, Source::Default),
         };
         self.sources.push((setting.env, source));
@@ -305,7 +346,10 @@ impl Resolver<'_, '_> {
                 path.clone(),
                 None,
                 format!("one of {}", toml_paths(setting).join(", ")),
-                format!("{path} is ignored: {winner} sets the same setting ({})", setting.env),
+                format!(
+                    "{path} is ignored: {winner} sets the same setting ({})",
+                    setting.env
+                ),
             ));
         }
     }
@@ -315,7 +359,10 @@ impl Resolver<'_, '_> {
     fn gcp_credentials(&mut self, backend: BackendKind, values: &mut Values) {
         if backend == BackendKind::Gcp
             && self.source("ORBIT_GCP_CREDENTIALS_PATH") == Source::Default
-            && matches!(values.get("ORBIT_GCP_SERVICE_ACCOUNT_KEY"), Value::Secret(_))
+            && matches!(
+                values.get("ORBIT_GCP_SERVICE_ACCOUNT_KEY"),
+                Value::Secret(_)
+            )
         {
             values.set("ORBIT_GCP_CREDENTIALS_PATH", Value::Absent);
         }
@@ -329,11 +376,15 @@ impl Resolver<'_, '_> {
         let ok = |r: &Self, names: &[&str]| names.iter().all(|n| !r.failed.contains(n));
 
         if ok(self, &["ORBIT_S3_ENDPOINT", "ORBIT_S3_ENABLE_SSL"])
-            && let (Value::Text(url), Value::Bool(true)) =
-                (values.get("ORBIT_S3_ENDPOINT"), values.get("ORBIT_S3_ENABLE_SSL"))
+            && let (Value::Text(url), Value::Bool(true)) = (
+                values.get("ORBIT_S3_ENDPOINT"),
+                values.get("ORBIT_S3_ENABLE_SSL"),
+            )
             && url.to_ascii_lowercase().starts_with("http://")
-            && let (Some(endpoint), Some(ssl)) =
-                (orbit_config_syntax::lookup("ORBIT_S3_ENDPOINT"), orbit_config_syntax::lookup("ORBIT_S3_ENABLE_SSL"))
+            && let (Some(endpoint), Some(ssl)) = (
+                orbit_config_syntax::lookup("ORBIT_S3_ENDPOINT"),
+                orbit_config_syntax::lookup("ORBIT_S3_ENABLE_SSL"),
+            )
         {
             let endpoint_source = self.source("ORBIT_S3_ENDPOINT");
             let ssl_shown = self.source("ORBIT_S3_ENABLE_SSL").show(ssl, "true");
@@ -382,17 +433,31 @@ fn missing(setting: &Setting) -> Diag {
         setting.env,
         None,
         accepted(setting),
-        format!("{} is required for the {backend} backend: set {} or `{key}` in the [{table}] table of the TOML file", setting.env, setting.env),
+        format!(
+            "{} is required for the {backend} backend: set {} or `{key}` in the [{table}] table of the TOML file",
+            setting.env, setting.env
+        ),
     )
 }
 
 /// What a setting accepts, in words.
 fn accepted(setting: &Setting) -> String {
     if matches!(setting.kind, ValueKind::Text) {
-        return if setting.required { "a non-empty text".into() } else { "a text".into() };
+        return if setting.required {
+            "a non-empty text".into()
+        } else {
+            "a text".into()
+        };
     }
     // The parsers say it best: ask them about a value that never parses.
-    match parse_value(&Setting { default: "x", required: true, ..*setting }, "\u{0}") {
+    match parse_value(
+        &Setting {
+            default: "x",
+            required: true,
+            ..*setting
+        },
+        "\u{0}",
+    ) {
         Err(accepted) => accepted,
         Ok(_) => "a value".into(),
     }
@@ -425,7 +490,9 @@ fn parse_value(setting: &Setting, text: &str) -> Result<Value, String> {
         ValueKind::Path => return Err("a non-empty path".into()),
         ValueKind::Url => {
             let lower = t.to_ascii_lowercase();
-            let rest = lower.strip_prefix("http://").or_else(|| lower.strip_prefix("https://"));
+            let rest = lower
+                .strip_prefix("http://")
+                .or_else(|| lower.strip_prefix("https://"));
             match rest {
                 Some(host) if !host.is_empty() && !t.chars().any(char::is_whitespace) => {
                     Ok(Value::Text(t.to_string()))
@@ -441,7 +508,9 @@ fn parse_value(setting: &Setting, text: &str) -> Result<Value, String> {
         },
         ValueKind::Choice(choices) if choices.contains(&t) => Ok(Value::Text(t.to_string())),
         ValueKind::Choice(choices) => return Err(format!("one of: {}", choices.join(", "))),
-        ValueKind::SecretFile if !t.is_empty() && !t.contains('\0') => Ok(Value::Secret(SecretRef::File(t.to_string()))),
+        ValueKind::SecretFile if !t.is_empty() && !t.contains('\0') => {
+            Ok(Value::Secret(SecretRef::File(t.to_string())))
+        }
         ValueKind::SecretFile => return Err("a file path".into()),
         ValueKind::Secret => return Err("a reference to a secret, never its value".into()),
     };

@@ -4,8 +4,8 @@
 
 use super::*;
 use orbit::storage::types::{
-    AzureConfig, CowBtreeConfig, Diagnostic, EnvValue, EnvVar, GcpConfig, HostFacts, LsmTreeConfig, MemoryConfig,
-    PodIdentity, RocksdbConfig, S3Config, SecretRef, Severity,
+    AzureConfig, CowBtreeConfig, Diagnostic, Durability, EnvValue, EnvVar, GcpConfig, HostFacts,
+    LsmTreeConfig, MemoryConfig, PodIdentity, RocksdbConfig, S3Config, SecretRef, Severity,
 };
 
 /// `None` as a value means "set, withheld" (a secret).
@@ -23,7 +23,13 @@ fn ctx(env: &[(&str, Option<&str>)], toml: Option<&str>) -> DeploymentContext {
             dirs: Vec::new(),
             memory_limit_bytes: None,
             cpu_count: 2,
-            pod: PodIdentity { pod_name: None, pod_namespace: None, pod_ip: None, node_name: None, hostname: None },
+            pod: PodIdentity {
+                pod_name: None,
+                pod_namespace: None,
+                pod_ip: None,
+                node_name: None,
+                hostname: None,
+            },
         },
     }
 }
@@ -40,11 +46,17 @@ fn translate(kind: BackendKind, env: &[(&str, Option<&str>)], toml: Option<&str>
 }
 
 fn errors(t: &Translation) -> Vec<&Diagnostic> {
-    t.diagnostics.iter().filter(|d| d.severity == Severity::Error).collect()
+    t.diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .collect()
 }
 
 fn warnings(t: &Translation) -> Vec<&Diagnostic> {
-    t.diagnostics.iter().filter(|d| d.severity == Severity::Warning).collect()
+    t.diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Warning)
+        .collect()
 }
 
 fn kind_of(c: &BackendConfig) -> BackendKind {
@@ -66,18 +78,30 @@ fn round_trip(c: BackendConfig) {
         .iter()
         .map(|v| {
             let known = orbit_config_syntax::lookup(&v.name).is_some()
-                || v.name.strip_suffix("_FILE").and_then(orbit_config_syntax::lookup).is_some();
+                || v.name
+                    .strip_suffix("_FILE")
+                    .and_then(orbit_config_syntax::lookup)
+                    .is_some();
             assert!(known, "render_env produced an unknown name {}", v.name);
             match &v.value {
                 RenderedValue::Plain(s) => (v.name.clone(), Some(s.clone())),
                 RenderedValue::Secret(SecretRef::Env(_)) => (v.name.clone(), None),
-                RenderedValue::Secret(SecretRef::File(p)) => panic!("{}: file secret rendered as a secret: {p}", v.name),
+                RenderedValue::Secret(SecretRef::File(p)) => {
+                    panic!("{}: file secret rendered as a secret: {p}", v.name)
+                }
             }
         })
         .collect();
-    let env: Vec<(&str, Option<&str>)> = env.iter().map(|(n, v)| (n.as_str(), v.as_deref())).collect();
+    let env: Vec<(&str, Option<&str>)> = env
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_deref()))
+        .collect();
     let t = translate(kind_of(&c), &env, None);
-    assert!(t.diagnostics.is_empty(), "{:?}\nfrom {env:?}", t.diagnostics);
+    assert!(
+        t.diagnostics.is_empty(),
+        "{:?}\nfrom {env:?}",
+        t.diagnostics
+    );
     assert_eq!(t.config, Some(c), "from {env:?}");
 }
 
@@ -95,6 +119,7 @@ fn non_default_configs() -> Vec<BackendConfig> {
             wal_buffer_size: 4096,
             enable_compression: false,
             wal_sync_interval_secs: 0,
+            durability: Durability::Periodic,
         }),
         BackendConfig::LsmTree(LsmTreeConfig {
             data_dir: "/srv/lsm".into(),
@@ -103,6 +128,10 @@ fn non_default_configs() -> Vec<BackendConfig> {
             bloom_fp_rate: 0.001,
             enable_compaction: false,
             compaction_threshold: 9,
+            durability: Durability::None,
+            sync_interval_ms: 250,
+            block_cache_size: 1 << 20,
+            enable_compression: true,
         }),
         BackendConfig::Rocksdb(RocksdbConfig {
             data_dir: "/srv/rocks".into(),
@@ -113,6 +142,8 @@ fn non_default_configs() -> Vec<BackendConfig> {
             target_file_size_base: 2000,
             enable_statistics: false,
             block_cache_size: 0,
+            durability: Durability::Periodic,
+            sync_interval_ms: 50,
         }),
         BackendConfig::S3(S3Config {
             endpoint: Some("http://minio:9000".into()),
@@ -169,7 +200,10 @@ fn round_trip_non_default_configs_of_all_seven_backends() {
         BackendKind::Azure,
         BackendKind::Gcp,
     ] {
-        assert!(configs.iter().any(|c| kind_of(c) == kind), "{kind:?} untested");
+        assert!(
+            configs.iter().any(|c| kind_of(c) == kind),
+            "{kind:?} untested"
+        );
     }
     for c in configs {
         round_trip(c);
@@ -199,24 +233,55 @@ fn defaults_and_their_round_trip() {
             bloom_fp_rate: 0.01,
             enable_compaction: true,
             compaction_threshold: 4,
+            durability: Durability::Sync,
+            sync_interval_ms: 1000,
+            block_cache_size: 256 << 20,
+            enable_compression: false,
         }))
     );
     let t = translate(BackendKind::Gcp, &required[3..], None);
-    let Some(BackendConfig::Gcp(g)) = t.config else { panic!() };
-    assert_eq!(g.credentials_path, Some(SecretRef::File("/app/gcp/credentials.json".into())));
+    let Some(BackendConfig::Gcp(g)) = t.config else {
+        panic!()
+    };
+    assert_eq!(
+        g.credentials_path,
+        Some(SecretRef::File("/app/gcp/credentials.json".into()))
+    );
     assert_eq!(g.service_account_key, None);
     let t = translate(BackendKind::S3, &required[..1], None);
-    let Some(BackendConfig::S3(s)) = t.config else { panic!() };
-    assert_eq!((s.endpoint, s.read_timeout_secs, s.access_key_id, s.enable_ssl), (None, None, None, true));
+    let Some(BackendConfig::S3(s)) = t.config else {
+        panic!()
+    };
+    assert_eq!(
+        (
+            s.endpoint,
+            s.read_timeout_secs,
+            s.access_key_id,
+            s.enable_ssl
+        ),
+        (None, None, None, true)
+    );
 }
 
 #[test]
 fn data_dir_placeholder() {
-    let t = translate(BackendKind::Rocksdb, &[("ORBIT_DATA_DIR", Some("/data/"))], None);
-    let Some(BackendConfig::Rocksdb(r)) = t.config else { panic!() };
+    let t = translate(
+        BackendKind::Rocksdb,
+        &[("ORBIT_DATA_DIR", Some("/data/"))],
+        None,
+    );
+    let Some(BackendConfig::Rocksdb(r)) = t.config else {
+        panic!()
+    };
     assert_eq!(r.data_dir, "/data/rocksdb");
-    let t = translate(BackendKind::Memory, &[], Some("[server]\ndata_dir = '/var/lib/orbit'\n"));
-    let Some(BackendConfig::Memory(m)) = t.config else { panic!() };
+    let t = translate(
+        BackendKind::Memory,
+        &[],
+        Some("[server]\ndata_dir = '/var/lib/orbit'\n"),
+    );
+    let Some(BackendConfig::Memory(m)) = t.config else {
+        panic!()
+    };
     assert_eq!(m.backup_path, "/var/lib/orbit/orbit_backup.json");
 }
 
@@ -230,8 +295,14 @@ bloom_filter_fp_rate = 0.02
 enable_compaction = "false"
 compaction_threshold = "8"
 data_dir = "/x"
+durability = "periodic"
+sync_interval = "200ms"
 "#;
-    let t = translate(BackendKind::LsmTree, &[("ORBIT_LSM_MAX_MEMTABLES", Some("12"))], Some(toml));
+    let t = translate(
+        BackendKind::LsmTree,
+        &[("ORBIT_LSM_MAX_MEMTABLES", Some("12"))],
+        Some(toml),
+    );
     assert!(t.diagnostics.is_empty(), "{:?}", t.diagnostics);
     assert_eq!(
         t.config,
@@ -242,6 +313,10 @@ data_dir = "/x"
             bloom_fp_rate: 0.02,
             enable_compaction: false,
             compaction_threshold: 8,
+            durability: Durability::Periodic,
+            sync_interval_ms: 200,
+            block_cache_size: 256 << 20,
+            enable_compression: false,
         }))
     );
     // Main key and alias together: the main key wins, with a warning.
@@ -250,38 +325,88 @@ data_dir = "/x"
         &[],
         Some("[persistence.lsm_tree]\nmemtable_size = 1024\nmemtable_size_limit = 2048\n"),
     );
-    let Some(BackendConfig::LsmTree(l)) = &t.config else { panic!() };
+    let Some(BackendConfig::LsmTree(l)) = &t.config else {
+        panic!()
+    };
     assert_eq!(l.memtable_size, 1024);
-    assert_eq!(warnings(&t)[0].variable, "persistence.lsm_tree.memtable_size_limit");
+    assert_eq!(
+        warnings(&t)[0].variable,
+        "persistence.lsm_tree.memtable_size_limit"
+    );
 }
 
 #[test]
 fn strict_values_name_variable_value_and_accepted() {
-    let t = translate(BackendKind::LsmTree, &[("ORBIT_LSM_MAX_MEMTABLES", Some("abc"))], None);
+    let t = translate(
+        BackendKind::LsmTree,
+        &[("ORBIT_LSM_MAX_MEMTABLES", Some("abc"))],
+        None,
+    );
     let e = errors(&t);
     assert_eq!(e.len(), 1);
     assert_eq!(e[0].variable, "ORBIT_LSM_MAX_MEMTABLES");
     assert_eq!(e[0].value.as_deref(), Some("abc"));
     assert_eq!(e[0].accepted, "an integer from 1 to 1024");
-    assert_eq!(e[0].message, "ORBIT_LSM_MAX_MEMTABLES=abc: expected an integer from 1 to 1024");
+    assert_eq!(
+        e[0].message,
+        "ORBIT_LSM_MAX_MEMTABLES=abc: expected an integer from 1 to 1024"
+    );
 
-    let t = translate(BackendKind::Memory, &[("ORBIT_MEMORY_DISK_BACKUP", Some("false"))], None);
-    let Some(BackendConfig::Memory(m)) = t.config else { panic!() };
+    let t = translate(
+        BackendKind::Memory,
+        &[("ORBIT_MEMORY_DISK_BACKUP", Some("false"))],
+        None,
+    );
+    let Some(BackendConfig::Memory(m)) = t.config else {
+        panic!()
+    };
     assert!(!m.disk_backup);
-    let t = translate(BackendKind::Memory, &[("ORBIT_MEMORY_DISK_BACKUP", Some("flase"))], None);
+    let t = translate(
+        BackendKind::Memory,
+        &[("ORBIT_MEMORY_DISK_BACKUP", Some("flase"))],
+        None,
+    );
     assert!(errors(&t)[0].accepted.contains("a boolean"));
 
-    let t = translate(BackendKind::LsmTree, &[], Some("[persistence.lsm_tree]\nmemtable_size_limit = \"64 XB\"\n"));
+    let t = translate(
+        BackendKind::LsmTree,
+        &[],
+        Some("[persistence.lsm_tree]\nmemtable_size_limit = \"64 XB\"\n"),
+    );
     let e = errors(&t);
     assert_eq!(e[0].variable, "persistence.lsm_tree.memtable_size_limit");
     assert!(e[0].message.starts_with("persistence.lsm_tree.memtable_size_limit = \"64 XB\" in the TOML file: expected a byte size"), "{}", e[0].message);
-    let t = translate(BackendKind::LsmTree, &[], Some("[persistence.lsm_tree]\nmax_memtables = [1]\n"));
-    assert!(errors(&t)[0].message.contains("is a array") || errors(&t)[0].message.contains("array"));
-    let t = translate(BackendKind::LsmTree, &[("ORBIT_LSM_MAX_MEMTABLES", Some(""))], None);
+    let t = translate(
+        BackendKind::LsmTree,
+        &[],
+        Some("[persistence.lsm_tree]\nmax_memtables = [1]\n"),
+    );
+    assert!(
+        errors(&t)[0].message.contains("is a array") || errors(&t)[0].message.contains("array")
+    );
+    let t = translate(
+        BackendKind::LsmTree,
+        &[("ORBIT_LSM_MAX_MEMTABLES", Some(""))],
+        None,
+    );
     assert_eq!(errors(&t).len(), 1, "an explicitly empty count is an error");
-    let t = translate(BackendKind::S3, &[("ORBIT_S3_BUCKET", Some("b")), ("ORBIT_S3_ENDPOINT", Some("minio:9000"))], None);
+    let t = translate(
+        BackendKind::S3,
+        &[
+            ("ORBIT_S3_BUCKET", Some("b")),
+            ("ORBIT_S3_ENDPOINT", Some("minio:9000")),
+        ],
+        None,
+    );
     assert!(errors(&t)[0].accepted.contains("http://"));
-    let t = translate(BackendKind::S3, &[("ORBIT_S3_BUCKET", Some("b")), ("ORBIT_S3_ENDPOINT", Some(""))], None);
+    let t = translate(
+        BackendKind::S3,
+        &[
+            ("ORBIT_S3_BUCKET", Some("b")),
+            ("ORBIT_S3_ENDPOINT", Some("")),
+        ],
+        None,
+    );
     assert!(t.config.is_some(), "an empty optional URL means none");
 }
 
@@ -291,8 +416,16 @@ fn required_settings() {
     let e = errors(&t);
     assert_eq!(e.len(), 1);
     assert_eq!(e[0].variable, "ORBIT_S3_BUCKET");
-    assert!(e[0].message.contains("ORBIT_S3_BUCKET") && e[0].message.contains("`bucket`"), "{}", e[0].message);
-    let t = translate(BackendKind::Azure, &[("ORBIT_AZURE_ACCOUNT_NAME", Some(" "))], None);
+    assert!(
+        e[0].message.contains("ORBIT_S3_BUCKET") && e[0].message.contains("`bucket`"),
+        "{}",
+        e[0].message
+    );
+    let t = translate(
+        BackendKind::Azure,
+        &[("ORBIT_AZURE_ACCOUNT_NAME", Some(" "))],
+        None,
+    );
     assert_eq!(errors(&t).len(), 2);
 }
 
@@ -301,22 +434,37 @@ fn secrets_travel_as_references() {
     let base = ("ORBIT_S3_BUCKET", Some("b"));
     let t = translate(
         BackendKind::S3,
-        &[base, ("ORBIT_S3_ACCESS_KEY_ID", None), ("ORBIT_S3_SECRET_ACCESS_KEY_FILE", Some("/s/key"))],
+        &[
+            base,
+            ("ORBIT_S3_ACCESS_KEY_ID", None),
+            ("ORBIT_S3_SECRET_ACCESS_KEY_FILE", Some("/s/key")),
+        ],
         None,
     );
-    let Some(BackendConfig::S3(s)) = t.config else { panic!("{:?}", t.diagnostics) };
-    assert_eq!(s.access_key_id, Some(SecretRef::Env("ORBIT_S3_ACCESS_KEY_ID".into())));
+    let Some(BackendConfig::S3(s)) = t.config else {
+        panic!("{:?}", t.diagnostics)
+    };
+    assert_eq!(
+        s.access_key_id,
+        Some(SecretRef::Env("ORBIT_S3_ACCESS_KEY_ID".into()))
+    );
     assert_eq!(s.secret_access_key, Some(SecretRef::File("/s/key".into())));
 
     // `<key>_file` in TOML.
     let toml = "[persistence.s3]\nbucket = 'b'\naccess_key_id_file = '/a'\nsecret_access_key_file = '/b'\n";
     let t = translate(BackendKind::S3, &[], Some(toml));
-    let Some(BackendConfig::S3(s)) = t.config else { panic!("{:?}", t.diagnostics) };
+    let Some(BackendConfig::S3(s)) = t.config else {
+        panic!("{:?}", t.diagnostics)
+    };
     assert_eq!(s.access_key_id, Some(SecretRef::File("/a".into())));
 
     // The secret itself in TOML: refused, and never echoed.
     let toml = "[persistence.s3]\nbucket = 'b'\nsecret_access_key = '<withheld>'\n";
-    let t = translate(BackendKind::S3, &[("ORBIT_S3_ACCESS_KEY_ID", None)], Some(toml));
+    let t = translate(
+        BackendKind::S3,
+        &[("ORBIT_S3_ACCESS_KEY_ID", None)],
+        Some(toml),
+    );
     let e = errors(&t);
     assert_eq!(e[0].variable, "persistence.s3.secret_access_key");
     assert_eq!(e[0].value, None);
@@ -324,25 +472,56 @@ fn secrets_travel_as_references() {
     assert_eq!(e.len(), 1, "no extra 'missing secret' error: {e:?}");
 
     // Half a credential pair.
-    let t = translate(BackendKind::S3, &[base, ("ORBIT_S3_ACCESS_KEY_ID", None)], None);
+    let t = translate(
+        BackendKind::S3,
+        &[base, ("ORBIT_S3_ACCESS_KEY_ID", None)],
+        None,
+    );
     let e = errors(&t);
-    assert_eq!((e.len(), e[0].variable.as_str()), (1, "ORBIT_S3_SECRET_ACCESS_KEY"));
+    assert_eq!(
+        (e.len(), e[0].variable.as_str()),
+        (1, "ORBIT_S3_SECRET_ACCESS_KEY")
+    );
 
     // Both the variable and its _FILE form.
-    let t = translate(BackendKind::Azure, &[("ORBIT_AZURE_ACCOUNT_NAME", Some("a")), ("ORBIT_AZURE_CONTAINER_NAME", Some("c")), ("ORBIT_AZURE_ACCOUNT_KEY", None), ("ORBIT_AZURE_ACCOUNT_KEY_FILE", Some("/k"))], None);
+    let t = translate(
+        BackendKind::Azure,
+        &[
+            ("ORBIT_AZURE_ACCOUNT_NAME", Some("a")),
+            ("ORBIT_AZURE_CONTAINER_NAME", Some("c")),
+            ("ORBIT_AZURE_ACCOUNT_KEY", None),
+            ("ORBIT_AZURE_ACCOUNT_KEY_FILE", Some("/k")),
+        ],
+        None,
+    );
     assert_eq!(errors(&t).len(), 1);
 }
 
 #[test]
 fn plain_http_needs_ssl_off() {
-    let t = translate(BackendKind::S3, &[("ORBIT_S3_BUCKET", Some("b")), ("ORBIT_S3_ENDPOINT", Some("http://minio:9000"))], None);
+    let t = translate(
+        BackendKind::S3,
+        &[
+            ("ORBIT_S3_BUCKET", Some("b")),
+            ("ORBIT_S3_ENDPOINT", Some("http://minio:9000")),
+        ],
+        None,
+    );
     let e = errors(&t);
     assert_eq!(e.len(), 1);
     assert_eq!(e[0].variable, "ORBIT_S3_ENDPOINT");
-    assert!(e[0].message.contains("ORBIT_S3_ENABLE_SSL=false"), "{}", e[0].message);
+    assert!(
+        e[0].message.contains("ORBIT_S3_ENABLE_SSL=false"),
+        "{}",
+        e[0].message
+    );
     let t = translate(
         BackendKind::S3,
-        &[("ORBIT_S3_BUCKET", Some("b")), ("ORBIT_S3_ENDPOINT", Some("http://minio:9000")), ("ORBIT_S3_ENABLE_SSL", Some("false"))],
+        &[
+            ("ORBIT_S3_BUCKET", Some("b")),
+            ("ORBIT_S3_ENDPOINT", Some("http://minio:9000")),
+            ("ORBIT_S3_ENABLE_SSL", Some("false")),
+        ],
         None,
     );
     assert!(t.diagnostics.is_empty());
@@ -378,15 +557,51 @@ secret_access_key = "<withheld>"
         Some(toml),
     );
     assert!(t.config.is_some());
-    let w: Vec<(&str, &str)> = warnings(&t).iter().map(|d| (d.variable.as_str(), d.message.as_str())).collect();
+    let w: Vec<(&str, &str)> = warnings(&t)
+        .iter()
+        .map(|d| (d.variable.as_str(), d.message.as_str()))
+        .collect();
     let has = |var: &str, hint: &str| w.iter().any(|(v, m)| *v == var && m.contains(hint));
-    assert!(has("ORBIT_LSM_MEMTABLE_SIZ", "did you mean ORBIT_LSM_MEMTABLE_SIZE?"), "{w:#?}");
-    assert!(has("ORBIT_TOTALLY_UNRELATED", "not an Orbit setting"), "{w:#?}");
-    assert!(has("server.data_dri", "did you mean server.data_dir?"), "{w:#?}");
-    assert!(has("persistence.backend", "[server] persistence_backend"), "{w:#?}");
-    assert!(has("persistence.lsm_tree.memtable_size_limt", "did you mean persistence.lsm_tree.memtable_size_limit?"), "{w:#?}");
-    assert!(has("persistence.lsm_tre", "did you mean [persistence.lsm_tree]?"), "{w:#?}");
-    assert!(has("persistence.s3.secret_access_key", "secrets are not accepted"), "{w:#?}");
+    assert!(
+        has(
+            "ORBIT_LSM_MEMTABLE_SIZ",
+            "did you mean ORBIT_LSM_MEMTABLE_SIZE?"
+        ),
+        "{w:#?}"
+    );
+    assert!(
+        has("ORBIT_TOTALLY_UNRELATED", "not an Orbit setting"),
+        "{w:#?}"
+    );
+    assert!(
+        has("server.data_dri", "did you mean server.data_dir?"),
+        "{w:#?}"
+    );
+    assert!(
+        has("persistence.backend", "[server] persistence_backend"),
+        "{w:#?}"
+    );
+    assert!(
+        has(
+            "persistence.lsm_tree.memtable_size_limt",
+            "did you mean persistence.lsm_tree.memtable_size_limit?"
+        ),
+        "{w:#?}"
+    );
+    assert!(
+        has(
+            "persistence.lsm_tre",
+            "did you mean [persistence.lsm_tree]?"
+        ),
+        "{w:#?}"
+    );
+    assert!(
+        has(
+            "persistence.s3.secret_access_key",
+            "secrets are not accepted"
+        ),
+        "{w:#?}"
+    );
     assert!(has("helth", "did you mean [health]?"), "{w:#?}");
     assert_eq!(w.len(), 8, "{w:#?}");
 }
@@ -395,15 +610,27 @@ secret_access_key = "<withheld>"
 fn withheld_non_secret_is_explained() {
     // `ORBIT_COW_MAX_KEYS_PER_NODE` contains `_KEY`, so `is_secret_name`
     // calls it a secret and a host that follows it withholds the value.
-    let t = translate(BackendKind::CowBtree, &[("ORBIT_COW_MAX_KEYS_PER_NODE", None)], None);
+    let t = translate(
+        BackendKind::CowBtree,
+        &[("ORBIT_COW_MAX_KEYS_PER_NODE", None)],
+        None,
+    );
     assert!(errors(&t)[0].message.contains("withheld"));
-    let t = translate(BackendKind::CowBtree, &[], Some("[persistence.cow_btree]\nmax_keys_per_node = '<withheld>'\n"));
+    let t = translate(
+        BackendKind::CowBtree,
+        &[],
+        Some("[persistence.cow_btree]\nmax_keys_per_node = '<withheld>'\n"),
+    );
     assert!(errors(&t)[0].message.contains("withheld"));
 }
 
 #[test]
 fn broken_toml_is_an_error_not_a_trap() {
-    let t = translate(BackendKind::Memory, &[], Some("[persistence.memory\nmax_entries = 1"));
+    let t = translate(
+        BackendKind::Memory,
+        &[],
+        Some("[persistence.memory\nmax_entries = 1"),
+    );
     assert_eq!(errors(&t)[0].variable, "TOML file");
 }
 
@@ -412,9 +639,31 @@ fn broken_toml_is_an_error_not_a_trap() {
 #[test]
 fn weird_input_never_panics() {
     let pieces = [
-        "", " ", "0", "1", "-1", "18446744073709551616", "99999999999999999999TiB", "64MiB", "1.5", "NaN", "inf",
-        "true", "off", "http://", "https://x", "ü", "\u{0}", "<withheld>", "{data_dir}", "0x10", "5m", "500ms", "\"",
-        "[", "=",
+        "",
+        " ",
+        "0",
+        "1",
+        "-1",
+        "18446744073709551616",
+        "99999999999999999999TiB",
+        "64MiB",
+        "1.5",
+        "NaN",
+        "inf",
+        "true",
+        "off",
+        "http://",
+        "https://x",
+        "ü",
+        "\u{0}",
+        "<withheld>",
+        "{data_dir}",
+        "0x10",
+        "5m",
+        "500ms",
+        "\"",
+        "[",
+        "=",
     ];
     let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut next = move || {
@@ -423,8 +672,15 @@ fn weird_input_never_panics() {
         seed ^= seed << 17;
         seed
     };
-    let names: Vec<&str> = orbit_config_syntax::settings().iter().map(|s| s.env).collect();
-    let keys: Vec<&str> = orbit_config_syntax::settings().iter().map(|s| s.toml).filter(|t| !t.is_empty()).collect();
+    let names: Vec<&str> = orbit_config_syntax::settings()
+        .iter()
+        .map(|s| s.env)
+        .collect();
+    let keys: Vec<&str> = orbit_config_syntax::settings()
+        .iter()
+        .map(|s| s.toml)
+        .filter(|t| !t.is_empty())
+        .collect();
     for round in 0..400 {
         let mut env = Vec::new();
         let mut toml = String::new();

@@ -3,10 +3,12 @@
 //! warnings, not errors: the configuration is still used, but a typo such as
 //! `ORBIT_LSM_MEMTABLE_SIZ` would otherwise be silently ignored.
 
-use orbit_config_syntax::{BackendKind, Setting, ValueKind, closest_name, is_secret_name, settings};
+use orbit_config_syntax::{
+    BackendKind, Setting, ValueKind, closest_name, is_secret_name, settings,
+};
+use orbit_plugin_common::toml_doc::{DeTable, DeValue};
 use orbit_plugin_common::toml_doc::{TomlScalar, entries, scalar};
 use orbit_plugin_common::{Diag, Env, TomlDoc};
-use orbit_plugin_common::toml_doc::{DeTable, DeValue};
 
 /// The top-level TOML tables Orbit reads.
 const TABLES: [&str; 4] = ["server", "plugins", "health", "persistence"];
@@ -22,7 +24,12 @@ pub fn warn(backend: BackendKind, env: &Env, doc: Option<&TomlDoc<'_>>, diags: &
 /// Every variable name the catalogue knows, including `<NAME>_FILE` for secrets.
 fn known_env_names() -> Vec<String> {
     let mut names: Vec<String> = settings().iter().map(|s| s.env.to_string()).collect();
-    names.extend(settings().iter().filter(|s| s.kind == ValueKind::Secret).map(|s| format!("{}_FILE", s.env)));
+    names.extend(
+        settings()
+            .iter()
+            .filter(|s| s.kind == ValueKind::Secret)
+            .map(|s| format!("{}_FILE", s.env)),
+    );
     names
 }
 
@@ -32,12 +39,23 @@ fn unknown_env(env: &Env, diags: &mut Vec<Diag>) {
         if !name.starts_with("ORBIT_") || known.iter().any(|k| k == name) || is_service_link(name) {
             continue;
         }
-        let value = if is_secret_name(name) { None } else { env.plain(name).map(str::to_string) };
+        let value = if is_secret_name(name) {
+            None
+        } else {
+            env.plain(name).map(str::to_string)
+        };
         let message = match closest_name(name, known.iter().map(String::as_str)) {
             Some(s) => format!("{name} is not an Orbit setting and is ignored; did you mean {s}?"),
-            None => format!("{name} is not an Orbit setting and is ignored (see the settings table in the README)"),
+            None => format!(
+                "{name} is not an Orbit setting and is ignored (see the settings table in the README)"
+            ),
         };
-        diags.push(Diag::warning(name, value, "a variable from Orbit's settings catalogue", message));
+        diags.push(Diag::warning(
+            name,
+            value,
+            "a variable from Orbit's settings catalogue",
+            message,
+        ));
     }
 }
 
@@ -77,7 +95,12 @@ mod service_link_tests {
         ] {
             assert!(is_service_link(n), "{n}");
         }
-        for n in ["ORBIT_LSM_MEMTABLE_SIZE", "ORBIT_S3_REGOIN", "ORBIT_HTTP_ADDR", "ORBIT_PORT_X"] {
+        for n in [
+            "ORBIT_LSM_MEMTABLE_SIZE",
+            "ORBIT_S3_REGOIN",
+            "ORBIT_HTTP_ADDR",
+            "ORBIT_PORT_X",
+        ] {
             assert!(!is_service_link(n), "{n}");
         }
     }
@@ -97,13 +120,17 @@ fn known_keys(table: &str) -> Vec<String> {
 }
 
 fn settings_in(table: &str) -> impl Iterator<Item = &'static Setting> {
-    settings().iter().filter(move |s| s.toml.rsplit_once('.').is_some_and(|(t, _)| t == table))
+    settings()
+        .iter()
+        .filter(move |s| s.toml.rsplit_once('.').is_some_and(|(t, _)| t == table))
 }
 
 fn unknown_toml(backend: BackendKind, doc: &TomlDoc<'_>, diags: &mut Vec<Diag>) {
     for (key, value) in entries(doc.root()) {
         if !TABLES.contains(&key) {
-            let hint = closest_name(key, TABLES).map(|t| format!("; did you mean [{t}]?")).unwrap_or_default();
+            let hint = closest_name(key, TABLES)
+                .map(|t| format!("; did you mean [{t}]?"))
+                .unwrap_or_default();
             diags.push(Diag::warning(
                 key,
                 shown(key, value),
@@ -134,7 +161,10 @@ fn unknown_toml(backend: BackendKind, doc: &TomlDoc<'_>, diags: &mut Vec<Diag>) 
                 diags.push(Diag::warning(
                     path.clone(),
                     shown(name, value),
-                    format!("a backend table: [persistence.<backend>] with <backend> one of {}", BackendKind::accepted_names()),
+                    format!(
+                        "a backend table: [persistence.<backend>] with <backend> one of {}",
+                        BackendKind::accepted_names()
+                    ),
                     format!("{path} in the TOML file is not an Orbit setting and is ignored{hint}"),
                 ));
                 continue;
@@ -152,13 +182,19 @@ fn unknown_toml(backend: BackendKind, doc: &TomlDoc<'_>, diags: &mut Vec<Diag>) 
 /// written in the selected backend's table are errors reported by the
 /// resolver; in another backend's table they are ignored, but still worth a
 /// warning (the file is usually a ConfigMap, readable by many).
-fn check_table(path: &str, table: &DeTable<'_>, backend: Option<(BackendKind, bool)>, diags: &mut Vec<Diag>) {
+fn check_table(
+    path: &str,
+    table: &DeTable<'_>,
+    backend: Option<(BackendKind, bool)>,
+    diags: &mut Vec<Diag>,
+) {
     let known = known_keys(path);
     for (key, value) in entries(table) {
         let full = format!("{path}.{key}");
         if known.iter().any(|k| k == key) {
             if let Some((kind, false)) = backend
-                && let Some(secret) = settings_in(path).find(|s| s.kind == ValueKind::Secret && s.toml_key() == key)
+                && let Some(secret) =
+                    settings_in(path).find(|s| s.kind == ValueKind::Secret && s.toml_key() == key)
             {
                 diags.push(Diag::warning(
                     full.clone(),
@@ -189,7 +225,10 @@ fn not_a_table(path: &str, value: &DeValue<'_>) -> Diag {
         path,
         shown(path, value),
         format!("a table: [{path}]"),
-        format!("{path} in the TOML file should be a table ([{path}]) but is a {}; it is ignored", value.type_str()),
+        format!(
+            "{path} in the TOML file should be a table ([{path}]) but is a {}; it is ignored",
+            value.type_str()
+        ),
     )
 }
 

@@ -44,7 +44,10 @@ impl Values {
 
     /// The value of `name` ([`Value::Absent`] when not set).
     pub fn get(&self, name: &str) -> &Value {
-        self.0.iter().find(|(n, _)| *n == name).map_or(&ABSENT, |(_, v)| v)
+        self.0
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(&ABSENT, |(_, v)| v)
     }
 
     pub fn bool(&self, name: &str) -> bool {

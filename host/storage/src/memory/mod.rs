@@ -29,7 +29,6 @@
 
 mod snapshot;
 mod state;
-mod validate;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -41,7 +40,7 @@ use parking_lot::{Mutex, RwLock};
 use self::state::State;
 use crate::{
     BackendKind, BatchOp, Entry, ListPage, ListQuery, MemoryConfig, Precondition, PutOptions,
-    Storage, StorageError, StorageResult, StorageStats, Version, now_millis,
+    Storage, StorageError, StorageResult, StorageStats, Version, now_millis, validate,
 };
 
 /// The memory backend. Cheap to share: wrap it in an `Arc` (for example

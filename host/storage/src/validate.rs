@@ -1,4 +1,4 @@
-//! Input validation shared by every memory-backend operation.
+//! Input validation shared by every backend built in this crate.
 //!
 //! Bad input is refused with [`StorageError::Invalid`] before any lock is
 //! taken, so a malformed request can neither change state nor panic (for

@@ -1,0 +1,613 @@
+//! The storage contract on top of any ordered key-value engine.
+//!
+//! RocksDB, the in-house LSM tree and the copy-on-write B+tree all offer the
+//! same small surface: point reads, atomic multi-key writes, ordered scans
+//! and a sync. [`OrderedKv`] is that surface; [`KvStorage`] adds everything
+//! else the [`Storage`] contract promises, once, for all of them:
+//!
+//! - **versions** from one store-wide counter. Versions are handed out from a
+//!   reserved block whose upper end is written (and synced) to the engine
+//!   before any version of the block is used, so a restart resumes above
+//!   every version ever issued, deleted keys included (no ABA);
+//! - **compare-and-set**: writes to one key are serialised by a striped lock
+//!   held from reading the current version to the engine's acknowledgement.
+//!   Writers to different keys run concurrently, so an engine's group commit
+//!   still merges their fsyncs;
+//! - **TTL**: the expiry travels in the record header ([`record`]); expired
+//!   records are invisible at once, and an expiry index makes a purge read
+//!   only what has expired;
+//! - **atomic batches**: one engine write carries every operation of a batch
+//!   and its index updates, after all preconditions were checked under the
+//!   locks of every key involved;
+//! - **exact counts**: key and byte counts are counted once at open (one scan
+//!   of the data namespace, so opening is linear in the number of keys) and
+//!   kept exact by every write.
+//!
+//! Engine calls block, so every operation runs on Tokio's blocking pool.
+
+mod record;
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::ops::Bound;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use parking_lot::{Mutex, MutexGuard};
+
+use crate::{
+    BackendKind, BatchOp, Entry, KeyRange, ListPage, ListQuery, Precondition, PutOptions, Storage,
+    StorageError, StorageResult, StorageStats, UnixMillis, Version, now_millis, validate,
+};
+use record::Record;
+
+/// One operation of an engine write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KvOp {
+    Put { key: Vec<u8>, value: Vec<u8> },
+    Delete { key: Vec<u8> },
+}
+
+/// What [`KvStorage`] needs of an engine.
+pub trait OrderedKv: Send + Sync + 'static {
+    /// The value at `key`.
+    fn get(&self, key: &[u8]) -> StorageResult<Option<Vec<u8>>>;
+
+    /// Applies every operation or none, in order, and returns once the write
+    /// is as durable as the engine's configured durability promises.
+    fn write(&self, ops: Vec<KvOp>) -> StorageResult<()>;
+
+    /// Visits `lower..upper` in key order on a consistent snapshot until
+    /// `visit` returns `false`.
+    fn scan(
+        &self,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> StorageResult<()>;
+
+    /// Makes every acknowledged write durable, whatever the durability mode.
+    fn sync(&self) -> StorageResult<()>;
+
+    /// Bytes the engine occupies on disk.
+    fn disk_bytes(&self) -> Option<u64>;
+}
+
+/// How many versions one reservation covers.
+const VERSION_BLOCK: u64 = 1 << 20;
+
+/// Stripes of the per-key write lock.
+const LOCK_STRIPES: usize = 1024;
+
+/// A [`Storage`] over an [`OrderedKv`] engine.
+pub struct KvStorage<E: OrderedKv> {
+    inner: Arc<Inner<E>>,
+}
+
+struct Inner<E> {
+    engine: E,
+    kind: BackendKind,
+    /// Names the database in errors (its directory or file).
+    location: String,
+    locks: Box<[Mutex<()>]>,
+    hasher: std::collections::hash_map::RandomState,
+    versions: Mutex<Versions>,
+    keys: AtomicU64,
+    bytes: AtomicU64,
+}
+
+struct Versions {
+    next: Version,
+    /// Versions below this are covered by the durable reservation.
+    reserved: Version,
+}
+
+impl<E: OrderedKv> KvStorage<E> {
+    /// Wraps an open engine: reads the version reservation, counts the keys
+    /// and reserves the first block of versions. Blocks (call it on a
+    /// blocking thread); linear in the number of keys.
+    pub fn open(engine: E, kind: BackendKind, location: impl Into<String>) -> StorageResult<Self> {
+        let location = location.into();
+        let reserved = match engine.get(record::VERSIONS_RESERVED)? {
+            None => 1,
+            Some(bytes) => {
+                let word: [u8; 8] =
+                    bytes
+                        .as_slice()
+                        .try_into()
+                        .map_err(|_| StorageError::Corrupt {
+                            path: location.clone(),
+                            reason: format!(
+                                "version reservation is {} bytes, expected 8",
+                                bytes.len()
+                            ),
+                        })?;
+                u64::from_le_bytes(word)
+            }
+        };
+        let (mut keys, mut bytes, mut failure) = (0u64, 0u64, None);
+        engine.scan(
+            Bound::Included(&[record::DATA]),
+            Bound::Excluded(&[record::DATA + 1]),
+            &mut |key, value| match record::header(value, &location, &key[1..]) {
+                Ok(_) => {
+                    keys += 1;
+                    bytes += (key.len() - 1 + value.len() - record::HEADER_LEN) as u64;
+                    true
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    false
+                }
+            },
+        )?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        let inner = Inner {
+            engine,
+            kind,
+            location,
+            locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            hasher: Default::default(),
+            // Start at the reservation: versions below it may have been used.
+            versions: Mutex::new(Versions {
+                next: reserved,
+                reserved,
+            }),
+            keys: AtomicU64::new(keys),
+            bytes: AtomicU64::new(bytes),
+        };
+        inner.reserve(&mut inner.versions.lock(), 0)?;
+        Ok(KvStorage {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// The engine, for engine-specific reporting.
+    pub fn engine(&self) -> &E {
+        &self.inner.engine
+    }
+
+    async fn run<T, F>(&self, what: &'static str, f: F) -> StorageResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner<E>) -> StorageResult<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || f(&inner))
+            .await
+            .map_err(|e| StorageError::Unavailable(format!("{what} did not complete: {e}")))?
+    }
+}
+
+impl<E: OrderedKv> Inner<E> {
+    /// Makes `next + wanted` versions available, writing a new reservation
+    /// (synced) when the current one does not cover them.
+    fn reserve(&self, versions: &mut MutexGuard<'_, Versions>, wanted: u64) -> StorageResult<()> {
+        let needed = versions
+            .next
+            .checked_add(wanted)
+            .ok_or_else(|| StorageError::CapacityExceeded("version counter exhausted".into()))?;
+        if needed < versions.reserved {
+            return Ok(());
+        }
+        let reserved = needed.saturating_add(VERSION_BLOCK);
+        self.engine.write(vec![KvOp::Put {
+            key: record::VERSIONS_RESERVED.to_vec(),
+            value: reserved.to_le_bytes().to_vec(),
+        }])?;
+        self.engine.sync()?;
+        versions.reserved = reserved;
+        Ok(())
+    }
+
+    /// The first of `n` consecutive fresh versions.
+    fn allocate(&self, n: u64) -> StorageResult<Version> {
+        let mut versions = self.versions.lock();
+        self.reserve(&mut versions, n)?;
+        let first = versions.next;
+        versions.next += n;
+        Ok(first)
+    }
+
+    fn stripe(&self, key: &[u8]) -> usize {
+        let mut h = self.hasher.build_hasher();
+        key.hash(&mut h);
+        (h.finish() as usize) % LOCK_STRIPES
+    }
+
+    fn lock_keys<'a>(&'a self, keys: impl Iterator<Item = &'a [u8]>) -> Vec<MutexGuard<'a, ()>> {
+        let mut stripes: Vec<usize> = keys.map(|k| self.stripe(k)).collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        stripes.into_iter().map(|s| self.locks[s].lock()).collect()
+    }
+
+    fn read(&self, key: &[u8]) -> StorageResult<Option<Record>> {
+        match self.engine.get(&record::data_key(key))? {
+            Some(bytes) => record::decode(bytes, &self.location, key).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn get(&self, key: &[u8]) -> StorageResult<Option<Entry>> {
+        let now = now_millis();
+        Ok(self
+            .read(key)?
+            .filter(|r| r.is_live(now))
+            .map(|r| entry(key, r)))
+    }
+
+    fn put(&self, key: &[u8], value: &[u8], options: PutOptions) -> StorageResult<Version> {
+        let _guard = self.locks[self.stripe(key)].lock();
+        let old = self.read(key)?;
+        let now = now_millis();
+        check(key, options.precondition, live_version(&old, now))?;
+        let version = self.allocate(1)?;
+        let mut ops = Vec::with_capacity(3);
+        plan_put(&mut ops, key, value, version, options.expires_at, &old);
+        self.engine.write(ops)?;
+        self.count(&old, Some(value.len()), key.len());
+        Ok(version)
+    }
+
+    fn delete(&self, key: &[u8], precondition: Precondition) -> StorageResult<bool> {
+        let _guard = self.locks[self.stripe(key)].lock();
+        let old = self.read(key)?;
+        let now = now_millis();
+        let live = live_version(&old, now);
+        check(key, precondition, live)?;
+        if old.is_none() {
+            return Ok(false);
+        }
+        let mut ops = Vec::with_capacity(2);
+        plan_delete(&mut ops, key, &old);
+        self.engine.write(ops)?;
+        self.count(&old, None, key.len());
+        Ok(live.is_some())
+    }
+
+    fn batch(&self, ops: Vec<BatchOp>) -> StorageResult<Vec<Option<Version>>> {
+        let _guards = self.lock_keys(ops.iter().map(|op| op.key().as_ref()));
+        let now = now_millis();
+        // The stored record of every key involved, read once.
+        let mut stored: HashMap<Bytes, Option<Record>> = HashMap::new();
+        for op in &ops {
+            if !stored.contains_key(op.key()) {
+                stored.insert(op.key().clone(), self.read(op.key())?);
+            }
+        }
+        // Check every precondition against the state the earlier operations
+        // leave; a conflict reports the committed version.
+        let mut pending: HashMap<&Bytes, Option<Version>> = HashMap::new();
+        let mut puts = 0;
+        for op in &ops {
+            let current = match pending.get(op.key()) {
+                Some(v) => *v,
+                None => live_version(&stored[op.key()], now),
+            };
+            let (precondition, after) = match op {
+                BatchOp::Put { options, .. } => {
+                    puts += 1;
+                    let live = options.expires_at.is_none_or(|at| at > now);
+                    (options.precondition, live.then_some(0))
+                }
+                BatchOp::Delete { precondition, .. } => (*precondition, None),
+            };
+            check(op.key(), precondition, current).map_err(|_| {
+                StorageError::conflict(op.key(), live_version(&stored[op.key()], now))
+            })?;
+            pending.insert(op.key(), after);
+        }
+        let first = self.allocate(puts)?;
+        let mut versions = Vec::with_capacity(ops.len());
+        // The last operation on a key decides what is stored.
+        let mut last: HashMap<&Bytes, (&BatchOp, Version)> = HashMap::new();
+        let mut next = first;
+        for op in &ops {
+            match op {
+                BatchOp::Put { .. } => {
+                    versions.push(Some(next));
+                    last.insert(op.key(), (op, next));
+                    next += 1;
+                }
+                BatchOp::Delete { .. } => {
+                    versions.push(None);
+                    last.insert(op.key(), (op, 0));
+                }
+            }
+        }
+        let mut writes = Vec::with_capacity(last.len() * 2);
+        let mut counts = Vec::with_capacity(last.len());
+        for (key, (op, version)) in &last {
+            let old = &stored[*key];
+            match op {
+                BatchOp::Put { value, options, .. } => {
+                    plan_put(&mut writes, key, value, *version, options.expires_at, old);
+                    counts.push((old, Some(value.len()), key.len()));
+                }
+                BatchOp::Delete { .. } => {
+                    if old.is_some() {
+                        plan_delete(&mut writes, key, old);
+                        counts.push((old, None, key.len()));
+                    }
+                }
+            }
+        }
+        if !writes.is_empty() {
+            self.engine.write(writes)?;
+        }
+        for (old, value_len, key_len) in counts {
+            self.count(old, value_len, key_len);
+        }
+        Ok(versions)
+    }
+
+    fn list(&self, query: &ListQuery) -> StorageResult<ListPage> {
+        let now = now_millis();
+        let (start, end): (Vec<u8>, Option<Vec<u8>>) = match &query.range {
+            KeyRange::Prefix(prefix) => (record::data_key(prefix), prefix_end(prefix)),
+            KeyRange::Range { start, end } => (
+                record::data_key(start.as_deref().unwrap_or_default()),
+                end.as_deref().map(record::data_key),
+            ),
+        };
+        let cursor = query.cursor.as_deref().map(record::data_key);
+        let lower = match &cursor {
+            Some(cursor) if *cursor >= start => Bound::Excluded(cursor.as_slice()),
+            _ => Bound::Included(start.as_slice()),
+        };
+        let namespace_end = [record::DATA + 1];
+        let upper = match &end {
+            Some(end) => Bound::Excluded(end.as_slice()),
+            None => Bound::Excluded(&namespace_end[..]),
+        };
+        if let (Bound::Excluded(low), Bound::Excluded(high)) = (lower, upper)
+            && low >= high
+        {
+            return Ok(ListPage::default());
+        }
+        let mut entries = Vec::new();
+        let mut more = false;
+        let mut failure = None;
+        self.engine.scan(lower, upper, &mut |key, value| {
+            let user_key = &key[1..];
+            match record::header(value, &self.location, user_key) {
+                Ok((_, expires_at)) if expires_at.is_some_and(|at| at <= now) => true,
+                Ok((version, expires_at)) => {
+                    if entries.len() == query.limit {
+                        more = true;
+                        return false;
+                    }
+                    entries.push(Entry {
+                        key: Bytes::copy_from_slice(user_key),
+                        value: Bytes::copy_from_slice(&value[record::HEADER_LEN..]),
+                        version,
+                        expires_at,
+                    });
+                    true
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    false
+                }
+            }
+        })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        let next_cursor = if more {
+            entries.last().map(|e| e.key.clone())
+        } else {
+            None
+        };
+        Ok(ListPage {
+            entries,
+            next_cursor,
+        })
+    }
+
+    /// Reads the expired part of the expiry index and deletes each entry
+    /// that still carries that expiry (a newer write may have replaced it).
+    fn purge_expired(&self) -> StorageResult<u64> {
+        let now = now_millis();
+        let mut due: Vec<(UnixMillis, Vec<u8>)> = Vec::new();
+        let upper = record::expiry_key(now.saturating_add(1), b"");
+        self.engine.scan(
+            Bound::Included(&[record::EXPIRY]),
+            Bound::Excluded(&upper),
+            &mut |key, _| {
+                if let Some((at, user_key)) = record::parse_expiry_key(key) {
+                    due.push((at, user_key.to_vec()));
+                }
+                true
+            },
+        )?;
+        let mut purged = 0;
+        for (at, key) in due {
+            let _guard = self.locks[self.stripe(&key)].lock();
+            let old = self.read(&key)?;
+            let mut ops = Vec::with_capacity(2);
+            match &old {
+                Some(r) if r.expires_at == Some(at) => {
+                    plan_delete(&mut ops, &key, &old);
+                    self.engine.write(ops)?;
+                    self.count(&old, None, key.len());
+                    purged += 1;
+                }
+                // A stale index entry: the key was rewritten or deleted.
+                _ => {
+                    ops.push(KvOp::Delete {
+                        key: record::expiry_key(at, &key),
+                    });
+                    self.engine.write(ops)?;
+                }
+            }
+        }
+        Ok(purged)
+    }
+
+    /// Adjusts the counts for a key that held `old` and now holds a value of
+    /// `value_len` bytes (`None`: nothing).
+    fn count(&self, old: &Option<Record>, value_len: Option<usize>, key_len: usize) {
+        let before = old.as_ref().map(|r| (key_len + r.value.len()) as u64);
+        let after = value_len.map(|v| (key_len + v) as u64);
+        match (before, after) {
+            (None, Some(a)) => {
+                self.keys.fetch_add(1, Ordering::Relaxed);
+                self.bytes.fetch_add(a, Ordering::Relaxed);
+            }
+            (Some(b), None) => {
+                self.keys.fetch_sub(1, Ordering::Relaxed);
+                self.bytes.fetch_sub(b, Ordering::Relaxed);
+            }
+            (Some(b), Some(a)) => {
+                self.bytes.fetch_add(a, Ordering::Relaxed);
+                self.bytes.fetch_sub(b, Ordering::Relaxed);
+            }
+            (None, None) => {}
+        }
+    }
+}
+
+/// Engine operations that store `value` at `key` and keep the expiry index.
+fn plan_put(
+    ops: &mut Vec<KvOp>,
+    key: &[u8],
+    value: &[u8],
+    version: Version,
+    expires_at: Option<UnixMillis>,
+    old: &Option<Record>,
+) {
+    if let Some(at) = old.as_ref().and_then(|r| r.expires_at)
+        && Some(at) != expires_at
+    {
+        ops.push(KvOp::Delete {
+            key: record::expiry_key(at, key),
+        });
+    }
+    if let Some(at) = expires_at {
+        ops.push(KvOp::Put {
+            key: record::expiry_key(at, key),
+            value: Vec::new(),
+        });
+    }
+    ops.push(KvOp::Put {
+        key: record::data_key(key),
+        value: record::encode(version, expires_at, value),
+    });
+}
+
+/// Engine operations that remove `key` and its expiry-index entry.
+fn plan_delete(ops: &mut Vec<KvOp>, key: &[u8], old: &Option<Record>) {
+    if let Some(at) = old.as_ref().and_then(|r| r.expires_at) {
+        ops.push(KvOp::Delete {
+            key: record::expiry_key(at, key),
+        });
+    }
+    ops.push(KvOp::Delete {
+        key: record::data_key(key),
+    });
+}
+
+fn live_version(record: &Option<Record>, now: UnixMillis) -> Option<Version> {
+    record
+        .as_ref()
+        .filter(|r| r.is_live(now))
+        .map(|r| r.version)
+}
+
+fn check(key: &[u8], precondition: Precondition, current: Option<Version>) -> StorageResult<()> {
+    let holds = match precondition {
+        Precondition::None => true,
+        Precondition::Absent => current.is_none(),
+        Precondition::Version(v) => current == Some(v),
+    };
+    if holds {
+        Ok(())
+    } else {
+        Err(StorageError::conflict(key, current))
+    }
+}
+
+/// The first data key after every key starting with `prefix`.
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = record::data_key(prefix);
+    while let Some(last) = end.pop() {
+        if last < 0xFF {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+fn entry(key: &[u8], r: Record) -> Entry {
+    Entry {
+        key: Bytes::copy_from_slice(key),
+        value: Bytes::from(r.value),
+        version: r.version,
+        expires_at: r.expires_at,
+    }
+}
+
+#[async_trait]
+impl<E: OrderedKv> Storage for KvStorage<E> {
+    fn kind(&self) -> BackendKind {
+        self.inner.kind
+    }
+
+    async fn get(&self, key: &[u8]) -> StorageResult<Option<Entry>> {
+        validate::key(key)?;
+        let key = key.to_vec();
+        self.run("get", move |s| s.get(&key)).await
+    }
+
+    async fn put(&self, key: &[u8], value: Bytes, options: PutOptions) -> StorageResult<Version> {
+        validate::key(key)?;
+        let key = key.to_vec();
+        self.run("put", move |s| s.put(&key, &value, options)).await
+    }
+
+    async fn delete(&self, key: &[u8], precondition: Precondition) -> StorageResult<bool> {
+        validate::key(key)?;
+        let key = key.to_vec();
+        self.run("delete", move |s| s.delete(&key, precondition))
+            .await
+    }
+
+    async fn list(&self, query: &ListQuery) -> StorageResult<ListPage> {
+        validate::query(query)?;
+        let query = query.clone();
+        self.run("list", move |s| s.list(&query)).await
+    }
+
+    async fn batch(&self, ops: Vec<BatchOp>) -> StorageResult<Vec<Option<Version>>> {
+        validate::batch(&ops)?;
+        if ops.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.run("batch", move |s| s.batch(ops)).await
+    }
+
+    async fn purge_expired(&self) -> StorageResult<u64> {
+        self.run("purge", |s| s.purge_expired()).await
+    }
+
+    async fn stats(&self) -> StorageResult<StorageStats> {
+        let inner = &self.inner;
+        Ok(StorageStats {
+            keys: inner.keys.load(Ordering::Relaxed),
+            bytes: inner.bytes.load(Ordering::Relaxed),
+            disk_bytes: inner.engine.disk_bytes(),
+            remote: None,
+        })
+    }
+
+    async fn flush(&self) -> StorageResult<()> {
+        self.run("flush", |s| s.engine.sync()).await
+    }
+}

@@ -1,0 +1,136 @@
+//! The adapter's own logic (versions, compare-and-set, TTL index, batches,
+//! counts) checked on the simplest ordered engine there is, a `BTreeMap`
+//! behind a lock. The real engines run the same suite in `orbit-backends`.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use orbit_storage::kv::{KvOp, KvStorage, OrderedKv};
+use orbit_storage::{BackendKind, Precondition, PutOptions, Storage, StorageResult, now_millis};
+use parking_lot::RwLock;
+
+/// An engine whose "disk" outlives the storage that wraps it, so reopening
+/// is a new `KvStorage` over the same map.
+#[derive(Clone, Default)]
+struct MapEngine(Arc<RwLock<BTreeMap<Vec<u8>, Vec<u8>>>>);
+
+impl OrderedKv for MapEngine {
+    fn get(&self, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
+        Ok(self.0.read().get(key).cloned())
+    }
+    fn write(&self, ops: Vec<KvOp>) -> StorageResult<()> {
+        let mut map = self.0.write();
+        for op in ops {
+            match op {
+                KvOp::Put { key, value } => {
+                    map.insert(key, value);
+                }
+                KvOp::Delete { key } => {
+                    map.remove(&key);
+                }
+            }
+        }
+        Ok(())
+    }
+    fn scan(
+        &self,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> StorageResult<()> {
+        let map = self.0.read();
+        for (k, v) in map.range::<[u8], _>((lower, upper)) {
+            if !visit(k, v) {
+                break;
+            }
+        }
+        Ok(())
+    }
+    fn sync(&self) -> StorageResult<()> {
+        Ok(())
+    }
+    fn disk_bytes(&self) -> Option<u64> {
+        None
+    }
+}
+
+fn open_on(engine: MapEngine) -> Arc<dyn Storage> {
+    Arc::new(KvStorage::open(engine, BackendKind::LsmTree, "map").expect("open"))
+}
+
+async fn open() -> Arc<dyn Storage> {
+    open_on(MapEngine::default())
+}
+
+orbit_storage::conformance_tests!(open);
+
+#[tokio::test]
+async fn reopen_keeps_counts_and_never_reuses_a_version() {
+    let engine = MapEngine::default();
+    let store = open_on(engine.clone());
+    let v1 = store
+        .put(b"a", Bytes::from_static(b"12345"), PutOptions::default())
+        .await
+        .unwrap();
+    let v2 = store
+        .put(b"b", Bytes::from_static(b"x"), PutOptions::default())
+        .await
+        .unwrap();
+    assert!(store.delete(b"b", Precondition::None).await.unwrap());
+    drop(store);
+
+    let store = open_on(engine.clone());
+    let stats = store.stats().await.unwrap();
+    assert_eq!((stats.keys, stats.bytes), (1, 6), "counted again at open");
+    let v3 = store
+        .put(b"b", Bytes::from_static(b"y"), PutOptions::default())
+        .await
+        .unwrap();
+    assert!(v3 > v2 && v2 > v1, "versions after reopen: {v1} {v2} {v3}");
+    // The deleted key's old version cannot satisfy a precondition now.
+    let stale = store
+        .put(
+            b"b",
+            Bytes::from_static(b"z"),
+            PutOptions {
+                precondition: Precondition::Version(v2),
+                expires_at: None,
+            },
+        )
+        .await;
+    assert!(stale.is_err(), "a version from before the restart is stale");
+}
+
+#[tokio::test]
+async fn purge_reads_only_the_expiry_index_and_skips_rewritten_keys() {
+    let engine = MapEngine::default();
+    let store = open_on(engine.clone());
+    let past = now_millis() - 1;
+    let ttl = |at| PutOptions {
+        precondition: Precondition::None,
+        expires_at: Some(at),
+    };
+    store
+        .put(b"gone", Bytes::from_static(b"1"), ttl(past))
+        .await
+        .unwrap();
+    store
+        .put(b"kept", Bytes::from_static(b"1"), ttl(past))
+        .await
+        .unwrap();
+    // Rewritten without expiry: its old index entry must not delete it.
+    store
+        .put(b"kept", Bytes::from_static(b"2"), PutOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(store.purge_expired().await.unwrap(), 1);
+    assert_eq!(store.get(b"kept").await.unwrap().unwrap().value, &b"2"[..]);
+    let leftovers = engine.0.read().keys().filter(|k| k[0] == 0x02).count();
+    assert_eq!(
+        leftovers, 0,
+        "no index entry survives a purge or an overwrite"
+    );
+    assert_eq!(store.stats().await.unwrap().keys, 1);
+}
