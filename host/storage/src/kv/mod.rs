@@ -28,7 +28,7 @@
 mod record;
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::ops::Bound;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -214,9 +214,7 @@ impl<E: OrderedKv> Inner<E> {
     }
 
     fn stripe(&self, key: &[u8]) -> usize {
-        let mut h = self.hasher.build_hasher();
-        key.hash(&mut h);
-        (h.finish() as usize) % LOCK_STRIPES
+        (self.hasher.hash_one(key) as usize) % LOCK_STRIPES
     }
 
     fn lock_keys<'a>(&'a self, keys: impl Iterator<Item = &'a [u8]>) -> Vec<MutexGuard<'a, ()>> {
