@@ -236,6 +236,12 @@ impl HealthService {
                 live_keys: stats.keys,
                 live_bytes: stats.bytes,
                 disk_bytes: stats.disk_bytes,
+                remote: stats.remote.clone().map(|r| wit::RemoteStats {
+                    requests: r.requests,
+                    retries: r.retries,
+                    failures: r.failures,
+                    last_error: r.last_error,
+                }),
             },
             canary: canary.clone(),
             window_secs: WINDOW.as_secs(),

@@ -241,4 +241,8 @@ impl Storage for InstrumentedStorage {
         self.observe("flush", t, &r);
         r
     }
+
+    fn engine_metrics(&self) -> Vec<orbit_storage::EngineMetric> {
+        self.inner.engine_metrics()
+    }
 }

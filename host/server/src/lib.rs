@@ -7,7 +7,7 @@
 //! ```text
 //! env + TOML ─► context ─► selector plugin ─► translator plugin ─► BackendConfig
 //!                                                                     │
-//!        HTTP (http/) ◄── InstrumentedStorage ◄── backend::open ◄─────┘
+//!        HTTP (http/) ◄── InstrumentedStorage ◄── orbit_backends::open ◄┘
 //!        /health/ready ◄── health::HealthService (canary + health plugin)
 //!        /metrics      ◄── metrics::Metrics
 //! ```
@@ -15,12 +15,11 @@
 //! One module per concern: [`cli`] (commands), [`settings`] (the host's own
 //! settings and the TOML file), [`context`] (what plugins may see, secrets
 //! withheld, and the facts the host probes), [`bootstrap`] (plugins ->
-//! typed config), [`backend`] (opening a backend), [`instrumented`]
+//! typed config), `orbit_backends` (opening a backend), [`instrumented`]
 //! (metrics and the recent-operations window), [`health`], [`metrics`],
 //! [`http`] (routes and handlers), [`serve`] (listeners, background tasks,
 //! graceful shutdown), [`logging`].
 
-pub mod backend;
 pub mod bootstrap;
 pub mod cli;
 pub mod context;

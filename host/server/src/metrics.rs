@@ -17,6 +17,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use orbit_plugin_runtime::{CallObserver, PluginError, Role};
+use orbit_storage::EngineMetric;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
@@ -183,11 +184,17 @@ impl Metrics {
         Metrics { registry, ..m }
     }
 
-    /// The Prometheus text exposition of every metric.
-    pub fn render(&self) -> String {
+    /// The OpenMetrics text exposition of every metric, with the backend's
+    /// engine-specific ones (`orbit_engine_*`) read at this scrape.
+    pub fn render(&self, engine: &[EngineMetric]) -> String {
         self.uptime.set(self.started.elapsed().as_secs_f64());
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        let engine = render_engine(engine);
+        match out.rfind("# EOF") {
+            Some(at) => out.insert_str(at, &engine),
+            None => out.push_str(&engine),
+        }
         out
     }
 
@@ -232,4 +239,22 @@ impl CallObserver for Metrics {
             })
             .observe(elapsed.as_secs_f64());
     }
+}
+
+/// Engine metrics in OpenMetrics text: a counter family is named without
+/// `_total`, its sample with it.
+fn render_engine(metrics: &[EngineMetric]) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    for m in metrics {
+        let sample = format!("orbit_engine_{}", m.name);
+        let (family, kind) = match sample.strip_suffix("_total") {
+            Some(family) if m.counter => (family.to_string(), "counter"),
+            _ => (sample.clone(), "gauge"),
+        };
+        let _ = writeln!(out, "# HELP {family} {}", m.help);
+        let _ = writeln!(out, "# TYPE {family} {kind}");
+        let _ = writeln!(out, "{sample} {}", m.value);
+    }
+    out
 }

@@ -80,6 +80,7 @@ fn sample_report() -> wit::HealthReport {
             live_keys: 0,
             live_bytes: 0,
             disk_bytes: None,
+            remote: None,
         },
         canary: wit::CanaryResult {
             ok: true,

@@ -44,7 +44,7 @@ pub async fn run(src: ConfigSource, settings: ServerSettings) -> anyhow::Result<
     }
     tracing::info!(reason = %resolved.reason, "Starting Orbit-RS server with persistence backend: {}", resolved.backend);
 
-    let inner = backend::open(&resolved.config)
+    let inner = orbit_backends::open(&resolved.config)
         .await
         .with_context(|| format!("cannot open the {} backend", resolved.backend))?;
     let storage = Arc::new(InstrumentedStorage::new(inner, metrics.clone()));
@@ -112,9 +112,12 @@ pub async fn run(src: ConfigSource, settings: ServerSettings) -> anyhow::Result<
             .into_future(),
     );
     let metrics_server = tokio::spawn(
-        axum::serve(metrics_listener, http::metrics_router(metrics.clone()))
-            .with_graceful_shutdown(stopped(stop_rx.clone()))
-            .into_future(),
+        axum::serve(
+            metrics_listener,
+            http::metrics_router(metrics.clone(), storage.clone()),
+        )
+        .with_graceful_shutdown(stopped(stop_rx.clone()))
+        .into_future(),
     );
 
     let signal = shutdown_signal().await;
@@ -167,7 +170,7 @@ fn spawn_background(
     stop: watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
-    if let Some(every) = backend::flush_interval(config) {
+    if let Some(every) = orbit_backends::flush_interval(config) {
         let storage = storage.clone();
         let stop = stop.clone();
         tasks.push(tokio::spawn(every_until_stopped(every, stop, move || {

@@ -79,4 +79,10 @@ pub trait Storage: Send + Sync + 'static {
     /// Makes everything acknowledged so far durable (memory: writes a
     /// snapshot). Called periodically by some backends and at shutdown.
     async fn flush(&self) -> StorageResult<()>;
+
+    /// Engine-specific counters and gauges for `/metrics` (for example
+    /// RocksDB's statistics). Cheap: called on every scrape.
+    fn engine_metrics(&self) -> Vec<EngineMetric> {
+        Vec::new()
+    }
 }

@@ -124,3 +124,14 @@ pub struct RemoteStats {
     /// The last failure's message (never a secret), if any.
     pub last_error: Option<String>,
 }
+
+/// One engine-specific metric, exported as `orbit_engine_<name>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EngineMetric {
+    /// Snake-case name, e.g. `rocksdb_block_cache_hit_total`.
+    pub name: String,
+    pub help: &'static str,
+    pub value: u64,
+    /// A monotonic counter (otherwise a gauge).
+    pub counter: bool,
+}

@@ -25,6 +25,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
+use orbit_storage::Storage;
+
 use crate::health::HealthService;
 use crate::instrumented::InstrumentedStorage;
 use crate::metrics::{HttpLabels, Metrics};
@@ -88,18 +90,19 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// The metrics router (port 9090 by default).
-pub fn metrics_router(metrics: Arc<Metrics>) -> Router {
+pub fn metrics_router(metrics: Arc<Metrics>, storage: Arc<dyn Storage>) -> Router {
     Router::new().route(
         "/metrics",
         get(move || {
             let metrics = metrics.clone();
+            let engine = storage.engine_metrics();
             async move {
                 (
                     [(
                         header::CONTENT_TYPE,
                         "application/openmetrics-text; version=1.0.0; charset=utf-8",
                     )],
-                    metrics.render(),
+                    metrics.render(&engine),
                 )
             }
         }),

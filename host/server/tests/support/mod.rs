@@ -141,6 +141,20 @@ impl Server {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> Resp {
+        self.try_call(method, path, headers, body)
+            .await
+            .unwrap_or_else(|e| panic!("request {path}: {e}"))
+    }
+
+    /// Like [`call`], but a connection failure (the server was killed) is an
+    /// error instead of a panic.
+    pub async fn try_call(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Result<Resp, String> {
         let base = if path == "/metrics" {
             &self.metrics
         } else {
@@ -156,19 +170,24 @@ impl Server {
             .client
             .request(req.body(Full::new(body.into())).unwrap())
             .await
-            .expect("request");
+            .map_err(|e| e.to_string())?;
         let status = res.status().as_u16();
         let headers = res
             .headers()
             .iter()
             .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
             .collect();
-        let body = res.into_body().collect().await.unwrap().to_bytes();
-        Resp {
+        let body = res
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok(Resp {
             status,
             headers,
             body,
-        }
+        })
     }
 
     /// Everything the server has logged so far.
@@ -188,6 +207,11 @@ impl Server {
     pub fn terminate(mut self) -> bool {
         unsafe { libc_kill(self.child.id() as i32, 15) };
         wait_exit(&mut self.child)
+    }
+
+    /// SIGKILL now, while other tasks may still be sending requests.
+    pub fn kill9_now(&self) {
+        unsafe { libc_kill(self.child.id() as i32, 9) };
     }
 
     /// SIGKILL (no chance to flush anything).

@@ -38,8 +38,9 @@ use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
 
 use crate::{
-    BackendKind, BatchOp, Entry, KeyRange, ListPage, ListQuery, Precondition, PutOptions, Storage,
-    StorageError, StorageResult, StorageStats, UnixMillis, Version, now_millis, validate,
+    BackendKind, BatchOp, EngineMetric, Entry, KeyRange, ListPage, ListQuery, Precondition,
+    PutOptions, Storage, StorageError, StorageResult, StorageStats, UnixMillis, Version,
+    now_millis, validate,
 };
 use record::Record;
 
@@ -73,6 +74,11 @@ pub trait OrderedKv: Send + Sync + 'static {
 
     /// Bytes the engine occupies on disk.
     fn disk_bytes(&self) -> Option<u64>;
+
+    /// Engine-specific metrics (see [`Storage::engine_metrics`]).
+    fn metrics(&self) -> Vec<EngineMetric> {
+        Vec::new()
+    }
 }
 
 /// How many versions one reservation covers.
@@ -607,5 +613,9 @@ impl<E: OrderedKv> Storage for KvStorage<E> {
 
     async fn flush(&self) -> StorageResult<()> {
         self.run("flush", |s| s.engine.sync()).await
+    }
+
+    fn engine_metrics(&self) -> Vec<EngineMetric> {
+        self.inner.engine.metrics()
     }
 }

@@ -1,0 +1,59 @@
+//! Opening the configured backend.
+//!
+//! Every backend arrives as a typed [`BackendConfig`] from the translator
+//! plugin and leaves as an `Arc<dyn Storage>`; nothing past [`open`] knows
+//! which one it is. The local engines (RocksDB, and the in-house LSM tree and
+//! copy-on-write B+tree) only implement [`orbit_storage::kv::OrderedKv`]; the
+//! storage contract on top of them is written once, in `orbit_storage::kv`.
+//!
+//! This crate exists so the contract crate stays free of C++ and cloud SDKs:
+//! engine authors and the conformance suite depend on `orbit-storage` alone.
+
+mod disk;
+mod rocks;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use orbit_storage::{BackendConfig, Durability, MemoryStorage, Storage, StorageError};
+
+pub use rocks::RocksEngine;
+
+/// Backends this build can open.
+pub const AVAILABLE: &[&str] = &["memory", "rocksdb"];
+
+/// Opens the backend `config` describes. Local engines open on a blocking
+/// thread (RocksDB recovery, counting keys).
+pub async fn open(config: &BackendConfig) -> Result<Arc<dyn Storage>, StorageError> {
+    let config = config.clone();
+    let kind = config.kind();
+    tokio::task::spawn_blocking(move || open_blocking(&config))
+        .await
+        .map_err(|e| StorageError::Unavailable(format!("opening the {kind} backend failed: {e}")))?
+}
+
+fn open_blocking(config: &BackendConfig) -> Result<Arc<dyn Storage>, StorageError> {
+    match config {
+        BackendConfig::Memory(c) => Ok(Arc::new(MemoryStorage::open(c)?)),
+        BackendConfig::Rocksdb(c) => Ok(Arc::new(rocks::open(c)?)),
+        other => Err(StorageError::Unavailable(format!(
+            "backend {} is not available in this build of orbit-server yet; available: {}",
+            other.kind(),
+            AVAILABLE.join(", ")
+        ))),
+    }
+}
+
+/// How often the server must call `flush` for the backend to honour its
+/// configuration (`None`: the backend is durable by itself).
+pub fn flush_interval(config: &BackendConfig) -> Option<Duration> {
+    match config {
+        BackendConfig::Memory(c) if c.disk_backup => {
+            Some(Duration::from_secs(c.backup_interval_secs.max(1)))
+        }
+        BackendConfig::Rocksdb(c) if c.durability == Durability::Periodic => {
+            Some(Duration::from_millis(c.sync_interval_ms.max(1)))
+        }
+        _ => None,
+    }
+}

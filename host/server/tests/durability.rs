@@ -1,0 +1,143 @@
+//! Durability of the disk engines, end to end: concurrent clients write
+//! through the HTTP API under `durability = sync`, the server is killed with
+//! SIGKILL at a random moment, and after a restart every acknowledged write
+//! is there (with at least its acknowledged version), and every batch is
+//! either wholly present or wholly absent.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hyper::Method;
+use support::Server;
+
+/// Writers per cycle; concurrent synced writers exercise group commit.
+const WRITERS: usize = 16;
+
+/// What the clients were told: key -> (value, version) for acknowledged
+/// single puts, and every batch's keys with whether it was acknowledged.
+#[derive(Default)]
+struct Acked {
+    puts: BTreeMap<String, (String, u64)>,
+    batches: Vec<(Vec<String>, bool)>,
+}
+
+async fn writer(server: Arc<Server>, cycle: usize, id: usize, acked: Arc<Mutex<Acked>>) {
+    for i in 0.. {
+        let key = format!("c{cycle}/w{id}/{i}");
+        if i % 4 == 3 {
+            // An atomic batch of three keys.
+            let keys: Vec<String> = (0..3).map(|j| format!("{key}/b{j}")).collect();
+            let ops: Vec<String> = keys
+                .iter()
+                .map(|k| format!(r#"{{"op":"put","key":"{k}","value":"batch"}}"#))
+                .collect();
+            let body = format!(r#"{{"ops":[{}]}}"#, ops.join(","));
+            let r = server
+                .try_call(
+                    Method::POST,
+                    "/v1/batch",
+                    &[("content-type", "application/json")],
+                    body,
+                )
+                .await;
+            let ok = matches!(&r, Ok(r) if r.status == 200);
+            acked.lock().unwrap().batches.push((keys, ok));
+            if !ok {
+                return;
+            }
+            continue;
+        }
+        let value = format!("value-{cycle}-{id}-{i}");
+        match server
+            .try_call(Method::PUT, &format!("/v1/kv/{key}"), &[], value.clone())
+            .await
+        {
+            Ok(r) if r.status == 200 => {
+                let version = r.json()["version"].as_u64().expect("version");
+                acked.lock().unwrap().puts.insert(key, (value, version));
+            }
+            _ => return,
+        }
+    }
+}
+
+fn random_delay_ms(seed: usize) -> u64 {
+    // A fixed spread of kill moments, different per cycle.
+    let x = (seed as u64)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .rotate_left(17);
+    300 + x % 900
+}
+
+async fn kill_and_check(backend: &str, extra: &[(&str, &str)], cycles: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env: Vec<(&str, &str)> = vec![("ORBIT_PERSISTENCE_BACKEND", backend)];
+    env.extend_from_slice(extra);
+    let mut all = Acked::default();
+    for cycle in 0..cycles {
+        let server = Arc::new(Server::start(dir.path(), &env));
+        let acked = Arc::new(Mutex::new(Acked::default()));
+        let tasks: Vec<_> = (0..WRITERS)
+            .map(|id| tokio::spawn(writer(server.clone(), cycle, id, acked.clone())))
+            .collect();
+        tokio::time::sleep(Duration::from_millis(random_delay_ms(cycle + 1))).await;
+        server.kill9_now();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        drop(server);
+        let acked = Arc::try_unwrap(acked).ok().unwrap().into_inner().unwrap();
+        assert!(
+            !acked.puts.is_empty(),
+            "cycle {cycle}: no write was acknowledged before the kill"
+        );
+        all.puts.extend(acked.puts);
+        all.batches.extend(acked.batches);
+
+        // Every acknowledged write of every cycle so far is there.
+        let server = Server::start(dir.path(), &env);
+        for (key, (value, version)) in &all.puts {
+            let r = server.get(&format!("/v1/kv/{key}")).await;
+            assert_eq!(
+                r.status, 200,
+                "{backend} cycle {cycle}: acknowledged {key} lost"
+            );
+            assert_eq!(&r.text(), value, "{backend}: {key}");
+            let etag: u64 = r.header("etag").unwrap().trim_matches('"').parse().unwrap();
+            assert_eq!(etag, *version, "{backend}: {key} version");
+        }
+        for (keys, ok) in &all.batches {
+            let mut present = 0;
+            for key in keys {
+                if server.get(&format!("/v1/kv/{key}")).await.status == 200 {
+                    present += 1;
+                }
+            }
+            if *ok {
+                assert_eq!(present, 3, "{backend}: acknowledged batch {keys:?} lost");
+            } else {
+                assert!(
+                    present == 0 || present == 3,
+                    "{backend}: batch {keys:?} half-visible ({present} of 3)"
+                );
+            }
+        }
+        // Versions keep increasing across the crash.
+        let r = server.put(&format!("/v1/kv/after-{cycle}"), "x").await;
+        let v = r.json()["version"].as_u64().unwrap();
+        let max_acked = all.puts.values().map(|(_, v)| *v).max().unwrap_or(0);
+        assert!(
+            v > max_acked,
+            "{backend}: version {v} <= acknowledged {max_acked}"
+        );
+        server.kill9();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rocksdb_keeps_every_acknowledged_write_across_kill_9() {
+    kill_and_check("rocksdb", &[("ORBIT_ROCKSDB_DURABILITY", "sync")], 4).await;
+}
