@@ -17,12 +17,13 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// Keys up to this many bytes are named by their lowercase hex alone
-/// (`2 * 400 = 800` characters); longer keys (up to
-/// [`orbit_storage::MAX_KEY_LEN`]) by the hex of their first 400 bytes, `-`,
-/// and 32 hex characters of their SHA-256. With a prefix of at most
-/// [`MAX_PREFIX_LEN`] bytes every name stays under the 1024-byte object
-/// name limit of S3, Azure Blob and GCS.
-pub const DIRECT_KEY_LEN: usize = 400;
+/// (222 characters); longer keys (up to [`orbit_storage::MAX_KEY_LEN`]) by
+/// the hex of their first 111 bytes, `-`, and 32 hex characters of their
+/// SHA-256: 255 characters at most. A name is one path segment, because
+/// SeaweedFS (like filesystem-backed S3 gateways) limits a segment to 255
+/// bytes; with a prefix of at most [`MAX_PREFIX_LEN`] bytes the whole name
+/// also stays under the 1024-byte limit of S3, Azure Blob and GCS.
+pub const DIRECT_KEY_LEN: usize = 111;
 
 /// Longest accepted `ORBIT_*_PREFIX`, so names stay under 1024 bytes.
 pub const MAX_PREFIX_LEN: usize = 128;

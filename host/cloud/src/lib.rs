@@ -11,13 +11,16 @@
 //! # Layout
 //! Under the configured prefix `P` (at most 128 bytes):
 //! - `P/k/<name>`: one object per key. `<name>` is the key in lowercase hex
-//!   for keys of up to 400 bytes, so object names sort exactly like keys
-//!   and listing is a name-ordered scan with `list_with_offset`. Keys of 401
-//!   bytes up to [`orbit_storage::MAX_KEY_LEN`] (64 KiB) are named
-//!   `hex(first 400 bytes)-hex(sha256(key)[..16])`: such keys sharing their
-//!   first 400 bytes form a group whose names sort by hash, and the lister
-//!   reads a whole group and sorts it by key. Names stay under 1024 bytes
-//!   (the S3, Azure and GCS limit). Every object holds its full key, value
+//!   for keys of up to 111 bytes ([`DIRECT_KEY_LEN`]), so object names
+//!   sort exactly like keys and listing is a name-ordered scan with
+//!   `list_with_offset`. Keys of 112 bytes up to
+//!   [`orbit_storage::MAX_KEY_LEN`] (64 KiB, all accepted) are named
+//!   `hex(first 111 bytes)-hex(sha256(key)[..16])`: such keys sharing their
+//!   first 111 bytes form a group whose names sort by hash, and the lister
+//!   reads a whole group and sorts it by key (correct, but a listing inside
+//!   a large group costs one GET per member). A name is one path segment of
+//!   at most 255 bytes (SeaweedFS's segment limit); with the prefix it stays
+//!   under 1024 bytes (the S3, Azure and GCS limit). Every object holds its full key, value
 //!   and metadata: `ORBK`, a format byte, a JSON header (key, version,
 //!   live/tombstone, expiry, pending batch intent, the ids of the last 16
 //!   operations that wrote it, write time) and the raw value bytes.

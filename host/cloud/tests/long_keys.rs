@@ -1,4 +1,4 @@
-//! Keys longer than the 400 bytes that fit an object name directly: they
+//! Keys longer than the 111 bytes that fit an object name directly: they
 //! share a name group when their heads are equal, and listing must still
 //! return them in key order, once each, across pages (GCS test server:
 //! the listing logic is provider-independent).
@@ -58,7 +58,7 @@ async fn long_keys_list_in_key_order_across_pages() {
         }
         assert_eq!(seen, expected, "limit {limit}");
     }
-    // A prefix longer than 400 bytes selects inside the group.
+    // A prefix longer than 111 bytes selects inside the group.
     let mut prefix = head.clone();
     prefix.push(b'm');
     let page = store
