@@ -455,8 +455,9 @@ impl CloudStorage {
                 Ok(current) => current,
                 Err(e) if tried => {
                     return Err(StorageError::Unavailable(format!(
-                        "outcome unknown: a write of {}/{path} failed and re-reading it failed too: {e}",
-                        self.bucket
+                        "outcome unknown: a write of {}/{path} failed and re-reading it failed too: {}",
+                        self.bucket,
+                        inner(&e)
                     )));
                 }
                 Err(e) => return Err(e),
@@ -469,7 +470,8 @@ impl CloudStorage {
             if let Some(error) = give_up.take() {
                 // Re-read: our write is not there, so it was not applied.
                 return Err(StorageError::Unavailable(format!(
-                    "{error} (not applied: the object does not hold this write)"
+                    "{} (not applied: the object does not hold this write)",
+                    inner(&error)
                 )));
             }
             let (base, floor, ops, object_version) = match current {
@@ -676,7 +678,8 @@ impl CloudStorage {
                             }
                             Some(error) => {
                                 return Err(StorageError::Unavailable(format!(
-                                    "batch not applied (rolled back): {error}"
+                                    "batch not applied (rolled back): {}",
+                                    inner(&error)
                                 )));
                             }
                         }
@@ -699,12 +702,15 @@ impl CloudStorage {
                         Ok(_) => {
                             self.abandon(&txn, now, &txn_version, &written).await;
                             return Err(StorageError::Unavailable(format!(
-                                "batch not applied (rolled back): {error}"
+                                "batch not applied (rolled back): {}",
+                                inner(&error)
                             )));
                         }
                         Err(e2) => {
                             return Err(StorageError::Unavailable(format!(
-                                "batch outcome unknown: committing transaction {txn} failed ({error}) and re-reading it failed ({e2}); readers settle it from the transaction object once the store answers"
+                                "batch outcome unknown: committing transaction {txn} failed ({}) and re-reading it failed ({}); readers settle it from the transaction object once the store answers",
+                                inner(&error),
+                                inner(&e2)
                             )));
                         }
                     }
@@ -940,6 +946,15 @@ impl CloudStorage {
             }
         }
         Ok(())
+    }
+}
+
+/// The message of an error without its `backend unavailable:` prefix, for
+/// wrapping it in another.
+fn inner(error: &StorageError) -> String {
+    match error {
+        StorageError::Unavailable(message) => message.clone(),
+        other => other.to_string(),
     }
 }
 

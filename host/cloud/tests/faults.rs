@@ -119,7 +119,8 @@ mod parking_lot_free {
     }
 }
 
-/// Runs 4 incrementers on 2 keys, kills the stand-in, checks the errors,
+/// Runs 4 incrementers on 2 keys, stops the stand-in (SeaweedFS: SIGKILL;
+/// Azurite: SIGTERM, see `StandIn::stop`), checks the errors,
 /// restarts it, checks recovery and that every acknowledged increment is
 /// in the final counts.
 async fn outage(
@@ -244,7 +245,7 @@ async fn azure_outage_fails_clearly_and_recovers() {
     outage(
         "azure",
         || orbit_cloud::open_azure(&config).unwrap(),
-        || azurite.process.kill(),
+        || azurite.process.stop(),
         || {
             azurite.process.restart();
             azurite.wait_ready();

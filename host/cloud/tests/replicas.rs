@@ -14,7 +14,7 @@ const WORKERS: usize = 8;
 const KEYS: usize = 2;
 
 fn ops_per_worker() -> usize {
-    if std::env::var_os("ORBIT_CLOUD_LONG").is_some() { 40 } else { 8 }
+    if std::env::var_os("ORBIT_CLOUD_LONG").is_some() { 100 } else { 20 }
 }
 
 struct Run {

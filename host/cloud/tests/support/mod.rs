@@ -144,7 +144,28 @@ impl StandIn {
         }
     }
 
-    /// Starts it again with the same command line (same ports and data).
+    /// SIGTERM, then SIGKILL after 15 s: a graceful stop (Azurite writes
+    /// its metadata database only on a clean shutdown, so a SIGKILL would
+    /// lose the emulator's own data, not ours).
+    pub fn stop(&self) {
+        if let Some(mut child) = self.child.lock().unwrap().take() {
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGTERM);
+            }
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again with the same command line (same ports and data);
+    /// call after `kill` or `stop`.
     pub fn restart(&self) {
         self.kill();
         let child = spawn_from_keeper(self.command.clone(), self.log.clone());
