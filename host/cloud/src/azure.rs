@@ -19,7 +19,7 @@ use orbit_storage::{AzureConfig, BackendKind, StorageError};
 use crate::options::{client_options, retry_config};
 use crate::provider::{check_prefix, secret};
 use crate::remote::{Counters, CountingConnector, Scrubber};
-use crate::store::{CloudStorage, Clients};
+use crate::store::{Clients, CloudStorage};
 
 /// Opens the Azure store; no request is sent (see [`CloudStorage::probe`]).
 pub fn open_azure(config: &AzureConfig) -> Result<Arc<CloudStorage>, StorageError> {
@@ -35,15 +35,26 @@ pub fn open_azure(config: &AzureConfig) -> Result<Arc<CloudStorage>, StorageErro
         .as_ref()
         .map(|r| secret(r, "ORBIT_AZURE_ACCOUNT_KEY", &mut scrubber))
         .transpose()?;
-    let allow_http = config.endpoint.as_deref().is_some_and(|e| e.starts_with("http://"));
+    let allow_http = config
+        .endpoint
+        .as_deref()
+        .is_some_and(|e| e.starts_with("http://"));
     let counters = Arc::new(Counters::default());
     let build = || {
         let mut builder = MicrosoftAzureBuilder::new()
             .with_account(&config.account_name)
             .with_container_name(&config.container_name)
             .with_allow_http(allow_http)
-            .with_client_options(client_options(config.connection_timeout_secs, None, allow_http))
-            .with_retry(retry_config(config.retry_count, config.connection_timeout_secs, None))
+            .with_client_options(client_options(
+                config.connection_timeout_secs,
+                None,
+                allow_http,
+            ))
+            .with_retry(retry_config(
+                config.retry_count,
+                config.connection_timeout_secs,
+                None,
+            ))
             .with_http_connector(CountingConnector {
                 counters: counters.clone(),
             });
@@ -54,7 +65,10 @@ pub fn open_azure(config: &AzureConfig) -> Result<Arc<CloudStorage>, StorageErro
             builder = builder.with_access_key(key);
         }
         builder.build().map_err(|e| {
-            StorageError::Invalid(format!("Azure configuration: {}", scrubber.scrub(&e.to_string())))
+            StorageError::Invalid(format!(
+                "Azure configuration: {}",
+                scrubber.scrub(&e.to_string())
+            ))
         })
     };
     let clients = Clients {

@@ -28,7 +28,9 @@ impl VersionClock {
         let physical = orbit_storage::now_millis() << 16;
         let mut last = self.last.load(Ordering::Relaxed);
         loop {
-            let next = physical.max(last.saturating_add(1)).max(floor.saturating_add(1));
+            let next = physical
+                .max(last.saturating_add(1))
+                .max(floor.saturating_add(1));
             match self
                 .last
                 .compare_exchange_weak(last, next, Ordering::AcqRel, Ordering::Relaxed)

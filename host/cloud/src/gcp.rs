@@ -20,13 +20,15 @@ use orbit_storage::{BackendKind, GcpConfig, StorageError};
 use crate::options::{client_options, retry_config};
 use crate::provider::{check_prefix, secret};
 use crate::remote::{Counters, CountingConnector, Scrubber};
-use crate::store::{CloudStorage, Clients};
+use crate::store::{Clients, CloudStorage};
 
 /// Opens the GCS store; no request is sent (see [`CloudStorage::probe`]).
 pub fn open_gcp(config: &GcpConfig) -> Result<Arc<CloudStorage>, StorageError> {
     check_prefix("ORBIT_GCP_PREFIX", &config.prefix)?;
     if config.bucket_name.is_empty() {
-        return Err(StorageError::Invalid("ORBIT_GCP_BUCKET_NAME is empty".into()));
+        return Err(StorageError::Invalid(
+            "ORBIT_GCP_BUCKET_NAME is empty".into(),
+        ));
     }
     let mut scrubber = Scrubber::default();
     let key = match (&config.service_account_key, &config.credentials_path) {
@@ -42,8 +44,16 @@ pub fn open_gcp(config: &GcpConfig) -> Result<Arc<CloudStorage>, StorageError> {
     let build = || {
         let mut builder = GoogleCloudStorageBuilder::new()
             .with_bucket_name(&config.bucket_name)
-            .with_client_options(client_options(config.connection_timeout_secs, None, allow_http))
-            .with_retry(retry_config(config.retry_count, config.connection_timeout_secs, None))
+            .with_client_options(client_options(
+                config.connection_timeout_secs,
+                None,
+                allow_http,
+            ))
+            .with_retry(retry_config(
+                config.retry_count,
+                config.connection_timeout_secs,
+                None,
+            ))
             .with_http_connector(CountingConnector {
                 counters: counters.clone(),
             });

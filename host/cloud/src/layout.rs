@@ -257,8 +257,7 @@ impl Record {
         // Serializing plain structs of strings and integers cannot fail.
         let json = serde_json::to_vec(&header).unwrap_or_default();
         let intent_len = self.intent.as_ref().map_or(0, |i| i.cell.value.len());
-        let mut out =
-            BytesMut::with_capacity(9 + json.len() + self.cell.value.len() + intent_len);
+        let mut out = BytesMut::with_capacity(9 + json.len() + self.cell.value.len() + intent_len);
         out.put_slice(MAGIC);
         out.put_u8(FORMAT);
         out.put_u32_le(json.len() as u32);
@@ -272,19 +271,36 @@ impl Record {
 
     pub fn decode(bytes: &Bytes) -> Result<Record, RecordError> {
         if bytes.len() < 9 {
-            return Err(bad(0, format!("object of {} bytes is shorter than the 9-byte record header", bytes.len())));
+            return Err(bad(
+                0,
+                format!(
+                    "object of {} bytes is shorter than the 9-byte record header",
+                    bytes.len()
+                ),
+            ));
         }
         if &bytes[..4] != MAGIC {
             return Err(bad(0, "missing ORBK magic: not an Orbit record"));
         }
         if bytes[4] != FORMAT {
-            return Err(bad(4, format!("unknown record format {}, expected {FORMAT}", bytes[4])));
+            return Err(bad(
+                4,
+                format!("unknown record format {}, expected {FORMAT}", bytes[4]),
+            ));
         }
         let header_len = u32::from_le_bytes([bytes[5], bytes[6], bytes[7], bytes[8]]) as usize;
         let body = 9usize
             .checked_add(header_len)
             .filter(|&end| end <= bytes.len())
-            .ok_or_else(|| bad(5, format!("header length {header_len} runs past the end ({} bytes)", bytes.len())))?;
+            .ok_or_else(|| {
+                bad(
+                    5,
+                    format!(
+                        "header length {header_len} runs past the end ({} bytes)",
+                        bytes.len()
+                    ),
+                )
+            })?;
         let header: Header = serde_json::from_slice(&bytes[9..body])
             .map_err(|e| bad(9, format!("header is not valid JSON: {e}")))?;
         let key = hex::decode(&header.key).map_err(|e| bad(9, format!("key is not hex: {e}")))?;
@@ -294,7 +310,15 @@ impl Record {
                 .ok()
                 .and_then(|len| at.checked_add(len))
                 .filter(|&end| end <= bytes.len())
-                .ok_or_else(|| bad(at, format!("{what} of {len} bytes runs past the end ({} bytes)", bytes.len())))?;
+                .ok_or_else(|| {
+                    bad(
+                        at,
+                        format!(
+                            "{what} of {len} bytes runs past the end ({} bytes)",
+                            bytes.len()
+                        ),
+                    )
+                })?;
             let slice = bytes.slice(at..end);
             at = end;
             Ok(slice)
@@ -316,7 +340,10 @@ impl Record {
             None => None,
         };
         if at != bytes.len() {
-            return Err(bad(at, format!("{} trailing bytes after the values", bytes.len() - at)));
+            return Err(bad(
+                at,
+                format!("{} trailing bytes after the values", bytes.len() - at),
+            ));
         }
         Ok(Record {
             key: Bytes::from(key),

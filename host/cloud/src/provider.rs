@@ -23,12 +23,18 @@ pub fn check_prefix(setting: &str, prefix: &str) -> Result<(), StorageError> {
 
 /// Resolves a secret and registers it with the scrubber; the error names
 /// the setting and where the secret was looked for, never its value.
-pub fn secret(secret: &SecretRef, setting: &str, scrubber: &mut Scrubber) -> Result<String, StorageError> {
+pub fn secret(
+    secret: &SecretRef,
+    setting: &str,
+    scrubber: &mut Scrubber,
+) -> Result<String, StorageError> {
     let value = secret
         .resolve()
         .map_err(|reason| StorageError::Invalid(format!("{setting}: {reason}")))?;
     if value.is_empty() {
-        return Err(StorageError::Invalid(format!("{setting}: the secret is empty")));
+        return Err(StorageError::Invalid(format!(
+            "{setting}: the secret is empty"
+        )));
     }
     scrubber.add(&value);
     Ok(value)

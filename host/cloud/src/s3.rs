@@ -18,7 +18,7 @@ use orbit_storage::{BackendKind, S3Config, SecretRef, StorageError};
 use crate::options::{client_options, retry_config};
 use crate::provider::{check_prefix, secret};
 use crate::remote::{Counters, CountingConnector, Scrubber};
-use crate::store::{CloudStorage, Clients};
+use crate::store::{Clients, CloudStorage};
 
 /// Opens the S3 store; no request is sent (see [`CloudStorage::probe`]).
 pub fn open_s3(config: &S3Config) -> Result<Arc<CloudStorage>, StorageError> {
@@ -27,8 +27,16 @@ pub fn open_s3(config: &S3Config) -> Result<Arc<CloudStorage>, StorageError> {
         return Err(StorageError::Invalid("ORBIT_S3_BUCKET is empty".into()));
     }
     let mut scrubber = Scrubber::default();
-    let access_key = resolve(&config.access_key_id, "ORBIT_S3_ACCESS_KEY_ID", &mut scrubber)?;
-    let secret_key = resolve(&config.secret_access_key, "ORBIT_S3_SECRET_ACCESS_KEY", &mut scrubber)?;
+    let access_key = resolve(
+        &config.access_key_id,
+        "ORBIT_S3_ACCESS_KEY_ID",
+        &mut scrubber,
+    )?;
+    let secret_key = resolve(
+        &config.secret_access_key,
+        "ORBIT_S3_SECRET_ACCESS_KEY",
+        &mut scrubber,
+    )?;
     if access_key.is_some() != secret_key.is_some() {
         return Err(StorageError::Invalid(
             "ORBIT_S3_ACCESS_KEY_ID and ORBIT_S3_SECRET_ACCESS_KEY must be set together".into(),
@@ -45,7 +53,10 @@ pub fn open_s3(config: &S3Config) -> Result<Arc<CloudStorage>, StorageError> {
             Some(e.clone())
         }
         Some(e) if e.starts_with("https://") => Some(e.clone()),
-        Some(e) => Some(format!("{}://{e}", if config.enable_ssl { "https" } else { "http" })),
+        Some(e) => Some(format!(
+            "{}://{e}",
+            if config.enable_ssl { "https" } else { "http" }
+        )),
     };
     let counters = Arc::new(Counters::default());
     let build = |request_timeout: Option<u64>| {
@@ -67,13 +78,18 @@ pub fn open_s3(config: &S3Config) -> Result<Arc<CloudStorage>, StorageError> {
                 counters: counters.clone(),
             });
         if let Some(endpoint) = &endpoint {
-            builder = builder.with_endpoint(endpoint).with_virtual_hosted_style_request(false);
+            builder = builder
+                .with_endpoint(endpoint)
+                .with_virtual_hosted_style_request(false);
         }
         if let (Some(id), Some(key)) = (&access_key, &secret_key) {
             builder = builder.with_access_key_id(id).with_secret_access_key(key);
         }
         builder.build().map_err(|e| {
-            StorageError::Invalid(format!("S3 configuration: {}", scrubber.scrub(&e.to_string())))
+            StorageError::Invalid(format!(
+                "S3 configuration: {}",
+                scrubber.scrub(&e.to_string())
+            ))
         })
     };
     let clients = Clients {
@@ -96,5 +112,8 @@ fn resolve(
     name: &str,
     scrubber: &mut Scrubber,
 ) -> Result<Option<String>, StorageError> {
-    secret_ref.as_ref().map(|r| secret(r, name, scrubber)).transpose()
+    secret_ref
+        .as_ref()
+        .map(|r| secret(r, name, scrubber))
+        .transpose()
 }

@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions as OsPutOptions, UpdateVersion};
+use object_store::{
+    ObjectStore, ObjectStoreExt, PutMode, PutOptions as OsPutOptions, UpdateVersion,
+};
 use orbit_storage::{
     BackendKind, BatchOp, Entry, KeyRange, ListPage, ListQuery, MAX_KEY_LEN, Precondition,
     PutOptions, StorageError, StorageResult, StorageStats, Version, now_millis,
@@ -99,7 +101,10 @@ enum TxnPhase {
 /// A transaction's phase as last read, with what is needed to change it.
 #[derive(Clone)]
 enum TxnView {
-    Pending { created_at: u64, version: UpdateVersion },
+    Pending {
+        created_at: u64,
+        version: UpdateVersion,
+    },
     Committed,
     Aborted,
     /// The object is gone: a committed batch deletes it once its intents
@@ -155,7 +160,11 @@ fn check_key(key: &[u8]) -> StorageResult<()> {
     Ok(())
 }
 
-fn check_precondition(key: &[u8], pre: Precondition, current: Option<Version>) -> StorageResult<()> {
+fn check_precondition(
+    key: &[u8],
+    pre: Precondition,
+    current: Option<Version>,
+) -> StorageResult<()> {
     let holds = match pre {
         Precondition::None => true,
         Precondition::Absent => current.is_none(),
@@ -266,7 +275,11 @@ impl CloudStorage {
     }
 
     fn op_id(&self) -> String {
-        format!("{}.{}", self.writer_id, self.next_op.fetch_add(1, Ordering::Relaxed))
+        format!(
+            "{}.{}",
+            self.writer_id,
+            self.next_op.fetch_add(1, Ordering::Relaxed)
+        )
     }
 
     fn fail(&self, op: &str, path: &Path, error: object_store::Error) -> StorageError {
@@ -304,7 +317,10 @@ impl CloudStorage {
         {
             return Err(self.corrupt(
                 path,
-                format!("object holds key {} instead of the key it is named after", hex::encode(&record.key)),
+                format!(
+                    "object holds key {} instead of the key it is named after",
+                    hex::encode(&record.key)
+                ),
             ));
         }
         Ok(Some(Current { record, version }))
@@ -327,8 +343,9 @@ impl CloudStorage {
             Err(object_store::Error::NotFound { .. }) => return Ok(TxnView::Missing),
             Err(e) => return Err(self.fail("get", &path, e)),
         };
-        let record: TxnRecord = serde_json::from_slice(&bytes)
-            .map_err(|e| self.corrupt(&path, format!("transaction record is not valid JSON: {e}")))?;
+        let record: TxnRecord = serde_json::from_slice(&bytes).map_err(|e| {
+            self.corrupt(&path, format!("transaction record is not valid JSON: {e}"))
+        })?;
         Ok(match record.state {
             TxnPhase::Pending => TxnView::Pending {
                 created_at: record.created_at,
@@ -339,7 +356,11 @@ impl CloudStorage {
         })
     }
 
-    async fn txn_view_cached(&self, txn: &str, cache: &mut HashMap<String, TxnView>) -> StorageResult<TxnView> {
+    async fn txn_view_cached(
+        &self,
+        txn: &str,
+        cache: &mut HashMap<String, TxnView>,
+    ) -> StorageResult<TxnView> {
         if let Some(view) = cache.get(txn) {
             return Ok(view.clone());
         }
@@ -348,7 +369,11 @@ impl CloudStorage {
         Ok(view)
     }
 
-    async fn settle(&self, record: &Record, cache: &mut HashMap<String, TxnView>) -> StorageResult<Settled> {
+    async fn settle(
+        &self,
+        record: &Record,
+        cache: &mut HashMap<String, TxnView>,
+    ) -> StorageResult<Settled> {
         let Some(intent) = &record.intent else {
             return Ok(Settled::Cell(record.cell.clone()));
         };
@@ -374,7 +399,10 @@ impl CloudStorage {
         let reread;
         let mut record = record;
         if let Some(intent) = &record.intent
-            && matches!(self.txn_view_cached(&intent.txn, cache).await?, TxnView::Missing)
+            && matches!(
+                self.txn_view_cached(&intent.txn, cache).await?,
+                TxnView::Missing
+            )
         {
             // The batch may have committed and cleaned up after we read
             // the key: the key's object now tells.
@@ -404,9 +432,19 @@ impl CloudStorage {
             backoff(attempt).await;
             return Ok(());
         }
-        if let TxnView::Pending { version, created_at } = self.txn_view(txn).await? {
-            self.set_txn_phase(txn, created_at, TxnPhase::Aborted, &version).await.ok();
-            tracing::warn!(provider = self.provider, txn, "aborted a batch transaction left pending past its timeout");
+        if let TxnView::Pending {
+            version,
+            created_at,
+        } = self.txn_view(txn).await?
+        {
+            self.set_txn_phase(txn, created_at, TxnPhase::Aborted, &version)
+                .await
+                .ok();
+            tracing::warn!(
+                provider = self.provider,
+                txn,
+                "aborted a batch transaction left pending past its timeout"
+            );
         }
         Ok(())
     }
@@ -437,7 +475,12 @@ impl CloudStorage {
 
     /// Put or delete one key. Returns the version written, or `None` for a
     /// delete that found nothing live.
-    async fn write_one(&self, key: &[u8], change: Change, pre: Precondition) -> StorageResult<Option<Version>> {
+    async fn write_one(
+        &self,
+        key: &[u8],
+        change: Change,
+        pre: Precondition,
+    ) -> StorageResult<Option<Version>> {
         let path = self.layout.key_path(key);
         let op = self.op_id();
         let started = Instant::now();
@@ -462,9 +505,7 @@ impl CloudStorage {
                 }
                 Err(e) => return Err(e),
             };
-            if tried
-                && let Some(version) = current.as_ref().and_then(|c| applied(&c.record, &op))
-            {
+            if tried && let Some(version) = current.as_ref().and_then(|c| applied(&c.record, &op)) {
                 return Ok(Some(version));
             }
             if let Some(error) = give_up.take() {
@@ -483,17 +524,16 @@ impl CloudStorage {
                         .version
                         .max(current.record.intent.as_ref().map_or(0, |i| i.cell.version));
                     match self.settle(&current.record, &mut HashMap::new()).await? {
-                        Settled::Pending { txn, created_at, .. } => {
+                        Settled::Pending {
+                            txn, created_at, ..
+                        } => {
                             self.wait_or_abort(&txn, created_at, attempt).await?;
                             attempt += 1;
                             continue;
                         }
-                        Settled::Cell(cell) => (
-                            Some(cell),
-                            floor,
-                            current.record.ops,
-                            Some(current.version),
-                        ),
+                        Settled::Cell(cell) => {
+                            (Some(cell), floor, current.record.ops, Some(current.version))
+                        }
                     }
                 }
             };
@@ -526,7 +566,11 @@ impl CloudStorage {
             match self
                 .clients
                 .write
-                .put_opts(&path, record.encode().into(), put_mode(object_version.as_ref()))
+                .put_opts(
+                    &path,
+                    record.encode().into(),
+                    put_mode(object_version.as_ref()),
+                )
                 .await
             {
                 Ok(_) => return Ok(Some(version)),
@@ -579,7 +623,9 @@ impl CloudStorage {
                             .max(c.record.cell.version)
                             .max(c.record.intent.as_ref().map_or(0, |i| i.cell.version));
                         match self.settle(&c.record, &mut HashMap::new()).await? {
-                            Settled::Pending { txn, created_at, .. } => {
+                            Settled::Pending {
+                                txn, created_at, ..
+                            } => {
                                 self.wait_or_abort(&txn, created_at, attempt).await?;
                                 continue 'attempt;
                             }
@@ -593,7 +639,12 @@ impl CloudStorage {
             let now = now_millis();
             let mut state: BTreeMap<Bytes, Option<Version>> = slots
                 .iter()
-                .map(|(k, (base, _))| (k.clone(), base.as_ref().filter(|c| c.visible(now)).map(|c| c.version)))
+                .map(|(k, (base, _))| {
+                    (
+                        k.clone(),
+                        base.as_ref().filter(|c| c.visible(now)).map(|c| c.version),
+                    )
+                })
                 .collect();
             let mut finals: BTreeMap<Bytes, Cell> = BTreeMap::new();
             let mut results = Vec::with_capacity(ops.len());
@@ -653,7 +704,10 @@ impl CloudStorage {
                         cell: cell.clone(),
                     }),
                     ops: history(
-                        current.as_ref().map(|c| c.record.ops.clone()).unwrap_or_default(),
+                        current
+                            .as_ref()
+                            .map(|c| c.record.ops.clone())
+                            .unwrap_or_default(),
                         &op,
                         cell.version,
                     ),
@@ -663,13 +717,21 @@ impl CloudStorage {
                 match self
                     .clients
                     .write
-                    .put_opts(&path, record.encode().into(), put_mode(current.as_ref().map(|c| &c.version)))
+                    .put_opts(
+                        &path,
+                        record.encode().into(),
+                        put_mode(current.as_ref().map(|c| &c.version)),
+                    )
                     .await
                 {
                     Ok(result) => written.push((key.clone(), record, result.into())),
                     Err(e) => {
                         let race = is_race(&e);
-                        let error = if race { None } else { Some(self.fail("put", &path, e)) };
+                        let error = if race {
+                            None
+                        } else {
+                            Some(self.fail("put", &path, e))
+                        };
                         self.abandon(&txn, now, &txn_version, &written).await;
                         match error {
                             None => {
@@ -687,7 +749,10 @@ impl CloudStorage {
                 }
             }
             // 5. Commit point.
-            match self.set_txn_phase(&txn, now, TxnPhase::Committed, &txn_version).await {
+            match self
+                .set_txn_phase(&txn, now, TxnPhase::Committed, &txn_version)
+                .await
+            {
                 Ok(_) => {}
                 Err(e) if is_race(&e) => {
                     // A writer aborted us (we were too slow).
@@ -747,8 +812,17 @@ impl CloudStorage {
     /// Aborts a transaction and rolls its intents back (best effort: a
     /// rollback that fails leaves an intent of an aborted transaction,
     /// which every reader and writer treats as absent).
-    async fn abandon(&self, txn: &str, created_at: u64, txn_version: &UpdateVersion, written: &[(Bytes, Record, UpdateVersion)]) {
-        match self.set_txn_phase(txn, created_at, TxnPhase::Aborted, txn_version).await {
+    async fn abandon(
+        &self,
+        txn: &str,
+        created_at: u64,
+        txn_version: &UpdateVersion,
+        written: &[(Bytes, Record, UpdateVersion)],
+    ) {
+        match self
+            .set_txn_phase(txn, created_at, TxnPhase::Aborted, txn_version)
+            .await
+        {
             Ok(_) => {}
             Err(e) => {
                 tracing::warn!(provider = self.provider, txn, error = %self.scrubber.scrub(&e.to_string()), "could not mark a batch aborted; it times out instead");
@@ -765,13 +839,22 @@ impl CloudStorage {
                 .await
                 .ok();
         }
-        self.clients.write.delete(&self.layout.txns().clone().join(txn)).await.ok();
+        self.clients
+            .write
+            .delete(&self.layout.txns().clone().join(txn))
+            .await
+            .ok();
     }
 
     // ---- scanning ----------------------------------------------------------
 
     /// Every key object's name and record, in name order, from `offset`.
-    async fn scan_names(&self, offset: Option<&Path>) -> StorageResult<futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>>> {
+    async fn scan_names(
+        &self,
+        offset: Option<&Path>,
+    ) -> StorageResult<
+        futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>>,
+    > {
         let folder = self.layout.keys().clone();
         Ok(match offset {
             Some(offset) => self.clients.read.list_with_offset(Some(&folder), offset),
@@ -789,15 +872,23 @@ impl CloudStorage {
 
     async fn list_impl(&self, query: &ListQuery) -> StorageResult<ListPage> {
         if query.limit == 0 {
-            return Err(StorageError::Invalid("list limit must be at least 1".into()));
+            return Err(StorageError::Invalid(
+                "list limit must be at least 1".into(),
+            ));
         }
-        let (start, end, prefix): (Option<&[u8]>, Option<&[u8]>, Option<&[u8]>) = match &query.range {
-            KeyRange::Prefix(p) => (Some(p.as_ref()).filter(|p| !p.is_empty()), None, Some(p.as_ref())),
+        let (start, end, prefix): Bounds<'_> = match &query.range {
+            KeyRange::Prefix(p) => (
+                Some(p.as_ref()).filter(|p| !p.is_empty()),
+                None,
+                Some(p.as_ref()),
+            ),
             KeyRange::Range { start, end } => {
                 if let (Some(s), Some(e)) = (start, end)
                     && s > e
                 {
-                    return Err(StorageError::Invalid("list range start is after its end".into()));
+                    return Err(StorageError::Invalid(
+                        "list range start is after its end".into(),
+                    ));
                 }
                 (start.as_deref(), end.as_deref(), None)
             }
@@ -910,8 +1001,15 @@ impl CloudStorage {
                 }
             }
         }
-        let next_cursor = if more { entries.last().map(|e| e.key.clone()) } else { None };
-        Ok(ListPage { entries, next_cursor })
+        let next_cursor = if more {
+            entries.last().map(|e| e.key.clone())
+        } else {
+            None
+        };
+        Ok(ListPage {
+            entries,
+            next_cursor,
+        })
     }
 
     /// Every key object, settled, in batches (stats and purge).
@@ -948,6 +1046,9 @@ impl CloudStorage {
         Ok(())
     }
 }
+
+/// A listing's start, end and prefix.
+type Bounds<'a> = (Option<&'a [u8]>, Option<&'a [u8]>, Option<&'a [u8]>);
 
 /// The message of an error without its `backend unavailable:` prefix, for
 /// wrapping it in another.
@@ -996,7 +1097,10 @@ impl orbit_storage::Storage for CloudStorage {
 
     async fn delete(&self, key: &[u8], precondition: Precondition) -> StorageResult<bool> {
         check_key(key)?;
-        Ok(self.write_one(key, Change::Delete, precondition).await?.is_some())
+        Ok(self
+            .write_one(key, Change::Delete, precondition)
+            .await?
+            .is_some())
     }
 
     async fn list(&self, query: &ListQuery) -> StorageResult<ListPage> {
@@ -1019,9 +1123,11 @@ impl orbit_storage::Storage for CloudStorage {
                     return Ok(Vec::new());
                 };
                 match op {
-                    BatchOp::Put { key, value, options } => {
-                        Ok(vec![Some(self.put(&key, value, options).await?)])
-                    }
+                    BatchOp::Put {
+                        key,
+                        value,
+                        options,
+                    } => Ok(vec![Some(self.put(&key, value, options).await?)]),
                     BatchOp::Delete { key, precondition } => {
                         self.delete(&key, precondition).await?;
                         Ok(vec![None])
@@ -1043,7 +1149,9 @@ impl orbit_storage::Storage for CloudStorage {
             }
             if cell.live && !cell.visible(now) {
                 expired.push(current);
-            } else if !cell.live && current.record.written_at.saturating_add(TOMBSTONE_GRACE_MS) < now {
+            } else if !cell.live
+                && current.record.written_at.saturating_add(TOMBSTONE_GRACE_MS) < now
+            {
                 old_tombstones.push(current);
             }
         })
@@ -1058,7 +1166,11 @@ impl orbit_storage::Storage for CloudStorage {
             match self
                 .clients
                 .write
-                .put_opts(&path, record.encode().into(), put_mode(Some(&current.version)))
+                .put_opts(
+                    &path,
+                    record.encode().into(),
+                    put_mode(Some(&current.version)),
+                )
                 .await
             {
                 Ok(_) => purged += 1,
@@ -1070,7 +1182,10 @@ impl orbit_storage::Storage for CloudStorage {
             let path = self.layout.key_path(&current.record.key);
             // object_store has no conditional delete: re-check just before.
             match self.clients.read.head(&path).await {
-                Ok(meta) if meta.e_tag == current.version.e_tag && meta.version == current.version.version => {
+                Ok(meta)
+                    if meta.e_tag == current.version.e_tag
+                        && meta.version == current.version.version =>
+                {
                     match self.clients.write.delete(&path).await {
                         Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                         Err(e) => return Err(self.fail("delete", &path, e)),

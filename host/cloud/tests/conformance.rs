@@ -16,8 +16,8 @@ async fn open_s3() -> Arc<dyn Storage> {
 
 async fn open_azure() -> Arc<dyn Storage> {
     let azurite = support::azurite();
-    let store = orbit_cloud::open_azure(&azurite.config(&support::fresh_prefix("az")))
-        .expect("open azure");
+    let store =
+        orbit_cloud::open_azure(&azurite.config(&support::fresh_prefix("az"))).expect("open azure");
     support::ready(store).await
 }
 

@@ -37,7 +37,10 @@ async fn wrong_s3_secret_is_a_clear_authentication_error() {
     assert!(!message.contains(wrong), "the secret leaked: {message}");
     assert!(store.probe().await.is_err());
     let stats = store.remote_stats();
-    assert!(stats.failures >= 1 && stats.last_error.is_some(), "{stats:?}");
+    assert!(
+        stats.failures >= 1 && stats.last_error.is_some(),
+        "{stats:?}"
+    );
     assert!(!format!("{store:?}").contains(wrong));
 }
 
@@ -87,8 +90,18 @@ async fn incrementer(
                 Precondition::Version(e.version),
             ),
         };
-        let options = PutOptions { precondition, expires_at: None };
-        match store.put(key.as_bytes(), Bytes::from((count + 1).to_string()), options).await {
+        let options = PutOptions {
+            precondition,
+            expires_at: None,
+        };
+        match store
+            .put(
+                key.as_bytes(),
+                Bytes::from((count + 1).to_string()),
+                options,
+            )
+            .await
+        {
             Ok(_) => {
                 acked[slot].fetch_add(1, Ordering::Relaxed);
             }
@@ -111,7 +124,10 @@ mod parking_lot_free {
     pub struct Errors(Mutex<Vec<(std::time::Instant, String)>>);
     impl Errors {
         pub fn push(&self, message: String) {
-            self.0.lock().unwrap().push((std::time::Instant::now(), message));
+            self.0
+                .lock()
+                .unwrap()
+                .push((std::time::Instant::now(), message));
         }
         pub fn all(&self) -> Vec<(std::time::Instant, String)> {
             self.0.lock().unwrap().clone()
@@ -151,7 +167,10 @@ async fn outage(
     let total = || acked.iter().map(|a| a.load(Ordering::Relaxed)).sum::<u64>();
     let deadline = Instant::now() + Duration::from_secs(60);
     while total() < 10 {
-        assert!(Instant::now() < deadline, "{provider}: no progress before the outage");
+        assert!(
+            Instant::now() < deadline,
+            "{provider}: no progress before the outage"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let killed_at = Instant::now();
@@ -159,16 +178,27 @@ async fn outage(
     // Errors must come, and come bounded by the retry budget.
     let deadline = Instant::now() + Duration::from_secs(60);
     while errors.all().iter().all(|(at, _)| *at < killed_at) {
-        assert!(Instant::now() < deadline, "{provider}: no error within 60 s of the outage");
+        assert!(
+            Instant::now() < deadline,
+            "{provider}: no error within 60 s of the outage"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let first_error = errors.all().into_iter().find(|(at, _)| *at >= killed_at).unwrap();
+    let first_error = errors
+        .all()
+        .into_iter()
+        .find(|(at, _)| *at >= killed_at)
+        .unwrap();
     eprintln!(
         "{provider}: first error {:?} after the kill: {}",
         first_error.0 - killed_at,
         first_error.1
     );
-    assert!(first_error.1.contains(provider), "error names the provider: {}", first_error.1);
+    assert!(
+        first_error.1.contains(provider),
+        "error names the provider: {}",
+        first_error.1
+    );
     let during = total();
     tokio::time::sleep(Duration::from_secs(2)).await;
     restart();
@@ -182,15 +212,24 @@ async fn outage(
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    eprintln!("{provider}: recovered {:?} after the restart", restarted.elapsed());
+    eprintln!(
+        "{provider}: recovered {:?} after the restart",
+        restarted.elapsed()
+    );
     stop.store(true, Ordering::Relaxed);
     for task in tasks {
         task.await.unwrap();
     }
     let stats = stores[0].remote_stats();
     eprintln!("{provider}: remote stats of one handle: {stats:?}");
-    assert!(stats.failures >= 1 && stats.last_error.is_some(), "{stats:?}");
-    assert!(stats.retries >= 1, "object_store retried before failing: {stats:?}");
+    assert!(
+        stats.failures >= 1 && stats.last_error.is_some(),
+        "{stats:?}"
+    );
+    assert!(
+        stats.retries >= 1,
+        "object_store retried before failing: {stats:?}"
+    );
     let store = open();
     let unknown = unknown.load(Ordering::Relaxed);
     for slot in 0..KEYS {
@@ -198,11 +237,21 @@ async fn outage(
             .get(format!("c{slot}").as_bytes())
             .await
             .unwrap()
-            .map_or(0, |e| std::str::from_utf8(&e.value).unwrap().parse().unwrap());
+            .map_or(0, |e| {
+                std::str::from_utf8(&e.value).unwrap().parse().unwrap()
+            });
         let acked = acked[slot].load(Ordering::Relaxed);
-        eprintln!("{provider}: key c{slot}: count {count}, acknowledged {acked}, unknown outcomes (all keys) {unknown}");
-        assert!(count >= acked, "{provider}: an acknowledged increment was lost");
-        assert!(count <= acked + unknown, "{provider}: an increment reported failed was applied");
+        eprintln!(
+            "{provider}: key c{slot}: count {count}, acknowledged {acked}, unknown outcomes (all keys) {unknown}"
+        );
+        assert!(
+            count >= acked,
+            "{provider}: an acknowledged increment was lost"
+        );
+        assert!(
+            count <= acked + unknown,
+            "{provider}: an increment reported failed was applied"
+        );
     }
 }
 

@@ -12,7 +12,8 @@ use orbit_storage::{KeyRange, ListQuery, PutOptions, Storage};
 async fn long_keys_list_in_key_order_across_pages() {
     let server = support::gcs();
     let store = support::ready(
-        orbit_cloud::open_gcp(&support::gcp_config(server, &support::fresh_prefix("long"))).unwrap(),
+        orbit_cloud::open_gcp(&support::gcp_config(server, &support::fresh_prefix("long")))
+            .unwrap(),
     )
     .await;
     let head = vec![b'h'; orbit_cloud::DIRECT_KEY_LEN];
@@ -32,7 +33,11 @@ async fn long_keys_list_in_key_order_across_pages() {
     keys.push(vec![b'k'; orbit_storage::MAX_KEY_LEN]);
     for key in &keys {
         store
-            .put(key, Bytes::from(key.len().to_string()), PutOptions::default())
+            .put(
+                key,
+                Bytes::from(key.len().to_string()),
+                PutOptions::default(),
+            )
             .await
             .unwrap();
     }

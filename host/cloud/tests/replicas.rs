@@ -14,7 +14,11 @@ const WORKERS: usize = 8;
 const KEYS: usize = 2;
 
 fn ops_per_worker() -> usize {
-    if std::env::var_os("ORBIT_CLOUD_LONG").is_some() { 100 } else { 20 }
+    if std::env::var_os("ORBIT_CLOUD_LONG").is_some() {
+        100
+    } else {
+        20
+    }
 }
 
 struct Run {
@@ -22,19 +26,34 @@ struct Run {
     unknown: u64,
 }
 
-fn run_workers(provider: &str, endpoint: &str, bucket: &str, prefix: &str, key_file: &str, secret_file: &str) -> Run {
+fn run_workers(
+    provider: &str,
+    endpoint: &str,
+    bucket: &str,
+    prefix: &str,
+    key_file: &str,
+    secret_file: &str,
+) -> Run {
     let children: Vec<_> = (0..WORKERS)
         .map(|_| {
             Command::new(env!("CARGO_BIN_EXE_orbit-cloud-cas-worker"))
                 .args([
-                    "--provider", provider,
-                    "--endpoint", endpoint,
-                    "--bucket", bucket,
-                    "--prefix", prefix,
-                    "--key-file", key_file,
-                    "--secret-file", secret_file,
-                    "--keys", &KEYS.to_string(),
-                    "--ops", &ops_per_worker().to_string(),
+                    "--provider",
+                    provider,
+                    "--endpoint",
+                    endpoint,
+                    "--bucket",
+                    bucket,
+                    "--prefix",
+                    prefix,
+                    "--key-file",
+                    key_file,
+                    "--secret-file",
+                    secret_file,
+                    "--keys",
+                    &KEYS.to_string(),
+                    "--ops",
+                    &ops_per_worker().to_string(),
                 ])
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
@@ -52,12 +71,17 @@ fn run_workers(provider: &str, endpoint: &str, bucket: &str, prefix: &str, key_f
             "worker failed: {stdout}\n{}",
             String::from_utf8_lossy(&output.stderr)
         );
-        let line: serde_json::Value = serde_json::from_str(stdout.trim()).expect("worker JSON line");
+        let line: serde_json::Value =
+            serde_json::from_str(stdout.trim()).expect("worker JSON line");
         for (slot, n) in line["acked"].as_array().unwrap().iter().enumerate() {
             acked[slot] += n.as_u64().unwrap();
         }
         unknown += line["unknown"].as_u64().unwrap();
-        assert_eq!(line["errors"].as_u64(), Some(0), "no errors without faults: {stdout}");
+        assert_eq!(
+            line["errors"].as_u64(),
+            Some(0),
+            "no errors without faults: {stdout}"
+        );
     }
     Run { acked, unknown }
 }
@@ -65,8 +89,13 @@ fn run_workers(provider: &str, endpoint: &str, bucket: &str, prefix: &str, key_f
 async fn counts(store: &dyn Storage) -> Vec<u64> {
     let mut out = Vec::new();
     for slot in 0..KEYS {
-        let entry = store.get(format!("counter-{slot}").as_bytes()).await.expect("get counter");
-        out.push(entry.map_or(0, |e| std::str::from_utf8(&e.value).unwrap().parse().unwrap()));
+        let entry = store
+            .get(format!("counter-{slot}").as_bytes())
+            .await
+            .expect("get counter");
+        out.push(entry.map_or(0, |e| {
+            std::str::from_utf8(&e.value).unwrap().parse().unwrap()
+        }));
     }
     out
 }
@@ -93,10 +122,21 @@ async fn eight_replicas_count_exactly_on_s3() {
     .await
     .unwrap();
     let total: u64 = run.acked.iter().sum();
-    eprintln!("s3: {WORKERS} workers, {total} acknowledged increments in {:?}", started.elapsed());
-    assert_eq!(total as usize, WORKERS * ops_per_worker(), "every increment acknowledged");
+    eprintln!(
+        "s3: {WORKERS} workers, {total} acknowledged increments in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        total as usize,
+        WORKERS * ops_per_worker(),
+        "every increment acknowledged"
+    );
     assert_eq!(run.unknown, 0);
-    assert_eq!(counts(&*store).await, run.acked, "final counts = acknowledged increments");
+    assert_eq!(
+        counts(&*store).await,
+        run.acked,
+        "final counts = acknowledged increments"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -109,13 +149,31 @@ async fn eight_replicas_count_exactly_on_azure() {
     let secret = secret_path("worker-az-key", support::AZURE_KEY);
     let started = std::time::Instant::now();
     let run = tokio::task::spawn_blocking(move || {
-        run_workers("azure", &endpoint, support::AZURE_CONTAINER, &prefix, &key, &secret)
+        run_workers(
+            "azure",
+            &endpoint,
+            support::AZURE_CONTAINER,
+            &prefix,
+            &key,
+            &secret,
+        )
     })
     .await
     .unwrap();
     let total: u64 = run.acked.iter().sum();
-    eprintln!("azure: {WORKERS} workers, {total} acknowledged increments in {:?}", started.elapsed());
-    assert_eq!(total as usize, WORKERS * ops_per_worker(), "every increment acknowledged");
+    eprintln!(
+        "azure: {WORKERS} workers, {total} acknowledged increments in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        total as usize,
+        WORKERS * ops_per_worker(),
+        "every increment acknowledged"
+    );
     assert_eq!(run.unknown, 0);
-    assert_eq!(counts(&*store).await, run.acked, "final counts = acknowledged increments");
+    assert_eq!(
+        counts(&*store).await,
+        run.acked,
+        "final counts = acknowledged increments"
+    );
 }

@@ -16,7 +16,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use orbit_storage::{AzureConfig, Precondition, PutOptions, S3Config, SecretRef, Storage, StorageError};
+use orbit_storage::{
+    AzureConfig, Precondition, PutOptions, S3Config, SecretRef, Storage, StorageError,
+};
 
 fn main() -> ExitCode {
     let mut args: HashMap<String, String> = HashMap::new();
@@ -72,7 +74,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("runtime: {e}");
@@ -123,7 +128,11 @@ async fn run(store: std::sync::Arc<dyn Storage>, keys: usize, ops: usize) -> (Ve
                 expires_at: None,
             };
             match store
-                .put(key.as_bytes(), Bytes::from((count + 1).to_string()), options)
+                .put(
+                    key.as_bytes(),
+                    Bytes::from((count + 1).to_string()),
+                    options,
+                )
                 .await
             {
                 Ok(_) => {

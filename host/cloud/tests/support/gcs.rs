@@ -178,13 +178,16 @@ async fn list(
     let mut body = String::from(
         "<?xml version='1.0' encoding='UTF-8'?><ListBucketResult xmlns='http://doc.s3.amazonaws.com/2006-03-01'>",
     );
-    let mut count = 0;
     let mut last = None;
     let mut truncated = false;
-    for (name, object) in bucket
+    for (count, (name, object)) in bucket
         .objects
-        .range::<String, _>((std::ops::Bound::Excluded(&after), std::ops::Bound::Unbounded))
+        .range::<String, _>((
+            std::ops::Bound::Excluded(&after),
+            std::ops::Bound::Unbounded,
+        ))
         .filter(|(name, _)| name.starts_with(&prefix))
+        .enumerate()
     {
         if count == max_keys {
             truncated = true;
@@ -197,7 +200,6 @@ async fn list(
             super::rfc3339(object.modified),
             object.generation
         ));
-        count += 1;
         last = Some(name.clone());
     }
     if truncated && let Some(last) = last {

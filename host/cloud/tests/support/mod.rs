@@ -86,7 +86,11 @@ pub struct StandIn {
 fn spawn_from_keeper(command: Vec<String>, log: PathBuf) -> Child {
     // Children die with the thread that forked them; fork from one thread
     // that never exits.
-    type Request = (Vec<String>, PathBuf, std::sync::mpsc::Sender<std::io::Result<Child>>);
+    type Request = (
+        Vec<String>,
+        PathBuf,
+        std::sync::mpsc::Sender<std::io::Result<Child>>,
+    );
     static KEEPER: OnceLock<Mutex<std::sync::mpsc::Sender<Request>>> = OnceLock::new();
     let keeper = KEEPER.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel::<Request>();
@@ -193,7 +197,11 @@ fn wait_for_port(port: u16, what: &StandIn) {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    panic!("{} did not listen on {port} within 60 s; log:\n{}", what.name, what.log_tail());
+    panic!(
+        "{} did not listen on {port} within 60 s; log:\n{}",
+        what.name,
+        what.log_tail()
+    );
 }
 
 // ---- SeaweedFS -------------------------------------------------------------
@@ -291,7 +299,10 @@ pub struct Azurite {
 impl Azurite {
     /// An Azurite keeping its data in its own directory (so a restart keeps it).
     pub fn start(name: &str) -> Azurite {
-        let bin = tool("ORBIT_AZURITE_BIN", ".tools/npm/node_modules/.bin/azurite-blob");
+        let bin = tool(
+            "ORBIT_AZURITE_BIN",
+            ".tools/npm/node_modules/.bin/azurite-blob",
+        );
         let dir = scratch(name);
         let port = free_port_pair();
         let command = vec![
@@ -455,7 +466,9 @@ pub fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
 
 pub fn base64_decode(text: &str) -> Vec<u8> {
     use base64::Engine;
-    base64::engine::general_purpose::STANDARD.decode(text).unwrap()
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap()
 }
 
 pub fn base64_encode(bytes: &[u8]) -> String {
