@@ -14,6 +14,12 @@
 //! - retry count -> `RetryConfig::max_retries` (0 disables retries), with
 //!   object_store's exponential backoff (100 ms doubling, at most 15 s) and
 //!   a total retry budget of `(retries + 1) * (connect + request timeout)`.
+//!   object_store retries connection failures, 5xx, 429 and 408 on every
+//!   request and timeouts only on idempotent ones; our writes are
+//!   conditional PUTs, which it treats as not idempotent, so a timed-out
+//!   write is settled by the store itself: it re-reads the object and, if
+//!   the write is not there, tries again (3 attempts in all; see the crate
+//!   docs, "ambiguous writes"). `tests/settings.rs` measures both.
 
 use std::time::Duration;
 
