@@ -177,3 +177,114 @@ async fn eight_replicas_count_exactly_on_azure() {
         "final counts = acknowledged increments"
     );
 }
+
+/// SIGKILL a process in the middle of its atomic batches, three times:
+/// no batch is ever half applied (readers see `a + b` unchanged), every
+/// acknowledged batch is applied, and a later writer gets through (after
+/// aborting a batch left pending, once it times out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_survive_sigkill_of_the_writer() {
+    use std::io::BufRead;
+    let weed = support::weed();
+    let prefix = support::fresh_prefix("crash-s3");
+    let store = support::ready(orbit_cloud::open_s3(&weed.config(&prefix)).unwrap()).await;
+    let put = |key: &'static [u8], value: i64| orbit_storage::BatchOp::Put {
+        key: bytes::Bytes::from_static(key),
+        value: bytes::Bytes::from(value.to_string()),
+        options: orbit_storage::PutOptions::default(),
+    };
+    store
+        .batch(vec![put(b"a", 100), put(b"b", 100)])
+        .await
+        .unwrap();
+    let endpoint = format!("http://127.0.0.1:{}", weed.s3_port);
+    let key = secret_path("crash-s3-key", support::S3_ACCESS_KEY);
+    let secret = secret_path("crash-s3-secret", support::S3_SECRET_KEY);
+    let mut acked = 0u64;
+    const KILLS: u64 = 3;
+    for round in 0..KILLS {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_orbit-cloud-cas-worker"))
+            .args([
+                "--mode",
+                "transfer",
+                "--provider",
+                "s3",
+                "--endpoint",
+                &endpoint,
+                "--bucket",
+                support::S3_BUCKET,
+                "--prefix",
+                &prefix,
+                "--key-file",
+                &key,
+                "--secret-file",
+                &secret,
+                "--keys",
+                "1",
+                "--ops",
+                "1",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let counter = std::thread::spawn(move || {
+            std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .filter(|l| l == "ack")
+                .count() as u64
+        });
+        // A varying moment, after some batches went through.
+        let pause = 700 + 450 * round + (std::process::id() as u64 % 300);
+        tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        acked += counter.join().unwrap();
+    }
+    let value = |e: Option<orbit_storage::Entry>| -> i64 {
+        std::str::from_utf8(&e.unwrap().value)
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let a = value(store.get(b"a").await.unwrap());
+    let b = value(store.get(b"b").await.unwrap());
+    eprintln!("after {KILLS} SIGKILLs: a={a} b={b}, acknowledged transfers {acked}");
+    assert!(acked > 0, "the worker made progress");
+    assert_eq!(a + b, 200, "a batch was half applied");
+    let applied = (100 - a) as u64;
+    assert!(
+        applied >= acked,
+        "an acknowledged batch was lost ({applied} < {acked})"
+    );
+    assert!(
+        applied <= acked + KILLS,
+        "more batches applied than acknowledged + in flight"
+    );
+    // A writer gets through, aborting any batch left pending.
+    let started = std::time::Instant::now();
+    let a_now = store.get(b"a").await.unwrap().unwrap();
+    let b_now = store.get(b"b").await.unwrap().unwrap();
+    let cas = |key: &'static [u8], value: i64, version| orbit_storage::BatchOp::Put {
+        key: bytes::Bytes::from_static(key),
+        value: bytes::Bytes::from(value.to_string()),
+        options: orbit_storage::PutOptions {
+            precondition: orbit_storage::Precondition::Version(version),
+            expires_at: None,
+        },
+    };
+    store
+        .batch(vec![
+            cas(b"a", a - 1, a_now.version),
+            cas(b"b", b + 1, b_now.version),
+        ])
+        .await
+        .expect("a transfer after the crashes");
+    eprintln!("next transfer went through after {:?}", started.elapsed());
+    assert_eq!(
+        value(store.get(b"a").await.unwrap()) + value(store.get(b"b").await.unwrap()),
+        200
+    );
+}

@@ -84,6 +84,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if args.get("mode").map(String::as_str) == Some("transfer") {
+        runtime.block_on(transfer_forever(store));
+        return ExitCode::SUCCESS;
+    }
     let (acked, errors, unknown) = runtime.block_on(run(store, keys, ops));
     println!(
         "{}",
@@ -156,4 +160,46 @@ async fn run(store: std::sync::Arc<dyn Storage>, keys: usize, ops: usize) -> (Ve
         }
     }
     (acked, errors, unknown)
+}
+
+async fn transfer_forever(store: std::sync::Arc<dyn Storage>) {
+    use std::io::Write;
+    let read = |e: &Option<orbit_storage::Entry>| -> (i64, Precondition) {
+        match e {
+            None => (0, Precondition::Absent),
+            Some(e) => (
+                std::str::from_utf8(&e.value)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0),
+                Precondition::Version(e.version),
+            ),
+        }
+    };
+    loop {
+        let (Ok(a), Ok(b)) = (store.get(b"a").await, store.get(b"b").await) else {
+            continue;
+        };
+        let ((a, pa), (b, pb)) = (read(&a), read(&b));
+        let op = |key: &'static [u8], value: i64, precondition| orbit_storage::BatchOp::Put {
+            key: Bytes::from_static(key),
+            value: Bytes::from(value.to_string()),
+            options: PutOptions {
+                precondition,
+                expires_at: None,
+            },
+        };
+        match store
+            .batch(vec![op(b"a", a - 1, pa), op(b"b", b + 1, pb)])
+            .await
+        {
+            Ok(_) => {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "ack");
+                let _ = out.flush();
+            }
+            Err(StorageError::Conflict { .. }) => {}
+            Err(e) => eprintln!("transfer: {e}"),
+        }
+    }
 }
