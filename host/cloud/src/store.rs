@@ -40,6 +40,10 @@ pub const TXN_TIMEOUT_MS: u64 = 20_000;
 /// unconditional delete (see the crate docs, "deletes").
 pub const TOMBSTONE_GRACE_MS: u64 = 60_000;
 
+/// Finished transaction objects no intent names are deleted by purge
+/// once they are this old.
+pub const TXN_RETENTION_MS: u64 = 600_000;
+
 /// A single write gives up (Unavailable) after this long of lost races or
 /// waiting for a pending batch.
 const WRITE_DEADLINE: Duration = Duration::from_secs(90);
@@ -846,6 +850,51 @@ impl CloudStorage {
             .ok();
     }
 
+    /// Transaction objects left behind by crashed or failed batches:
+    /// pending past [`TXN_TIMEOUT_MS`] -> aborted (conditional); aborted,
+    /// or committed and referenced by no intent, and older than
+    /// [`TXN_RETENTION_MS`] -> deleted. After a commit no new intent can
+    /// name a transaction, so "no intent seen by this full scan" stays true.
+    async fn purge_txns(
+        &self,
+        now: u64,
+        referenced: &std::collections::HashSet<String>,
+    ) -> StorageResult<()> {
+        let folder = self.layout.txns().clone();
+        let metas: Vec<object_store::ObjectMeta> =
+            match self.clients.read.list(Some(&folder)).try_collect().await {
+                Ok(metas) => metas,
+                Err(e) => return Err(self.fail("list", &folder, e)),
+            };
+        for meta in metas {
+            let Some(txn) = meta.location.filename().map(str::to_string) else {
+                continue;
+            };
+            let created_at = meta.last_modified.timestamp_millis().max(0) as u64;
+            match self.txn_view(&txn).await? {
+                TxnView::Pending {
+                    created_at,
+                    version,
+                } if created_at.saturating_add(TXN_TIMEOUT_MS) < now => {
+                    self.set_txn_phase(&txn, created_at, TxnPhase::Aborted, &version)
+                        .await
+                        .ok();
+                }
+                TxnView::Aborted | TxnView::Committed
+                    if !referenced.contains(&txn)
+                        && created_at.saturating_add(TXN_RETENTION_MS) < now =>
+                {
+                    match self.clients.write.delete(&meta.location).await {
+                        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                        Err(e) => return Err(self.fail("delete", &meta.location, e)),
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     // ---- scanning ----------------------------------------------------------
 
     /// Every key object's name and record, in name order, from `offset`.
@@ -1015,7 +1064,7 @@ impl CloudStorage {
     /// Every key object, settled, in batches (stats and purge).
     async fn for_each_record<F>(&self, mut f: F) -> StorageResult<()>
     where
-        F: FnMut(Current, Option<Cell>),
+        F: FnMut(Current, Cell, bool),
     {
         let mut names = self.scan_names(None).await?;
         let mut cache = HashMap::new();
@@ -1037,10 +1086,11 @@ impl CloudStorage {
                 }
             }
             for current in self.fetch_all(chunk).await?.into_iter().flatten() {
-                let cell = match self.settle(&current.record, &mut cache).await? {
-                    Settled::Cell(cell) | Settled::Pending { cell, .. } => cell,
+                let (cell, pending) = match self.settle(&current.record, &mut cache).await? {
+                    Settled::Cell(cell) => (cell, false),
+                    Settled::Pending { cell, .. } => (cell, true),
                 };
-                f(current, Some(cell));
+                f(current, cell, pending);
             }
         }
         Ok(())
@@ -1142,9 +1192,14 @@ impl orbit_storage::Storage for CloudStorage {
         let now = now_millis();
         let mut expired = Vec::new();
         let mut old_tombstones = Vec::new();
-        self.for_each_record(|current, cell| {
-            let Some(cell) = cell else { return };
-            if current.record.intent.is_some() {
+        let mut settled = Vec::new();
+        let mut referenced = std::collections::HashSet::new();
+        self.for_each_record(|current, cell, pending| {
+            if let Some(intent) = &current.record.intent {
+                referenced.insert(intent.txn.clone());
+                if !pending {
+                    settled.push((current, cell));
+                }
                 return;
             }
             if cell.live && !cell.visible(now) {
@@ -1178,6 +1233,34 @@ impl orbit_storage::Storage for CloudStorage {
                 Err(e) => return Err(self.fail("put", &path, e)),
             }
         }
+        // Intents of finished batches: write the settled state in place
+        // (conditional), so their transaction objects can go.
+        for (current, cell) in settled {
+            let path = self.layout.key_path(&current.record.key);
+            let Some(txn) = current.record.intent.as_ref().map(|i| i.txn.clone()) else {
+                continue;
+            };
+            let mut record = current.record;
+            record.cell = cell;
+            record.intent = None;
+            match self
+                .clients
+                .write
+                .put_opts(
+                    &path,
+                    record.encode().into(),
+                    put_mode(Some(&current.version)),
+                )
+                .await
+            {
+                Ok(_) => {
+                    referenced.remove(&txn);
+                }
+                Err(e) if is_race(&e) => {}
+                Err(e) => return Err(self.fail("put", &path, e)),
+            }
+        }
+        self.purge_txns(now, &referenced).await?;
         for current in old_tombstones {
             let path = self.layout.key_path(&current.record.key);
             // object_store has no conditional delete: re-check just before.
@@ -1201,10 +1284,8 @@ impl orbit_storage::Storage for CloudStorage {
     async fn stats(&self) -> StorageResult<StorageStats> {
         let mut keys = 0u64;
         let mut bytes = 0u64;
-        self.for_each_record(|current, cell| {
-            if let Some(cell) = cell
-                && cell.live
-            {
+        self.for_each_record(|current, cell, _pending| {
+            if cell.live {
                 keys += 1;
                 bytes += (current.record.key.len() + cell.value.len()) as u64;
             }

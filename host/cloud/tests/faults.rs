@@ -302,3 +302,21 @@ async fn azure_outage_fails_clearly_and_recovers() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_azure_key_is_a_clear_authentication_error() {
+    let azurite = support::azurite();
+    let mut config = azurite.config(&support::fresh_prefix("badauth-az"));
+    // A well-formed (base64) but wrong key.
+    let wrong = support::base64_encode(b"this is not the azurite account key!");
+    config.account_key = Some(support::secret_env("ORBIT_TEST_WRONG_AZ", &wrong));
+    let store = orbit_cloud::open_azure(&config).unwrap();
+    let error = store.probe().await.expect_err("a wrong key must fail");
+    let message = error.to_string();
+    eprintln!("wrong azure key: {message}");
+    assert!(
+        message.contains("access denied") || message.contains("authentication failed"),
+        "{message}"
+    );
+    assert!(!message.contains(&wrong), "the key leaked: {message}");
+}

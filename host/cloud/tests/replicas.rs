@@ -283,6 +283,13 @@ async fn batches_survive_sigkill_of_the_writer() {
         .await
         .expect("a transfer after the crashes");
     eprintln!("next transfer went through after {:?}", started.elapsed());
+    // Purge settles leftovers of crashed batches without touching data.
+    assert_eq!(
+        store.purge_expired().await.unwrap(),
+        0,
+        "nothing had expired"
+    );
+    assert_eq!(store.stats().await.unwrap().keys, 2);
     assert_eq!(
         value(store.get(b"a").await.unwrap()) + value(store.get(b"b").await.unwrap()),
         200
