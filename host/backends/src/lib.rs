@@ -6,6 +6,8 @@
 //! copy-on-write B+tree) only implement [`orbit_storage::kv::OrderedKv`]; the
 //! storage contract on top of them is written once, in `orbit_storage::kv`.
 //!
+//! Object storage (S3, Azure Blob, GCS) lives in `orbit-cloud`.
+//!
 //! This crate exists so the contract crate stays free of C++ and cloud SDKs:
 //! engine authors and the conformance suite depend on `orbit-storage` alone.
 
@@ -20,11 +22,15 @@ use orbit_storage::{BackendConfig, Durability, MemoryStorage, Storage, StorageEr
 pub use rocks::RocksEngine;
 
 /// Backends this build can open.
-pub const AVAILABLE: &[&str] = &["memory", "rocksdb"];
+pub const AVAILABLE: &[&str] = &["memory", "rocksdb", "s3", "azure", "gcp"];
 
 /// Opens the backend `config` describes. Local engines open on a blocking
 /// thread (RocksDB recovery, counting keys).
 pub async fn open(config: &BackendConfig) -> Result<Arc<dyn Storage>, StorageError> {
+    if let BackendConfig::S3(_) | BackendConfig::Azure(_) | BackendConfig::Gcp(_) = config {
+        // Opening sends no request; the health canary finds an unreachable store.
+        return orbit_cloud::open(config);
+    }
     let config = config.clone();
     let kind = config.kind();
     tokio::task::spawn_blocking(move || open_blocking(&config))

@@ -224,7 +224,7 @@ impl HealthService {
 
     /// The report the health plugin judges, and the stats behind it.
     async fn report(&self, canary: &wit::CanaryResult) -> (wit::HealthReport, StorageStats) {
-        let (open, stats) = match self.storage.stats().await {
+        let (open, stats) = match self.storage.health_stats().await {
             Ok(s) => (true, s),
             Err(_) => (false, StorageStats::default()),
         };

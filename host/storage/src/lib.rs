@@ -73,8 +73,15 @@ pub trait Storage: Send + Sync + 'static {
     /// Removes expired entries; returns how many were removed.
     async fn purge_expired(&self) -> StorageResult<u64>;
 
-    /// Sizes and counts.
+    /// Sizes and counts, exact.
     async fn stats(&self) -> StorageResult<StorageStats>;
+
+    /// Sizes and counts for the health report and metrics, read on every
+    /// readiness check, so cheap. Backends whose exact count is expensive
+    /// (object storage reads every object) return their last count here.
+    async fn health_stats(&self) -> StorageResult<StorageStats> {
+        self.stats().await
+    }
 
     /// Makes everything acknowledged so far durable (memory: writes a
     /// snapshot). Called periodically by some backends and at shutdown.

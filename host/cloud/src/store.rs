@@ -1,0 +1,1323 @@
+//! The provider-independent engine: one [`CloudStorage`] over any
+//! object_store backend, implementing the whole storage contract with
+//! conditional writes only (see the crate docs for the protocol).
+//!
+//! Every mutation is read-check-conditional-write on the key's object,
+//! retried from a fresh read on a lost race; batches add a transaction
+//! object whose conditional flip from `pending` to `committed` is the one
+//! commit point. Guarantees: nothing acknowledged is lost by a race (every
+//! write is conditional on the object it read); an ambiguous failure is
+//! settled by looking for the operation's id in the object's history.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{
+    ObjectStore, ObjectStoreExt, PutMode, PutOptions as OsPutOptions, UpdateVersion,
+};
+use orbit_storage::{
+    BackendKind, BatchOp, Entry, KeyRange, ListPage, ListQuery, MAX_KEY_LEN, Precondition,
+    PutOptions, StorageError, StorageResult, StorageStats, Version, now_millis,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::clock::VersionClock;
+use crate::layout::{Cell, Intent, Layout, NameHint, OP_HISTORY, Record, parse_name};
+use crate::remote::{Counters, Scrubber, translate};
+
+/// A batch whose transaction stays `pending` this long is presumed dead
+/// and may be aborted by any writer that meets one of its intents.
+pub const TXN_TIMEOUT_MS: u64 = 20_000;
+
+/// Tombstones younger than this are kept by purge, so that a writer that
+/// read one just before cannot have its write removed by the purge's
+/// unconditional delete (see the crate docs, "deletes").
+pub const TOMBSTONE_GRACE_MS: u64 = 60_000;
+
+/// Finished transaction objects no intent names are deleted by purge
+/// once they are this old.
+pub const TXN_RETENTION_MS: u64 = 600_000;
+
+/// A single write gives up (Unavailable) after this long of lost races or
+/// waiting for a pending batch.
+const WRITE_DEADLINE: Duration = Duration::from_secs(90);
+
+/// How many objects a listing, stats or purge fetches at once.
+const FETCH_CONCURRENCY: usize = 16;
+
+/// The two object_store clients of one store: reads (GET, HEAD, LIST)
+/// use `read` with the read timeout, writes (PUT, DELETE) use `write` with
+/// the write timeout.
+pub struct Clients {
+    pub read: Arc<dyn ObjectStore>,
+    pub write: Arc<dyn ObjectStore>,
+}
+
+/// A key-value store kept in one bucket / container under one prefix.
+/// Several processes may open the same prefix at once.
+pub struct CloudStorage {
+    kind: BackendKind,
+    provider: &'static str,
+    bucket: String,
+    clients: Clients,
+    layout: Layout,
+    clock: VersionClock,
+    counters: Arc<Counters>,
+    scrubber: Scrubber,
+    writer_id: String,
+    next_op: AtomicU64,
+    /// Keys and bytes of the last full count (`stats`), for the cheap
+    /// health report.
+    last_count: parking_lot::Mutex<(u64, u64)>,
+}
+
+impl std::fmt::Debug for CloudStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CloudStorage")
+            .field("provider", &self.provider)
+            .field("bucket", &self.bucket)
+            .field("layout", &self.layout)
+            .field("writer_id", &self.writer_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a transaction object says.
+#[derive(Serialize, Deserialize)]
+struct TxnRecord {
+    state: TxnPhase,
+    created_at: u64,
+    /// Hex keys, for people inspecting a bucket.
+    keys: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum TxnPhase {
+    Pending,
+    Committed,
+    Aborted,
+}
+
+/// A transaction's phase as last read, with what is needed to change it.
+#[derive(Clone)]
+enum TxnView {
+    Pending {
+        created_at: u64,
+        version: UpdateVersion,
+    },
+    Committed,
+    Aborted,
+    /// The object is gone: a committed batch deletes it once its intents
+    /// are rolled forward, an aborted one after rolling back. An intent
+    /// still naming it is from an abort whose rollback failed, unless the
+    /// key was rolled forward since it was read: readers re-read the key.
+    Missing,
+}
+
+/// A key's object as read, with the version to make a write conditional on.
+struct Current {
+    record: Record,
+    version: UpdateVersion,
+}
+
+/// The committed state of a record once its intent (if any) is settled.
+enum Settled {
+    Cell(Cell),
+    /// An intent of a batch still pending: `cell` is the committed state
+    /// before the batch.
+    Pending {
+        cell: Cell,
+        txn: String,
+        created_at: u64,
+    },
+}
+
+enum Change {
+    Put {
+        value: Bytes,
+        expires_at: Option<u64>,
+    },
+    Delete,
+}
+
+fn is_race(error: &object_store::Error) -> bool {
+    matches!(
+        error,
+        object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }
+    )
+}
+
+fn check_key(key: &[u8]) -> StorageResult<()> {
+    if key.is_empty() {
+        return Err(StorageError::Invalid("key is empty".into()));
+    }
+    if key.len() > MAX_KEY_LEN {
+        return Err(StorageError::Invalid(format!(
+            "key is {} bytes, longer than the limit of {MAX_KEY_LEN} bytes",
+            key.len()
+        )));
+    }
+    Ok(())
+}
+
+fn check_precondition(
+    key: &[u8],
+    pre: Precondition,
+    current: Option<Version>,
+) -> StorageResult<()> {
+    let holds = match pre {
+        Precondition::None => true,
+        Precondition::Absent => current.is_none(),
+        Precondition::Version(v) => current == Some(v),
+    };
+    if holds {
+        Ok(())
+    } else {
+        Err(StorageError::conflict(key, current))
+    }
+}
+
+fn history(mut ops: Vec<String>, op: &str, version: u64) -> Vec<String> {
+    ops.push(format!("{op}@{version}"));
+    if ops.len() > OP_HISTORY {
+        ops.drain(..ops.len() - OP_HISTORY);
+    }
+    ops
+}
+
+/// The version `op` wrote, if the record's history holds it.
+fn applied(record: &Record, op: &str) -> Option<u64> {
+    record.ops.iter().find_map(|entry| {
+        let (id, version) = entry.rsplit_once('@')?;
+        (id == op).then(|| version.parse().ok()).flatten()
+    })
+}
+
+fn put_mode(version: Option<&UpdateVersion>) -> OsPutOptions {
+    match version {
+        None => PutMode::Create.into(),
+        Some(v) => PutMode::Update(v.clone()).into(),
+    }
+}
+
+fn update_version(meta: &object_store::ObjectMeta) -> UpdateVersion {
+    UpdateVersion {
+        e_tag: meta.e_tag.clone(),
+        version: meta.version.clone(),
+    }
+}
+
+async fn backoff(attempt: u32) {
+    // 10 ms doubling to 320 ms, with jitter from the clock's low bits.
+    let base = 10u64 << attempt.min(5);
+    let jitter = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u64)
+        .unwrap_or(0))
+        % base;
+    tokio::time::sleep(Duration::from_millis(base + jitter)).await;
+}
+
+impl CloudStorage {
+    pub(crate) fn new(
+        kind: BackendKind,
+        provider: &'static str,
+        bucket: String,
+        clients: Clients,
+        prefix: &str,
+        counters: Arc<Counters>,
+        scrubber: Scrubber,
+    ) -> Self {
+        let mut seed = Sha256::new();
+        seed.update(std::process::id().to_le_bytes());
+        seed.update(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+                .to_le_bytes(),
+        );
+        let local = 0u8;
+        seed.update((&local as *const u8 as usize).to_le_bytes());
+        let writer_id = hex::encode(&seed.finalize()[..8]);
+        CloudStorage {
+            kind,
+            provider,
+            bucket,
+            clients,
+            layout: Layout::new(prefix),
+            clock: VersionClock::default(),
+            counters,
+            scrubber,
+            writer_id,
+            next_op: AtomicU64::new(0),
+            last_count: parking_lot::Mutex::new((0, 0)),
+        }
+    }
+
+    /// The random id of this handle, written into every object it changes.
+    pub fn writer_id(&self) -> &str {
+        &self.writer_id
+    }
+
+    /// Request counters since open (also part of [`orbit_storage::Storage::stats`]).
+    pub fn remote_stats(&self) -> orbit_storage::RemoteStats {
+        self.counters.snapshot()
+    }
+
+    /// A cheap health check: one HEAD request for an object that need not
+    /// exist. Ok when the service answers and accepts the credentials
+    /// (absent is fine); the error says what failed otherwise.
+    pub async fn probe(&self) -> StorageResult<()> {
+        match self.clients.read.head(self.layout.probe()).await {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.fail("probe", self.layout.probe(), e)),
+        }
+    }
+
+    fn op_id(&self) -> String {
+        format!(
+            "{}.{}",
+            self.writer_id,
+            self.next_op.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    fn fail(&self, op: &str, path: &Path, error: object_store::Error) -> StorageError {
+        let shown = format!("{}/{}", self.bucket, path);
+        let error = translate(self.provider, op, &shown, &error, &self.scrubber);
+        self.counters.failure(&error.to_string());
+        tracing::warn!(provider = self.provider, %error, "object storage request failed");
+        error
+    }
+
+    fn corrupt(&self, path: &Path, reason: String) -> StorageError {
+        StorageError::Corrupt {
+            path: format!("{} {}/{}", self.provider, self.bucket, path),
+            reason,
+        }
+    }
+
+    // ---- reading -----------------------------------------------------------
+
+    async fn read_path(&self, path: &Path, key: Option<&[u8]>) -> StorageResult<Option<Current>> {
+        let result = match self.clients.read.get(path).await {
+            Ok(result) => result,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(self.fail("get", path, e)),
+        };
+        let version = update_version(&result.meta);
+        let bytes = match result.bytes().await {
+            Ok(bytes) => bytes,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(self.fail("get", path, e)),
+        };
+        let record = Record::decode(&bytes).map_err(|e| self.corrupt(path, e.to_string()))?;
+        if let Some(key) = key
+            && record.key != key
+        {
+            return Err(self.corrupt(
+                path,
+                format!(
+                    "object holds key {} instead of the key it is named after",
+                    hex::encode(&record.key)
+                ),
+            ));
+        }
+        Ok(Some(Current { record, version }))
+    }
+
+    async fn read_key(&self, key: &[u8]) -> StorageResult<Option<Current>> {
+        self.read_path(&self.layout.key_path(key), Some(key)).await
+    }
+
+    async fn txn_view(&self, txn: &str) -> StorageResult<TxnView> {
+        let path = self.layout.txns().clone().join(txn);
+        let result = match self.clients.read.get(&path).await {
+            Ok(result) => result,
+            Err(object_store::Error::NotFound { .. }) => return Ok(TxnView::Missing),
+            Err(e) => return Err(self.fail("get", &path, e)),
+        };
+        let version = update_version(&result.meta);
+        let bytes = match result.bytes().await {
+            Ok(bytes) => bytes,
+            Err(object_store::Error::NotFound { .. }) => return Ok(TxnView::Missing),
+            Err(e) => return Err(self.fail("get", &path, e)),
+        };
+        let record: TxnRecord = serde_json::from_slice(&bytes).map_err(|e| {
+            self.corrupt(&path, format!("transaction record is not valid JSON: {e}"))
+        })?;
+        Ok(match record.state {
+            TxnPhase::Pending => TxnView::Pending {
+                created_at: record.created_at,
+                version,
+            },
+            TxnPhase::Committed => TxnView::Committed,
+            TxnPhase::Aborted => TxnView::Aborted,
+        })
+    }
+
+    async fn txn_view_cached(
+        &self,
+        txn: &str,
+        cache: &mut HashMap<String, TxnView>,
+    ) -> StorageResult<TxnView> {
+        if let Some(view) = cache.get(txn) {
+            return Ok(view.clone());
+        }
+        let view = self.txn_view(txn).await?;
+        cache.insert(txn.to_string(), view.clone());
+        Ok(view)
+    }
+
+    async fn settle(
+        &self,
+        record: &Record,
+        cache: &mut HashMap<String, TxnView>,
+    ) -> StorageResult<Settled> {
+        let Some(intent) = &record.intent else {
+            return Ok(Settled::Cell(record.cell.clone()));
+        };
+        let view = self.txn_view_cached(&intent.txn, cache).await?;
+        Ok(match view {
+            TxnView::Committed => Settled::Cell(intent.cell.clone()),
+            TxnView::Aborted | TxnView::Missing => Settled::Cell(record.cell.clone()),
+            TxnView::Pending { created_at, .. } => Settled::Pending {
+                cell: record.cell.clone(),
+                txn: intent.txn.clone(),
+                created_at,
+            },
+        })
+    }
+
+    /// The state a reader sees: a pending batch is not yet visible.
+    async fn visible_entry(
+        &self,
+        record: &Record,
+        cache: &mut HashMap<String, TxnView>,
+        now: u64,
+    ) -> StorageResult<Option<Entry>> {
+        let reread;
+        let mut record = record;
+        if let Some(intent) = &record.intent
+            && matches!(
+                self.txn_view_cached(&intent.txn, cache).await?,
+                TxnView::Missing
+            )
+        {
+            // The batch may have committed and cleaned up after we read
+            // the key: the key's object now tells.
+            match self.read_key(&record.key).await? {
+                Some(current) => {
+                    reread = current.record;
+                    record = &reread;
+                }
+                None => return Ok(None),
+            }
+        }
+        let cell = match self.settle(record, cache).await? {
+            Settled::Cell(cell) | Settled::Pending { cell, .. } => cell,
+        };
+        Ok(cell.visible(now).then(|| Entry {
+            key: record.key.clone(),
+            value: cell.value.clone(),
+            version: cell.version,
+            expires_at: cell.expires_at,
+        }))
+    }
+
+    /// A writer met an intent of a pending batch: wait for it, or abort it
+    /// once it is older than [`TXN_TIMEOUT_MS`].
+    async fn wait_or_abort(&self, txn: &str, created_at: u64, attempt: u32) -> StorageResult<()> {
+        if now_millis() < created_at.saturating_add(TXN_TIMEOUT_MS) {
+            backoff(attempt).await;
+            return Ok(());
+        }
+        if let TxnView::Pending {
+            version,
+            created_at,
+        } = self.txn_view(txn).await?
+        {
+            self.set_txn_phase(txn, created_at, TxnPhase::Aborted, &version)
+                .await
+                .ok();
+            tracing::warn!(
+                provider = self.provider,
+                txn,
+                "aborted a batch transaction left pending past its timeout"
+            );
+        }
+        Ok(())
+    }
+
+    async fn set_txn_phase(
+        &self,
+        txn: &str,
+        created_at: u64,
+        phase: TxnPhase,
+        version: &UpdateVersion,
+    ) -> Result<UpdateVersion, object_store::Error> {
+        let body = serde_json::to_vec(&TxnRecord {
+            state: phase,
+            created_at,
+            keys: Vec::new(),
+        })
+        .unwrap_or_default();
+        let path = self.layout.txns().clone().join(txn);
+        let result = self
+            .clients
+            .write
+            .put_opts(&path, Bytes::from(body).into(), put_mode(Some(version)))
+            .await?;
+        Ok(result.into())
+    }
+
+    // ---- single writes -----------------------------------------------------
+
+    /// Put or delete one key. Returns the version written, or `None` for a
+    /// delete that found nothing live.
+    async fn write_one(
+        &self,
+        key: &[u8],
+        change: Change,
+        pre: Precondition,
+    ) -> StorageResult<Option<Version>> {
+        let path = self.layout.key_path(key);
+        let op = self.op_id();
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        let mut tried = false;
+        let mut give_up: Option<StorageError> = None;
+        loop {
+            if started.elapsed() > WRITE_DEADLINE {
+                return Err(StorageError::Unavailable(format!(
+                    "{} write of {}/{path}: gave up after {:?} of lost races or waiting for a pending batch",
+                    self.provider, self.bucket, WRITE_DEADLINE
+                )));
+            }
+            let current = match self.read_key(key).await {
+                Ok(current) => current,
+                Err(e) if tried => {
+                    return Err(StorageError::Unavailable(format!(
+                        "outcome unknown: a write of {}/{path} failed and re-reading it failed too: {}",
+                        self.bucket,
+                        inner(&e)
+                    )));
+                }
+                Err(e) => return Err(e),
+            };
+            if tried && let Some(version) = current.as_ref().and_then(|c| applied(&c.record, &op)) {
+                return Ok(Some(version));
+            }
+            if let Some(error) = give_up.take() {
+                // Re-read: our write is not there, so it was not applied.
+                return Err(StorageError::Unavailable(format!(
+                    "{} (not applied: the object does not hold this write)",
+                    inner(&error)
+                )));
+            }
+            let (base, floor, ops, object_version) = match current {
+                None => (None, 0, Vec::new(), None),
+                Some(current) => {
+                    let floor = current
+                        .record
+                        .cell
+                        .version
+                        .max(current.record.intent.as_ref().map_or(0, |i| i.cell.version));
+                    match self.settle(&current.record, &mut HashMap::new()).await? {
+                        Settled::Pending {
+                            txn, created_at, ..
+                        } => {
+                            self.wait_or_abort(&txn, created_at, attempt).await?;
+                            attempt += 1;
+                            continue;
+                        }
+                        Settled::Cell(cell) => {
+                            (Some(cell), floor, current.record.ops, Some(current.version))
+                        }
+                    }
+                }
+            };
+            let now = now_millis();
+            let visible = base.as_ref().filter(|c| c.visible(now)).map(|c| c.version);
+            check_precondition(key, pre, visible)?;
+            let version = self.clock.next(floor);
+            let cell = match &change {
+                Change::Put { value, expires_at } => Cell {
+                    version,
+                    live: true,
+                    expires_at: *expires_at,
+                    value: value.clone(),
+                },
+                Change::Delete => {
+                    if visible.is_none() {
+                        return Ok(None);
+                    }
+                    Cell::tombstone(version)
+                }
+            };
+            let record = Record {
+                key: Bytes::copy_from_slice(key),
+                cell,
+                intent: None,
+                ops: history(ops, &op, version),
+                written_at: now,
+            };
+            tried = true;
+            match self
+                .clients
+                .write
+                .put_opts(
+                    &path,
+                    record.encode().into(),
+                    put_mode(object_version.as_ref()),
+                )
+                .await
+            {
+                Ok(_) => return Ok(Some(version)),
+                Err(e) if is_race(&e) => {
+                    // Lost a race, or an earlier attempt of ours landed
+                    // (object_store retried it): the next read tells.
+                    backoff(attempt).await;
+                }
+                Err(e) => {
+                    let error = self.fail("put", &path, e);
+                    // Ambiguous: the request may have been applied. The
+                    // loop re-reads; our op id in the history means it was.
+                    tracing::info!(provider = self.provider, %error, "write failed; re-reading to settle its outcome");
+                    if attempt >= 2 {
+                        give_up = Some(error);
+                    }
+                }
+            }
+            attempt += 1;
+        }
+    }
+
+    // ---- batches -----------------------------------------------------------
+
+    async fn batch_many(&self, ops: Vec<BatchOp>) -> StorageResult<Vec<Option<Version>>> {
+        let op = self.op_id();
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        'attempt: loop {
+            if started.elapsed() > WRITE_DEADLINE {
+                return Err(StorageError::Unavailable(format!(
+                    "{} batch: gave up after {:?} of lost races",
+                    self.provider, WRITE_DEADLINE
+                )));
+            }
+            attempt += 1;
+            // 1. Read every key, settled.
+            let mut slots: BTreeMap<Bytes, (Option<Cell>, Option<Current>)> = BTreeMap::new();
+            let mut floor = 0u64;
+            for batch_op in &ops {
+                let key = batch_op.key().clone();
+                if slots.contains_key(&key) {
+                    continue;
+                }
+                let current = self.read_key(&key).await?;
+                let base = match &current {
+                    None => None,
+                    Some(c) => {
+                        floor = floor
+                            .max(c.record.cell.version)
+                            .max(c.record.intent.as_ref().map_or(0, |i| i.cell.version));
+                        match self.settle(&c.record, &mut HashMap::new()).await? {
+                            Settled::Pending {
+                                txn, created_at, ..
+                            } => {
+                                self.wait_or_abort(&txn, created_at, attempt).await?;
+                                continue 'attempt;
+                            }
+                            Settled::Cell(cell) => Some(cell),
+                        }
+                    }
+                };
+                slots.insert(key, (base, current));
+            }
+            // 2. Apply the operations to a model of those keys.
+            let now = now_millis();
+            let mut state: BTreeMap<Bytes, Option<Version>> = slots
+                .iter()
+                .map(|(k, (base, _))| {
+                    (
+                        k.clone(),
+                        base.as_ref().filter(|c| c.visible(now)).map(|c| c.version),
+                    )
+                })
+                .collect();
+            let mut finals: BTreeMap<Bytes, Cell> = BTreeMap::new();
+            let mut results = Vec::with_capacity(ops.len());
+            for batch_op in &ops {
+                let key = batch_op.key();
+                let current = state.get(key).copied().flatten();
+                match batch_op {
+                    BatchOp::Put { value, options, .. } => {
+                        check_precondition(key, options.precondition, current)?;
+                        let version = self.clock.next(floor);
+                        let cell = Cell {
+                            version,
+                            live: true,
+                            expires_at: options.expires_at,
+                            value: value.clone(),
+                        };
+                        state.insert(key.clone(), cell.visible(now).then_some(version));
+                        finals.insert(key.clone(), cell);
+                        results.push(Some(version));
+                    }
+                    BatchOp::Delete { precondition, .. } => {
+                        check_precondition(key, *precondition, current)?;
+                        state.insert(key.clone(), None);
+                        finals.insert(key.clone(), Cell::tombstone(self.clock.next(floor)));
+                        results.push(None);
+                    }
+                }
+            }
+            // 3. The transaction object, pending.
+            let txn = format!("{:016x}-{}", now, op.replace('.', "-"));
+            let txn = format!("{txn}-{attempt}");
+            let txn_path = self.layout.txns().clone().join(txn.as_str());
+            let body = serde_json::to_vec(&TxnRecord {
+                state: TxnPhase::Pending,
+                created_at: now,
+                keys: finals.keys().map(hex::encode).collect(),
+            })
+            .unwrap_or_default();
+            let txn_version: UpdateVersion = match self
+                .clients
+                .write
+                .put_opts(&txn_path, Bytes::from(body).into(), PutMode::Create.into())
+                .await
+            {
+                Ok(result) => result.into(),
+                Err(e) => return Err(self.fail("put", &txn_path, e)),
+            };
+            // 4. Intents, in key order.
+            let mut written: Vec<(Bytes, Record, UpdateVersion)> = Vec::new();
+            for (key, cell) in &finals {
+                let (base, current) = &slots[key];
+                let record = Record {
+                    key: key.clone(),
+                    cell: base.clone().unwrap_or_else(|| Cell::tombstone(0)),
+                    intent: Some(Intent {
+                        txn: txn.clone(),
+                        cell: cell.clone(),
+                    }),
+                    ops: history(
+                        current
+                            .as_ref()
+                            .map(|c| c.record.ops.clone())
+                            .unwrap_or_default(),
+                        &op,
+                        cell.version,
+                    ),
+                    written_at: now,
+                };
+                let path = self.layout.key_path(key);
+                match self
+                    .clients
+                    .write
+                    .put_opts(
+                        &path,
+                        record.encode().into(),
+                        put_mode(current.as_ref().map(|c| &c.version)),
+                    )
+                    .await
+                {
+                    Ok(result) => written.push((key.clone(), record, result.into())),
+                    Err(e) => {
+                        let race = is_race(&e);
+                        let error = if race {
+                            None
+                        } else {
+                            Some(self.fail("put", &path, e))
+                        };
+                        self.abandon(&txn, now, &txn_version, &written).await;
+                        match error {
+                            None => {
+                                backoff(attempt).await;
+                                continue 'attempt;
+                            }
+                            Some(error) => {
+                                return Err(StorageError::Unavailable(format!(
+                                    "batch not applied (rolled back): {}",
+                                    inner(&error)
+                                )));
+                            }
+                        }
+                    }
+                }
+            }
+            // 5. Commit point.
+            match self
+                .set_txn_phase(&txn, now, TxnPhase::Committed, &txn_version)
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if is_race(&e) => {
+                    // A writer aborted us (we were too slow).
+                    self.abandon(&txn, now, &txn_version, &written).await;
+                    backoff(attempt).await;
+                    continue 'attempt;
+                }
+                Err(e) => {
+                    let error = self.fail("put", &txn_path, e);
+                    match self.txn_view(&txn).await {
+                        Ok(TxnView::Committed) => {}
+                        Ok(_) => {
+                            self.abandon(&txn, now, &txn_version, &written).await;
+                            return Err(StorageError::Unavailable(format!(
+                                "batch not applied (rolled back): {}",
+                                inner(&error)
+                            )));
+                        }
+                        Err(e2) => {
+                            return Err(StorageError::Unavailable(format!(
+                                "batch outcome unknown: committing transaction {txn} failed ({}) and re-reading it failed ({}); readers settle it from the transaction object once the store answers",
+                                inner(&error),
+                                inner(&e2)
+                            )));
+                        }
+                    }
+                }
+            }
+            // 6. Roll intents forward; readers do it themselves if this fails.
+            let mut all_settled = true;
+            for (key, mut record, version) in written {
+                if let Some(intent) = record.intent.take() {
+                    record.cell = intent.cell;
+                }
+                let path = self.layout.key_path(&key);
+                match self
+                    .clients
+                    .write
+                    .put_opts(&path, record.encode().into(), put_mode(Some(&version)))
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(e) if is_race(&e) => {} // someone settled or overwrote it
+                    Err(e) => {
+                        all_settled = false;
+                        tracing::warn!(provider = self.provider, error = %self.fail("put", &path, e), "committed batch: intent left for readers to settle");
+                    }
+                }
+            }
+            if all_settled {
+                self.clients.write.delete(&txn_path).await.ok();
+            }
+            return Ok(results);
+        }
+    }
+
+    /// Aborts a transaction and rolls its intents back (best effort: a
+    /// rollback that fails leaves an intent of an aborted transaction,
+    /// which every reader and writer treats as absent).
+    async fn abandon(
+        &self,
+        txn: &str,
+        created_at: u64,
+        txn_version: &UpdateVersion,
+        written: &[(Bytes, Record, UpdateVersion)],
+    ) {
+        match self
+            .set_txn_phase(txn, created_at, TxnPhase::Aborted, txn_version)
+            .await
+        {
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(provider = self.provider, txn, error = %self.scrubber.scrub(&e.to_string()), "could not mark a batch aborted; it times out instead");
+                return;
+            }
+        }
+        for (key, record, version) in written {
+            let mut record = record.clone();
+            record.intent = None;
+            let path = self.layout.key_path(key);
+            self.clients
+                .write
+                .put_opts(&path, record.encode().into(), put_mode(Some(version)))
+                .await
+                .ok();
+        }
+        self.clients
+            .write
+            .delete(&self.layout.txns().clone().join(txn))
+            .await
+            .ok();
+    }
+
+    /// Transaction objects left behind by crashed or failed batches:
+    /// pending past [`TXN_TIMEOUT_MS`] -> aborted (conditional); aborted,
+    /// or committed and referenced by no intent, and older than
+    /// [`TXN_RETENTION_MS`] -> deleted. After a commit no new intent can
+    /// name a transaction, so "no intent seen by this full scan" stays true.
+    async fn purge_txns(
+        &self,
+        now: u64,
+        referenced: &std::collections::HashSet<String>,
+    ) -> StorageResult<()> {
+        let folder = self.layout.txns().clone();
+        let metas: Vec<object_store::ObjectMeta> =
+            match self.clients.read.list(Some(&folder)).try_collect().await {
+                Ok(metas) => metas,
+                Err(e) => return Err(self.fail("list", &folder, e)),
+            };
+        for meta in metas {
+            let Some(txn) = meta.location.filename().map(str::to_string) else {
+                continue;
+            };
+            let created_at = meta.last_modified.timestamp_millis().max(0) as u64;
+            match self.txn_view(&txn).await? {
+                TxnView::Pending {
+                    created_at,
+                    version,
+                } if created_at.saturating_add(TXN_TIMEOUT_MS) < now => {
+                    self.set_txn_phase(&txn, created_at, TxnPhase::Aborted, &version)
+                        .await
+                        .ok();
+                }
+                TxnView::Aborted | TxnView::Committed
+                    if !referenced.contains(&txn)
+                        && created_at.saturating_add(TXN_RETENTION_MS) < now =>
+                {
+                    match self.clients.write.delete(&meta.location).await {
+                        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                        Err(e) => return Err(self.fail("delete", &meta.location, e)),
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    // ---- scanning ----------------------------------------------------------
+
+    /// Every key object's name and record, in name order, from `offset`.
+    async fn scan_names(
+        &self,
+        offset: Option<&Path>,
+    ) -> StorageResult<
+        futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>>,
+    > {
+        let folder = self.layout.keys().clone();
+        Ok(match offset {
+            Some(offset) => self.clients.read.list_with_offset(Some(&folder), offset),
+            None => self.clients.read.list(Some(&folder)),
+        })
+    }
+
+    async fn fetch_all(&self, paths: Vec<Path>) -> StorageResult<Vec<Option<Current>>> {
+        futures::stream::iter(paths)
+            .map(|path| async move { self.read_path(&path, None).await })
+            .buffered(FETCH_CONCURRENCY)
+            .try_collect()
+            .await
+    }
+
+    async fn list_impl(&self, query: &ListQuery) -> StorageResult<ListPage> {
+        if query.limit == 0 {
+            return Err(StorageError::Invalid(
+                "list limit must be at least 1".into(),
+            ));
+        }
+        let (start, end, prefix): Bounds<'_> = match &query.range {
+            KeyRange::Prefix(p) => (
+                Some(p.as_ref()).filter(|p| !p.is_empty()),
+                None,
+                Some(p.as_ref()),
+            ),
+            KeyRange::Range { start, end } => {
+                if let (Some(s), Some(e)) = (start, end)
+                    && s > e
+                {
+                    return Err(StorageError::Invalid(
+                        "list range start is after its end".into(),
+                    ));
+                }
+                (start.as_deref(), end.as_deref(), None)
+            }
+        };
+        let cursor = query.cursor.as_deref();
+        let mut offset = start.map(|s| self.layout.offset_before(s));
+        if let Some(c) = cursor {
+            let after = self.layout.offset_after(c);
+            if offset.as_ref().is_none_or(|o| after > *o) {
+                offset = Some(after);
+            }
+        }
+        let in_range = |key: &[u8]| {
+            prefix.is_none_or(|p| key.starts_with(p))
+                && start.is_none_or(|s| key >= s)
+                && end.is_none_or(|e| key < e)
+                && cursor.is_none_or(|c| key > c)
+        };
+        // Whether nothing at or after this name can be in range.
+        let past_end = |hint: &NameHint| -> bool {
+            let head: &[u8] = match hint {
+                NameHint::Exact(k) | NameHint::Group(k) => k,
+            };
+            if let Some(e) = end
+                && head >= e
+            {
+                return true;
+            }
+            if let Some(p) = prefix {
+                let n = p.len().min(head.len());
+                if head[..n] > p[..n] {
+                    return true;
+                }
+            }
+            false
+        };
+        let mut names = self.scan_names(offset.as_ref()).await?;
+        let mut entries: Vec<Entry> = Vec::new();
+        let mut cache = HashMap::new();
+        let mut more = false;
+        let mut last_name: Option<String> = None;
+        let mut exhausted = false;
+        let mut carry: Option<Path> = None;
+        'pages: while !exhausted || carry.is_some() {
+            // Gather a chunk of candidate names, never splitting a group.
+            let mut chunk: Vec<Path> = carry.take().into_iter().collect();
+            let want = (query.limit + 1 - entries.len().min(query.limit)).clamp(4, 256);
+            while !exhausted {
+                let meta = match names.next().await {
+                    None => {
+                        exhausted = true;
+                        break;
+                    }
+                    Some(Ok(meta)) => meta,
+                    Some(Err(e)) => return Err(self.fail("list", self.layout.keys(), e)),
+                };
+                let Some(name) = meta.location.filename().map(str::to_string) else {
+                    continue;
+                };
+                if let Some(prev) = &last_name
+                    && name <= *prev
+                {
+                    return Err(self.corrupt(
+                        self.layout.keys(),
+                        format!("listing is not in name order ({name} after {prev}); key order cannot be guaranteed"),
+                    ));
+                }
+                let Some(hint) = parse_name(&name) else {
+                    continue;
+                };
+                let group_continues = matches!(&hint, NameHint::Group(_))
+                    && last_name.as_deref().and_then(parse_name) == Some(hint_clone(&hint));
+                last_name = Some(name);
+                if past_end(&hint) {
+                    exhausted = true;
+                    break;
+                }
+                if let NameHint::Exact(key) = &hint
+                    && !in_range(key)
+                {
+                    continue;
+                }
+                if chunk.len() >= want && !group_continues {
+                    // This name starts the next chunk.
+                    carry = Some(meta.location);
+                    break;
+                }
+                chunk.push(meta.location);
+            }
+            let mut records: Vec<Record> = self
+                .fetch_all(chunk)
+                .await?
+                .into_iter()
+                .flatten()
+                .map(|c| c.record)
+                .collect();
+            // Name order is key order except inside a group.
+            records.sort_by(|a, b| a.key.cmp(&b.key));
+            let now = now_millis();
+            for record in &records {
+                if !in_range(&record.key) {
+                    continue;
+                }
+                if let Some(entry) = self.visible_entry(record, &mut cache, now).await? {
+                    if entries.len() == query.limit {
+                        more = true;
+                        break 'pages;
+                    }
+                    entries.push(entry);
+                }
+            }
+        }
+        let next_cursor = if more {
+            entries.last().map(|e| e.key.clone())
+        } else {
+            None
+        };
+        Ok(ListPage {
+            entries,
+            next_cursor,
+        })
+    }
+
+    /// Every key object, settled, in batches (stats and purge).
+    async fn for_each_record<F>(&self, mut f: F) -> StorageResult<()>
+    where
+        F: FnMut(Current, Cell, bool),
+    {
+        let mut names = self.scan_names(None).await?;
+        let mut cache = HashMap::new();
+        let mut done = false;
+        while !done {
+            let mut chunk = Vec::new();
+            while chunk.len() < 256 {
+                match names.next().await {
+                    None => {
+                        done = true;
+                        break;
+                    }
+                    Some(Ok(meta)) => {
+                        if meta.location.filename().and_then(parse_name).is_some() {
+                            chunk.push(meta.location);
+                        }
+                    }
+                    Some(Err(e)) => return Err(self.fail("list", self.layout.keys(), e)),
+                }
+            }
+            for current in self.fetch_all(chunk).await?.into_iter().flatten() {
+                let (cell, pending) = match self.settle(&current.record, &mut cache).await? {
+                    Settled::Cell(cell) => (cell, false),
+                    Settled::Pending { cell, .. } => (cell, true),
+                };
+                f(current, cell, pending);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A listing's start, end and prefix.
+type Bounds<'a> = (Option<&'a [u8]>, Option<&'a [u8]>, Option<&'a [u8]>);
+
+/// The message of an error without its `backend unavailable:` prefix, for
+/// wrapping it in another.
+fn inner(error: &StorageError) -> String {
+    match error {
+        StorageError::Unavailable(message) => message.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn hint_clone(hint: &NameHint) -> NameHint {
+    match hint {
+        NameHint::Exact(k) => NameHint::Exact(k.clone()),
+        NameHint::Group(k) => NameHint::Group(k.clone()),
+    }
+}
+
+#[async_trait::async_trait]
+impl orbit_storage::Storage for CloudStorage {
+    fn kind(&self) -> BackendKind {
+        self.kind
+    }
+
+    async fn get(&self, key: &[u8]) -> StorageResult<Option<Entry>> {
+        check_key(key)?;
+        match self.read_key(key).await? {
+            None => Ok(None),
+            Some(current) => {
+                self.visible_entry(&current.record, &mut HashMap::new(), now_millis())
+                    .await
+            }
+        }
+    }
+
+    async fn put(&self, key: &[u8], value: Bytes, options: PutOptions) -> StorageResult<Version> {
+        check_key(key)?;
+        let change = Change::Put {
+            value,
+            expires_at: options.expires_at,
+        };
+        match self.write_one(key, change, options.precondition).await? {
+            Some(version) => Ok(version),
+            None => Err(StorageError::Unavailable("put wrote no version".into())),
+        }
+    }
+
+    async fn delete(&self, key: &[u8], precondition: Precondition) -> StorageResult<bool> {
+        check_key(key)?;
+        Ok(self
+            .write_one(key, Change::Delete, precondition)
+            .await?
+            .is_some())
+    }
+
+    async fn list(&self, query: &ListQuery) -> StorageResult<ListPage> {
+        self.list_impl(query).await
+    }
+
+    async fn batch(&self, ops: Vec<BatchOp>) -> StorageResult<Vec<Option<Version>>> {
+        for (index, op) in ops.iter().enumerate() {
+            check_key(op.key()).map_err(|e| match e {
+                StorageError::Invalid(reason) => {
+                    StorageError::Invalid(format!("batch operation {index}: {reason}"))
+                }
+                other => other,
+            })?;
+        }
+        match ops.len() {
+            0 => Ok(Vec::new()),
+            1 => {
+                let Some(op) = ops.into_iter().next() else {
+                    return Ok(Vec::new());
+                };
+                match op {
+                    BatchOp::Put {
+                        key,
+                        value,
+                        options,
+                    } => Ok(vec![Some(self.put(&key, value, options).await?)]),
+                    BatchOp::Delete { key, precondition } => {
+                        self.delete(&key, precondition).await?;
+                        Ok(vec![None])
+                    }
+                }
+            }
+            _ => self.batch_many(ops).await,
+        }
+    }
+
+    async fn purge_expired(&self) -> StorageResult<u64> {
+        let now = now_millis();
+        let mut expired = Vec::new();
+        let mut old_tombstones = Vec::new();
+        let mut settled = Vec::new();
+        let mut referenced = std::collections::HashSet::new();
+        self.for_each_record(|current, cell, pending| {
+            if let Some(intent) = &current.record.intent {
+                referenced.insert(intent.txn.clone());
+                if !pending {
+                    settled.push((current, cell));
+                }
+                return;
+            }
+            if cell.live && !cell.visible(now) {
+                expired.push(current);
+            } else if !cell.live
+                && current.record.written_at.saturating_add(TOMBSTONE_GRACE_MS) < now
+            {
+                old_tombstones.push(current);
+            }
+        })
+        .await?;
+        let mut purged = 0u64;
+        for current in expired {
+            // Conditional on the object we read: a concurrent rewrite wins.
+            let path = self.layout.key_path(&current.record.key);
+            let mut record = current.record;
+            record.cell = Cell::tombstone(record.cell.version);
+            record.written_at = now;
+            match self
+                .clients
+                .write
+                .put_opts(
+                    &path,
+                    record.encode().into(),
+                    put_mode(Some(&current.version)),
+                )
+                .await
+            {
+                Ok(_) => purged += 1,
+                Err(e) if is_race(&e) => {}
+                Err(e) => return Err(self.fail("put", &path, e)),
+            }
+        }
+        // Intents of finished batches: write the settled state in place
+        // (conditional), so their transaction objects can go.
+        for (current, cell) in settled {
+            let path = self.layout.key_path(&current.record.key);
+            let Some(txn) = current.record.intent.as_ref().map(|i| i.txn.clone()) else {
+                continue;
+            };
+            let mut record = current.record;
+            record.cell = cell;
+            record.intent = None;
+            match self
+                .clients
+                .write
+                .put_opts(
+                    &path,
+                    record.encode().into(),
+                    put_mode(Some(&current.version)),
+                )
+                .await
+            {
+                Ok(_) => {
+                    referenced.remove(&txn);
+                }
+                Err(e) if is_race(&e) => {}
+                Err(e) => return Err(self.fail("put", &path, e)),
+            }
+        }
+        self.purge_txns(now, &referenced).await?;
+        for current in old_tombstones {
+            let path = self.layout.key_path(&current.record.key);
+            // object_store has no conditional delete: re-check just before.
+            match self.clients.read.head(&path).await {
+                Ok(meta)
+                    if meta.e_tag == current.version.e_tag
+                        && meta.version == current.version.version =>
+                {
+                    match self.clients.write.delete(&path).await {
+                        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                        Err(e) => return Err(self.fail("delete", &path, e)),
+                    }
+                }
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(self.fail("head", &path, e)),
+            }
+        }
+        Ok(purged)
+    }
+
+    async fn stats(&self) -> StorageResult<StorageStats> {
+        let mut keys = 0u64;
+        let mut bytes = 0u64;
+        self.for_each_record(|current, cell, _pending| {
+            if cell.live {
+                keys += 1;
+                bytes += (current.record.key.len() + cell.value.len()) as u64;
+            }
+        })
+        .await?;
+        *self.last_count.lock() = (keys, bytes);
+        Ok(StorageStats {
+            keys,
+            bytes,
+            disk_bytes: None,
+            remote: Some(self.counters.snapshot()),
+        })
+    }
+
+    /// Counting reads every object, so the health report gets the last full
+    /// count (zero until `stats` first ran) and the live request counters.
+    async fn health_stats(&self) -> StorageResult<StorageStats> {
+        let (keys, bytes) = *self.last_count.lock();
+        Ok(StorageStats {
+            keys,
+            bytes,
+            disk_bytes: None,
+            remote: Some(self.counters.snapshot()),
+        })
+    }
+
+    async fn flush(&self) -> StorageResult<()> {
+        // Every acknowledged write is already in the object store.
+        Ok(())
+    }
+}
