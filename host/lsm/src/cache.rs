@@ -1,0 +1,104 @@
+//! The block cache: decoded data blocks shared between readers, keyed by (table, offset).
+//!
+//! Sharded to keep lock hold times short on concurrent reads; each shard evicts with the
+//! CLOCK (second-chance) policy, which approximates LRU without moving entries on every hit.
+//! Capacity is charged in block bytes. Index and filter blocks are pinned by each open table
+//! (charged to `Stats::pinned_bytes`) instead of competing here; see DESIGN.md.
+
+use crate::block::Block;
+use parking_lot::Mutex;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+const SHARDS: usize = 16;
+
+struct Entry {
+    block: Arc<Block>,
+    referenced: AtomicBool,
+}
+
+#[derive(Default)]
+struct Shard {
+    map: HashMap<(u64, u64), Entry>,
+    clock: VecDeque<(u64, u64)>,
+    used: usize,
+}
+
+/// A sharded CLOCK cache of blocks.
+pub struct BlockCache {
+    shards: Vec<Mutex<Shard>>,
+    shard_capacity: usize,
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+}
+
+impl BlockCache {
+    pub fn new(capacity: u64) -> BlockCache {
+        BlockCache {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            shard_capacity: (capacity as usize) / SHARDS,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    fn shard(&self, key: (u64, u64)) -> &Mutex<Shard> {
+        let h = key.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (key.1 >> 6).wrapping_mul(31);
+        &self.shards[(h >> 32) as usize % SHARDS]
+    }
+
+    pub fn get(&self, table: u64, offset: u64) -> Option<Arc<Block>> {
+        let s = self.shard((table, offset)).lock();
+        match s.map.get(&(table, offset)) {
+            Some(e) => {
+                e.referenced.store(true, Ordering::Relaxed);
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                Some(e.block.clone())
+            }
+            None => {
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    pub fn insert(&self, table: u64, offset: u64, block: Arc<Block>) {
+        let charge = block.charge();
+        if self.shard_capacity == 0 || charge > self.shard_capacity {
+            return;
+        }
+        let mut s = self.shard((table, offset)).lock();
+        let old = s.map.insert(
+            (table, offset),
+            Entry {
+                block,
+                referenced: AtomicBool::new(false),
+            },
+        );
+        match old {
+            Some(o) => s.used -= o.block.charge(),
+            None => s.clock.push_back((table, offset)),
+        }
+        s.used += charge;
+        let mut spins = 0;
+        while s.used > self.shard_capacity && spins < 4 * s.clock.len() + 4 {
+            spins += 1;
+            let Some(k) = s.clock.pop_front() else { break };
+            let second_chance = match s.map.get(&k) {
+                Some(e) => e.referenced.swap(false, Ordering::Relaxed),
+                None => continue,
+            };
+            if second_chance {
+                s.clock.push_back(k);
+            } else if let Some(e) = s.map.remove(&k) {
+                s.used -= e.block.charge();
+            }
+        }
+    }
+
+    /// Bytes currently cached.
+    pub fn used(&self) -> u64 {
+        self.shards.iter().map(|s| s.lock().used as u64).sum()
+    }
+}

@@ -1,0 +1,143 @@
+//! Engine options and their defaults.
+//!
+//! The `ORBIT_LSM_*` deployment variables map one-to-one onto fields here (see DESIGN.md,
+//! "Options"); [`Options::from_env`] reads them for callers that want that mapping.
+
+use crate::fs::{FileSystem, StdFs};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// When an acknowledged write is durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// `write` returns after the log record is fsynced; concurrent writers share one fsync.
+    PerCommit,
+    /// Log records go to the OS at each write; a background thread fsyncs at this interval.
+    Periodic(Duration),
+    /// Log records go to the OS at each write (they survive a process crash, not a power loss);
+    /// only `Db::sync` or a memtable switch fsyncs.
+    None,
+}
+
+/// Engine configuration.
+#[derive(Clone)]
+pub struct Options {
+    /// Durability of acknowledged writes.
+    pub sync: SyncMode,
+    /// Bytes a memtable may hold (keys + values + 64 bytes per entry) before it is switched
+    /// for a fresh one and flushed. `ORBIT_LSM_MEMTABLE_SIZE`.
+    pub memtable_size: u64,
+    /// Most memtables (the active one plus those waiting to be flushed) held in memory. Writers
+    /// are delayed progressively once half of them are waiting and blocked when all are.
+    /// `ORBIT_LSM_MAX_MEMTABLES`.
+    pub max_memtables: u32,
+    /// Target false-positive rate of each table's bloom filter. `ORBIT_LSM_BLOOM_FP_RATE`.
+    pub bloom_fp_rate: f64,
+    /// Whether background compaction runs. Without it level 0 grows without bound (reads slow
+    /// down; no write stall is applied for level-0 files). `ORBIT_LSM_ENABLE_COMPACTION`.
+    pub enable_compaction: bool,
+    /// Number of level-0 tables that triggers a level-0 -> level-1 compaction; writers slow
+    /// down at 3x and stop at 5x this count. `ORBIT_LSM_COMPACTION_THRESHOLD`.
+    pub compaction_threshold: u32,
+    /// Bytes of data blocks kept in the shared block cache.
+    pub block_cache_size: u64,
+    /// LZ4-compress data blocks (kept raw when compression saves less than 1/8).
+    pub compression: bool,
+    /// Uncompressed size of a data block.
+    pub block_size: usize,
+    /// Size at which compaction starts a new output table.
+    pub target_file_size: u64,
+    /// Size budget of level 1; each deeper level gets 10x more.
+    pub level1_size: u64,
+    /// The file system all I/O goes through (tests inject failures here).
+    pub fs: Arc<dyn FileSystem>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("sync", &self.sync)
+            .field("memtable_size", &self.memtable_size)
+            .field("max_memtables", &self.max_memtables)
+            .field("bloom_fp_rate", &self.bloom_fp_rate)
+            .field("enable_compaction", &self.enable_compaction)
+            .field("compaction_threshold", &self.compaction_threshold)
+            .field("block_cache_size", &self.block_cache_size)
+            .field("compression", &self.compression)
+            .field("block_size", &self.block_size)
+            .field("target_file_size", &self.target_file_size)
+            .field("level1_size", &self.level1_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            sync: SyncMode::PerCommit,
+            memtable_size: 64 << 20,
+            max_memtables: 10,
+            bloom_fp_rate: 0.01,
+            enable_compaction: true,
+            compaction_threshold: 4,
+            block_cache_size: 64 << 20,
+            compression: true,
+            block_size: 4096,
+            target_file_size: 64 << 20,
+            level1_size: 256 << 20,
+            fs: Arc::new(StdFs),
+        }
+    }
+}
+
+impl Options {
+    /// Defaults overridden by the `ORBIT_LSM_*` variables that are set. Unparseable values are
+    /// returned as errors naming the variable, never silently ignored.
+    pub fn from_env() -> Result<Options, crate::Error> {
+        fn var<T: std::str::FromStr>(name: &str) -> Result<Option<T>, crate::Error> {
+            match std::env::var(name) {
+                Ok(s) => s.trim().parse().map(Some).map_err(|_| {
+                    crate::Error::InvalidArgument(format!("{name}={s:?} is not a valid value"))
+                }),
+                Err(_) => Ok(None),
+            }
+        }
+        let mut o = Options::default();
+        if let Some(v) = var("ORBIT_LSM_MEMTABLE_SIZE")? {
+            o.memtable_size = v;
+        }
+        if let Some(v) = var("ORBIT_LSM_MAX_MEMTABLES")? {
+            o.max_memtables = v;
+        }
+        if let Some(v) = var("ORBIT_LSM_BLOOM_FP_RATE")? {
+            o.bloom_fp_rate = v;
+        }
+        if let Some(v) = var("ORBIT_LSM_ENABLE_COMPACTION")? {
+            o.enable_compaction = v;
+        }
+        if let Some(v) = var("ORBIT_LSM_COMPACTION_THRESHOLD")? {
+            o.compaction_threshold = v;
+        }
+        Ok(o)
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), crate::Error> {
+        let bad = |m: &str| Err(crate::Error::InvalidArgument(m.to_string()));
+        if self.memtable_size < 1024 {
+            return bad("memtable_size must be at least 1024 bytes");
+        }
+        if self.max_memtables < 2 {
+            return bad("max_memtables must be at least 2 (one active, one flushing)");
+        }
+        if !(self.bloom_fp_rate > 0.0 && self.bloom_fp_rate < 1.0) {
+            return bad("bloom_fp_rate must be in (0, 1)");
+        }
+        if self.compaction_threshold < 1 {
+            return bad("compaction_threshold must be at least 1");
+        }
+        if self.block_size < 256 {
+            return bad("block_size must be at least 256 bytes");
+        }
+        Ok(())
+    }
+}
