@@ -200,7 +200,7 @@ fn merge(db: &Inner, p: &Pick) -> Result<Vec<Arc<TableFile>>> {
     let result = (|| -> Result<()> {
         while it.valid() {
             n += 1;
-            if n % 4096 == 0 && db.is_shutting_down() {
+            if n.is_multiple_of(4096) && db.is_shutting_down() {
                 return Err(Error::Fatal("compaction interrupted by shutdown".into()));
             }
             let k = it.key();
@@ -222,10 +222,10 @@ fn merge(db: &Inner, p: &Pick) -> Result<Vec<Arc<TableFile>>> {
             }
             if let Some((_, b)) = builder.as_mut() {
                 b.add(k, it.value())?;
-                if b.file_size() >= db.opts.target_file_size {
-                    if let Some((id, b)) = builder.take() {
-                        outputs.push((id, b.finish()?));
-                    }
+                if b.file_size() >= db.opts.target_file_size
+                    && let Some((id, b)) = builder.take()
+                {
+                    outputs.push((id, b.finish()?));
                 }
             }
             it.next()?;

@@ -363,10 +363,10 @@ impl Drop for Db {
         }
         // Hand buffered log bytes to the OS so `SyncMode::None` writes survive a clean close.
         let mut c = self.inner.commit.lock();
-        if !self.inner.fatal_flag.load(Ordering::SeqCst) {
-            if let Err(e) = c.flush_buf() {
-                tracing::error!(error = %e, "could not write the log tail at close");
-            }
+        if !self.inner.fatal_flag.load(Ordering::SeqCst)
+            && let Err(e) = c.flush_buf()
+        {
+            tracing::error!(error = %e, "could not write the log tail at close");
         }
     }
 }
@@ -431,12 +431,16 @@ impl Inner {
             }
         } else if names
             .iter()
-            .any(|n| parse_name(n).is_some_and(|(k, _)| k == "sst" || k == "manifest"))
+            .any(|n| parse_name(n).is_some_and(|(k, _)| k == "sst"))
         {
+            // CURRENT is written last when a database is created and never removed, and
+            // tables only exist after a successful open. Manifests and logs without CURRENT
+            // are leftovers of a creation that failed (they hold no acknowledged write) and
+            // are removed below; tables without CURRENT mean CURRENT was lost.
             return Err(Error::corrupt(
                 &current_path,
                 None,
-                "CURRENT is missing but the directory holds tables or manifests",
+                "CURRENT is missing but the directory holds tables",
             ));
         }
         let next = AtomicU64::new(next_file.max(max_number + 1));
@@ -904,10 +908,10 @@ impl Inner {
         // Logs older than the oldest unflushed memtable are no longer needed.
         if let Ok(names) = self.fs.list(&self.dir) {
             for n in names {
-                if let Some(("log", num)) = parse_name(&n) {
-                    if num < next_log {
-                        let _ = self.fs.remove(&self.dir.join(n));
-                    }
+                if let Some(("log", num)) = parse_name(&n)
+                    && num < next_log
+                {
+                    let _ = self.fs.remove(&self.dir.join(n));
                 }
             }
         }

@@ -26,6 +26,10 @@ pub trait RandomAccessFile: Send + Sync {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
     /// Current length in bytes.
     fn len(&self) -> io::Result<u64>;
+    /// Whether the file is empty.
+    fn is_empty(&self) -> io::Result<bool> {
+        Ok(self.len()? == 0)
+    }
 }
 
 /// Everything the engine asks of a file system.
@@ -139,6 +143,11 @@ impl FaultFs {
             ops: AtomicU64::new(0),
             tripped: AtomicBool::new(false),
         })
+    }
+
+    /// Counted operations so far (run once with `u64::MAX` to learn how many a workload does).
+    pub fn ops(&self) -> u64 {
+        self.ops.load(Ordering::SeqCst)
     }
 
     /// Whether a failure has been injected yet.

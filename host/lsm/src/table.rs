@@ -385,10 +385,10 @@ impl Table {
 
 impl Drop for Table {
     fn drop(&mut self) {
-        if self.obsolete.load(Ordering::SeqCst) {
-            if let Err(e) = self.fs.remove(&self.path) {
-                tracing::warn!(path = %self.path.display(), error = %e, "could not delete obsolete table");
-            }
+        if self.obsolete.load(Ordering::SeqCst)
+            && let Err(e) = self.fs.remove(&self.path)
+        {
+            tracing::warn!(path = %self.path.display(), error = %e, "could not delete obsolete table");
         }
     }
 }
@@ -479,10 +479,10 @@ impl InternalIter for TableIter {
         self.data.as_ref().map(|d| d.value()).unwrap_or(&[])
     }
     fn next(&mut self) -> Result<()> {
-        if let Some(d) = self.data.as_mut() {
-            if let Err(r) = d.next() {
-                return Err(self.data_err(r));
-            }
+        if let Some(d) = self.data.as_mut()
+            && let Err(r) = d.next()
+        {
+            return Err(self.data_err(r));
         }
         self.skip_exhausted()
     }

@@ -162,7 +162,7 @@ impl Version {
         for t in added {
             v.levels[t.meta.level as usize].push(t);
         }
-        v.levels[0].sort_by(|a, b| b.meta.id.cmp(&a.meta.id));
+        v.levels[0].sort_by_key(|t| std::cmp::Reverse(t.meta.id));
         for l in v.levels.iter_mut().skip(1) {
             l.sort_by(|a, b| compare_internal(&a.meta.smallest, &b.meta.smallest));
         }
@@ -190,12 +190,12 @@ impl Version {
         }
         for level in &self.levels[1..] {
             let i = level.partition_point(|t| t.user_largest() < key);
-            if let Some(t) = level.get(i) {
-                if t.user_smallest() <= key {
-                    match t.table.get(key, hash, seq)? {
-                        Lookup::Absent => {}
-                        found => return Ok(found),
-                    }
+            if let Some(t) = level.get(i)
+                && t.user_smallest() <= key
+            {
+                match t.table.get(key, hash, seq)? {
+                    Lookup::Absent => {}
+                    found => return Ok(found),
                 }
             }
         }
