@@ -273,8 +273,7 @@ impl Db {
 
     /// The newest value of `key`.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let seq = self.inner.visible_seq.load(Ordering::Acquire);
-        let sv = self.inner.sv.read().clone();
+        let (sv, seq) = self.inner.read_view();
         lookup_layers(&sv, key, seq)
     }
 
@@ -299,8 +298,7 @@ impl Db {
 
     /// A consistent view of the current state.
     pub fn snapshot(&self) -> Snapshot {
-        let seq = self.inner.visible_seq.load(Ordering::Acquire);
-        let sv = self.inner.sv.read().clone();
+        let (sv, seq) = self.inner.read_view();
         Snapshot { sv, seq }
     }
 
@@ -614,6 +612,19 @@ impl Inner {
             counters: Counters::default(),
             opts,
         })
+    }
+
+    /// The super version and the published sequence number, read together.
+    ///
+    /// The sequence number is loaded while the super-version lock is held, so no memtable
+    /// switch, flush or compaction can be installed in between: every write with a sequence
+    /// <= `seq` is in this super version's memtables or tables. (Flush and compaction keep
+    /// only the newest version of each key; a reader whose `seq` predated the super version
+    /// could otherwise miss the version it should see.)
+    fn read_view(&self) -> (Arc<SuperVersion>, u64) {
+        let g = self.sv.read();
+        let seq = self.visible_seq.load(Ordering::Acquire);
+        (g.clone(), seq)
     }
 
     pub fn check_fatal(&self) -> Result<()> {
