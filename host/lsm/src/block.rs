@@ -2,8 +2,11 @@
 //! blocks share this format).
 //!
 //! Layout: entries, then `restart offsets (u32 LE each) | restart count (u32 LE)`.
-//! Entry: `varint shared | varint unshared | varint value_len | key suffix | value`, where
-//! `shared` bytes are taken from the previous key. Every [`RESTART_INTERVAL`]-th entry is a
+//! Entry: `varint shared | varint unshared | varint value_len | varint trailer | user-key
+//! suffix | value`. Keys are internal keys; the block stores their user-key part
+//! prefix-compressed (`shared` bytes are taken from the previous user key) and their 8-byte
+//! trailer `(seq << 8) | kind` as a varint, so compacted entries (sequence 0) cost one byte.
+//! Every [`RESTART_INTERVAL`]-th entry is a
 //! restart point with `shared = 0`, so a seek binary-searches restarts and scans at most one
 //! interval. Keys compare with [`compare_internal`]. Decoding validates every offset; a
 //! malformed block yields an error string, never a panic.
@@ -21,29 +24,43 @@ pub struct BlockBuilder {
     counter: usize,
     last_key: Vec<u8>,
     entries: usize,
+    interval: usize,
 }
 
 impl Default for BlockBuilder {
     fn default() -> Self {
+        BlockBuilder::with_restart_interval(RESTART_INTERVAL)
+    }
+}
+
+impl BlockBuilder {
+    /// A builder with a restart point every `interval` entries (index blocks use 1, so a seek
+    /// is a pure binary search).
+    pub fn with_restart_interval(interval: usize) -> BlockBuilder {
         BlockBuilder {
             buf: Vec::with_capacity(8 << 10),
             restarts: vec![0],
             counter: 0,
             last_key: Vec::new(),
             entries: 0,
+            interval: interval.max(1),
         }
     }
-}
 
-impl BlockBuilder {
     /// Adds an entry; keys must arrive in increasing internal-key order.
+    /// `key` must be an internal key (at least 8 bytes).
     pub fn add(&mut self, key: &[u8], value: &[u8]) {
+        let (user, trailer) = key.split_at(key.len().saturating_sub(8));
+        let trailer = trailer
+            .try_into()
+            .map(u64::from_be_bytes)
+            .unwrap_or_default();
         let mut shared = 0;
-        if self.counter < RESTART_INTERVAL {
-            shared = self
-                .last_key
+        if self.counter < self.interval {
+            let last_user = &self.last_key[..self.last_key.len().saturating_sub(8)];
+            shared = last_user
                 .iter()
-                .zip(key)
+                .zip(user)
                 .take_while(|(a, b)| a == b)
                 .count();
         } else {
@@ -51,9 +68,10 @@ impl BlockBuilder {
             self.counter = 0;
         }
         put_varint(&mut self.buf, shared as u64);
-        put_varint(&mut self.buf, (key.len() - shared) as u64);
+        put_varint(&mut self.buf, (user.len() - shared) as u64);
         put_varint(&mut self.buf, value.len() as u64);
-        self.buf.extend_from_slice(&key[shared..]);
+        put_varint(&mut self.buf, trailer);
+        self.buf.extend_from_slice(&user[shared..]);
         self.buf.extend_from_slice(value);
         self.last_key.clear();
         self.last_key.extend_from_slice(key);
@@ -80,7 +98,7 @@ impl BlockBuilder {
             out.extend_from_slice(&r.to_le_bytes());
         }
         out.extend_from_slice(&(self.restarts.len() as u32).to_le_bytes());
-        *self = BlockBuilder::default();
+        *self = BlockBuilder::with_restart_interval(self.interval);
         out
     }
 }
@@ -144,15 +162,17 @@ impl Block {
     fn entry_at(&self, pos: usize, prev_len: usize) -> Result<Entry, String> {
         let limit = self.restarts_at;
         let mut p = pos;
-        let mut next = || -> Result<usize, String> {
+        let mut next = || -> Result<u64, String> {
             let (v, n) = get_varint(self.data.get(p..limit).unwrap_or(&[]))
                 .ok_or_else(|| format!("bad varint at block offset {p}"))?;
             p += n;
-            usize::try_from(v).map_err(|_| "varint too large".to_string())
+            Ok(v)
         };
-        let shared = next()?;
-        let unshared = next()?;
-        let vlen = next()?;
+        let size = |v: u64| usize::try_from(v).map_err(|_| "varint too large".to_string());
+        let shared = size(next()?)?;
+        let unshared = size(next()?)?;
+        let vlen = size(next()?)?;
+        let trailer = next()?;
         if shared > prev_len {
             return Err(format!(
                 "entry at block offset {pos} shares {shared} bytes with a {prev_len}-byte key"
@@ -166,6 +186,7 @@ impl Block {
         Ok(Entry {
             shared,
             key: (p, kend),
+            trailer,
             value: (kend, vend),
         })
     }
@@ -174,6 +195,7 @@ impl Block {
 struct Entry {
     shared: usize,
     key: (usize, usize),
+    trailer: u64,
     value: (usize, usize),
 }
 
@@ -213,10 +235,12 @@ impl BlockIter {
             self.valid = false;
             return Ok(());
         }
-        let e = self.block.entry_at(self.next_pos, self.key.len())?;
+        let prev_user = self.key.len().saturating_sub(8);
+        let e = self.block.entry_at(self.next_pos, prev_user)?;
         self.key.truncate(e.shared);
         self.key
             .extend_from_slice(&self.block.data[e.key.0..e.key.1]);
+        self.key.extend_from_slice(&e.trailer.to_be_bytes());
         self.value = e.value;
         self.next_pos = e.value.1;
         self.valid = true;

@@ -44,8 +44,9 @@ impl BlockCache {
     }
 
     fn shard(&self, key: (u64, u64)) -> &Mutex<Shard> {
-        let h = key.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (key.1 >> 6).wrapping_mul(31);
-        &self.shards[(h >> 32) as usize % SHARDS]
+        // Fibonacci hashing of (table, offset); the top bits pick the shard.
+        let h = (key.0 ^ key.1.rotate_left(29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        &self.shards[(h >> 60) as usize % SHARDS]
     }
 
     pub fn get(&self, table: u64, offset: u64) -> Option<Arc<Block>> {
@@ -98,7 +99,45 @@ impl BlockCache {
     }
 
     /// Bytes currently cached.
+    #[cfg(test)]
+    fn shard_index(&self, table: u64, offset: u64) -> usize {
+        let s = self.shard((table, offset)) as *const _;
+        self.shards
+            .iter()
+            .position(|x| std::ptr::eq(x, s))
+            .unwrap_or(0)
+    }
+
+    /// Bytes currently cached.
     pub fn used(&self) -> u64 {
         self.shards.iter().map(|s| s.lock().used as u64).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_of_one_table_spread_over_shards() {
+        let c = BlockCache::new(16 << 20);
+        let mut used = std::collections::HashSet::new();
+        for i in 0..1000u64 {
+            used.insert(c.shard_index(7, i * 4133));
+        }
+        assert_eq!(used.len(), SHARDS);
+    }
+
+    #[test]
+    fn capacity_is_respected() {
+        let c = BlockCache::new(1 << 20);
+        let mut b = crate::block::BlockBuilder::default();
+        b.add(&crate::coding::internal_key(b"k", 1, 1), &[0u8; 4000]);
+        let block = Arc::new(crate::block::Block::new(b.finish()).unwrap());
+        for i in 0..10_000u64 {
+            c.insert(1, i * 4096, block.clone());
+        }
+        assert!(c.used() <= 1 << 20, "{}", c.used());
+        assert!(c.used() > 1 << 19, "{}", c.used());
     }
 }

@@ -8,7 +8,7 @@
 //! of each key (readers on older snapshots hold the old tables open, so nothing they need is
 //! lost), and drops tombstones when no deeper level can hold an older version of the key.
 
-use crate::coding::{KIND_DELETE, split_internal_key};
+use crate::coding::{KIND_DELETE, put_internal_key, split_internal_key};
 use crate::db::{Inner, build_options, table_name};
 use crate::error::{Error, Result};
 use crate::iter::{InternalIter, MergeIter};
@@ -107,6 +107,38 @@ pub(crate) fn run_one(db: &Inner) -> Result<bool> {
     }
 }
 
+/// While writes pause: merges level 0 into level 1 if level 0 holds at least 5% of the data
+/// (below the count threshold, level 0 would otherwise keep overwritten versions indefinitely).
+pub(crate) fn idle_compaction(db: &Inner) -> Result<bool> {
+    let _g = db.compaction_lock.lock();
+    let p = {
+        let vs = db.versions.lock();
+        let v = &vs.current;
+        let l0 = &v.levels[0];
+        let l0_bytes = v.level_bytes(0);
+        let total: u64 = (0..NUM_LEVELS).map(|l| v.level_bytes(l)).sum();
+        if l0.is_empty() || l0_bytes * 20 < total || (l0.len() == 1 && v.levels[1].is_empty()) {
+            return Ok(false);
+        }
+        let Some((lo, hi)) = key_range(l0) else {
+            return Ok(false);
+        };
+        let mut inputs = l0.clone();
+        inputs.extend(v.levels[1].iter().filter(|t| t.overlaps(&lo, &hi)).cloned());
+        let Some((lo, hi)) = key_range(&inputs) else {
+            return Ok(false);
+        };
+        Pick {
+            bottommost: is_bottommost(v, 1, &lo, &hi),
+            inputs,
+            output_level: 1,
+            trivial_move: false,
+        }
+    };
+    execute(db, p)?;
+    Ok(true)
+}
+
 /// Merges every table into the deepest non-empty level.
 pub(crate) fn compact_all(db: &Inner) -> Result<()> {
     let _g = db.compaction_lock.lock();
@@ -196,6 +228,7 @@ fn merge(db: &Inner, p: &Pick) -> Result<Vec<Arc<TableFile>>> {
     let mut outputs: Vec<(u64, crate::table::Built)> = Vec::new();
     let mut builder: Option<(u64, TableBuilder)> = None;
     let mut last: Option<Vec<u8>> = None;
+    let mut zeroed = Vec::new();
     let mut n = 0u64;
     let result = (|| -> Result<()> {
         while it.valid() {
@@ -221,7 +254,13 @@ fn merge(db: &Inner, p: &Pick) -> Result<Vec<Arc<TableFile>>> {
                 builder = Some((id, TableBuilder::new(&*db.fs, &path, bopts)?));
             }
             if let Some((_, b)) = builder.as_mut() {
-                b.add(k, it.value())?;
+                // Sequence numbers of compacted entries are zeroed: every reader that can see
+                // this output has a sequence above all of them (it pinned its super version
+                // after they were published), and newer versions of the key live in higher
+                // levels, which lookups and merges consult first. Zero costs one byte on disk.
+                zeroed.clear();
+                put_internal_key(&mut zeroed, u, 0, kind);
+                b.add(&zeroed, it.value())?;
                 if b.file_size() >= db.opts.target_file_size
                     && let Some((id, b)) = builder.take()
                 {

@@ -30,6 +30,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// Under `SyncMode::None` and `Periodic`, log records are buffered in the process up to this
+/// many bytes (or [`WAL_BUFFER_AGE`]) before they are handed to the OS.
+pub const WAL_BUFFER: usize = 64 << 10;
+/// Pause in writes after which idle maintenance (flush + level-0 compaction) runs.
+const IDLE_AFTER: Duration = Duration::from_secs(1);
+/// Longest time a buffered log record waits before it is handed to the OS.
+pub const WAL_BUFFER_AGE: Duration = Duration::from_millis(100);
+
 /// What a reader needs: the memtables and the table version, swapped atomically.
 pub(crate) struct SuperVersion {
     pub mem: Arc<Memtable>,
@@ -488,11 +496,13 @@ impl Inner {
                         "log record checksum is valid but its batch is malformed",
                     )
                 })?;
+                let mut ins = recovered.inserter();
                 for (i, op) in batch::ops(body).enumerate() {
                     if let Some(op) = op {
-                        recovered.insert(op.key, first + i as u64, op.kind, op.value);
+                        ins.insert(op.key, first + i as u64, op.kind, op.value);
                     }
                 }
+                drop(ins);
                 last_seq = last_seq.max(first + _count as u64 - 1);
             }
         }
@@ -730,15 +740,19 @@ impl Inner {
             batch.encode_payload(first, &mut scratch);
             encode_record(&mut c.buf, &scratch);
             c.scratch = scratch;
+            let mut ins = c.mem.inserter();
             for (i, op) in batch::ops(&batch.rep).enumerate() {
                 // The batch was built through `put`/`delete`, so it always decodes.
                 if let Some(op) = op {
-                    c.mem.insert(op.key, first + i as u64, op.kind, op.value);
+                    ins.insert(op.key, first + i as u64, op.kind, op.value);
                 }
             }
+            drop(ins);
             c.last_seq += batch.count as u64;
             if !per_commit {
-                if let Err(e) = c.flush_buf() {
+                if c.buf.len() >= WAL_BUFFER
+                    && let Err(e) = c.flush_buf()
+                {
                     return Err(self.set_fatal(e));
                 }
                 self.visible_seq.fetch_max(c.last_seq, Ordering::AcqRel);
@@ -868,8 +882,22 @@ impl Inner {
                         self.set_fatal(e);
                     }
                 }
-                _ => self.bg_wait(Duration::from_millis(100)),
+                _ => {
+                    self.bg_wait(WAL_BUFFER_AGE);
+                    self.write_out_log_buffer();
+                }
             }
+        }
+    }
+
+    /// Hands buffered log records to the OS (bounds how long `SyncMode::None` writes wait).
+    fn write_out_log_buffer(&self) {
+        if self.opts.sync == SyncMode::PerCommit || self.fatal_flag.load(Ordering::Acquire) {
+            return;
+        }
+        let mut c = self.commit.lock();
+        if let Err(e) = c.flush_buf() {
+            self.set_fatal(e);
         }
     }
 
@@ -986,12 +1014,41 @@ impl Inner {
     }
 
     fn compaction_loop(&self) {
+        let mut last_writes = u64::MAX;
+        let mut idle_since = Instant::now();
+        let (mut idle_flushed, mut idle_done) = (false, false);
         loop {
             if self.shutdown.load(Ordering::SeqCst) {
                 return;
             }
             if self.opts.enable_compaction && !self.fatal_flag.load(Ordering::Acquire) {
-                match compaction::run_one(self) {
+                let r = compaction::run_one(self).and_then(|worked| {
+                    if worked {
+                        return Ok(true);
+                    }
+                    // Idle maintenance: once writes have paused for IDLE_AFTER, flush a
+                    // sizeable memtable (its log goes away) and fold level 0 into level 1, so
+                    // space amplification settles near 1 instead of waiting for more writes.
+                    let w = self.counters.writes.load(Ordering::Relaxed);
+                    if w != last_writes {
+                        (last_writes, idle_since) = (w, Instant::now());
+                        (idle_flushed, idle_done) = (false, false);
+                    } else if !idle_done
+                        && idle_since.elapsed() >= IDLE_AFTER
+                        && self.imm_count.load(Ordering::Acquire) == 0
+                    {
+                        if !idle_flushed {
+                            idle_flushed = true;
+                            if self.idle_flush()? {
+                                return Ok(true); // wait for the flush first
+                            }
+                        }
+                        idle_done = true;
+                        return compaction::idle_compaction(self);
+                    }
+                    Ok(false)
+                });
+                match r {
                     Ok(true) => continue,
                     Ok(false) => {}
                     Err(e) => {
@@ -1001,6 +1058,16 @@ impl Inner {
             }
             self.bg_wait(Duration::from_millis(200));
         }
+    }
+
+    /// Switches a memtable holding at least 1/8 of `memtable_size` so it gets flushed.
+    fn idle_flush(&self) -> Result<bool> {
+        let mut c = self.commit.lock();
+        if (c.mem.size() as u64) < self.opts.memtable_size / 8 {
+            return Ok(false);
+        }
+        self.rotate(&mut c)?;
+        Ok(true)
     }
 
     fn periodic_sync_loop(&self) {

@@ -5,13 +5,13 @@
 //! they stay valid after the call that created them returns, and they read one consistent
 //! snapshot: entries newer than the snapshot's sequence number are skipped.
 
-use crate::coding::{KIND_PUT, MAX_SEQ, compare_internal, internal_key, split_internal_key};
+use crate::coding::{KIND_PUT, MAX_SEQ, internal_key, split_internal_key};
 use crate::error::{Error, Result};
 use crate::memtable::Memtable;
 use std::ops::Bound;
 use std::sync::Arc;
 
-/// A cursor over internal keys in [`compare_internal`] order.
+/// A cursor over internal keys in [`crate::coding::compare_internal`] order.
 pub trait InternalIter: Send {
     fn valid(&self) -> bool;
     fn key(&self) -> &[u8];
@@ -79,7 +79,18 @@ impl InternalIter for MemIter {
     }
 }
 
-/// Merges child cursors; children never share an internal key (sequence numbers are unique).
+/// Merge order: user key ascending, then sequence descending, ignoring the kind byte; on a tie
+/// the earlier child wins. Children are passed newest source first (memtables, level 0 newest
+/// first, then levels 1..6), and a tie only happens between compacted entries, whose sequence
+/// numbers are zeroed (see `compaction`), so the newer level's version comes first.
+fn merge_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    let (ua, ta) = a.split_at(a.len().saturating_sub(8));
+    let (ub, tb) = b.split_at(b.len().saturating_sub(8));
+    let seq = |t: &[u8]| t.try_into().map(u64::from_be_bytes).unwrap_or(0) >> 8;
+    ua.cmp(ub).then_with(|| seq(tb).cmp(&seq(ta)))
+}
+
+/// Merges child cursors (see [`merge_order`]).
 pub struct MergeIter {
     children: Vec<Box<dyn InternalIter>>,
     cur: Option<usize>,
@@ -99,7 +110,7 @@ impl MergeIter {
                 continue;
             }
             best = match best {
-                Some(b) if compare_internal(self.children[b].key(), c.key()).is_le() => Some(b),
+                Some(b) if merge_order(self.children[b].key(), c.key()).is_le() => Some(b),
                 _ => Some(i),
             };
         }

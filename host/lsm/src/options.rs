@@ -12,10 +12,13 @@ use std::time::Duration;
 pub enum SyncMode {
     /// `write` returns after the log record is fsynced; concurrent writers share one fsync.
     PerCommit,
-    /// Log records go to the OS at each write; a background thread fsyncs at this interval.
+    /// Log records are buffered in the process and written and fsynced by a background thread
+    /// at this interval (and when 64 KiB accumulate, written to the OS without fsync).
     Periodic(Duration),
-    /// Log records go to the OS at each write (they survive a process crash, not a power loss);
-    /// only `Db::sync` or a memtable switch fsyncs.
+    /// Log records are buffered in the process and handed to the OS when 64 KiB accumulate or
+    /// within 100 ms; only `Db::sync`, a memtable switch or close makes them reach the OS
+    /// sooner. A process crash can lose the last ~100 ms of acknowledged writes, a power loss
+    /// everything not yet fsynced. Batches are never torn: recovery yields a prefix of them.
     None,
 }
 

@@ -72,7 +72,7 @@ impl TableBuilder {
             offset: 0,
             pending: Vec::with_capacity(1 << 20),
             data: BlockBuilder::default(),
-            index: BlockBuilder::default(),
+            index: BlockBuilder::with_restart_interval(1),
             hashes: Vec::new(),
             last_user_key: Vec::new(),
             smallest: None,
