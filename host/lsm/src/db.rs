@@ -1051,6 +1051,8 @@ impl Inner {
                 match r {
                     Ok(true) => continue,
                     Ok(false) => {}
+                    // A compaction abandoned for shutdown left only unreferenced outputs.
+                    Err(_) if self.is_shutting_down() => return,
                     Err(e) => {
                         self.set_fatal(e);
                     }

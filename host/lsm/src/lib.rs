@@ -74,7 +74,13 @@ pub mod decoders {
 
     /// Verifies a stored block (contents + 5-byte trailer), decompressing if needed.
     pub fn stored_block(data: &[u8]) -> Result<Vec<u8>, String> {
-        crate::table::decode_block_contents(data)
+        let owned = crate::table::decode_block_owned(data.to_vec());
+        let borrowed = crate::table::decode_block_contents(data);
+        assert_eq!(
+            owned, borrowed,
+            "owned and borrowed block decoders disagree"
+        );
+        borrowed
     }
 
     /// Decodes a table footer; returns the entry count it records.
@@ -110,5 +116,19 @@ pub mod decoders {
     /// Decodes a version edit payload.
     pub fn version_edit(data: &[u8]) -> Result<(), String> {
         crate::version::VersionEdit::decode(data).map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+
+    #[test]
+    fn public_types_are_shareable() {
+        send_sync::<crate::Db>();
+        send_sync::<crate::Snapshot>();
+        send_sync::<crate::Error>();
+        send::<crate::RangeIter>();
     }
 }

@@ -3,9 +3,9 @@
 //! Writers insert while holding the engine's commit lock (so there is one writer at a time)
 //! and take this memtable's write lock once per batch; readers take the read lock for a single
 //! lookup or a chunk of a scan. Each entry is one allocation holding the internal key and the
-//! value, and lookups borrow the probe key instead of allocating one, which keeps the B-tree's
-//! comparisons cache-friendly (measured faster than a lock-free skiplist here, where writers
-//! are serialized anyway). Every version of a key is kept (keys carry their sequence number),
+//! value, and lookups borrow the probe key instead of allocating one. (Writers are serialized
+//! by the commit lock anyway, so a lock-free skiplist buys little; the first version used
+//! crossbeam-skiplist.) Every version of a key is kept (keys carry their sequence number),
 //! so a reader at snapshot `s` sees exactly the writes with sequence <= `s`. A memtable is tied
 //! to the write-ahead log holding the same writes; once it is flushed that log can go.
 

@@ -252,6 +252,20 @@ pub fn decode_block_contents(stored: &[u8]) -> Result<Vec<u8>, String> {
     }
 }
 
+/// Like [`decode_block_contents`] but takes ownership, so a raw block is not copied.
+pub fn decode_block_owned(mut stored: Vec<u8>) -> Result<Vec<u8>, String> {
+    if stored.len() >= BLOCK_TRAILER && stored[stored.len() - BLOCK_TRAILER] == 0 {
+        let n = stored.len() - BLOCK_TRAILER;
+        let crc = u32::from_le_bytes(stored[n + 1..].try_into().map_err(|_| "short trailer")?);
+        if crc32fast::hash(&stored[..=n]) != crc {
+            return Err("block checksum mismatch".into());
+        }
+        stored.truncate(n);
+        return Ok(stored);
+    }
+    decode_block_contents(&stored)
+}
+
 /// Decodes an index entry value into a block handle.
 pub fn decode_handle(v: &[u8]) -> Option<(u64, u64)> {
     let mut r = Reader::new(v);
@@ -415,7 +429,7 @@ fn read_stored(
     let mut buf = vec![0u8; size as usize + BLOCK_TRAILER];
     file.read_exact_at(&mut buf, off)
         .map_err(|e| Error::io("read table block", path, e))?;
-    decode_block_contents(&buf).map_err(|r| Error::corrupt(path, Some(off), r))
+    decode_block_owned(buf).map_err(|r| Error::corrupt(path, Some(off), r))
 }
 
 /// Iterates a whole table in internal-key order.
