@@ -13,6 +13,27 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 const SHARDS: usize = 16;
 
+/// Keys are (table number, block offset), already well distributed; SipHash would cost more
+/// than the rest of a cache hit.
+#[derive(Default, Clone, Copy)]
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ *b as u64).wrapping_mul(0x51_7C_C1_B7_27_22_0A_95);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7C_C1_B7_27_22_0A_95);
+    }
+}
+
+type KeyMap<V> = HashMap<(u64, u64), V, std::hash::BuildHasherDefault<KeyHasher>>;
+
 struct Entry {
     block: Arc<Block>,
     referenced: AtomicBool,
@@ -20,7 +41,7 @@ struct Entry {
 
 #[derive(Default)]
 struct Shard {
-    map: HashMap<(u64, u64), Entry>,
+    map: KeyMap<Entry>,
     clock: VecDeque<(u64, u64)>,
     used: usize,
 }

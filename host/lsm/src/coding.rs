@@ -23,7 +23,13 @@ pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 }
 
 /// Decodes a varint from the front of `buf`; returns the value and the bytes consumed.
+#[inline]
 pub fn get_varint(buf: &[u8]) -> Option<(u64, usize)> {
+    match buf.first() {
+        Some(&b) if b < 0x80 => return Some((b as u64, 1)),
+        None => return None,
+        _ => {}
+    }
     let mut v: u64 = 0;
     for (i, &b) in buf.iter().enumerate().take(10) {
         let part = (b & 0x7f) as u64;

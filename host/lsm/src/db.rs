@@ -106,6 +106,7 @@ pub(crate) struct Counters {
 }
 
 pub(crate) struct Inner {
+    _lock: std::fs::File,
     pub dir: PathBuf,
     pub opts: Options,
     pub fs: Arc<dyn FileSystem>,
@@ -382,6 +383,28 @@ impl Inner {
         let fs = opts.fs.clone();
         fs.create_dir_all(dir)
             .map_err(|e| Error::io("create directory", dir, e))?;
+        // One process (and one `Db`) per directory: an advisory lock held for the engine's
+        // lifetime and released by the kernel if the process dies.
+        let lock_path = dir.join("LOCK");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io("open lock file", &lock_path, e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::io(
+                    "lock (another Db or process has this directory open)",
+                    &lock_path,
+                    std::io::Error::from(std::io::ErrorKind::WouldBlock),
+                ));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(Error::io("lock", &lock_path, e));
+            }
+        }
         let names = fs
             .list(dir)
             .map_err(|e| Error::io("list directory", dir, e))?;
@@ -578,6 +601,7 @@ impl Inner {
         let l0 = version.levels[0].len() as u64;
         let version = Arc::new(version);
         Ok(Inner {
+            _lock: lock,
             dir: dir.to_path_buf(),
             fs,
             cache,

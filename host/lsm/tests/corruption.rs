@@ -156,3 +156,15 @@ fn flipped_byte_in_manifest_is_reported() {
     let err = Db::open(dir.path(), opts()).err().expect("open must fail");
     assert!(err.to_string().contains("MANIFEST-"), "{err}");
 }
+
+#[test]
+fn second_open_of_a_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), opts()).unwrap();
+    let err = Db::open(dir.path(), opts())
+        .err()
+        .expect("second open must fail");
+    assert!(err.to_string().contains("LOCK"), "{err}");
+    drop(db);
+    Db::open(dir.path(), opts()).unwrap();
+}
