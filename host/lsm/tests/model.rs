@@ -175,6 +175,15 @@ fn model_seeds_no_sync() {
 }
 
 #[test]
+fn model_seed_periodic() {
+    run(
+        5,
+        1500,
+        SyncMode::Periodic(std::time::Duration::from_millis(20)),
+    );
+}
+
+#[test]
 fn model_seed_per_commit() {
     run(99, 800, SyncMode::PerCommit);
 }
