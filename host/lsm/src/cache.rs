@@ -3,7 +3,8 @@
 //! Sharded to keep lock hold times short on concurrent reads; each shard evicts with the
 //! CLOCK (second-chance) policy, which approximates LRU without moving entries on every hit.
 //! Capacity is charged in block bytes. Index and filter blocks are pinned by each open table
-//! (charged to `Stats::pinned_bytes`) instead of competing here; see DESIGN.md.
+//! instead of competing for slots here, but their bytes are charged against the same capacity
+//! (`pin`/`unpin`), so the configured size bounds index + filter + data memory; see DESIGN.md.
 
 use crate::block::Block;
 use parking_lot::Mutex;
@@ -50,6 +51,9 @@ struct Shard {
 pub struct BlockCache {
     shards: Vec<Mutex<Shard>>,
     shard_capacity: usize,
+    /// Index and filter bytes pinned by open tables; they count against the capacity, so
+    /// `block_cache_size` bounds index + filter + cached data together.
+    pinned: AtomicU64,
     pub hits: AtomicU64,
     pub misses: AtomicU64,
 }
@@ -59,6 +63,7 @@ impl BlockCache {
         BlockCache {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             shard_capacity: (capacity as usize) / SHARDS,
+            pinned: AtomicU64::new(0),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
@@ -85,9 +90,19 @@ impl BlockCache {
         }
     }
 
+    /// Charges (or with a negative amount releases) bytes pinned outside the cache.
+    pub fn pin(&self, bytes: u64) {
+        self.pinned.fetch_add(bytes, Ordering::Relaxed);
+    }
+    pub fn unpin(&self, bytes: u64) {
+        self.pinned.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
     pub fn insert(&self, table: u64, offset: u64, block: Arc<Block>) {
         let charge = block.charge();
-        if self.shard_capacity == 0 || charge > self.shard_capacity {
+        let pinned_share = (self.pinned.load(Ordering::Relaxed) as usize) / SHARDS;
+        let capacity = self.shard_capacity.saturating_sub(pinned_share);
+        if capacity == 0 || charge > capacity {
             return;
         }
         let mut s = self.shard((table, offset)).lock();
@@ -104,7 +119,7 @@ impl BlockCache {
         }
         s.used += charge;
         let mut spins = 0;
-        while s.used > self.shard_capacity && spins < 4 * s.clock.len() + 4 {
+        while s.used > capacity && spins < 4 * s.clock.len() + 4 {
             spins += 1;
             let Some(k) = s.clock.pop_front() else { break };
             let second_chance = match s.map.get(&k) {
@@ -160,5 +175,12 @@ mod tests {
         }
         assert!(c.used() <= 1 << 20, "{}", c.used());
         assert!(c.used() > 1 << 19, "{}", c.used());
+        // Pinned index/filter bytes take their share of the budget.
+        c.pin(768 << 10);
+        for i in 10_000..20_000u64 {
+            c.insert(1, i * 4096, block.clone());
+        }
+        assert!(c.used() <= (1 << 20) - (700 << 10), "{}", c.used());
+        c.unpin(768 << 10);
     }
 }

@@ -749,6 +749,14 @@ impl Inner {
         if batch.is_empty() {
             return Ok(());
         }
+        // A log record must stay readable by recovery, which caps record size.
+        if batch.size_bytes() + 12 > crate::framing::MAX_RECORD {
+            return Err(Error::InvalidArgument(format!(
+                "batch of {} bytes exceeds the {}-byte log record limit",
+                batch.size_bytes(),
+                crate::framing::MAX_RECORD
+            )));
+        }
         self.check_fatal()?;
         self.throttle()?;
         let per_commit = self.opts.sync == SyncMode::PerCommit;

@@ -42,8 +42,9 @@ pub struct Options {
     /// Number of level-0 tables that triggers a level-0 -> level-1 compaction; writers slow
     /// down at 3x and stop at 5x this count. `ORBIT_LSM_COMPACTION_THRESHOLD`.
     pub compaction_threshold: u32,
-    /// Bytes of data blocks kept in the shared block cache (default 256 MiB, the same budget
-    /// the RocksDB backend gets from `ORBIT_ROCKSDB_BLOCK_CACHE_SIZE`).
+    /// Memory for table blocks: pinned index and filter blocks plus cached data blocks
+    /// (default 256 MiB, the budget the RocksDB backend gets from
+    /// `ORBIT_ROCKSDB_BLOCK_CACHE_SIZE`).
     pub block_cache_size: u64,
     /// LZ4-compress data blocks (kept raw when compression saves less than 1/8).
     pub compression: bool,

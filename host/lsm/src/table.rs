@@ -319,6 +319,8 @@ impl Table {
         let index = Block::new(index).map_err(|r| {
             Error::corrupt(&path, Some(footer.index.0), format!("index block: {r}"))
         })?;
+        let pinned = (index.charge() + filter.len()) as u64;
+        cache.pin(pinned);
         Ok(Table {
             id,
             path,
@@ -399,6 +401,7 @@ impl Table {
 
 impl Drop for Table {
     fn drop(&mut self) {
+        self.cache.unpin(self.pinned_bytes());
         if self.obsolete.load(Ordering::SeqCst)
             && let Err(e) = self.fs.remove(&self.path)
         {
