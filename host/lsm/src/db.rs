@@ -288,7 +288,16 @@ impl Db {
 
     /// Applies `batch` atomically; returns once it is durable as `Options::sync` promises.
     pub fn write(&self, batch: WriteBatch) -> Result<()> {
-        self.inner.write(&batch)
+        self.inner.write(&batch, self.inner.opts.sync)
+    }
+
+    /// Applies `batch` with a durability choice for this write only. `PerCommit` returns after
+    /// the record is fsynced (sharing the fsync with concurrent writers); `None` and
+    /// `Periodic` return once it is buffered (it becomes durable at the next fsync: the
+    /// periodic one if the database was opened with `SyncMode::Periodic`, a later `PerCommit`
+    /// write, `sync()`, or a memtable switch).
+    pub fn write_with(&self, batch: WriteBatch, sync: SyncMode) -> Result<()> {
+        self.inner.write(&batch, sync)
     }
 
     /// Shorthand for a one-entry batch.
@@ -745,7 +754,7 @@ impl Inner {
         }
     }
 
-    fn write(&self, batch: &WriteBatch) -> Result<()> {
+    fn write(&self, batch: &WriteBatch, sync: SyncMode) -> Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
@@ -759,7 +768,7 @@ impl Inner {
         }
         self.check_fatal()?;
         self.throttle()?;
-        let per_commit = self.opts.sync == SyncMode::PerCommit;
+        let per_commit = sync == SyncMode::PerCommit;
         let target = {
             let mut c = self.commit.lock();
             self.check_fatal()?;
@@ -924,7 +933,7 @@ impl Inner {
 
     /// Hands buffered log records to the OS (bounds how long `SyncMode::None` writes wait).
     fn write_out_log_buffer(&self) {
-        if self.opts.sync == SyncMode::PerCommit || self.fatal_flag.load(Ordering::Acquire) {
+        if self.fatal_flag.load(Ordering::Acquire) {
             return;
         }
         let mut c = self.commit.lock();

@@ -175,6 +175,26 @@ fn model_seeds_no_sync() {
 }
 
 #[test]
+fn per_write_sync_choice() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), tiny(SyncMode::None)).unwrap();
+    let mut b = WriteBatch::new();
+    b.put(b"fast", b"1");
+    db.write_with(b, SyncMode::None).unwrap();
+    let before = db.stats().wal_syncs;
+    let mut b = WriteBatch::new();
+    b.put(b"durable", b"2");
+    db.write_with(b, SyncMode::PerCommit).unwrap();
+    assert_eq!(
+        db.stats().wal_syncs,
+        before + 1,
+        "a PerCommit write must fsync"
+    );
+    assert_eq!(db.get(b"fast").unwrap(), Some(b"1".to_vec()));
+    assert_eq!(db.get(b"durable").unwrap(), Some(b"2".to_vec()));
+}
+
+#[test]
 fn model_seed_periodic() {
     run(
         5,
