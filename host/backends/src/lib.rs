@@ -12,6 +12,7 @@
 //! engine authors and the conformance suite depend on `orbit-storage` alone.
 
 mod disk;
+mod lsm;
 mod rocks;
 
 use std::sync::Arc;
@@ -22,7 +23,7 @@ use orbit_storage::{BackendConfig, Durability, MemoryStorage, Storage, StorageEr
 pub use rocks::RocksEngine;
 
 /// Backends this build can open.
-pub const AVAILABLE: &[&str] = &["memory", "rocksdb", "s3", "azure", "gcp"];
+pub const AVAILABLE: &[&str] = &["memory", "lsm_tree", "rocksdb", "s3", "azure", "gcp"];
 
 /// Opens the backend `config` describes. Local engines open on a blocking
 /// thread (RocksDB recovery, counting keys).
@@ -41,6 +42,7 @@ pub async fn open(config: &BackendConfig) -> Result<Arc<dyn Storage>, StorageErr
 fn open_blocking(config: &BackendConfig) -> Result<Arc<dyn Storage>, StorageError> {
     match config {
         BackendConfig::Memory(c) => Ok(Arc::new(MemoryStorage::open(c)?)),
+        BackendConfig::LsmTree(c) => Ok(Arc::new(lsm::open(c)?)),
         BackendConfig::Rocksdb(c) => Ok(Arc::new(rocks::open(c)?)),
         other => Err(StorageError::Unavailable(format!(
             "backend {} is not available in this build of orbit-server yet; available: {}",
@@ -57,6 +59,7 @@ pub fn flush_interval(config: &BackendConfig) -> Option<Duration> {
         BackendConfig::Memory(c) if c.disk_backup => {
             Some(Duration::from_secs(c.backup_interval_secs.max(1)))
         }
+        // The LSM tree syncs periodically by itself.
         BackendConfig::Rocksdb(c) if c.durability == Durability::Periodic => {
             Some(Duration::from_millis(c.sync_interval_ms.max(1)))
         }

@@ -457,7 +457,7 @@ static SETTINGS: &[Setting] = &[
         "ORBIT_LSM_MAX_MEMTABLES",
         "persistence.lsm_tree.max_memtables",
         Backend(B::LsmTree),
-        Count { min: 1, max: 1024 },
+        Count { min: 2, max: 1024 },
         "10",
         "Memtables (active + immutable) before writers slow down.",
     ),
@@ -517,8 +517,8 @@ static SETTINGS: &[Setting] = &[
         "persistence.lsm_tree.enable_compression",
         Backend(B::LsmTree),
         Bool,
-        "false",
-        "Compress table blocks (LZ4).",
+        "true",
+        "Compress table blocks with LZ4 when it saves at least an eighth.",
     ),
     // ---- rocksdb ----------------------------------------------------------
     s(

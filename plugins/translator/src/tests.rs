@@ -236,7 +236,7 @@ fn defaults_and_their_round_trip() {
             durability: Durability::Sync,
             sync_interval_ms: 1000,
             block_cache_size: 256 << 20,
-            enable_compression: false,
+            enable_compression: true,
         }))
     );
     let t = translate(BackendKind::Gcp, &required[3..], None);
@@ -316,7 +316,7 @@ sync_interval = "200ms"
             durability: Durability::Periodic,
             sync_interval_ms: 200,
             block_cache_size: 256 << 20,
-            enable_compression: false,
+            enable_compression: true,
         }))
     );
     // Main key and alias together: the main key wins, with a warning.

@@ -1,0 +1,117 @@
+//! The `lsm_tree` backend: the in-house LSM tree (`orbit-lsm`) as an
+//! [`OrderedKv`] engine. Every `ORBIT_LSM_*` setting maps onto one
+//! [`orbit_lsm::Options`] field; `host/lsm/DESIGN.md` says what each means.
+
+use std::ops::Bound;
+use std::time::Duration;
+
+use orbit_lsm::{Db, Options, SyncMode, WriteBatch};
+use orbit_storage::kv::{KvOp, KvStorage, OrderedKv};
+use orbit_storage::{
+    BackendKind, Durability, EngineMetric, LsmTreeConfig, StorageError, StorageResult,
+};
+
+/// Opens the tree `config` describes behind the storage contract.
+pub(crate) fn open(config: &LsmTreeConfig) -> StorageResult<KvStorage<Db>> {
+    let options = Options {
+        sync: match config.durability {
+            Durability::Sync => SyncMode::PerCommit,
+            Durability::Periodic => {
+                SyncMode::Periodic(Duration::from_millis(config.sync_interval_ms.max(1)))
+            }
+            Durability::None => SyncMode::None,
+        },
+        memtable_size: config.memtable_size,
+        max_memtables: config.max_memtables,
+        bloom_fp_rate: config.bloom_fp_rate,
+        enable_compaction: config.enable_compaction,
+        compaction_threshold: config.compaction_threshold,
+        block_cache_size: config.block_cache_size,
+        compression: config.enable_compression,
+        ..Options::default()
+    };
+    let db = Db::open(&config.data_dir, options).map_err(error)?;
+    tracing::info!(dir = %config.data_dir, durability = ?config.durability, "lsm tree opened");
+    KvStorage::open(db, BackendKind::LsmTree, config.data_dir.clone())
+}
+
+fn error(e: orbit_lsm::Error) -> StorageError {
+    match e {
+        orbit_lsm::Error::Corrupt { ref path, .. } => StorageError::Corrupt {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        },
+        orbit_lsm::Error::InvalidArgument(reason) => StorageError::Invalid(reason),
+        other => StorageError::Unavailable(other.to_string()),
+    }
+}
+
+impl OrderedKv for Db {
+    fn get(&self, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
+        Db::get(self, key).map_err(error)
+    }
+
+    fn write(&self, ops: Vec<KvOp>) -> StorageResult<()> {
+        let mut batch = WriteBatch::default();
+        for op in ops {
+            match op {
+                KvOp::Put { key, value } => batch.put(&key, &value),
+                KvOp::Delete { key } => batch.delete(&key),
+            }
+        }
+        Db::write(self, batch).map_err(error)
+    }
+
+    fn scan(
+        &self,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> StorageResult<()> {
+        for item in self.range(lower, upper) {
+            let (key, value) = item.map_err(error)?;
+            if !visit(&key, &value) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn sync(&self) -> StorageResult<()> {
+        Db::sync(self).map_err(error)
+    }
+
+    fn disk_bytes(&self) -> Option<u64> {
+        Some(self.stats().disk_bytes)
+    }
+
+    fn metrics(&self) -> Vec<EngineMetric> {
+        let s = self.stats();
+        let gauge = |name: &str, help, value| EngineMetric {
+            name: format!("lsm_{name}"),
+            help,
+            value,
+            counter: false,
+        };
+        let counter = |name: &str, help, value| EngineMetric {
+            name: format!("lsm_{name}_total"),
+            help,
+            value,
+            counter: true,
+        };
+        vec![
+            gauge("table_bytes", "Bytes of live tables.", s.table_bytes),
+            gauge("memtable_bytes", "Bytes in memtables.", s.memtable_bytes),
+            gauge(
+                "immutable_memtables",
+                "Immutable memtables waiting to be flushed.",
+                s.immutable_memtables,
+            ),
+            gauge("block_cache_bytes", "Bytes in the block cache.", s.block_cache_bytes),
+            counter("block_cache_hits", "Block cache hits.", s.block_cache_hits),
+            counter("block_cache_misses", "Block cache misses.", s.block_cache_misses),
+            counter("writes", "Batches written.", s.writes),
+            counter("wal_syncs", "WAL fsyncs (fewer than writes under group commit).", s.wal_syncs),
+        ]
+    }
+}

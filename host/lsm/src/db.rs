@@ -1,0 +1,1227 @@
+//! The database: write path (log, group commit, memtables), read path, background flush and
+//! compaction threads, and recovery at open.
+//!
+//! Guarantees (proven by the tests under `tests/`):
+//! * a batch is applied atomically: it is one log record and becomes visible all at once;
+//! * under `SyncMode::PerCommit`, `write` returns only after its log record is fsynced; writers
+//!   that arrive while an fsync runs share the next one (group commit);
+//! * a failed log write or fsync (or a failed flush) puts the engine in the `Fatal` state:
+//!   later writes are refused, reads keep working, and a reopen recovers every acknowledged write;
+//! * sequence numbers never go backwards across restarts.
+
+use crate::batch::{self, WriteBatch};
+use crate::cache::BlockCache;
+use crate::coding::{KIND_DELETE, KIND_PUT, split_internal_key};
+use crate::compaction;
+use crate::error::{Error, Result};
+use crate::framing::{encode_record, read_log};
+use crate::fs::{FileSystem, WritableFile};
+use crate::iter::{InternalIter, MemIter, MergeIter, RangeIter};
+use crate::memtable::{Lookup, Memtable};
+use crate::options::{Options, SyncMode};
+use crate::table::{BuildOptions, Table, TableBuilder};
+use crate::version::{FileMeta, NUM_LEVELS, TableFile, Version, VersionEdit};
+use parking_lot::{Condvar, Mutex, RwLock};
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Under `SyncMode::None` and `Periodic`, log records are buffered in the process up to this
+/// many bytes (or [`WAL_BUFFER_AGE`]) before they are handed to the OS.
+pub const WAL_BUFFER: usize = 64 << 10;
+/// Pause in writes after which idle maintenance (flush + level-0 compaction) runs.
+const IDLE_AFTER: Duration = Duration::from_secs(1);
+/// Longest time a buffered log record waits before it is handed to the OS.
+pub const WAL_BUFFER_AGE: Duration = Duration::from_millis(100);
+
+/// What a reader needs: the memtables and the table version, swapped atomically.
+pub(crate) struct SuperVersion {
+    pub mem: Arc<Memtable>,
+    /// Immutable memtables, newest first.
+    pub imms: Vec<Arc<Memtable>>,
+    pub version: Arc<Version>,
+}
+
+/// State guarded by the commit lock.
+struct CommitState {
+    wal: Arc<dyn WritableFile>,
+    wal_number: u64,
+    wal_path: PathBuf,
+    /// Encoded records not yet handed to the OS.
+    buf: Vec<u8>,
+    /// Logical log position (bytes over all logs of this process) of the start of `wal`.
+    base: u64,
+    /// Bytes handed to the OS in `wal`.
+    written: u64,
+    last_seq: u64,
+    mem: Arc<Memtable>,
+    scratch: Vec<u8>,
+}
+
+impl CommitState {
+    fn end(&self) -> u64 {
+        self.base + self.written + self.buf.len() as u64
+    }
+    fn flush_buf(&mut self) -> Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        self.wal
+            .append(&self.buf)
+            .map_err(|e| Error::io("write log", &self.wal_path, e))?;
+        self.written += self.buf.len() as u64;
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+struct SyncState {
+    synced: u64,
+    syncing: bool,
+}
+
+pub(crate) struct VersionSet {
+    pub current: Arc<Version>,
+    manifest: Arc<dyn WritableFile>,
+    manifest_path: PathBuf,
+    /// Round-robin compaction cursor per level (user key of the last compacted file's end).
+    pub cursors: Vec<Vec<u8>>,
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub writes: AtomicU64,
+    pub wal_syncs: AtomicU64,
+    pub flushes: AtomicU64,
+    pub compactions: AtomicU64,
+    pub compaction_bytes_read: AtomicU64,
+    pub compaction_bytes_written: AtomicU64,
+    pub flush_bytes_written: AtomicU64,
+    pub stall_micros: AtomicU64,
+    pub slowdown_micros: AtomicU64,
+}
+
+pub(crate) struct Inner {
+    _lock: std::fs::File,
+    pub dir: PathBuf,
+    pub opts: Options,
+    pub fs: Arc<dyn FileSystem>,
+    pub cache: Arc<BlockCache>,
+    commit: Mutex<CommitState>,
+    sync: Mutex<SyncState>,
+    sync_cv: Condvar,
+    visible_seq: AtomicU64,
+    sv: RwLock<Arc<SuperVersion>>,
+    pub versions: Mutex<VersionSet>,
+    pub compaction_lock: Mutex<()>,
+    next_file: AtomicU64,
+    fatal: Mutex<Option<String>>,
+    fatal_flag: AtomicBool,
+    bg: Mutex<bool>,
+    bg_cv: Condvar,
+    stall_cv: Condvar,
+    shutdown: AtomicBool,
+    imm_count: AtomicU64,
+    l0_count: AtomicU64,
+    pub counters: Counters,
+}
+
+/// Counters and sizes for metrics.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    /// Bytes of all files in the database directory (tables, logs, manifest).
+    pub disk_bytes: u64,
+    /// Bytes of live tables.
+    pub table_bytes: u64,
+    /// Number of tables per level.
+    pub tables_per_level: Vec<usize>,
+    /// Bytes held by memtables (active and immutable).
+    pub memtable_bytes: u64,
+    /// Immutable memtables waiting to be flushed.
+    pub immutable_memtables: u64,
+    /// Index and filter bytes pinned by open tables.
+    pub pinned_bytes: u64,
+    /// Bytes in the block cache.
+    pub block_cache_bytes: u64,
+    pub block_cache_hits: u64,
+    pub block_cache_misses: u64,
+    /// Batches written since open.
+    pub writes: u64,
+    /// Log fsyncs since open (fewer than PerCommit writes when group commit works).
+    pub wal_syncs: u64,
+    pub flushes: u64,
+    pub compactions: u64,
+    pub flush_bytes_written: u64,
+    pub compaction_bytes_read: u64,
+    pub compaction_bytes_written: u64,
+    /// Time writers spent blocked (all memtables full or too many level-0 tables).
+    pub stall_micros: u64,
+    /// Time writers spent in graduated slowdown delays.
+    pub slowdown_micros: u64,
+    /// Newest sequence number visible to readers.
+    pub last_sequence: u64,
+}
+
+/// An embedded LSM-tree key-value store. `Send + Sync`; share it through an `Arc`.
+pub struct Db {
+    inner: Arc<Inner>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+/// A consistent read-only view at one sequence number.
+pub struct Snapshot {
+    sv: Arc<SuperVersion>,
+    seq: u64,
+}
+
+pub(crate) fn table_name(id: u64) -> String {
+    format!("{id:06}.sst")
+}
+fn wal_name(id: u64) -> String {
+    format!("{id:06}.log")
+}
+fn manifest_name(id: u64) -> String {
+    format!("MANIFEST-{id:06}")
+}
+
+/// Parses `000123.sst` / `000123.log` / `MANIFEST-000123` into (kind, number).
+fn parse_name(name: &str) -> Option<(&'static str, u64)> {
+    if let Some(n) = name.strip_suffix(".sst") {
+        return n.parse().ok().map(|n| ("sst", n));
+    }
+    if let Some(n) = name.strip_suffix(".log") {
+        return n.parse().ok().map(|n| ("log", n));
+    }
+    if let Some(n) = name.strip_prefix("MANIFEST-") {
+        return n.parse().ok().map(|n| ("manifest", n));
+    }
+    None
+}
+
+fn lookup_layers(sv: &SuperVersion, key: &[u8], seq: u64) -> Result<Option<Vec<u8>>> {
+    let mut r = sv.mem.get(key, seq);
+    if r == Lookup::Absent {
+        for m in &sv.imms {
+            r = m.get(key, seq);
+            if r != Lookup::Absent {
+                break;
+            }
+        }
+    }
+    if r == Lookup::Absent {
+        r = sv.version.get(key, seq)?;
+    }
+    Ok(match r {
+        Lookup::Found(v) => Some(v),
+        _ => None,
+    })
+}
+
+fn range_over(
+    sv: Arc<SuperVersion>,
+    seq: u64,
+    lower: Bound<&[u8]>,
+    upper: Bound<&[u8]>,
+) -> RangeIter {
+    let mut children: Vec<Box<dyn InternalIter>> = vec![Box::new(MemIter::new(sv.mem.clone()))];
+    for m in &sv.imms {
+        children.push(Box::new(MemIter::new(m.clone())));
+    }
+    let lo = match lower {
+        Bound::Included(k) | Bound::Excluded(k) => Some(k),
+        Bound::Unbounded => None,
+    };
+    let hi = match upper {
+        Bound::Included(k) | Bound::Excluded(k) => Some(k),
+        Bound::Unbounded => None,
+    };
+    children.extend(sv.version.iters(lo, hi));
+    RangeIter::new(MergeIter::new(children), seq, lower, upper, Box::new(sv))
+}
+
+impl Snapshot {
+    /// The value of `key` as of this snapshot.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        lookup_layers(&self.sv, key, self.seq)
+    }
+    /// Live pairs in `[lower, upper]` in key order, as of this snapshot.
+    pub fn range(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> RangeIter {
+        range_over(self.sv.clone(), self.seq, lower, upper)
+    }
+    /// The sequence number this snapshot reads at.
+    pub fn sequence(&self) -> u64 {
+        self.seq
+    }
+}
+
+impl Db {
+    /// Opens (creating if needed) the database in `dir`, replaying its write-ahead logs.
+    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Db> {
+        options.validate()?;
+        let inner = Arc::new(Inner::recover(dir.as_ref(), options)?);
+        let mut threads = Vec::new();
+        let spawn = |name: &str, f: fn(&Inner)| {
+            let i = inner.clone();
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || f(&i))
+                .map_err(|e| Error::io("spawn thread", &inner.dir, e))
+        };
+        threads.push(spawn("orbit-lsm-flush", Inner::flush_loop)?);
+        threads.push(spawn("orbit-lsm-compact", Inner::compaction_loop)?);
+        if let SyncMode::Periodic(_) = inner.opts.sync {
+            threads.push(spawn("orbit-lsm-sync", Inner::periodic_sync_loop)?);
+        }
+        inner.wake_bg();
+        Ok(Db { inner, threads })
+    }
+
+    /// The newest value of `key`.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let (sv, seq) = self.inner.read_view();
+        lookup_layers(&sv, key, seq)
+    }
+
+    /// Applies `batch` atomically; returns once it is durable as `Options::sync` promises.
+    pub fn write(&self, batch: WriteBatch) -> Result<()> {
+        self.inner.write(&batch, self.inner.opts.sync)
+    }
+
+    /// Applies `batch` with a durability choice for this write only. `PerCommit` returns after
+    /// the record is fsynced (sharing the fsync with concurrent writers); `None` and
+    /// `Periodic` return once it is buffered (it becomes durable at the next fsync: the
+    /// periodic one if the database was opened with `SyncMode::Periodic`, a later `PerCommit`
+    /// write, `sync()`, or a memtable switch).
+    pub fn write_with(&self, batch: WriteBatch, sync: SyncMode) -> Result<()> {
+        self.inner.write(&batch, sync)
+    }
+
+    /// Shorthand for a one-entry batch.
+    pub fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.put(key, value);
+        self.write(b)
+    }
+
+    /// Shorthand for a one-entry delete batch.
+    pub fn delete(&self, key: &[u8]) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.delete(key);
+        self.write(b)
+    }
+
+    /// A consistent view of the current state.
+    pub fn snapshot(&self) -> Snapshot {
+        let (sv, seq) = self.inner.read_view();
+        Snapshot { sv, seq }
+    }
+
+    /// Live pairs in the bounds, in key order, on a snapshot taken now. The iterator owns what
+    /// it reads and may outlive this borrow.
+    pub fn range(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> RangeIter {
+        let s = self.snapshot();
+        range_over(s.sv, s.seq, lower, upper)
+    }
+
+    /// Makes every write acknowledged so far durable.
+    pub fn sync(&self) -> Result<()> {
+        let target = self.inner.commit.lock().end();
+        self.inner.wait_durable(target, true)
+    }
+
+    /// Switches the active memtable and waits until every memtable is flushed to a table.
+    pub fn flush(&self) -> Result<()> {
+        self.inner.check_fatal()?;
+        {
+            let mut c = self.inner.commit.lock();
+            if !c.mem.is_empty() {
+                self.inner.rotate(&mut c)?;
+            }
+        }
+        let mut g = self.inner.bg.lock();
+        while self.inner.imm_count.load(Ordering::Acquire) > 0 {
+            self.inner.check_fatal()?;
+            self.inner
+                .stall_cv
+                .wait_for(&mut g, Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    /// Flushes, then merges every table into the bottom level (dropping overwritten versions
+    /// and tombstones). Useful before measuring space or after a bulk load.
+    pub fn compact_all(&self) -> Result<()> {
+        self.flush()?;
+        compaction::compact_all(&self.inner)
+    }
+
+    /// Sizes and counters.
+    pub fn stats(&self) -> Stats {
+        self.inner.stats()
+    }
+
+    /// The directory this database lives in.
+    pub fn path(&self) -> &Path {
+        &self.inner.dir
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        self.inner.shutdown.store(true, Ordering::SeqCst);
+        self.inner.wake_bg();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        // Hand buffered log bytes to the OS so `SyncMode::None` writes survive a clean close.
+        let mut c = self.inner.commit.lock();
+        if !self.inner.fatal_flag.load(Ordering::SeqCst)
+            && let Err(e) = c.flush_buf()
+        {
+            tracing::error!(error = %e, "could not write the log tail at close");
+        }
+    }
+}
+
+impl Inner {
+    fn recover(dir: &Path, opts: Options) -> Result<Inner> {
+        let fs = opts.fs.clone();
+        fs.create_dir_all(dir)
+            .map_err(|e| Error::io("create directory", dir, e))?;
+        // One process (and one `Db`) per directory: an advisory lock held for the engine's
+        // lifetime and released by the kernel if the process dies.
+        let lock_path = dir.join("LOCK");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io("open lock file", &lock_path, e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::io(
+                    "lock (another Db or process has this directory open)",
+                    &lock_path,
+                    std::io::Error::from(std::io::ErrorKind::WouldBlock),
+                ));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(Error::io("lock", &lock_path, e));
+            }
+        }
+        let names = fs
+            .list(dir)
+            .map_err(|e| Error::io("list directory", dir, e))?;
+        let mut max_number = 0u64;
+        for n in &names {
+            if let Some((_, num)) = parse_name(n) {
+                max_number = max_number.max(num);
+            }
+        }
+        let cache = Arc::new(BlockCache::new(opts.block_cache_size));
+
+        // 1. The manifest named by CURRENT.
+        let current_path = dir.join("CURRENT");
+        let mut files: BTreeMap<u64, FileMeta> = BTreeMap::new();
+        let mut log_number = 0u64;
+        let mut last_seq = 0u64;
+        let mut next_file = 1u64;
+        if names.iter().any(|n| n == "CURRENT") {
+            let cur = fs
+                .read_all(&current_path)
+                .map_err(|e| Error::io("read", &current_path, e))?;
+            let mname = String::from_utf8(cur)
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| parse_name(s).is_some_and(|(k, _)| k == "manifest"))
+                .ok_or_else(|| {
+                    Error::corrupt(&current_path, Some(0), "does not name a MANIFEST file")
+                })?;
+            let mpath = dir.join(&mname);
+            let data = fs
+                .read_all(&mpath)
+                .map_err(|e| Error::io("read manifest", &mpath, e))?;
+            let log = read_log(&mpath, &data)?;
+            for (off, payload) in log.records {
+                let edit = VersionEdit::decode(payload).map_err(|r| {
+                    Error::corrupt(&mpath, Some(off), format!("bad version edit: {r}"))
+                })?;
+                if let Some(v) = edit.log_number {
+                    log_number = log_number.max(v);
+                }
+                if let Some(v) = edit.next_file {
+                    next_file = next_file.max(v);
+                }
+                if let Some(v) = edit.last_seq {
+                    last_seq = last_seq.max(v);
+                }
+                for (_, id) in &edit.deleted {
+                    files.remove(id);
+                }
+                for f in edit.added {
+                    files.insert(f.id, f);
+                }
+            }
+        } else if names
+            .iter()
+            .any(|n| parse_name(n).is_some_and(|(k, _)| k == "sst"))
+        {
+            // CURRENT is written last when a database is created and never removed, and
+            // tables only exist after a successful open. Manifests and logs without CURRENT
+            // are leftovers of a creation that failed (they hold no acknowledged write) and
+            // are removed below; tables without CURRENT mean CURRENT was lost.
+            return Err(Error::corrupt(
+                &current_path,
+                None,
+                "CURRENT is missing but the directory holds tables",
+            ));
+        }
+        let next = AtomicU64::new(next_file.max(max_number + 1));
+
+        // 2. Open every table the manifest names.
+        let mut tables = Vec::new();
+        for (id, meta) in files {
+            let path = dir.join(table_name(id));
+            if !names.contains(&table_name(id)) {
+                return Err(Error::corrupt(
+                    &path,
+                    None,
+                    "table named by the manifest is missing",
+                ));
+            }
+            let table = Table::open(fs.clone(), path, id, cache.clone())?;
+            tables.push(Arc::new(TableFile {
+                meta,
+                table: Arc::new(table),
+            }));
+        }
+        let mut version = Version::empty().apply(&[], tables);
+
+        // 3. Replay logs not yet covered by a table.
+        let mut wals: Vec<u64> = names
+            .iter()
+            .filter_map(|n| parse_name(n))
+            .filter(|(k, n)| *k == "log" && *n >= log_number)
+            .map(|(_, n)| n)
+            .collect();
+        wals.sort_unstable();
+        let recovered = Arc::new(Memtable::new(0));
+        for w in &wals {
+            let path = dir.join(wal_name(*w));
+            let data = fs
+                .read_all(&path)
+                .map_err(|e| Error::io("read log", &path, e))?;
+            let log = read_log(&path, &data)?;
+            if log.valid_len < data.len() as u64 {
+                tracing::warn!(path = %path.display(), kept = log.valid_len, total = data.len(), "log had a torn tail; the incomplete final record was discarded");
+            }
+            for (off, payload) in log.records {
+                let (first, _count, body) = batch::validate_payload(payload).ok_or_else(|| {
+                    Error::corrupt(
+                        &path,
+                        Some(off),
+                        "log record checksum is valid but its batch is malformed",
+                    )
+                })?;
+                let mut ins = recovered.inserter();
+                for (i, op) in batch::ops(body).enumerate() {
+                    if let Some(op) = op {
+                        ins.insert(op.key, first + i as u64, op.kind, op.value);
+                    }
+                }
+                drop(ins);
+                last_seq = last_seq.max(first + _count as u64 - 1);
+            }
+        }
+        let bopts = build_options(&opts);
+        let mut added = Vec::new();
+        if !recovered.is_empty() {
+            let id = next.fetch_add(1, Ordering::SeqCst);
+            if let Some(t) = write_memtable(&fs, dir, &cache, &recovered, id, bopts)? {
+                fs.sync_dir(dir)
+                    .map_err(|e| Error::io("fsync directory", dir, e))?;
+                added.push(t);
+            }
+        }
+        version = version.apply(&[], added);
+
+        // 4. A fresh log, then a fresh manifest describing everything, then CURRENT.
+        let wal_number = next.fetch_add(1, Ordering::SeqCst);
+        let wal_path = dir.join(wal_name(wal_number));
+        let wal = fs
+            .create(&wal_path)
+            .map_err(|e| Error::io("create log", &wal_path, e))?;
+        let manifest_number = next.fetch_add(1, Ordering::SeqCst);
+        let manifest_path = dir.join(manifest_name(manifest_number));
+        let manifest = fs
+            .create(&manifest_path)
+            .map_err(|e| Error::io("create manifest", &manifest_path, e))?;
+        let snapshot_edit = VersionEdit {
+            log_number: Some(wal_number),
+            next_file: Some(next.load(Ordering::SeqCst)),
+            last_seq: Some(last_seq),
+            added: version.all_tables().map(|t| t.meta.clone()).collect(),
+            deleted: Vec::new(),
+        };
+        let mut rec = Vec::new();
+        encode_record(&mut rec, &snapshot_edit.encode());
+        manifest
+            .append(&rec)
+            .map_err(|e| Error::io("write manifest", &manifest_path, e))?;
+        manifest
+            .sync()
+            .map_err(|e| Error::io("fsync manifest", &manifest_path, e))?;
+        let tmp = dir.join("CURRENT.tmp");
+        let f = fs.create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+        f.append(format!("{}\n", manifest_name(manifest_number)).as_bytes())
+            .map_err(|e| Error::io("write", &tmp, e))?;
+        f.sync().map_err(|e| Error::io("fsync", &tmp, e))?;
+        drop(f);
+        fs.rename(&tmp, &current_path)
+            .map_err(|e| Error::io("rename", &tmp, e))?;
+        fs.sync_dir(dir)
+            .map_err(|e| Error::io("fsync directory", dir, e))?;
+
+        // 5. Everything else in the directory is garbage now.
+        let live: std::collections::HashSet<u64> =
+            version.all_tables().map(|t| t.meta.id).collect();
+        for n in &names {
+            let remove = match parse_name(n) {
+                Some(("sst", id)) => !live.contains(&id),
+                Some(("log", id)) => id < wal_number,
+                Some(("manifest", id)) => id != manifest_number,
+                _ => false,
+            };
+            if remove {
+                let p = dir.join(n);
+                if let Err(e) = fs.remove(&p) {
+                    tracing::warn!(path = %p.display(), error = %e, "could not delete obsolete file");
+                }
+            }
+        }
+        tracing::info!(dir = %dir.display(), last_seq, tables = live.len(), logs_replayed = wals.len(), "opened LSM database");
+
+        let mem = Arc::new(Memtable::new(wal_number));
+        let l0 = version.levels[0].len() as u64;
+        let version = Arc::new(version);
+        Ok(Inner {
+            _lock: lock,
+            dir: dir.to_path_buf(),
+            fs,
+            cache,
+            commit: Mutex::new(CommitState {
+                wal,
+                wal_number,
+                wal_path,
+                buf: Vec::with_capacity(1 << 16),
+                base: 0,
+                written: 0,
+                last_seq,
+                mem: mem.clone(),
+                scratch: Vec::new(),
+            }),
+            sync: Mutex::new(SyncState {
+                synced: 0,
+                syncing: false,
+            }),
+            sync_cv: Condvar::new(),
+            visible_seq: AtomicU64::new(last_seq),
+            sv: RwLock::new(Arc::new(SuperVersion {
+                mem,
+                imms: Vec::new(),
+                version: version.clone(),
+            })),
+            versions: Mutex::new(VersionSet {
+                current: version,
+                manifest,
+                manifest_path,
+                cursors: vec![Vec::new(); NUM_LEVELS],
+            }),
+            compaction_lock: Mutex::new(()),
+            next_file: next,
+            fatal: Mutex::new(None),
+            fatal_flag: AtomicBool::new(false),
+            bg: Mutex::new(false),
+            bg_cv: Condvar::new(),
+            stall_cv: Condvar::new(),
+            shutdown: AtomicBool::new(false),
+            imm_count: AtomicU64::new(0),
+            l0_count: AtomicU64::new(l0),
+            counters: Counters::default(),
+            opts,
+        })
+    }
+
+    /// The super version and the published sequence number, read together.
+    ///
+    /// The sequence number is loaded while the super-version lock is held, so no memtable
+    /// switch, flush or compaction can be installed in between: every write with a sequence
+    /// <= `seq` is in this super version's memtables or tables. (Flush and compaction keep
+    /// only the newest version of each key; a reader whose `seq` predated the super version
+    /// could otherwise miss the version it should see.)
+    fn read_view(&self) -> (Arc<SuperVersion>, u64) {
+        let g = self.sv.read();
+        let seq = self.visible_seq.load(Ordering::Acquire);
+        (g.clone(), seq)
+    }
+
+    pub fn check_fatal(&self) -> Result<()> {
+        if self.fatal_flag.load(Ordering::Acquire) {
+            let why = self.fatal.lock().clone().unwrap_or_default();
+            return Err(Error::Fatal(why));
+        }
+        Ok(())
+    }
+
+    /// Enters the fatal state (first cause wins) and returns the error to report.
+    pub fn set_fatal(&self, e: Error) -> Error {
+        let mut f = self.fatal.lock();
+        if f.is_none() {
+            tracing::error!(error = %e, "LSM engine entering fatal state; writes are refused from now on");
+            *f = Some(e.to_string());
+        }
+        self.fatal_flag.store(true, Ordering::Release);
+        drop(f);
+        self.sync_cv.notify_all();
+        self.stall_cv.notify_all();
+        e
+    }
+
+    pub fn wake_bg(&self) {
+        let mut g = self.bg.lock();
+        *g = true;
+        self.bg_cv.notify_all();
+    }
+
+    pub fn next_file_hint(&self) -> u64 {
+        self.next_file.load(Ordering::SeqCst)
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown.load(Ordering::SeqCst)
+    }
+
+    pub fn alloc_file(&self) -> u64 {
+        self.next_file.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// Delays or blocks the writer while background work is behind.
+    fn throttle(&self) -> Result<()> {
+        let max_imm = (self.opts.max_memtables as u64).saturating_sub(1).max(1);
+        let slow_imm = (max_imm / 2).max(1);
+        let t = self.opts.compaction_threshold as u64;
+        let (l0_slow, l0_stop) = (3 * t, 5 * t);
+        let compaction = self.opts.enable_compaction;
+        let started = Instant::now();
+        let mut stalled = false;
+        loop {
+            self.check_fatal()?;
+            let imms = self.imm_count.load(Ordering::Acquire);
+            let l0 = self.l0_count.load(Ordering::Acquire);
+            if imms >= max_imm || (compaction && l0 >= l0_stop) {
+                stalled = true;
+                let mut g = self.bg.lock();
+                self.stall_cv.wait_for(&mut g, Duration::from_millis(10));
+                continue;
+            }
+            if stalled {
+                self.counters
+                    .stall_micros
+                    .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                return Ok(());
+            }
+            // Graduated delay: grows linearly from 0 to 1 ms across the slowdown zone.
+            let mut frac: f64 = 0.0;
+            if imms >= slow_imm && max_imm > slow_imm {
+                frac = frac.max((imms - slow_imm + 1) as f64 / (max_imm - slow_imm + 1) as f64);
+            }
+            if compaction && l0 >= l0_slow {
+                frac = frac.max((l0 - l0_slow + 1) as f64 / (l0_stop - l0_slow + 1) as f64);
+            }
+            if frac > 0.0 {
+                let d = Duration::from_micros((1000.0 * frac) as u64);
+                std::thread::sleep(d);
+                self.counters
+                    .slowdown_micros
+                    .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+            }
+            return Ok(());
+        }
+    }
+
+    fn write(&self, batch: &WriteBatch, sync: SyncMode) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        // A log record must stay readable by recovery, which caps record size.
+        if batch.size_bytes() + 12 > crate::framing::MAX_RECORD {
+            return Err(Error::InvalidArgument(format!(
+                "batch of {} bytes exceeds the {}-byte log record limit",
+                batch.size_bytes(),
+                crate::framing::MAX_RECORD
+            )));
+        }
+        self.check_fatal()?;
+        self.throttle()?;
+        let per_commit = sync == SyncMode::PerCommit;
+        let target = {
+            let mut c = self.commit.lock();
+            self.check_fatal()?;
+            if c.mem.size() as u64 >= self.opts.memtable_size {
+                self.rotate(&mut c)?;
+            }
+            let first = c.last_seq + 1;
+            let mut scratch = std::mem::take(&mut c.scratch);
+            scratch.clear();
+            batch.encode_payload(first, &mut scratch);
+            encode_record(&mut c.buf, &scratch);
+            c.scratch = scratch;
+            let mut ins = c.mem.inserter();
+            for (i, op) in batch::ops(&batch.rep).enumerate() {
+                // The batch was built through `put`/`delete`, so it always decodes.
+                if let Some(op) = op {
+                    ins.insert(op.key, first + i as u64, op.kind, op.value);
+                }
+            }
+            drop(ins);
+            c.last_seq += batch.count as u64;
+            if !per_commit {
+                if c.buf.len() >= WAL_BUFFER
+                    && let Err(e) = c.flush_buf()
+                {
+                    return Err(self.set_fatal(e));
+                }
+                self.visible_seq.fetch_max(c.last_seq, Ordering::AcqRel);
+            }
+            c.end()
+        };
+        self.counters.writes.fetch_add(1, Ordering::Relaxed);
+        if per_commit {
+            self.wait_durable(target, false)?;
+        }
+        Ok(())
+    }
+
+    /// Waits until the log is durable up to `target`, leading an fsync if none is running.
+    fn wait_durable(&self, target: u64, force: bool) -> Result<()> {
+        let mut s = self.sync.lock();
+        let mut forced = !force;
+        loop {
+            self.check_fatal()?;
+            if s.synced >= target && forced {
+                return Ok(());
+            }
+            if s.syncing {
+                self.sync_cv.wait(&mut s);
+                continue;
+            }
+            s.syncing = true;
+            drop(s);
+            let r = self.sync_once();
+            s = self.sync.lock();
+            s.syncing = false;
+            match r {
+                Ok((pos, seq)) => {
+                    s.synced = s.synced.max(pos);
+                    self.visible_seq.fetch_max(seq, Ordering::AcqRel);
+                    forced = true;
+                    self.sync_cv.notify_all();
+                }
+                Err(e) => {
+                    drop(s);
+                    return Err(self.set_fatal(e));
+                }
+            }
+        }
+    }
+
+    /// Hands buffered records to the OS and fsyncs the current log.
+    fn sync_once(&self) -> Result<(u64, u64)> {
+        let (wal, path, pos, seq) = {
+            let mut c = self.commit.lock();
+            c.flush_buf()?;
+            (c.wal.clone(), c.wal_path.clone(), c.end(), c.last_seq)
+        };
+        wal.sync().map_err(|e| Error::io("fsync log", &path, e))?;
+        self.counters.wal_syncs.fetch_add(1, Ordering::Relaxed);
+        Ok((pos, seq))
+    }
+
+    /// Switches to a fresh memtable and log. Called with the commit lock held.
+    fn rotate(&self, c: &mut CommitState) -> Result<()> {
+        let r = (|| {
+            c.flush_buf()?;
+            c.wal
+                .sync()
+                .map_err(|e| Error::io("fsync log", &c.wal_path, e))?;
+            let number = self.alloc_file();
+            let path = self.dir.join(wal_name(number));
+            let wal = self
+                .fs
+                .create(&path)
+                .map_err(|e| Error::io("create log", &path, e))?;
+            self.fs
+                .sync_dir(&self.dir)
+                .map_err(|e| Error::io("fsync directory", &self.dir, e))?;
+            Ok((number, path, wal))
+        })();
+        let (number, path, wal) = match r {
+            Ok(x) => x,
+            Err(e) => return Err(self.set_fatal(e)),
+        };
+        {
+            let mut s = self.sync.lock();
+            s.synced = s.synced.max(c.end());
+            self.visible_seq.fetch_max(c.last_seq, Ordering::AcqRel);
+            self.sync_cv.notify_all();
+        }
+        c.base = c.end();
+        c.written = 0;
+        c.wal = wal;
+        c.wal_number = number;
+        c.wal_path = path;
+        let mem = Arc::new(Memtable::new(number));
+        let old = std::mem::replace(&mut c.mem, mem.clone());
+        {
+            let mut sv = self.sv.write();
+            let mut imms = Vec::with_capacity(sv.imms.len() + 1);
+            imms.push(old);
+            imms.extend(sv.imms.iter().cloned());
+            *sv = Arc::new(SuperVersion {
+                mem,
+                imms,
+                version: sv.version.clone(),
+            });
+        }
+        self.imm_count.fetch_add(1, Ordering::AcqRel);
+        self.wake_bg();
+        Ok(())
+    }
+
+    fn bg_wait(&self, timeout: Duration) {
+        let mut g = self.bg.lock();
+        if !*g && !self.shutdown.load(Ordering::SeqCst) {
+            self.bg_cv.wait_for(&mut g, timeout);
+        }
+        *g = false;
+    }
+
+    fn flush_loop(&self) {
+        loop {
+            if self.shutdown.load(Ordering::SeqCst) {
+                return;
+            }
+            let oldest = self.sv.read().imms.last().cloned();
+            match oldest {
+                Some(mem) if !self.fatal_flag.load(Ordering::Acquire) => {
+                    if let Err(e) = self.flush_memtable(&mem) {
+                        self.set_fatal(e);
+                    }
+                }
+                _ => {
+                    self.bg_wait(WAL_BUFFER_AGE);
+                    self.write_out_log_buffer();
+                }
+            }
+        }
+    }
+
+    /// Hands buffered log records to the OS (bounds how long `SyncMode::None` writes wait).
+    fn write_out_log_buffer(&self) {
+        if self.fatal_flag.load(Ordering::Acquire) {
+            return;
+        }
+        let mut c = self.commit.lock();
+        if let Err(e) = c.flush_buf() {
+            self.set_fatal(e);
+        }
+    }
+
+    /// Writes the oldest immutable memtable to a level-0 table and installs it.
+    fn flush_memtable(&self, mem: &Arc<Memtable>) -> Result<()> {
+        let id = self.alloc_file();
+        let built = write_memtable(
+            &self.fs,
+            &self.dir,
+            &self.cache,
+            mem,
+            id,
+            build_options(&self.opts),
+        )?;
+        if built.is_some() {
+            self.fs
+                .sync_dir(&self.dir)
+                .map_err(|e| Error::io("fsync directory", &self.dir, e))?;
+        }
+        let mut vs = self.versions.lock();
+        let next_log = {
+            let sv = self.sv.read();
+            let pos = sv.imms.iter().position(|m| Arc::ptr_eq(m, mem));
+            match pos {
+                Some(0) => sv.mem.wal_number,
+                Some(i) => sv.imms[i - 1].wal_number,
+                None => return Err(Error::Fatal("flushed memtable vanished".into())),
+            }
+        };
+        let edit = VersionEdit {
+            log_number: Some(next_log),
+            next_file: Some(self.next_file.load(Ordering::SeqCst)),
+            last_seq: Some(mem.max_seq()),
+            added: built.iter().map(|t| t.meta.clone()).collect(),
+            deleted: Vec::new(),
+        };
+        if let Some(t) = &built {
+            self.counters
+                .flush_bytes_written
+                .fetch_add(t.meta.size, Ordering::Relaxed);
+        }
+        self.log_and_install(&mut vs, &edit, built.into_iter().collect(), Some(mem))?;
+        drop(vs);
+        self.counters.flushes.fetch_add(1, Ordering::Relaxed);
+        self.imm_count.fetch_sub(1, Ordering::AcqRel);
+        self.stall_cv.notify_all();
+        // Logs older than the oldest unflushed memtable are no longer needed.
+        if let Ok(names) = self.fs.list(&self.dir) {
+            for n in names {
+                if let Some(("log", num)) = parse_name(&n)
+                    && num < next_log
+                {
+                    let _ = self.fs.remove(&self.dir.join(n));
+                }
+            }
+        }
+        self.wake_bg();
+        Ok(())
+    }
+
+    /// Appends `edit` to the manifest (fsynced), then installs the new version for readers.
+    /// With `flushed`, that memtable leaves the immutable list in the same swap.
+    pub fn log_and_install(
+        &self,
+        vs: &mut VersionSet,
+        edit: &VersionEdit,
+        added: Vec<Arc<TableFile>>,
+        flushed: Option<&Arc<Memtable>>,
+    ) -> Result<()> {
+        let mut rec = Vec::new();
+        encode_record(&mut rec, &edit.encode());
+        let r = vs
+            .manifest
+            .append(&rec)
+            .map_err(|e| Error::io("write manifest", &vs.manifest_path, e))
+            .and_then(|_| {
+                vs.manifest
+                    .sync()
+                    .map_err(|e| Error::io("fsync manifest", &vs.manifest_path, e))
+            });
+        if let Err(e) = r {
+            return Err(self.set_fatal(e));
+        }
+        let version = Arc::new(vs.current.apply(&edit.deleted, added));
+        for (level, id) in &edit.deleted {
+            if edit.added.iter().any(|a| a.id == *id) {
+                continue; // moved, not deleted
+            }
+            if let Some(t) = vs.current.levels[*level as usize]
+                .iter()
+                .find(|t| t.meta.id == *id)
+            {
+                t.table.mark_obsolete();
+            }
+        }
+        vs.current = version.clone();
+        self.l0_count
+            .store(version.levels[0].len() as u64, Ordering::Release);
+        let mut sv = self.sv.write();
+        let imms = sv
+            .imms
+            .iter()
+            .filter(|m| flushed.is_none_or(|f| !Arc::ptr_eq(m, f)))
+            .cloned()
+            .collect();
+        *sv = Arc::new(SuperVersion {
+            mem: sv.mem.clone(),
+            imms,
+            version,
+        });
+        drop(sv);
+        self.stall_cv.notify_all();
+        Ok(())
+    }
+
+    fn compaction_loop(&self) {
+        let mut last_writes = u64::MAX;
+        let mut idle_since = Instant::now();
+        let (mut idle_flushed, mut idle_done) = (false, false);
+        loop {
+            if self.shutdown.load(Ordering::SeqCst) {
+                return;
+            }
+            if self.opts.enable_compaction && !self.fatal_flag.load(Ordering::Acquire) {
+                let r = compaction::run_one(self).and_then(|worked| {
+                    if worked {
+                        return Ok(true);
+                    }
+                    // Idle maintenance: once writes have paused for IDLE_AFTER, flush a
+                    // sizeable memtable (its log goes away) and fold level 0 into level 1, so
+                    // space amplification settles near 1 instead of waiting for more writes.
+                    let w = self.counters.writes.load(Ordering::Relaxed);
+                    if w != last_writes {
+                        (last_writes, idle_since) = (w, Instant::now());
+                        (idle_flushed, idle_done) = (false, false);
+                    } else if !idle_done
+                        && idle_since.elapsed() >= IDLE_AFTER
+                        && self.imm_count.load(Ordering::Acquire) == 0
+                    {
+                        if !idle_flushed {
+                            idle_flushed = true;
+                            if self.idle_flush()? {
+                                return Ok(true); // wait for the flush first
+                            }
+                        }
+                        idle_done = true;
+                        return compaction::idle_compaction(self);
+                    }
+                    Ok(false)
+                });
+                match r {
+                    Ok(true) => continue,
+                    Ok(false) => {}
+                    // A compaction abandoned for shutdown left only unreferenced outputs.
+                    Err(_) if self.is_shutting_down() => return,
+                    Err(e) => {
+                        self.set_fatal(e);
+                    }
+                }
+            }
+            self.bg_wait(Duration::from_millis(200));
+        }
+    }
+
+    /// Switches a memtable holding at least 1/8 of `memtable_size` so it gets flushed.
+    fn idle_flush(&self) -> Result<bool> {
+        let mut c = self.commit.lock();
+        if (c.mem.size() as u64) < self.opts.memtable_size / 8 {
+            return Ok(false);
+        }
+        self.rotate(&mut c)?;
+        Ok(true)
+    }
+
+    fn periodic_sync_loop(&self) {
+        let SyncMode::Periodic(every) = self.opts.sync else {
+            return;
+        };
+        let mut last = Instant::now();
+        loop {
+            if self.shutdown.load(Ordering::SeqCst) || self.fatal_flag.load(Ordering::Acquire) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10).min(every));
+            if last.elapsed() >= every {
+                last = Instant::now();
+                let target = self.commit.lock().end();
+                if let Err(e) = self.wait_durable(target, false) {
+                    tracing::error!(error = %e, "periodic log sync failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn stats(&self) -> Stats {
+        let sv = self.sv.read().clone();
+        let mut disk = 0;
+        if let Ok(rd) = std::fs::read_dir(&self.dir) {
+            for e in rd.flatten() {
+                disk += e.metadata().map(|m| m.len()).unwrap_or(0);
+            }
+        }
+        let c = &self.counters;
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Stats {
+            disk_bytes: disk,
+            table_bytes: sv.version.all_tables().map(|t| t.meta.size).sum(),
+            tables_per_level: sv.version.levels.iter().map(|l| l.len()).collect(),
+            memtable_bytes: (sv.mem.size() + sv.imms.iter().map(|m| m.size()).sum::<usize>())
+                as u64,
+            immutable_memtables: sv.imms.len() as u64,
+            pinned_bytes: sv
+                .version
+                .all_tables()
+                .map(|t| t.table.pinned_bytes())
+                .sum(),
+            block_cache_bytes: self.cache.used(),
+            block_cache_hits: l(&self.cache.hits),
+            block_cache_misses: l(&self.cache.misses),
+            writes: l(&c.writes),
+            wal_syncs: l(&c.wal_syncs),
+            flushes: l(&c.flushes),
+            compactions: l(&c.compactions),
+            flush_bytes_written: l(&c.flush_bytes_written),
+            compaction_bytes_read: l(&c.compaction_bytes_read),
+            compaction_bytes_written: l(&c.compaction_bytes_written),
+            stall_micros: l(&c.stall_micros),
+            slowdown_micros: l(&c.slowdown_micros),
+            last_sequence: self.visible_seq.load(Ordering::Acquire),
+        }
+    }
+}
+
+pub(crate) fn build_options(o: &Options) -> BuildOptions {
+    BuildOptions {
+        block_size: o.block_size,
+        bits_per_key: crate::bloom::bits_per_key(o.bloom_fp_rate),
+        compression: o.compression,
+    }
+}
+
+/// Writes a memtable (newest version of each key only) as a level-0 table and opens it.
+fn write_memtable(
+    fs: &Arc<dyn FileSystem>,
+    dir: &Path,
+    cache: &Arc<BlockCache>,
+    mem: &Arc<Memtable>,
+    id: u64,
+    bopts: BuildOptions,
+) -> Result<Option<Arc<TableFile>>> {
+    let path = dir.join(table_name(id));
+    let mut b = TableBuilder::new(&**fs, &path, bopts)?;
+    let mut it = MemIter::new(mem.clone());
+    it.seek_to_first()?;
+    let mut last: Option<Vec<u8>> = None;
+    while it.valid() {
+        let k = it.key();
+        let (u, _, kind) = split_internal_key(k)
+            .ok_or_else(|| Error::Fatal("memtable key without trailer".into()))?;
+        debug_assert!(kind == KIND_PUT || kind == KIND_DELETE);
+        if last.as_deref() != Some(u) {
+            last = Some(u.to_vec());
+            b.add(k, it.value())?;
+        }
+        it.next()?;
+    }
+    if b.entries() == 0 {
+        drop(b);
+        let _ = fs.remove(&path);
+        return Ok(None);
+    }
+    let built = b.finish()?;
+    let table = Table::open(fs.clone(), path, id, cache.clone())?;
+    Ok(Some(Arc::new(TableFile {
+        meta: FileMeta {
+            level: 0,
+            id,
+            size: built.size,
+            entries: built.entries,
+            smallest: built.smallest,
+            largest: built.largest,
+        },
+        table: Arc::new(table),
+    })))
+}
