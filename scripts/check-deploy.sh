@@ -12,9 +12,9 @@
 #   - the container test: scripts/build-image.sh with buildah, then
 #     k8s/tests/container_test.py runs the image and probes it
 #
-#   ORBIT_SERVER_BIN=target/debug/orbit-server scripts/check-deploy.sh
+#   ORBIT_SERVER_BIN=target/release/orbit-server scripts/check-deploy.sh
 #
-# The binary defaults to target/debug/orbit-server (what `cargo test` builds; it
+# The binary defaults to target/release/orbit-server (what `cargo test` builds; it
 # is built if missing). Needs root for apt (buildah, promtool) and for the
 # network and mount namespaces of the process and container tests.
 set -uo pipefail
@@ -23,7 +23,7 @@ repo=$PWD
 start=$(date +%s)
 
 tools=${ORBIT_DEPLOY_TOOLS:-$repo/target/deploy-tools}
-bin=${ORBIT_SERVER_BIN:-target/debug/orbit-server}
+bin=${ORBIT_SERVER_BIN:-target/release/orbit-server}
 versions=(1.30 1.37)
 
 # Pinned tools.

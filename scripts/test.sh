@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-wasm-toolchain.sh
+bash scripts/install-native-deps.sh
 bash scripts/install-stand-ins.sh
-cargo test --workspace --locked
+cargo test --release --workspace --locked
 cargo test --locked --manifest-path plugins/Cargo.toml --workspace
 cargo test --locked --manifest-path examples/custom-selector/Cargo.toml

@@ -38,7 +38,7 @@ takes the rendered StatefulSet or Deployment and, like a kubelet would:
   the chart's files/alerts.yaml carrying the same rules.
 
 Usage:
-  manifest_process_test.py [--bin target/debug/orbit-server] [--helm PATH]
+  manifest_process_test.py [--bin target/release/orbit-server] [--helm PATH]
 Environment: ORBIT_SERVER_BIN (the binary), HELM (the helm binary). Without helm
 only the raw manifests are tested. Prints one line per case and ends with
 "N passed, N failed".
@@ -72,7 +72,7 @@ REPO = Path(__file__).resolve().parents[2]
 # Backends that this build of orbit-server opens. The others are configured end
 # to end but `serve` stops with "not available in this build"; when one lands,
 # add it here (cloud backends also need an entry in STAND_INS).
-BACKENDS_OPEN = {"memory", "rocksdb"}
+BACKENDS_OPEN = {"memory", "lsm_tree", "rocksdb"}
 
 ALL_BACKENDS = ["memory", "cow_btree", "lsm_tree", "rocksdb", "s3", "azure", "gcp"]
 LOCAL_BACKENDS = ALL_BACKENDS[:4]

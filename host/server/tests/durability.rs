@@ -141,3 +141,17 @@ async fn kill_and_check(backend: &str, extra: &[(&str, &str)], cycles: usize) {
 async fn rocksdb_keeps_every_acknowledged_write_across_kill_9() {
     kill_and_check("rocksdb", &[("ORBIT_ROCKSDB_DURABILITY", "sync")], 4).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lsm_tree_keeps_every_acknowledged_write_across_kill_9() {
+    kill_and_check(
+        "lsm_tree",
+        &[
+            ("ORBIT_LSM_DURABILITY", "sync"),
+            // Small memtables: flushes and compactions happen before the kill.
+            ("ORBIT_LSM_MEMTABLE_SIZE", "256KiB"),
+        ],
+        4,
+    )
+    .await;
+}

@@ -129,18 +129,18 @@ fn toml_file_selects_and_configures() {
 #[test]
 fn backend_not_in_this_build_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("lsm").display().to_string();
+    let data = dir.path().join("cow").display().to_string();
     let err = Server::try_start(
         dir.path(),
         &[
-            ("ORBIT_PERSISTENCE_BACKEND", "lsm_tree"),
-            ("ORBIT_LSM_DATA_DIR", &data),
+            ("ORBIT_PERSISTENCE_BACKEND", "cow_btree"),
+            ("ORBIT_COW_DATA_DIR", &data),
         ],
     )
     .err()
     .expect("must not start");
     assert!(
-        err.contains("Starting Orbit-RS server with persistence backend: lsm_tree"),
+        err.contains("Starting Orbit-RS server with persistence backend: cow_btree"),
         "{err}"
     );
     assert!(err.contains("not available in this build"), "{err}");
