@@ -70,8 +70,14 @@ impl PageCache {
     }
 
     pub(crate) fn insert(&self, page: u64, node: Arc<Page>) {
-        let mut s = self.shard(page).write();
         let len = node.len_bytes();
+        let mut s = self.shard(page).write();
+        if len > self.shard_cap {
+            if let Some(old) = s.map.remove(&page) {
+                s.bytes -= old.len_bytes();
+            }
+            return;
+        }
         if let Some(old) = s.map.insert(page, node) {
             s.bytes -= old.len_bytes();
         }

@@ -99,6 +99,8 @@ struct Inner {
     next_store_id: AtomicU64,
     commits: AtomicU64,
     fsyncs: AtomicU64,
+    /// Freed pages linked to a version some reader may still hold.
+    pinned_pages: AtomicU64,
     shutdown: Mutex<bool>,
     wake: Condvar,
 }
@@ -183,6 +185,7 @@ impl Db {
             next_store_id: AtomicU64::new(2),
             commits: AtomicU64::new(0),
             fsyncs: AtomicU64::new(1),
+            pinned_pages: AtomicU64::new(0),
             shutdown: Mutex::new(false),
             wake: Condvar::new(),
         });
@@ -411,14 +414,14 @@ impl Db {
         let inner = &self.inner;
         let w = inner.writer.lock();
         let cur = inner.current.read().clone();
-        let reserved: usize = w.waiting.iter().map(|(_, p)| p.len()).sum::<usize>()
-            + inner.released.lock().iter().map(|(_, _, p)| p.len()).sum::<usize>();
+        let reserved = w.waiting.iter().map(|(_, p)| p.len()).sum::<usize>() as u64
+            + inner.pinned_pages.load(Ordering::Relaxed);
         Stats {
             file_bytes: w.store.file.len().unwrap_or(0),
             used_bytes: META_AREA + (w.page_count - 2) * w.store.page_size as u64,
             page_size: w.store.page_size,
             free_pages: w.free.len() as u64,
-            reserved_pages: reserved as u64,
+            reserved_pages: reserved,
             entries: cur.meta.entries,
             txn: cur.meta.txn,
             durable_txn: w.durable_txn,
@@ -462,6 +465,7 @@ impl Inner {
     fn reclaim(&self, w: &mut WriterState) {
         let released = std::mem::take(&mut *self.released.lock());
         for (store_id, txn, pages) in released {
+            self.pinned_pages.fetch_sub(pages.len() as u64, Ordering::Relaxed);
             if store_id == w.store.id {
                 w.waiting.push((txn, pages));
             }
@@ -577,6 +581,7 @@ impl Inner {
             }
         }
         let new = Arc::new(Version::new(store.clone(), meta, self.released.clone()));
+        self.pinned_pages.fetch_add(freed.len() as u64, Ordering::Relaxed);
         cur.link(new.clone(), freed);
         *self.current.write() = new;
         drop(cur);

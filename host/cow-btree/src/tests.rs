@@ -213,7 +213,8 @@ fn snapshot_survives_many_commits_and_pages_are_reused_after() {
     b.put(b"x".to_vec(), b"y".to_vec());
     db.write(b).unwrap();
     let after = db.stats();
-    assert_eq!(after.reserved_pages, 0, "{after:?}");
+    // Only the pages of the last commit remain reserved.
+    assert!(after.reserved_pages * 10 < before.reserved_pages, "{before:?} {after:?}");
     assert!(after.free_pages > 0, "{after:?}");
 }
 
@@ -442,11 +443,12 @@ fn decoder_survives_random_and_mutated_pages() {
     }
     let mut rejected = 0;
     for i in 0..iters {
-        let mut page = if i % 10 == 0 {
+        let original = if i % 10 == 0 {
             (0..1024).map(|_| rng.u8(..)).collect::<Vec<u8>>()
         } else {
             seeds[i % 2].clone()
         };
+        let mut page = original.clone();
         for _ in 0..rng.usize(1..8) {
             let at = rng.usize(4..page.len());
             match rng.u8(0..3) {
@@ -455,8 +457,10 @@ fn decoder_survives_random_and_mutated_pages() {
                 _ => page[at] = [0, 0xff, 1, 0x7f][rng.usize(0..4)],
             }
         }
-        // Unfixed checksum: must be rejected.
-        assert!(crate::fuzzing::decode_page(&page, 1024).is_err());
+        // Changed bytes under the old checksum: must be rejected.
+        if page != original {
+            assert!(crate::fuzzing::decode_page(&page, 1024).is_err());
+        }
         crate::fuzzing::fix_checksum(&mut page);
         if crate::fuzzing::decode_page(&page, 1024).is_err() {
             rejected += 1;

@@ -338,7 +338,7 @@ impl<'a> WriteTxn<'a> {
                     return Ok(Vec::new());
                 }
                 let sizes: Vec<usize> = entries.iter().map(|(k, v)| leaf_entry_len(k, v)).collect();
-                let cuts = chunks(&sizes, ps - HEADER, self.max_keys);
+                let cuts = chunks(&sizes, ps - HEADER, self.max_keys, 1);
                 let mut out = Vec::with_capacity(cuts.len());
                 for (i, w) in cuts.windows(2).enumerate() {
                     let slice = &entries[w[0]..w[1]];
@@ -373,7 +373,7 @@ impl<'a> WriteTxn<'a> {
                     .iter()
                     .map(|(s, _, _)| branch_entry_len(s.as_deref().unwrap_or_default()))
                     .collect();
-                let cuts = chunks(&sizes, ps - BRANCH_BASE, self.max_keys + 1);
+                let cuts = chunks(&sizes, ps - BRANCH_BASE, self.max_keys + 1, 2);
                 let mut out = Vec::with_capacity(cuts.len());
                 for w in cuts.windows(2) {
                     let group = &refs[w[0]..w[1]];
@@ -449,21 +449,32 @@ fn decode(p: &Page) -> Node {
 
 /// Cut points splitting items of `sizes` into runs of at most `cap` bytes
 /// (an item larger than `cap` gets a run of its own) and `max_items` items,
-/// balanced so the last run is not left nearly empty. Returns `[0, .., len]`.
-fn chunks(sizes: &[usize], cap: usize, max_items: usize) -> Vec<usize> {
+/// balanced so the last run is not left nearly empty, and with at least
+/// `min_items` per run (a branch needs two children to make progress).
+/// Returns `[0, .., len]`.
+fn chunks(sizes: &[usize], cap: usize, max_items: usize, min_items: usize) -> Vec<usize> {
     let total: usize = sizes.iter().sum();
     let k = total.div_ceil(cap).max(sizes.len().div_ceil(max_items)).max(1);
     let target = total.div_ceil(k);
     let mut cuts = vec![0];
     let (mut bytes, mut items) = (0usize, 0usize);
     for (i, &s) in sizes.iter().enumerate() {
-        if items > 0 && (bytes + s > cap || items >= max_items || bytes >= target) {
+        if items >= min_items && (bytes + s > cap || items >= max_items || bytes >= target) {
             cuts.push(i);
             bytes = 0;
             items = 0;
         }
         bytes += s;
         items += 1;
+    }
+    if items < min_items && cuts.len() > 1 {
+        let n = cuts.len();
+        if cuts[n - 1] - cuts[n - 2] > min_items {
+            // Borrow one item from the previous run.
+            cuts[n - 1] -= 1;
+        } else {
+            cuts.pop();
+        }
     }
     cuts.push(sizes.len());
     cuts
