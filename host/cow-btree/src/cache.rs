@@ -1,14 +1,14 @@
-//! In-memory cache of validated nodes, keyed by page number.
+//! In-memory cache of validated nodes, indexed by page number.
 //!
 //! Sound without invalidation because of copy-on-write: a page number is only
 //! rewritten after no reader can reach its old content, and the writer puts
-//! the new image in the cache as it writes it. Sharded so readers on
-//! different pages do not contend; eviction drops arbitrary entries of a full
-//! shard (hash order), which is cheap and good enough for a B+tree whose hot
-//! upper levels are touched on every lookup and re-cached at once.
+//! the new image in the cache as it writes it (and drops the entries of pages
+//! it recycles). Sixteen shards, each a vector indexed by page number (pages
+//! are dense), so a hit is one uncontended read lock and one index, and the
+//! hot path runs the caller's search under that read lock instead of cloning
+//! an `Arc`. When a shard is over budget a clock hand sweeps it, dropping
+//! entries until it is at three quarters of its budget.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -17,27 +17,10 @@ use crate::page::Page;
 
 const SHARDS: usize = 16;
 
-#[derive(Default)]
-struct PageHasher(u64);
-impl Hasher for PageHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-type Map = HashMap<u64, Arc<Page>, BuildHasherDefault<PageHasher>>;
-
 struct Shard {
-    map: Map,
+    slots: Vec<Option<Arc<Page>>>,
     bytes: usize,
+    hand: usize,
 }
 
 /// The cache.
@@ -46,14 +29,22 @@ pub(crate) struct PageCache {
     shard_cap: usize,
 }
 
+fn split(page: u64) -> (usize, usize) {
+    (
+        (page % SHARDS as u64) as usize,
+        (page / SHARDS as u64) as usize,
+    )
+}
+
 impl PageCache {
     pub(crate) fn new(capacity_bytes: usize) -> Self {
         PageCache {
             shards: (0..SHARDS)
                 .map(|_| {
                     RwLock::new(Shard {
-                        map: Map::default(),
+                        slots: Vec::new(),
                         bytes: 0,
+                        hand: 0,
                     })
                 })
                 .collect(),
@@ -61,53 +52,59 @@ impl PageCache {
         }
     }
 
-    fn shard(&self, page: u64) -> &RwLock<Shard> {
-        &self.shards[(page.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60) as usize % SHARDS]
+    /// Runs `f` on the cached node, if any, under the shard's read lock.
+    pub(crate) fn with<R>(&self, page: u64, f: impl FnOnce(&Page) -> R) -> Option<R> {
+        let (s, i) = split(page);
+        let shard = self.shards[s].read();
+        shard.slots.get(i).and_then(|x| x.as_deref()).map(f)
     }
 
     pub(crate) fn get(&self, page: u64) -> Option<Arc<Page>> {
-        self.shard(page).read().map.get(&page).cloned()
+        let (s, i) = split(page);
+        self.shards[s].read().slots.get(i).and_then(|x| x.clone())
     }
 
     pub(crate) fn insert(&self, page: u64, node: Arc<Page>) {
+        let (s, i) = split(page);
         let len = node.len_bytes();
-        let mut s = self.shard(page).write();
+        let mut sh = self.shards[s].write();
         if len > self.shard_cap {
-            if let Some(old) = s.map.remove(&page) {
-                s.bytes -= old.len_bytes();
+            if let Some(old) = sh.slots.get_mut(i).and_then(|x| x.take()) {
+                sh.bytes -= old.len_bytes();
             }
             return;
         }
-        if let Some(old) = s.map.insert(page, node) {
-            s.bytes -= old.len_bytes();
+        if sh.slots.len() <= i {
+            sh.slots.resize(i + 1, None);
         }
-        s.bytes += len;
-        if s.bytes > self.shard_cap {
+        if let Some(old) = sh.slots[i].replace(node) {
+            sh.bytes -= old.len_bytes();
+        }
+        sh.bytes += len;
+        if sh.bytes > self.shard_cap {
             let target = self.shard_cap - self.shard_cap / 4;
-            let mut victims = Vec::new();
-            let mut freed = 0usize;
-            for (k, v) in s.map.iter() {
-                if s.bytes - freed <= target {
-                    break;
+            let n = sh.slots.len();
+            let mut steps = 0;
+            while sh.bytes > target && steps < n {
+                let h = sh.hand % n;
+                sh.hand = h + 1;
+                steps += 1;
+                if h == i {
+                    continue;
                 }
-                if *k != page {
-                    victims.push(*k);
-                    freed += v.len_bytes();
-                }
-            }
-            for k in victims {
-                if let Some(v) = s.map.remove(&k) {
-                    s.bytes -= v.len_bytes();
+                if let Some(old) = sh.slots[h].take() {
+                    sh.bytes -= old.len_bytes();
                 }
             }
         }
     }
 
-    /// Forgets a page (freed pages need not linger).
+    /// Forgets a page (called when a freed page is recycled).
     pub(crate) fn remove(&self, page: u64) {
-        let mut s = self.shard(page).write();
-        if let Some(v) = s.map.remove(&page) {
-            s.bytes -= v.len_bytes();
+        let (s, i) = split(page);
+        let mut sh = self.shards[s].write();
+        if let Some(old) = sh.slots.get_mut(i).and_then(|x| x.take()) {
+            sh.bytes -= old.len_bytes();
         }
     }
 
@@ -115,7 +112,7 @@ impl PageCache {
     pub(crate) fn clear(&self) {
         for s in &self.shards {
             let mut s = s.write();
-            s.map.clear();
+            s.slots.clear();
             s.bytes = 0;
         }
     }

@@ -24,7 +24,10 @@ use crate::error::{Error, Result};
 use crate::io::{FileSystem, PageFile, StdFs};
 use crate::meta::{META_LEN, Meta};
 use crate::options::{Options, SyncMode};
-use crate::page::{HEADER, Page, Val, ValueRef, encode_branch, encode_leaf, encode_overflow, leaf_entry_len, branch_entry_len, BRANCH_BASE};
+use crate::page::{
+    BRANCH_BASE, HEADER, Page, Val, ValueRef, branch_entry_len, encode_branch, encode_leaf,
+    encode_overflow, leaf_entry_len,
+};
 use crate::recovery;
 use crate::snapshot::{RangeIter, Snapshot};
 use crate::store::{META_AREA, Released, Store, Version, meta_offset};
@@ -114,7 +117,9 @@ pub struct Db {
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Db").field("path", &self.inner.path).finish()
+        f.debug_struct("Db")
+            .field("path", &self.inner.path)
+            .finish()
     }
 }
 
@@ -126,12 +131,17 @@ fn validate(opts: &Options) -> Result<()> {
         )));
     }
     if opts.max_keys_per_node < 4 {
-        return Err(Error::InvalidArgument(format!("max_keys_per_node {} is below 4", opts.max_keys_per_node)));
+        return Err(Error::InvalidArgument(format!(
+            "max_keys_per_node {} is below 4",
+            opts.max_keys_per_node
+        )));
     }
     if let SyncMode::Periodic(d) = opts.sync
         && d.is_zero()
     {
-        return Err(Error::InvalidArgument("periodic sync interval of zero".into()));
+        return Err(Error::InvalidArgument(
+            "periodic sync interval of zero".into(),
+        ));
     }
     Ok(())
 }
@@ -149,11 +159,15 @@ impl Db {
         let path = dir.join(FILE_NAME);
         let leftover = dir.join(COMPACT_NAME);
         match std::fs::remove_file(&leftover) {
-            Ok(()) => tracing::info!(path = %leftover.display(), "removed an unfinished compaction"),
+            Ok(()) => {
+                tracing::info!(path = %leftover.display(), "removed an unfinished compaction")
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io("remove unfinished compaction", &leftover, e)),
         }
-        let file = fs.open(&path, true).map_err(|e| Error::io("open", &path, e))?;
+        let file = fs
+            .open(&path, true)
+            .map_err(|e| Error::io("open", &path, e))?;
         let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
         let released: Released = Arc::new(Mutex::new(Vec::new()));
         let (store, meta, slot, free) = if len == 0 {
@@ -237,9 +251,12 @@ impl Db {
         };
         let mut area = vec![0u8; META_AREA as usize];
         area[..META_LEN].copy_from_slice(&meta.encode());
-        file.write_all_at(&area, 0).map_err(|e| Error::io("write meta area", path, e))?;
-        file.sync_data().map_err(|e| Error::io("fdatasync new file", path, e))?;
-        fs.sync_dir(dir).map_err(|e| Error::io("fsync directory", dir, e))?;
+        file.write_all_at(&area, 0)
+            .map_err(|e| Error::io("write meta area", path, e))?;
+        file.sync_data()
+            .map_err(|e| Error::io("fdatasync new file", path, e))?;
+        fs.sync_dir(dir)
+            .map_err(|e| Error::io("fsync directory", dir, e))?;
         let store = Store {
             file,
             path: path.to_path_buf(),
@@ -260,7 +277,8 @@ impl Db {
     ) -> Result<(Store, Meta, usize, BTreeSet<u64>)> {
         let mut area = vec![0u8; META_AREA as usize];
         let n = len.min(META_AREA) as usize;
-        file.read_exact_at(&mut area[..n], 0).map_err(|e| Error::io("read meta area", path, e))?;
+        file.read_exact_at(&mut area[..n], 0)
+            .map_err(|e| Error::io("read meta area", path, e))?;
         let slots = [
             Meta::decode(&area[meta_offset(0) as usize..]),
             Meta::decode(&area[meta_offset(1) as usize..]),
@@ -279,7 +297,11 @@ impl Db {
             return Err(Error::corrupt(
                 path,
                 Some(0),
-                format!("neither meta slot is valid (slot 0: {}; slot 1: {})", why(0), why(1)),
+                format!(
+                    "neither meta slot is valid (slot 0: {}; slot 1: {})",
+                    why(0),
+                    why(1)
+                ),
             ));
         }
         candidates.sort_by_key(|(_, m)| std::cmp::Reverse(m.txn));
@@ -302,9 +324,14 @@ impl Db {
                         tracing::warn!(path = %path.display(), txn = meta.txn, error = %e,
                             "newest commit did not verify (torn by a crash?); recovered the previous one");
                     }
-                    let free: BTreeSet<u64> = (2..meta.page_count).filter(|&p| !walk.reachable[p as usize]).collect();
+                    let free: BTreeSet<u64> = (2..meta.page_count)
+                        .filter(|&p| !walk.reachable[p as usize])
+                        .collect();
                     // Make the recovered state durable before reusing any page.
-                    store.file.sync_data().map_err(|e| Error::io("fdatasync after recovery", path, e))?;
+                    store
+                        .file
+                        .sync_data()
+                        .map_err(|e| Error::io("fdatasync after recovery", path, e))?;
                     return Ok((store, meta, slot, free));
                 }
                 Err(e @ Error::Corrupt { .. }) => {
@@ -316,7 +343,9 @@ impl Db {
                 Err(e) => return Err(e),
             }
         }
-        Err(first_err.unwrap_or_else(|| Error::corrupt(path, Some(0), "meta slots disagree on the page size")))
+        Err(first_err.unwrap_or_else(|| {
+            Error::corrupt(path, Some(0), "meta slots disagree on the page size")
+        }))
     }
 
     /// The value of `key` in the latest commit.
@@ -348,12 +377,18 @@ impl Db {
                 Op::Delete(k) => (k, None),
             };
             if k.len() > MAX_KEY_LEN {
-                return Err(Error::InvalidArgument(format!("key of {} bytes exceeds {MAX_KEY_LEN}", k.len())));
+                return Err(Error::InvalidArgument(format!(
+                    "key of {} bytes exceeds {MAX_KEY_LEN}",
+                    k.len()
+                )));
             }
             if let Some(v) = v
                 && v.len() > MAX_VALUE_LEN
             {
-                return Err(Error::InvalidArgument(format!("value of {} bytes exceeds {MAX_VALUE_LEN}", v.len())));
+                return Err(Error::InvalidArgument(format!(
+                    "value of {} bytes exceeds {MAX_VALUE_LEN}",
+                    v.len()
+                )));
             }
         }
         let inner = &self.inner;
@@ -384,7 +419,9 @@ impl Db {
                 g
             };
             if group.is_empty() {
-                return Err(Error::InvalidArgument("unreachable: own batch neither queued nor committed".into()));
+                return Err(Error::InvalidArgument(
+                    "unreachable: own batch neither queued nor committed".into(),
+                ));
             }
             let r = inner.commit(&mut w, &group);
             for p in &group {
@@ -465,14 +502,18 @@ impl Inner {
     fn reclaim(&self, w: &mut WriterState) {
         let released = std::mem::take(&mut *self.released.lock());
         for (store_id, txn, pages) in released {
-            self.pinned_pages.fetch_sub(pages.len() as u64, Ordering::Relaxed);
+            self.pinned_pages
+                .fetch_sub(pages.len() as u64, Ordering::Relaxed);
             if store_id == w.store.id {
                 w.waiting.push((txn, pages));
             }
         }
         let durable = w.durable_txn;
         let WriterState {
-            waiting, free, store, ..
+            waiting,
+            free,
+            store,
+            ..
         } = w;
         waiting.retain(|(txn, pages)| {
             if *txn <= durable {
@@ -499,7 +540,9 @@ impl Inner {
             let reason = format!("{what}: {e}");
             tracing::error!(path = %self.path.display(), %reason, "fdatasync failed; refusing further writes");
             w.fatal = Some(reason);
-            return Err(self.fatal_error(w).unwrap_or_else(|| Error::io(what, &self.path, e)));
+            return Err(self
+                .fatal_error(w)
+                .unwrap_or_else(|| Error::io(what, &self.path, e)));
         }
         self.fsyncs.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -533,7 +576,13 @@ impl Inner {
         let store = w.store.clone();
         let (meta, writes, freed) = {
             let alloc = Alloc::new(&mut w.free, &mut w.page_count);
-            let mut t = WriteTxn::new(&store, &cur.meta, self.opts.max_keys_per_node, self.opts.compression, alloc);
+            let mut t = WriteTxn::new(
+                &store,
+                &cur.meta,
+                self.opts.max_keys_per_node,
+                self.opts.compression,
+                alloc,
+            );
             let applied: Result<()> = (|| {
                 for p in group {
                     for op in &p.batch.ops {
@@ -581,7 +630,8 @@ impl Inner {
             }
         }
         let new = Arc::new(Version::new(store.clone(), meta, self.released.clone()));
-        self.pinned_pages.fetch_add(freed.len() as u64, Ordering::Relaxed);
+        self.pinned_pages
+            .fetch_add(freed.len() as u64, Ordering::Relaxed);
         cur.link(new.clone(), freed);
         *self.current.write() = new;
         drop(cur);
@@ -600,9 +650,13 @@ impl Inner {
         self.sync_locked(&mut w)?;
         let cur = self.current.read().clone();
         let tmp = self.dir.join(COMPACT_NAME);
-        let file = self.fs.open(&tmp, true).map_err(|e| Error::io("create", &tmp, e))?;
+        let file = self
+            .fs
+            .open(&tmp, true)
+            .map_err(|e| Error::io("create", &tmp, e))?;
         let built = (|| -> Result<(Store, Meta)> {
-            file.set_len(0).map_err(|e| Error::io("truncate", &tmp, e))?;
+            file.set_len(0)
+                .map_err(|e| Error::io("truncate", &tmp, e))?;
             let store = Store {
                 file,
                 path: self.path.clone(),
@@ -613,8 +667,14 @@ impl Inner {
             let meta = bulk_copy(&cur, &store, self.opts.max_keys_per_node as usize)?;
             let mut area = vec![0u8; META_AREA as usize];
             area[..META_LEN].copy_from_slice(&meta.encode());
-            store.file.write_all_at(&area, 0).map_err(|e| Error::io("write meta area", &tmp, e))?;
-            store.file.sync_data().map_err(|e| Error::io("fdatasync", &tmp, e))?;
+            store
+                .file
+                .write_all_at(&area, 0)
+                .map_err(|e| Error::io("write meta area", &tmp, e))?;
+            store
+                .file
+                .sync_data()
+                .map_err(|e| Error::io("fdatasync", &tmp, e))?;
             Ok((store, meta))
         })();
         let (store, meta) = match built {
@@ -632,7 +692,9 @@ impl Inner {
             // Whether the rename is durable is now unknown; later commits
             // could vanish with it. Same rule as a failed fdatasync.
             w.fatal = Some(format!("fsync of directory after compaction: {e}"));
-            return Err(self.fatal_error(&w).unwrap_or_else(|| Error::io("fsync directory", &self.dir, e)));
+            return Err(self
+                .fatal_error(&w)
+                .unwrap_or_else(|| Error::io("fsync directory", &self.dir, e)));
         }
         let before = w.page_count;
         let store = Arc::new(store);
@@ -778,7 +840,10 @@ fn bulk_copy(from: &Version, to: &Store, max_keys: usize) -> Result<Meta> {
         let mut next_level = Vec::new();
         let mut group: Vec<(Vec<u8>, u64, u32)> = Vec::new();
         let mut bytes = BRANCH_BASE;
-        let emit = |group: &mut Vec<(Vec<u8>, u64, u32)>, out: &mut Appender<'_>, next_level: &mut Vec<(Vec<u8>, u64, u32)>| -> Result<()> {
+        let emit = |group: &mut Vec<(Vec<u8>, u64, u32)>,
+                    out: &mut Appender<'_>,
+                    next_level: &mut Vec<(Vec<u8>, u64, u32)>|
+         -> Result<()> {
             let keys: Vec<Vec<u8>> = group[1..].iter().map(|(k, _, _)| k.clone()).collect();
             let children: Vec<(u64, u32)> = group.iter().map(|(_, p, c)| (*p, *c)).collect();
             let (p, c) = out.push(encode_branch(&keys, &children, txn, ps))?;

@@ -75,7 +75,11 @@ impl Error {
         }
     }
 
-    pub(crate) fn corrupt(path: &std::path::Path, page: Option<u64>, reason: impl Into<String>) -> Self {
+    pub(crate) fn corrupt(
+        path: &std::path::Path,
+        page: Option<u64>,
+        reason: impl Into<String>,
+    ) -> Self {
         Error::Corrupt {
             path: path.to_path_buf(),
             page,

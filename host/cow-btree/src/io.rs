@@ -117,7 +117,9 @@ impl FaultState {
         let n = self.ops.fetch_add(1, Ordering::SeqCst);
         if n >= self.fail_after.load(Ordering::SeqCst) {
             self.failed.store(true, Ordering::SeqCst);
-            return Err(io::Error::other(format!("injected {what} failure at op {n}")));
+            return Err(io::Error::other(format!(
+                "injected {what} failure at op {n}"
+            )));
         }
         Ok(())
     }

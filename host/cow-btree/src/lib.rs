@@ -98,7 +98,9 @@ pub mod fuzzing {
 
     /// Encodes a small valid branch.
     pub fn sample_branch(page_size: usize) -> Vec<u8> {
-        let keys: Vec<Vec<u8>> = (0..10u32).map(|i| format!("sep{i:04}").into_bytes()).collect();
+        let keys: Vec<Vec<u8>> = (0..10u32)
+            .map(|i| format!("sep{i:04}").into_bytes())
+            .collect();
         let children: Vec<(u64, u32)> = (0..11u64).map(|i| (i + 2, i as u32)).collect();
         crate::page::encode_branch(&keys, &children, 1, page_size)
     }

@@ -46,18 +46,27 @@ impl Meta {
     /// Decodes a slot; `Err` says why it is not a valid record.
     pub(crate) fn decode(b: &[u8]) -> Result<Meta, String> {
         if b.len() < META_LEN {
-            return Err(format!("meta slot is {} bytes, expected {META_LEN}", b.len()));
+            return Err(format!(
+                "meta slot is {} bytes, expected {META_LEN}",
+                b.len()
+            ));
         }
         if b.iter().take(META_LEN).all(|&x| x == 0) {
             return Err("meta slot is empty (all zero)".into());
         }
         if &b[0..8] != MAGIC {
-            return Err(format!("bad magic {:02x?}, expected {:02x?}", &b[0..8], MAGIC));
+            return Err(format!(
+                "bad magic {:02x?}, expected {:02x?}",
+                &b[0..8],
+                MAGIC
+            ));
         }
         let crc = u32::from_le_bytes([b[60], b[61], b[62], b[63]]);
         let actual = crc32fast::hash(&b[..60]);
         if crc != actual {
-            return Err(format!("meta checksum mismatch: stored {crc:#010x}, computed {actual:#010x}"));
+            return Err(format!(
+                "meta checksum mismatch: stored {crc:#010x}, computed {actual:#010x}"
+            ));
         }
         let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
         let u64_at = |i: usize| {
@@ -67,7 +76,9 @@ impl Meta {
         };
         let version = u32_at(8);
         if version != FORMAT_VERSION {
-            return Err(format!("format version {version}, this build reads {FORMAT_VERSION}"));
+            return Err(format!(
+                "format version {version}, this build reads {FORMAT_VERSION}"
+            ));
         }
         let m = Meta {
             page_size: u32_at(12),
@@ -78,10 +89,16 @@ impl Meta {
             entries: u64_at(48),
         };
         if !m.page_size.is_power_of_two() || !(1024..=65536).contains(&m.page_size) {
-            return Err(format!("page size {} is not a power of two in 1 KiB..64 KiB", m.page_size));
+            return Err(format!(
+                "page size {} is not a power of two in 1 KiB..64 KiB",
+                m.page_size
+            ));
         }
         if m.page_count < 2 || (m.root != 0 && (m.root < 2 || m.root >= m.page_count)) {
-            return Err(format!("root page {} outside the {} pages in use", m.root, m.page_count));
+            return Err(format!(
+                "root page {} outside the {} pages in use",
+                m.root, m.page_count
+            ));
         }
         Ok(m)
     }

@@ -144,8 +144,12 @@ impl Page {
         page_size: usize,
         expected_crc: Option<u32>,
     ) -> Result<Page, ParseError> {
-        if bytes.len() < HEADER || bytes.len() < page_size || bytes.len() % page_size != 0 {
-            return Err(format!("node image of {} bytes is not a whole number of pages", bytes.len()));
+        if bytes.len() < HEADER || bytes.len() < page_size || !bytes.len().is_multiple_of(page_size)
+        {
+            return Err(format!(
+                "node image of {} bytes is not a whole number of pages",
+                bytes.len()
+            ));
         }
         let stored = rd_u32(&bytes, 0);
         let actual = node_crc(&bytes);
@@ -176,7 +180,10 @@ impl Page {
             KIND_BRANCH => page.validate_branch()?,
             KIND_OVERFLOW => {
                 if count > page.bytes.len() - HEADER {
-                    return Err(format!("overflow run claims {count} bytes, holds at most {}", page.bytes.len() - HEADER));
+                    return Err(format!(
+                        "overflow run claims {count} bytes, holds at most {}",
+                        page.bytes.len() - HEADER
+                    ));
                 }
             }
             k => return Err(format!("unknown node kind {k}")),
@@ -201,13 +208,18 @@ impl Page {
         for i in 0..self.count {
             let off = rd_u32(b, HEADER + i * 4) as usize;
             if off < offs_end {
-                return Err(format!("leaf entry {i} offset {off} points into the header"));
+                return Err(format!(
+                    "leaf entry {i} offset {off} points into the header"
+                ));
             }
-            let klen = checked_u32(b, off).ok_or_else(|| format!("leaf entry {i} offset {off} out of bounds"))? as usize;
+            let klen = checked_u32(b, off)
+                .ok_or_else(|| format!("leaf entry {i} offset {off} out of bounds"))?
+                as usize;
             let kstart = off + 4;
-            let kend = kstart.checked_add(klen).filter(|&e| e + 10 <= b.len()).ok_or_else(|| {
-                format!("leaf entry {i}: key of {klen} bytes runs past the node")
-            })?;
+            let kend = kstart
+                .checked_add(klen)
+                .filter(|&e| e + 10 <= b.len())
+                .ok_or_else(|| format!("leaf entry {i}: key of {klen} bytes runs past the node"))?;
             let key = &b[kstart..kend];
             if let Some(p) = prev
                 && p >= key
@@ -232,7 +244,9 @@ impl Page {
             if flags & FLAG_COMPRESSED == 0 && vkind == VKIND_INLINE {
                 let raw = rd_u32(b, kend + 6) as usize;
                 if raw != stored_len {
-                    return Err(format!("leaf entry {i}: uncompressed value with raw length {raw} != stored {stored_len}"));
+                    return Err(format!(
+                        "leaf entry {i}: uncompressed value with raw length {raw} != stored {stored_len}"
+                    ));
                 }
             }
         }
@@ -254,9 +268,13 @@ impl Page {
         for i in 0..n {
             let off = rd_u32(b, offs_start + i * 4) as usize;
             if off < refs_end {
-                return Err(format!("branch key {i} offset {off} points into the header"));
+                return Err(format!(
+                    "branch key {i} offset {off} points into the header"
+                ));
             }
-            let klen = checked_u32(b, off).ok_or_else(|| format!("branch key {i} offset {off} out of bounds"))? as usize;
+            let klen = checked_u32(b, off)
+                .ok_or_else(|| format!("branch key {i} offset {off} out of bounds"))?
+                as usize;
             let key = b
                 .get(off + 4..(off + 4).saturating_add(klen))
                 .filter(|k| k.len() == klen)
@@ -429,9 +447,16 @@ pub(crate) fn encode_leaf(entries: &[(Vec<u8>, Val)], txn: u64, page_size: usize
 }
 
 /// Encodes a branch with `keys.len() + 1` children.
-pub(crate) fn encode_branch(keys: &[Vec<u8>], children: &[(u64, u32)], txn: u64, page_size: usize) -> Vec<u8> {
+pub(crate) fn encode_branch(
+    keys: &[Vec<u8>],
+    children: &[(u64, u32)],
+    txn: u64,
+    page_size: usize,
+) -> Vec<u8> {
     debug_assert_eq!(keys.len() + 1, children.len());
-    let mut buf = Vec::with_capacity(HEADER + children.len() * CHILD_REF + keys.iter().map(|k| 8 + k.len()).sum::<usize>());
+    let mut buf = Vec::with_capacity(
+        HEADER + children.len() * CHILD_REF + keys.iter().map(|k| 8 + k.len()).sum::<usize>(),
+    );
     buf.resize(HEADER, 0);
     for (p, c) in children {
         buf.extend_from_slice(&p.to_le_bytes());

@@ -23,12 +23,21 @@ fn mark(store: &Store, reachable: &mut [bool], page: u64, n: u64) -> Result<()> 
     for p in page..page + n {
         match reachable.get_mut(p as usize) {
             Some(slot) if !*slot => *slot = true,
-            Some(_) => return Err(Error::corrupt(store.path(), Some(p), "page referenced twice in one tree")),
+            Some(_) => {
+                return Err(Error::corrupt(
+                    store.path(),
+                    Some(p),
+                    "page referenced twice in one tree",
+                ));
+            }
             None => {
                 return Err(Error::corrupt(
                     store.path(),
                     Some(p),
-                    format!("page beyond the {} pages the meta page declares", reachable.len()),
+                    format!(
+                        "page beyond the {} pages the meta page declares",
+                        reachable.len()
+                    ),
                 ));
             }
         }
@@ -41,7 +50,13 @@ pub(crate) fn verify(store: &Store, meta: &Meta) -> Result<Walk> {
     let count = usize::try_from(meta.page_count)
         .ok()
         .filter(|&c| c <= (1usize << 40))
-        .ok_or_else(|| Error::corrupt(store.path(), None, format!("meta declares {} pages", meta.page_count)))?;
+        .ok_or_else(|| {
+            Error::corrupt(
+                store.path(),
+                None,
+                format!("meta declares {} pages", meta.page_count),
+            )
+        })?;
     let mut reachable = vec![false; count];
     reachable[0] = true;
     reachable[1] = true;
@@ -50,7 +65,11 @@ pub(crate) fn verify(store: &Store, meta: &Meta) -> Result<Walk> {
         let mut stack = vec![(meta.root, meta.root_crc, 0u32)];
         while let Some((page, crc, depth)) = stack.pop() {
             if depth > 64 {
-                return Err(Error::corrupt(store.path(), Some(page), "tree deeper than 64 levels (a cycle?)"));
+                return Err(Error::corrupt(
+                    store.path(),
+                    Some(page),
+                    "tree deeper than 64 levels (a cycle?)",
+                ));
             }
             let node = store.read_uncached(page, crc, Some(meta.page_count))?;
             let n = pages_for(node.len_bytes(), store.page_size) as u64;
@@ -63,16 +82,35 @@ pub(crate) fn verify(store: &Store, meta: &Meta) -> Result<Walk> {
             } else if node.is_leaf() {
                 entries += node.count() as u64;
                 for i in 0..node.count() {
-                    if let ValueRef::Overflow { page: op, crc: oc, stored_len, .. } = node.leaf_value(i) {
+                    if let ValueRef::Overflow {
+                        page: op,
+                        crc: oc,
+                        stored_len,
+                        ..
+                    } = node.leaf_value(i)
+                    {
                         let run = store.read_uncached(op, oc, Some(meta.page_count))?;
                         if !run.is_overflow() || run.count() != stored_len as usize {
-                            return Err(Error::corrupt(store.path(), Some(op), format!("expected an overflow run of {stored_len} bytes")));
+                            return Err(Error::corrupt(
+                                store.path(),
+                                Some(op),
+                                format!("expected an overflow run of {stored_len} bytes"),
+                            ));
                         }
-                        mark(store, &mut reachable, op, overflow_pages(stored_len, store.page_size) as u64)?;
+                        mark(
+                            store,
+                            &mut reachable,
+                            op,
+                            overflow_pages(stored_len, store.page_size) as u64,
+                        )?;
                     }
                 }
             } else {
-                return Err(Error::corrupt(store.path(), Some(page), "overflow run where a tree node belongs"));
+                return Err(Error::corrupt(
+                    store.path(),
+                    Some(page),
+                    "overflow run where a tree node belongs",
+                ));
             }
             if !node.is_overflow() {
                 store.cache.insert(page, Arc::new(node));
@@ -83,7 +121,10 @@ pub(crate) fn verify(store: &Store, meta: &Meta) -> Result<Walk> {
         return Err(Error::corrupt(
             store.path(),
             None,
-            format!("meta of txn {} counts {} keys, the tree holds {entries}", meta.txn, meta.entries),
+            format!(
+                "meta of txn {} counts {} keys, the tree holds {entries}",
+                meta.txn, meta.entries
+            ),
         ));
     }
     Ok(Walk { reachable })

@@ -9,8 +9,14 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::page::Page;
+use crate::page::{Page, Val};
 use crate::store::Version;
+
+enum Step {
+    Child((u64, u32)),
+    Found(Val),
+    Absent,
+}
 
 /// A consistent, read-only view of the database as of one commit.
 #[derive(Clone)]
@@ -43,15 +49,21 @@ impl Snapshot {
         let store = &self.version.store;
         let (mut page, mut crc) = (meta.root, meta.root_crc);
         loop {
-            let node = store.node(page, crc)?;
-            if node.is_branch() {
-                (page, crc) = node.branch_child(node.branch_find(key));
-                continue;
+            let step = store.with_node(page, crc, |node| {
+                if node.is_branch() {
+                    Step::Child(node.branch_child(node.branch_find(key)))
+                } else {
+                    match node.leaf_search(key) {
+                        Ok(i) => Step::Found(Val::from_ref(node.leaf_value(i))),
+                        Err(_) => Step::Absent,
+                    }
+                }
+            })?;
+            match step {
+                Step::Child(next) => (page, crc) = next,
+                Step::Found(v) => return Ok(Some(store.owned_value(v, page)?)),
+                Step::Absent => return Ok(None),
             }
-            return match node.leaf_search(key) {
-                Ok(i) => Ok(Some(store.value(node.leaf_value(i), page)?)),
-                Err(_) => Ok(None),
-            };
         }
     }
 

@@ -47,7 +47,12 @@ impl Store {
     }
 
     /// Reads a node (not cached) and validates it against `crc`.
-    pub(crate) fn read_uncached(&self, page: u64, crc: u32, file_pages: Option<u64>) -> Result<Page> {
+    pub(crate) fn read_uncached(
+        &self,
+        page: u64,
+        crc: u32,
+        file_pages: Option<u64>,
+    ) -> Result<Page> {
         if page < 2 {
             return Err(self.corrupt(page, "reference to a meta page as a node"));
         }
@@ -57,7 +62,9 @@ impl Store {
             .read_exact_at(&mut first, self.offset(page))
             .map_err(|e| Error::io(format!("read page {page}"), &self.path, e))?;
         let npages = Page::header_npages(&first).unwrap_or(0);
-        let limit = file_pages.map(|fp| fp.saturating_sub(page)).unwrap_or(u64::MAX);
+        let limit = file_pages
+            .map(|fp| fp.saturating_sub(page))
+            .unwrap_or(u64::MAX);
         if npages == 0 || npages as u64 > limit || npages > (1usize << 31) / ps {
             // Let the checksum check name the problem when the header is junk.
             let why = match Page::parse(first.into_boxed_slice(), ps, Some(crc)) {
@@ -71,7 +78,13 @@ impl Store {
             buf.resize(npages * ps, 0);
             self.file
                 .read_exact_at(&mut buf[ps..], self.offset(page + 1))
-                .map_err(|e| Error::io(format!("read pages {}..{}", page + 1, page + npages as u64), &self.path, e))?;
+                .map_err(|e| {
+                    Error::io(
+                        format!("read pages {}..{}", page + 1, page + npages as u64),
+                        &self.path,
+                        e,
+                    )
+                })?;
         }
         Page::parse(buf.into_boxed_slice(), ps, Some(crc)).map_err(|e| self.corrupt(page, e))
     }
@@ -82,7 +95,13 @@ impl Store {
             if p.crc() == crc {
                 return Ok(p);
             }
-            return Err(self.corrupt(page, format!("cached page has checksum {:#010x}, parent expects {crc:#010x}", p.crc())));
+            return Err(self.corrupt(
+                page,
+                format!(
+                    "cached page has checksum {:#010x}, parent expects {crc:#010x}",
+                    p.crc()
+                ),
+            ));
         }
         let p = self.read_uncached(page, crc, None)?;
         if p.is_overflow() {
@@ -93,14 +112,88 @@ impl Store {
         Ok(p)
     }
 
+    /// Runs `f` on a tree node: under the cache's read lock on a hit, else
+    /// after reading and caching it.
+    pub(crate) fn with_node<R>(
+        &self,
+        page: u64,
+        crc: u32,
+        f: impl FnOnce(&Page) -> R,
+    ) -> Result<R> {
+        let mut f = Some(f);
+        let hit = self.cache.with(page, |p| {
+            if p.crc() == crc {
+                f.take().map(|f| f(p))
+            } else {
+                None
+            }
+        });
+        if let Some(Some(r)) = hit {
+            return Ok(r);
+        }
+        let node = self.node(page, crc)?;
+        match f.take() {
+            Some(f) => Ok(f(&node)),
+            None => Err(self.corrupt(page, "unreachable: node callback already used")),
+        }
+    }
+
+    /// The user's value from an owned leaf value.
+    pub(crate) fn owned_value(&self, v: crate::page::Val, page_hint: u64) -> Result<Vec<u8>> {
+        use crate::page::Val;
+        match v {
+            Val::Inline {
+                stored,
+                compressed: false,
+                ..
+            } => Ok(stored),
+            Val::Inline {
+                ref stored,
+                raw_len,
+                compressed: true,
+            } => self.value(
+                ValueRef::Inline {
+                    stored,
+                    raw_len,
+                    compressed: true,
+                },
+                page_hint,
+            ),
+            Val::Overflow {
+                page,
+                crc,
+                stored_len,
+                raw_len,
+                compressed,
+            } => self.value(
+                ValueRef::Overflow {
+                    page,
+                    crc,
+                    stored_len,
+                    raw_len,
+                    compressed,
+                },
+                page_hint,
+            ),
+        }
+    }
+
     /// The stored (possibly compressed) bytes of a value.
     pub(crate) fn stored_value(&self, v: ValueRef<'_>) -> Result<Vec<u8>> {
         match v {
             ValueRef::Inline { stored, .. } => Ok(stored.to_vec()),
-            ValueRef::Overflow { page, crc, stored_len, .. } => {
+            ValueRef::Overflow {
+                page,
+                crc,
+                stored_len,
+                ..
+            } => {
                 let p = self.read_uncached(page, crc, None)?;
                 if !p.is_overflow() || p.count() != stored_len as usize {
-                    return Err(self.corrupt(page, format!("expected an overflow run of {stored_len} bytes")));
+                    return Err(self.corrupt(
+                        page,
+                        format!("expected an overflow run of {stored_len} bytes"),
+                    ));
                 }
                 Ok(p.overflow_data().to_vec())
             }
@@ -110,7 +203,16 @@ impl Store {
     /// The value as the user wrote it.
     pub(crate) fn value(&self, v: ValueRef<'_>, page_hint: u64) -> Result<Vec<u8>> {
         let (compressed, raw_len) = match v {
-            ValueRef::Inline { compressed, raw_len, .. } | ValueRef::Overflow { compressed, raw_len, .. } => (compressed, raw_len),
+            ValueRef::Inline {
+                compressed,
+                raw_len,
+                ..
+            }
+            | ValueRef::Overflow {
+                compressed,
+                raw_len,
+                ..
+            } => (compressed, raw_len),
         };
         if !compressed {
             if let ValueRef::Inline { stored, .. } = v {
@@ -122,10 +224,17 @@ impl Store {
             ValueRef::Inline { stored, .. } => std::borrow::Cow::Borrowed(stored),
             _ => std::borrow::Cow::Owned(self.stored_value(v)?),
         };
-        let out = lz4_flex::block::decompress(&stored, raw_len as usize)
-            .map_err(|e| self.corrupt(page_hint, format!("compressed value does not decode: {e}")))?;
+        let out = lz4_flex::block::decompress(&stored, raw_len as usize).map_err(|e| {
+            self.corrupt(page_hint, format!("compressed value does not decode: {e}"))
+        })?;
         if out.len() != raw_len as usize {
-            return Err(self.corrupt(page_hint, format!("compressed value decodes to {} bytes, expected {raw_len}", out.len())));
+            return Err(self.corrupt(
+                page_hint,
+                format!(
+                    "compressed value decodes to {} bytes, expected {raw_len}",
+                    out.len()
+                ),
+            ));
         }
         Ok(out)
     }
@@ -174,7 +283,9 @@ impl Drop for Version {
         let mut link = self.next.take();
         while let Some((next, freed)) = link {
             if !freed.is_empty() {
-                self.released.lock().push((next.store.id, next.meta.txn, freed));
+                self.released
+                    .lock()
+                    .push((next.store.id, next.meta.txn, freed));
             }
             match Arc::try_unwrap(next) {
                 Ok(mut v) => link = v.next.take(),

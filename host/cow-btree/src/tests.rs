@@ -33,8 +33,8 @@ fn rand_key(rng: &mut fastrand::Rng, space: u32) -> Vec<u8> {
 
 fn rand_value(rng: &mut fastrand::Rng) -> Vec<u8> {
     let len = match rng.u8(0..10) {
-        0 => rng.usize(300..5000),  // overflow
-        1 => rng.usize(64..400),    // compressible
+        0 => rng.usize(300..5000), // overflow
+        1 => rng.usize(64..400),   // compressible
         _ => rng.usize(0..40),
     };
     if rng.bool() {
@@ -75,8 +75,16 @@ fn check_range(snap: &crate::Snapshot, model: &Model, rng: &mut fastrand::Rng) {
         return; // BTreeMap panics on this empty range
     }
     let got: Vec<_> = snap.range(lb, ub).map(|r| r.unwrap()).collect();
-    let want: Vec<_> = model.range::<[u8], _>((lb, ub)).map(|(k, v)| (k.clone(), v.clone())).collect();
-    assert!(got == want, "range {lb:?}..{ub:?} differs: got {} want {}", got.len(), want.len());
+    let want: Vec<_> = model
+        .range::<[u8], _>((lb, ub))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    assert!(
+        got == want,
+        "range {lb:?}..{ub:?} differs: got {} want {}",
+        got.len(),
+        want.len()
+    );
 }
 
 fn model_run(seed: u64, steps: usize, opts: Options) {
@@ -112,7 +120,11 @@ fn model_run(seed: u64, steps: usize, opts: Options) {
         model = next;
         for _ in 0..3 {
             let k = rand_key(&mut rng, 600);
-            assert_eq!(db.get(&k).unwrap(), model.get(&k).cloned(), "get {k:?} at step {step}");
+            assert_eq!(
+                db.get(&k).unwrap(),
+                model.get(&k).cloned(),
+                "get {k:?} at step {step}"
+            );
         }
         if rng.u8(0..10) == 0 {
             readers.push((db.snapshot(), model.clone()));
@@ -150,12 +162,18 @@ fn model_run(seed: u64, steps: usize, opts: Options) {
     check_all(&db.snapshot(), &model);
     // Freed pages were recycled: the file is not much larger than the data.
     let st = db.stats();
-    assert!(st.free_pages + st.reserved_pages < 4 * (st.used_bytes / st.page_size as u64).max(64), "{st:?}");
+    assert!(
+        st.free_pages + st.reserved_pages < 4 * (st.used_bytes / st.page_size as u64).max(64),
+        "{st:?}"
+    );
 }
 
 #[test]
 fn model_small_pages() {
-    let seeds: u64 = std::env::var("ORBIT_COW_MODEL_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    let seeds: u64 = std::env::var("ORBIT_COW_MODEL_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
     for seed in 0..seeds {
         model_run(seed, 600, small_opts());
     }
@@ -214,7 +232,10 @@ fn snapshot_survives_many_commits_and_pages_are_reused_after() {
     db.write(b).unwrap();
     let after = db.stats();
     // Only the pages of the last commit remain reserved.
-    assert!(after.reserved_pages * 10 < before.reserved_pages, "{before:?} {after:?}");
+    assert!(
+        after.reserved_pages * 10 < before.reserved_pages,
+        "{before:?} {after:?}"
+    );
     assert!(after.free_pages > 0, "{after:?}");
 }
 
@@ -224,7 +245,10 @@ fn compaction_shrinks_the_file_and_keeps_old_snapshots() {
     let db = Db::open(dir.path(), Options::default()).unwrap();
     let mut b = WriteBatch::new();
     for i in 0..20000u32 {
-        b.put(format!("{i:08}").into_bytes(), vec![(i % 251) as u8; 100 + (i % 7) as usize * 300]);
+        b.put(
+            format!("{i:08}").into_bytes(),
+            vec![(i % 251) as u8; 100 + (i % 7) as usize * 300],
+        );
     }
     db.write(b).unwrap();
     let mut b = WriteBatch::new();
@@ -248,14 +272,22 @@ fn compaction_shrinks_the_file_and_keeps_old_snapshots() {
     drop(db);
     let db = Db::open(dir.path(), Options::default()).unwrap();
     assert_eq!(db.snapshot().len(), 2001);
-    assert_eq!(db.get(b"00000010").unwrap(), Some(vec![10u8; 100 + 3 * 300]));
+    assert_eq!(
+        db.get(b"00000010").unwrap(),
+        Some(vec![10u8; 100 + 3 * 300])
+    );
     assert_eq!(db.get(b"after").unwrap(), Some(b"compaction".to_vec()));
 }
 
 /// Runs commits against a file layer that fails after `fail_after`
 /// counted operations; returns the model of acknowledged commits and the
 /// batch that failed (which may or may not be on disk).
-fn faulty_run(dir: &Path, fs: &FaultyFs, sync: SyncMode, seed: u64) -> (Model, Option<Model>, bool) {
+fn faulty_run(
+    dir: &Path,
+    fs: &FaultyFs,
+    sync: SyncMode,
+    seed: u64,
+) -> (Model, Option<Model>, bool) {
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut model = Model::new();
     let opts = Options {
@@ -292,7 +324,10 @@ fn faulty_run(dir: &Path, fs: &FaultyFs, sync: SyncMode, seed: u64) -> (Model, O
                 let mut b = WriteBatch::new();
                 b.put(b"after-failure".to_vec(), b"x".to_vec());
                 let again = db.write(b);
-                assert!(again.is_err(), "write after a failure succeeded on a failing disk");
+                assert!(
+                    again.is_err(),
+                    "write after a failure succeeded on a failing disk"
+                );
                 if fatal {
                     assert!(matches!(again, Err(Error::Fatal { .. })), "{again:?}");
                 }
@@ -312,7 +347,10 @@ fn faulty_run(dir: &Path, fs: &FaultyFs, sync: SyncMode, seed: u64) -> (Model, O
 fn fault_injection_write_and_fsync_failures() {
     let mut saw_fatal = false;
     let mut saw_write_error = false;
-    for (i, fail_after) in [0u64, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 120].into_iter().enumerate() {
+    for (i, fail_after) in [0u64, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 120]
+        .into_iter()
+        .enumerate()
+    {
         for (count_writes, count_syncs) in [(true, false), (false, true), (true, true)] {
             for sync in [SyncMode::PerCommit, SyncMode::None] {
                 let dir = tempfile::tempdir().unwrap();
@@ -330,12 +368,18 @@ fn fault_injection_write_and_fsync_failures() {
                     .collect();
                 if sync == SyncMode::PerCommit {
                     let ok = got == model || failed.as_ref().is_some_and(|f| &got == f);
-                    assert!(ok, "fail_after {fail_after} writes {count_writes} syncs {count_syncs}: state is neither the acknowledged one nor that plus the failed batch");
+                    assert!(
+                        ok,
+                        "fail_after {fail_after} writes {count_writes} syncs {count_syncs}: state is neither the acknowledged one nor that plus the failed batch"
+                    );
                 } else {
                     // Without fsync a process that stays alive still wrote every
                     // acknowledged commit to the file.
                     let ok = got == model || failed.as_ref().is_some_and(|f| &got == f);
-                    assert!(ok, "SyncMode::None: fail_after {fail_after} lost acknowledged commits");
+                    assert!(
+                        ok,
+                        "SyncMode::None: fail_after {fail_after} lost acknowledged commits"
+                    );
                 }
             }
         }
@@ -353,7 +397,9 @@ fn leaf_pages_with_txn(path: &Path, page_size: usize, txn: u64) -> Vec<u64> {
             break;
         }
         let pg = &bytes[off..off + page_size];
-        if pg[4] == crate::page::KIND_LEAF && u64::from_le_bytes(pg[16..24].try_into().unwrap()) == txn {
+        if pg[4] == crate::page::KIND_LEAF
+            && u64::from_le_bytes(pg[16..24].try_into().unwrap()) == txn
+        {
             out.push(p);
         }
         p += 1;
@@ -372,7 +418,10 @@ fn flipped_byte_is_reported_with_file_and_page() {
         let db = Db::open(dir.path(), opts.clone()).unwrap();
         let mut b = WriteBatch::new();
         for i in 0..3000u32 {
-            b.put(format!("{i:08}").into_bytes(), format!("value-{i}").into_bytes());
+            b.put(
+                format!("{i:08}").into_bytes(),
+                format!("value-{i}").into_bytes(),
+            );
         }
         db.write(b).unwrap();
         let mut b = WriteBatch::new();
@@ -397,7 +446,10 @@ fn flipped_byte_is_reported_with_file_and_page() {
         other => panic!("expected Corrupt, got {other:?}"),
     }
     let msg = err.to_string();
-    assert!(msg.contains("data.cow") && msg.contains(&format!("page {victim}")), "{msg}");
+    assert!(
+        msg.contains("data.cow") && msg.contains(&format!("page {victim}")),
+        "{msg}"
+    );
     // Restore; open; then damage the page under a running database: reads
     // of that page fail with the same clear error, others still work.
     bytes[off] ^= 0x40;
@@ -429,15 +481,26 @@ fn both_meta_slots_damaged_is_a_clear_error() {
     bytes[20] ^= 1;
     bytes[4096 + 20] ^= 1;
     std::fs::write(&file, &bytes).unwrap();
-    let err = Db::open(dir.path(), Options::default()).unwrap_err().to_string();
-    assert!(err.contains("neither meta slot is valid") && err.contains("data.cow"), "{err}");
+    let err = Db::open(dir.path(), Options::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("neither meta slot is valid") && err.contains("data.cow"),
+        "{err}"
+    );
 }
 
 #[test]
 fn decoder_survives_random_and_mutated_pages() {
     let mut rng = fastrand::Rng::with_seed(7);
-    let iters: usize = std::env::var("ORBIT_COW_DECODER_ITERS").ok().and_then(|s| s.parse().ok()).unwrap_or(20000);
-    let seeds = [crate::fuzzing::sample_leaf(1024), crate::fuzzing::sample_branch(1024)];
+    let iters: usize = std::env::var("ORBIT_COW_DECODER_ITERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20000);
+    let seeds = [
+        crate::fuzzing::sample_leaf(1024),
+        crate::fuzzing::sample_branch(1024),
+    ];
     for page in &seeds {
         crate::fuzzing::decode_page(page, 1024).unwrap();
     }
@@ -493,7 +556,10 @@ fn group_commit_shares_fsyncs() {
     let st = db.stats();
     let fsyncs = st.fsyncs - before;
     assert_eq!(st.entries, 320);
-    assert!(fsyncs < 320, "8 concurrent writers used {fsyncs} fsyncs for 320 batches");
+    assert!(
+        fsyncs < 320,
+        "8 concurrent writers used {fsyncs} fsyncs for 320 batches"
+    );
     assert_eq!(fsyncs, st.commits);
 }
 

@@ -13,8 +13,8 @@ use std::collections::BTreeSet;
 use crate::error::{Error, Result};
 use crate::meta::Meta;
 use crate::page::{
-    BRANCH_BASE, HEADER, Page, Val, branch_entry_len, encode_branch, encode_leaf, encode_overflow, leaf_entry_len,
-    pages_for,
+    BRANCH_BASE, HEADER, Page, Val, branch_entry_len, encode_branch, encode_leaf, encode_overflow,
+    leaf_entry_len, pages_for,
 };
 use crate::store::{Store, overflow_pages};
 
@@ -73,7 +73,9 @@ impl Node {
     fn size(&self) -> usize {
         match self {
             Node::Leaf(e) => HEADER + e.iter().map(|(k, v)| leaf_entry_len(k, v)).sum::<usize>(),
-            Node::Branch(k, _) => BRANCH_BASE + k.iter().map(|k| branch_entry_len(k)).sum::<usize>(),
+            Node::Branch(k, _) => {
+                BRANCH_BASE + k.iter().map(|k| branch_entry_len(k)).sum::<usize>()
+            }
         }
     }
 }
@@ -81,6 +83,11 @@ impl Node {
 /// A written node as its parent refers to it: separator (None = inherit the
 /// parent's), page, checksum.
 type Part = (Option<Vec<u8>>, u64, u32);
+
+/// What a finished transaction hands back: the new meta (page_count still
+/// to be set), the page images sorted by page, the freed pages, and the
+/// allocator (to undo if writing fails).
+pub(crate) type Finished<'a> = (Meta, Vec<(u64, Vec<u8>)>, Vec<u64>, Alloc<'a>);
 
 /// One write transaction.
 pub(crate) struct WriteTxn<'a> {
@@ -96,7 +103,13 @@ pub(crate) struct WriteTxn<'a> {
 }
 
 impl<'a> WriteTxn<'a> {
-    pub(crate) fn new(store: &'a Store, base: &Meta, max_keys: u32, compression: bool, alloc: Alloc<'a>) -> Self {
+    pub(crate) fn new(
+        store: &'a Store,
+        base: &Meta,
+        max_keys: u32,
+        compression: bool,
+        alloc: Alloc<'a>,
+    ) -> Self {
         WriteTxn {
             store,
             txn: base.txn + 1,
@@ -129,12 +142,15 @@ impl<'a> WriteTxn<'a> {
         }
         match child {
             Child::Dirty(n) => Ok(n),
-            Child::Clean(..) => Err(Error::InvalidArgument("unreachable: child still clean".into())),
+            Child::Clean(..) => Err(Error::InvalidArgument(
+                "unreachable: child still clean".into(),
+            )),
         }
     }
 
     fn make_val(&mut self, value: &[u8]) -> Result<Val> {
-        let raw_len = u32::try_from(value.len()).map_err(|_| Error::InvalidArgument("value longer than 4 GiB".into()))?;
+        let raw_len = u32::try_from(value.len())
+            .map_err(|_| Error::InvalidArgument("value longer than 4 GiB".into()))?;
         let mut stored = std::borrow::Cow::Borrowed(value);
         let mut compressed = false;
         if self.compression && value.len() >= COMPRESS_MIN {
@@ -166,7 +182,10 @@ impl<'a> WriteTxn<'a> {
     }
 
     fn free_val(&mut self, v: &Val) {
-        if let Val::Overflow { page, stored_len, .. } = v {
+        if let Val::Overflow {
+            page, stored_len, ..
+        } = v
+        {
             let n = overflow_pages(*stored_len, self.page_size()) as u64;
             self.freed.extend(*page..*page + n);
         }
@@ -174,7 +193,10 @@ impl<'a> WriteTxn<'a> {
 
     pub(crate) fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         let val = self.make_val(value)?;
-        let mut root = self.root.take().unwrap_or_else(|| Child::Dirty(Box::new(Node::Leaf(Vec::new()))));
+        let mut root = self
+            .root
+            .take()
+            .unwrap_or_else(|| Child::Dirty(Box::new(Node::Leaf(Vec::new()))));
         let r = self.put_in(&mut root, key, val);
         self.root = Some(root);
         if let Some(old) = r? {
@@ -190,13 +212,15 @@ impl<'a> WriteTxn<'a> {
         loop {
             match node {
                 Node::Leaf(entries) => {
-                    return Ok(match entries.binary_search_by(|(k, _)| k.as_slice().cmp(key)) {
-                        Ok(i) => Some(std::mem::replace(&mut entries[i].1, val)),
-                        Err(i) => {
-                            entries.insert(i, (key.to_vec(), val));
-                            None
-                        }
-                    });
+                    return Ok(
+                        match entries.binary_search_by(|(k, _)| k.as_slice().cmp(key)) {
+                            Ok(i) => Some(std::mem::replace(&mut entries[i].1, val)),
+                            Err(i) => {
+                                entries.insert(i, (key.to_vec(), val));
+                                None
+                            }
+                        },
+                    );
                 }
                 Node::Branch(keys, children) => {
                     let idx = keys.partition_point(|k| k.as_slice() <= key);
@@ -212,7 +236,11 @@ impl<'a> WriteTxn<'a> {
         };
         // Look first, so deleting an absent key rewrites nothing.
         let present = self.contains(&root, key)?;
-        let r = if present { self.delete_in(&mut root, key) } else { Ok(None) };
+        let r = if present {
+            self.delete_in(&mut root, key)
+        } else {
+            Ok(None)
+        };
         self.root = Some(root);
         match r? {
             Some(old) => {
@@ -249,10 +277,12 @@ impl<'a> WriteTxn<'a> {
         loop {
             match node {
                 Node::Leaf(entries) => {
-                    return Ok(match entries.binary_search_by(|(k, _)| k.as_slice().cmp(key)) {
-                        Ok(i) => Some(entries.remove(i).1),
-                        Err(_) => None,
-                    });
+                    return Ok(
+                        match entries.binary_search_by(|(k, _)| k.as_slice().cmp(key)) {
+                            Ok(i) => Some(entries.remove(i).1),
+                            Err(_) => None,
+                        },
+                    );
                 }
                 Node::Branch(keys, children) => {
                     let idx = keys.partition_point(|k| k.as_slice() <= key);
@@ -269,7 +299,7 @@ impl<'a> WriteTxn<'a> {
 
     /// Writes every dirty node; returns the new meta (page_count excluded)
     /// and the page images to write, sorted by page.
-    pub(crate) fn finish(mut self) -> Result<(Meta, Vec<(u64, Vec<u8>)>, Vec<u64>, Alloc<'a>)> {
+    pub(crate) fn finish(mut self) -> Result<Finished<'a>> {
         let mut root = match self.root.take() {
             None => None,
             Some(Child::Clean(p, c)) => Some((p, c)),
@@ -344,7 +374,11 @@ impl<'a> WriteTxn<'a> {
                     let slice = &entries[w[0]..w[1]];
                     let img = encode_leaf(slice, self.txn, ps);
                     let (p, c) = self.write_node(img);
-                    let sep = if i == 0 { None } else { Some(slice[0].0.clone()) };
+                    let sep = if i == 0 {
+                        None
+                    } else {
+                        Some(slice[0].0.clone())
+                    };
                     out.push((sep, p, c));
                 }
                 Ok(out)
@@ -377,7 +411,10 @@ impl<'a> WriteTxn<'a> {
                 let mut out = Vec::with_capacity(cuts.len());
                 for w in cuts.windows(2) {
                     let group = &refs[w[0]..w[1]];
-                    let ks: Vec<Vec<u8>> = group[1..].iter().map(|(s, _, _)| s.clone().unwrap_or_default()).collect();
+                    let ks: Vec<Vec<u8>> = group[1..]
+                        .iter()
+                        .map(|(s, _, _)| s.clone().unwrap_or_default())
+                        .collect();
                     let cs: Vec<(u64, u32)> = group.iter().map(|(_, p, c)| (*p, *c)).collect();
                     let img = encode_branch(&ks, &cs, self.txn, ps);
                     let (p, c) = self.write_node(img);
@@ -393,7 +430,11 @@ impl<'a> WriteTxn<'a> {
     }
 
     /// Merges dirty children smaller than a quarter page into a neighbour.
-    fn merge_small(&mut self, mut keys: Vec<Vec<u8>>, mut children: Vec<Child>) -> Result<(Vec<Vec<u8>>, Vec<Child>)> {
+    fn merge_small(
+        &mut self,
+        mut keys: Vec<Vec<u8>>,
+        mut children: Vec<Child>,
+    ) -> Result<(Vec<Vec<u8>>, Vec<Child>)> {
         let small = self.page_size() / 4;
         let mut i = 0;
         while i < children.len() && children.len() > 1 {
@@ -403,13 +444,19 @@ impl<'a> WriteTxn<'a> {
                 continue;
             }
             // Merge child i with its right neighbour (or left, for the last).
-            let (l, r) = if i + 1 < children.len() { (i, i + 1) } else { (i - 1, i) };
+            let (l, r) = if i + 1 < children.len() {
+                (i, i + 1)
+            } else {
+                (i - 1, i)
+            };
             self.dirty(&mut children[l])?;
             self.dirty(&mut children[r])?;
             let right = children.remove(r);
             let sep = keys.remove(l);
             let (Child::Dirty(left), Child::Dirty(right)) = (&mut children[l], right) else {
-                return Err(Error::InvalidArgument("unreachable: merge of clean nodes".into()));
+                return Err(Error::InvalidArgument(
+                    "unreachable: merge of clean nodes".into(),
+                ));
             };
             match (left.as_mut(), *right) {
                 (Node::Leaf(a), Node::Leaf(b)) => a.extend(b),
@@ -418,7 +465,13 @@ impl<'a> WriteTxn<'a> {
                     ak.extend(bk);
                     ac.extend(bc);
                 }
-                _ => return Err(Error::corrupt(self.store.path(), None, "siblings of different kinds (leaf and branch)")),
+                _ => {
+                    return Err(Error::corrupt(
+                        self.store.path(),
+                        None,
+                        "siblings of different kinds (leaf and branch)",
+                    ));
+                }
             }
             // A merged node larger than a page is split again at flush; do
             // not merge it further.
@@ -454,7 +507,10 @@ fn decode(p: &Page) -> Node {
 /// Returns `[0, .., len]`.
 fn chunks(sizes: &[usize], cap: usize, max_items: usize, min_items: usize) -> Vec<usize> {
     let total: usize = sizes.iter().sum();
-    let k = total.div_ceil(cap).max(sizes.len().div_ceil(max_items)).max(1);
+    let k = total
+        .div_ceil(cap)
+        .max(sizes.len().div_ceil(max_items))
+        .max(1);
     let target = total.div_ceil(k);
     let mut cuts = vec![0];
     let (mut bytes, mut items) = (0usize, 0usize);

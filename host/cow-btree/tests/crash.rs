@@ -21,7 +21,10 @@ fn sigkill_never_loses_an_acknowledged_commit() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(200);
-    let seed: u64 = std::env::var("ORBIT_COW_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(42);
+    let seed: u64 = std::env::var("ORBIT_COW_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(42);
     let mut rng = fastrand::Rng::with_seed(seed);
     let dir = tempfile::tempdir().unwrap();
     let mut total_acks = 0usize;
@@ -46,7 +49,9 @@ fn sigkill_never_loses_an_acknowledged_commit() {
                     continue;
                 }
                 let mut it = line.split_whitespace().skip(1);
-                let (Some(t), Some(n)) = (it.next(), it.next()) else { continue };
+                let (Some(t), Some(n)) = (it.next(), it.next()) else {
+                    continue;
+                };
                 let (t, n): (usize, u64) = (t.parse().unwrap(), n.parse().unwrap());
                 acks[t] = Some(n);
             }
@@ -64,10 +69,16 @@ fn sigkill_never_loses_an_acknowledged_commit() {
         if let Some(code) = status.code() {
             let mut err = String::new();
             use std::io::Read;
-            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
             panic!("child exited by itself with {code} (ready {ready}): {err}");
         }
-        let db = Db::open(dir.path(), Options::default()).unwrap_or_else(|e| panic!("cycle {run}: reopen failed: {e}"));
+        let db = Db::open(dir.path(), Options::default())
+            .unwrap_or_else(|e| panic!("cycle {run}: reopen failed: {e}"));
         let snap = db.snapshot();
         let prefix = format!("r{run:05}/");
         let mut this_run = 0u64;
@@ -76,21 +87,41 @@ fn sigkill_never_loses_an_acknowledged_commit() {
             let last: Option<u64> = last.map(|v| String::from_utf8(v).unwrap().parse().unwrap());
             if let Some(a) = acked {
                 total_acks += 1;
-                let l = last.unwrap_or_else(|| panic!("cycle {run}: thread {t} acked {a} but nothing is stored"));
-                assert!(l >= *a, "cycle {run}: thread {t} acked commit {a}, stored only up to {l}");
+                let l = last.unwrap_or_else(|| {
+                    panic!("cycle {run}: thread {t} acked {a} but nothing is stored")
+                });
+                assert!(
+                    l >= *a,
+                    "cycle {run}: thread {t} acked commit {a}, stored only up to {l}"
+                );
             }
             if let Some(l) = last {
                 // Commits 0..=l are all there, whole; nothing after l is.
                 for n in 0..=l {
-                    let a = snap.get(format!("{prefix}{t}/{n:08}/a").as_bytes()).unwrap();
-                    let b = snap.get(format!("{prefix}{t}/{n:08}/b").as_bytes()).unwrap();
+                    let a = snap
+                        .get(format!("{prefix}{t}/{n:08}/a").as_bytes())
+                        .unwrap();
+                    let b = snap
+                        .get(format!("{prefix}{t}/{n:08}/b").as_bytes())
+                        .unwrap();
                     let want_a = n + 3 > l;
-                    assert_eq!(a.is_some(), want_a, "cycle {run}: thread {t} commit {n} key a (last {l})");
-                    let b = b.unwrap_or_else(|| panic!("cycle {run}: thread {t} commit {n} lost key b"));
+                    assert_eq!(
+                        a.is_some(),
+                        want_a,
+                        "cycle {run}: thread {t} commit {n} key a (last {l})"
+                    );
+                    let b = b
+                        .unwrap_or_else(|| panic!("cycle {run}: thread {t} commit {n} lost key b"));
                     assert_eq!(b, vec![(n % 251) as u8; if n % 5 == 0 { 9000 } else { 20 }]);
                 }
-                let beyond = snap.get(format!("{prefix}{t}/{:08}/b", l + 1).as_bytes()).unwrap();
-                assert!(beyond.is_none(), "cycle {run}: thread {t} commit {} partially visible", l + 1);
+                let beyond = snap
+                    .get(format!("{prefix}{t}/{:08}/b", l + 1).as_bytes())
+                    .unwrap();
+                assert!(
+                    beyond.is_none(),
+                    "cycle {run}: thread {t} commit {} partially visible",
+                    l + 1
+                );
                 this_run += (l + 1) + (l + 1).min(3) + 1;
             }
         }
@@ -103,5 +134,8 @@ fn sigkill_never_loses_an_acknowledged_commit() {
             db.compact().unwrap();
         }
     }
-    assert!(total_acks > cycles, "too few acknowledged commits ({total_acks}) for the test to mean anything");
+    assert!(
+        total_acks > cycles,
+        "too few acknowledged commits ({total_acks}) for the test to mean anything"
+    );
 }
