@@ -198,6 +198,15 @@ impl<'a> WriteTxn<'a> {
             .take()
             .unwrap_or_else(|| Child::Dirty(Box::new(Node::Leaf(Vec::new()))));
         let r = self.put_in(&mut root, key, val);
+        let r = match r {
+            Ok((old, split)) => {
+                if let Some((sep, right)) = split {
+                    root = Child::Dirty(Box::new(Node::Branch(vec![sep], vec![root, right])));
+                }
+                Ok(old)
+            }
+            Err(e) => Err(e),
+        };
         self.root = Some(root);
         if let Some(old) = r? {
             self.free_val(&old);
@@ -207,25 +216,57 @@ impl<'a> WriteTxn<'a> {
         Ok(())
     }
 
-    fn put_in(&mut self, child: &mut Child, key: &[u8], val: Val) -> Result<Option<Val>> {
-        let mut node = self.dirty(child)?;
-        loop {
-            match node {
-                Node::Leaf(entries) => {
-                    return Ok(
-                        match entries.binary_search_by(|(k, _)| k.as_slice().cmp(key)) {
-                            Ok(i) => Some(std::mem::replace(&mut entries[i].1, val)),
-                            Err(i) => {
-                                entries.insert(i, (key.to_vec(), val));
-                                None
-                            }
-                        },
-                    );
+    /// Inserts into the subtree; returns the replaced value and, when the
+    /// dirty node grew past twice `max_keys_per_node`, its new right half
+    /// (separator, node) for the parent. Splitting here keeps big batches
+    /// linear; the byte-size splits happen at flush.
+    #[allow(clippy::type_complexity)]
+    fn put_in(
+        &mut self,
+        child: &mut Child,
+        key: &[u8],
+        val: Val,
+    ) -> Result<(Option<Val>, Option<(Vec<u8>, Child)>)> {
+        let limit = 2 * self.max_keys;
+        let node = self.dirty(child)?;
+        match node {
+            Node::Leaf(entries) => {
+                let old = match entries.binary_search_by(|(k, _)| k.as_slice().cmp(key)) {
+                    Ok(i) => Some(std::mem::replace(&mut entries[i].1, val)),
+                    Err(i) => {
+                        entries.insert(i, (key.to_vec(), val));
+                        None
+                    }
+                };
+                if entries.len() > limit {
+                    let right = entries.split_off(entries.len() / 2);
+                    let sep = right[0].0.clone();
+                    return Ok((old, Some((sep, Child::Dirty(Box::new(Node::Leaf(right)))))));
                 }
-                Node::Branch(keys, children) => {
-                    let idx = keys.partition_point(|k| k.as_slice() <= key);
-                    node = self.dirty(&mut children[idx])?;
+                Ok((old, None))
+            }
+            Node::Branch(keys, children) => {
+                let idx = keys.partition_point(|k| k.as_slice() <= key);
+                let r = self.put_in(&mut children[idx], key, val);
+                let (old, split) = r?;
+                if let Some((sep, right)) = split {
+                    keys.insert(idx, sep);
+                    children.insert(idx + 1, right);
+                    if keys.len() > limit {
+                        let mid = keys.len() / 2;
+                        let right_keys = keys.split_off(mid + 1);
+                        let up = keys.pop().unwrap_or_default();
+                        let right_children = children.split_off(mid + 1);
+                        return Ok((
+                            old,
+                            Some((
+                                up,
+                                Child::Dirty(Box::new(Node::Branch(right_keys, right_children))),
+                            )),
+                        ));
+                    }
                 }
+                Ok((old, None))
             }
         }
     }
