@@ -18,6 +18,10 @@ pub(crate) const KIND_BRANCH: u8 = 2;
 pub(crate) const KIND_OVERFLOW: u8 = 3;
 /// Bytes of one child reference in a branch: page (u64) + CRC (u32).
 pub(crate) const CHILD_REF: usize = 12;
+/// Bytes of one key slot in a leaf or branch: offset u32, key length u32,
+/// first 8 key bytes (zero padded) so binary search rarely leaves the slot
+/// array.
+pub(crate) const SLOT: usize = 16;
 const VKIND_INLINE: u8 = 0;
 const VKIND_OVERFLOW: u8 = 1;
 const FLAG_COMPRESSED: u8 = 1;
@@ -33,6 +37,22 @@ fn rd_u64(b: &[u8], at: usize) -> u64 {
 fn checked_u32(b: &[u8], at: usize) -> Option<u32> {
     let s = b.get(at..at.checked_add(4)?)?;
     Some(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+/// The first 8 bytes of `key`, zero padded, as a big-endian number: if two
+/// keys' prefixes differ, the keys compare the same way.
+#[inline]
+pub(crate) fn key_prefix(key: &[u8]) -> u64 {
+    let mut p = [0u8; 8];
+    let n = key.len().min(8);
+    p[..n].copy_from_slice(&key[..n]);
+    u64::from_be_bytes(p)
+}
+
+fn rd_u64_be(b: &[u8], at: usize) -> u64 {
+    let mut x = [0u8; 8];
+    x.copy_from_slice(&b[at..at + 8]);
+    u64::from_be_bytes(x)
 }
 
 /// CRC-32 of a node image (everything after the CRC field).
@@ -117,12 +137,12 @@ impl Val {
 
 /// Encoded size of one leaf entry, its offset slot included.
 pub(crate) fn leaf_entry_len(key: &[u8], val: &Val) -> usize {
-    4 + 4 + key.len() + val.encoded_len()
+    SLOT + 4 + key.len() + val.encoded_len()
 }
 
 /// Encoded size of one branch key with its child reference and offset slot.
 pub(crate) fn branch_entry_len(key: &[u8]) -> usize {
-    4 + 4 + key.len() + CHILD_REF
+    SLOT + 4 + key.len() + CHILD_REF
 }
 
 /// A validated node image.
@@ -200,13 +220,14 @@ impl Page {
         let b = &self.bytes;
         let offs_end = self
             .count
-            .checked_mul(4)
+            .checked_mul(SLOT)
             .and_then(|x| x.checked_add(HEADER))
             .filter(|&e| e <= b.len())
             .ok_or_else(|| format!("leaf claims {} entries, too many for its size", self.count))?;
         let mut prev: Option<&[u8]> = None;
         for i in 0..self.count {
-            let off = rd_u32(b, HEADER + i * 4) as usize;
+            let slot = HEADER + i * SLOT;
+            let off = rd_u32(b, slot) as usize;
             if off < offs_end {
                 return Err(format!(
                     "leaf entry {i} offset {off} points into the header"
@@ -225,6 +246,11 @@ impl Page {
                 && p >= key
             {
                 return Err(format!("leaf keys out of order at entry {i}"));
+            }
+            if !check_slot(b, slot, key) {
+                return Err(format!(
+                    "key slot {i} disagrees with its key (length or prefix)"
+                ));
             }
             prev = Some(key);
             let vkind = b[kend];
@@ -260,13 +286,14 @@ impl Page {
             .checked_add(1)
             .and_then(|c| c.checked_mul(CHILD_REF))
             .and_then(|x| x.checked_add(HEADER))
-            .and_then(|x| x.checked_add(n * 4))
+            .and_then(|x| x.checked_add(n * SLOT))
             .filter(|&e| e <= b.len())
             .ok_or_else(|| format!("branch claims {n} keys, too many for its size"))?;
         let offs_start = HEADER + (n + 1) * CHILD_REF;
         let mut prev: Option<&[u8]> = None;
         for i in 0..n {
-            let off = rd_u32(b, offs_start + i * 4) as usize;
+            let slot = offs_start + i * SLOT;
+            let off = rd_u32(b, slot) as usize;
             if off < refs_end {
                 return Err(format!(
                     "branch key {i} offset {off} points into the header"
@@ -283,6 +310,11 @@ impl Page {
                 && p >= key
             {
                 return Err(format!("branch keys out of order at key {i}"));
+            }
+            if !check_slot(b, slot, key) {
+                return Err(format!(
+                    "key slot {i} disagrees with its key (length or prefix)"
+                ));
             }
             prev = Some(key);
         }
@@ -323,8 +355,9 @@ impl Page {
     }
 
     fn leaf_entry(&self, i: usize) -> (usize, usize) {
-        let off = rd_u32(&self.bytes, HEADER + i * 4) as usize;
-        let klen = rd_u32(&self.bytes, off) as usize;
+        let slot = HEADER + i * SLOT;
+        let off = rd_u32(&self.bytes, slot) as usize;
+        let klen = rd_u32(&self.bytes, slot + 4) as usize;
         (off + 4, off + 4 + klen)
     }
     pub(crate) fn leaf_key(&self, i: usize) -> &[u8] {
@@ -355,10 +388,16 @@ impl Page {
     }
     /// Binary search among leaf keys.
     pub(crate) fn leaf_search(&self, key: &[u8]) -> Result<usize, usize> {
+        let kp = key_prefix(key);
         let (mut lo, mut hi) = (0usize, self.count);
         while lo < hi {
             let mid = (lo + hi) / 2;
-            match self.leaf_key(mid).cmp(key) {
+            let sp = rd_u64_be(&self.bytes, HEADER + mid * SLOT + 8);
+            let ord = match sp.cmp(&kp) {
+                Ordering::Equal => self.leaf_key(mid).cmp(key),
+                o => o,
+            };
+            match ord {
                 Ordering::Less => lo = mid + 1,
                 Ordering::Greater => hi = mid,
                 Ordering::Equal => return Ok(mid),
@@ -368,9 +407,9 @@ impl Page {
     }
 
     pub(crate) fn branch_key(&self, i: usize) -> &[u8] {
-        let offs_start = HEADER + (self.count + 1) * CHILD_REF;
-        let off = rd_u32(&self.bytes, offs_start + i * 4) as usize;
-        let klen = rd_u32(&self.bytes, off) as usize;
+        let slot = HEADER + (self.count + 1) * CHILD_REF + i * SLOT;
+        let off = rd_u32(&self.bytes, slot) as usize;
+        let klen = rd_u32(&self.bytes, slot + 4) as usize;
         &self.bytes[off + 4..off + 4 + klen]
     }
     pub(crate) fn branch_child(&self, i: usize) -> (u64, u32) {
@@ -380,10 +419,18 @@ impl Page {
     /// Index of the child that may hold `key`: keys `< key[i]` live left of
     /// separator `i`, keys `>= key[i]` right of it.
     pub(crate) fn branch_find(&self, key: &[u8]) -> usize {
+        let kp = key_prefix(key);
+        let offs_start = HEADER + (self.count + 1) * CHILD_REF;
         let (mut lo, mut hi) = (0usize, self.count);
         while lo < hi {
             let mid = (lo + hi) / 2;
-            if self.branch_key(mid) <= key {
+            let sp = rd_u64_be(&self.bytes, offs_start + mid * SLOT + 8);
+            let le = match sp.cmp(&kp) {
+                Ordering::Less => true,
+                Ordering::Greater => false,
+                Ordering::Equal => self.branch_key(mid) <= key,
+            };
+            if le {
                 lo = mid + 1;
             } else {
                 hi = mid;
@@ -391,6 +438,17 @@ impl Page {
         }
         lo
     }
+}
+
+fn write_slot(buf: &mut [u8], at: usize, off: u32, key: &[u8]) {
+    buf[at..at + 4].copy_from_slice(&off.to_le_bytes());
+    buf[at + 4..at + 8].copy_from_slice(&(key.len() as u32).to_le_bytes());
+    buf[at + 8..at + 16].copy_from_slice(&key_prefix(key).to_be_bytes());
+}
+
+/// Checks that a slot's length and prefix agree with the key it points at.
+fn check_slot(b: &[u8], slot: usize, key: &[u8]) -> bool {
+    rd_u32(b, slot + 4) as usize == key.len() && rd_u64_be(b, slot + 8) == key_prefix(key)
 }
 
 fn finish(mut buf: Vec<u8>, kind: u8, count: usize, txn: u64, page_size: usize) -> Vec<u8> {
@@ -408,11 +466,11 @@ fn finish(mut buf: Vec<u8>, kind: u8, count: usize, txn: u64, page_size: usize) 
 /// Encodes a leaf; the result is padded to whole pages and checksummed.
 pub(crate) fn encode_leaf(entries: &[(Vec<u8>, Val)], txn: u64, page_size: usize) -> Vec<u8> {
     let body: usize = entries.iter().map(|(k, v)| leaf_entry_len(k, v)).sum();
-    let mut buf = vec![0u8; HEADER + entries.len() * 4];
+    let mut buf = vec![0u8; HEADER + entries.len() * SLOT];
     buf.reserve(body);
     for (i, (k, v)) in entries.iter().enumerate() {
         let off = buf.len() as u32;
-        buf[HEADER + i * 4..HEADER + i * 4 + 4].copy_from_slice(&off.to_le_bytes());
+        write_slot(&mut buf, HEADER + i * SLOT, off, k);
         buf.extend_from_slice(&(k.len() as u32).to_le_bytes());
         buf.extend_from_slice(k);
         match v {
@@ -463,10 +521,10 @@ pub(crate) fn encode_branch(
         buf.extend_from_slice(&c.to_le_bytes());
     }
     let offs_start = buf.len();
-    buf.resize(offs_start + keys.len() * 4, 0);
+    buf.resize(offs_start + keys.len() * SLOT, 0);
     for (i, k) in keys.iter().enumerate() {
         let off = buf.len() as u32;
-        buf[offs_start + i * 4..offs_start + i * 4 + 4].copy_from_slice(&off.to_le_bytes());
+        write_slot(&mut buf, offs_start + i * SLOT, off, k);
         buf.extend_from_slice(&(k.len() as u32).to_le_bytes());
         buf.extend_from_slice(k);
     }
