@@ -772,6 +772,13 @@ impl Appender<'_> {
     }
 }
 
+fn view(entries: &[(Vec<u8>, Val)]) -> Vec<(&[u8], ValueRef<'_>)> {
+    entries
+        .iter()
+        .map(|(k, v)| (k.as_slice(), v.as_ref()))
+        .collect()
+}
+
 /// Copies the tree of `from` into the empty `to`, leaves packed full.
 fn bulk_copy(from: &Version, to: &Store, max_keys: usize) -> Result<Meta> {
     let ps = to.page_size;
@@ -821,7 +828,7 @@ fn bulk_copy(from: &Version, to: &Store, max_keys: usize) -> Result<Meta> {
                 let size = leaf_entry_len(&key, &val);
                 if !leaf.is_empty() && (leaf_bytes + size > ps || leaf.len() >= max_keys) {
                     let first = leaf[0].0.clone();
-                    let (p, c) = out.push(encode_leaf(&leaf, txn, ps))?;
+                    let (p, c) = out.push(encode_leaf(&view(&leaf), txn, ps))?;
                     level.push((first, p, c));
                     leaf.clear();
                     leaf_bytes = HEADER;
@@ -833,7 +840,7 @@ fn bulk_copy(from: &Version, to: &Store, max_keys: usize) -> Result<Meta> {
     }
     if !leaf.is_empty() {
         let first = leaf[0].0.clone();
-        let (p, c) = out.push(encode_leaf(&leaf, txn, ps))?;
+        let (p, c) = out.push(encode_leaf(&view(&leaf), txn, ps))?;
         level.push((first, p, c));
     }
     while level.len() > 1 {

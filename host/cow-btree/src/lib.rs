@@ -93,7 +93,11 @@ pub mod fuzzing {
                 )
             })
             .collect();
-        crate::page::encode_leaf(&entries, 1, page_size)
+        let view: Vec<(&[u8], crate::page::ValueRef<'_>)> = entries
+            .iter()
+            .map(|(k, v)| (k.as_slice(), v.as_ref()))
+            .collect();
+        crate::page::encode_leaf(&view, 1, page_size)
     }
 
     /// Encodes a small valid branch.

@@ -135,6 +135,47 @@ impl Val {
     }
 }
 
+impl Val {
+    /// Borrowed view, as if read from a leaf.
+    pub(crate) fn as_ref(&self) -> ValueRef<'_> {
+        match self {
+            Val::Inline {
+                stored,
+                raw_len,
+                compressed,
+            } => ValueRef::Inline {
+                stored,
+                raw_len: *raw_len,
+                compressed: *compressed,
+            },
+            Val::Overflow {
+                page,
+                crc,
+                stored_len,
+                raw_len,
+                compressed,
+            } => ValueRef::Overflow {
+                page: *page,
+                crc: *crc,
+                stored_len: *stored_len,
+                raw_len: *raw_len,
+                compressed: *compressed,
+            },
+        }
+    }
+}
+
+/// Encoded size of one leaf entry (borrowed value), its slot included.
+pub(crate) fn leaf_entry_len_ref(key: &[u8], val: ValueRef<'_>) -> usize {
+    SLOT + 4
+        + key.len()
+        + 10
+        + match val {
+            ValueRef::Inline { stored, .. } => stored.len(),
+            ValueRef::Overflow { .. } => 12,
+        }
+}
+
 /// Encoded size of one leaf entry, its offset slot included.
 pub(crate) fn leaf_entry_len(key: &[u8], val: &Val) -> usize {
     SLOT + 4 + key.len() + val.encoded_len()
@@ -464,8 +505,12 @@ fn finish(mut buf: Vec<u8>, kind: u8, count: usize, txn: u64, page_size: usize) 
 }
 
 /// Encodes a leaf; the result is padded to whole pages and checksummed.
-pub(crate) fn encode_leaf(entries: &[(Vec<u8>, Val)], txn: u64, page_size: usize) -> Vec<u8> {
-    let body: usize = entries.iter().map(|(k, v)| leaf_entry_len(k, v)).sum();
+pub(crate) fn encode_leaf(
+    entries: &[(&[u8], ValueRef<'_>)],
+    txn: u64,
+    page_size: usize,
+) -> Vec<u8> {
+    let body: usize = entries.iter().map(|(k, v)| leaf_entry_len_ref(k, *v)).sum();
     let mut buf = vec![0u8; HEADER + entries.len() * SLOT];
     buf.reserve(body);
     for (i, (k, v)) in entries.iter().enumerate() {
@@ -474,7 +519,7 @@ pub(crate) fn encode_leaf(entries: &[(Vec<u8>, Val)], txn: u64, page_size: usize
         buf.extend_from_slice(&(k.len() as u32).to_le_bytes());
         buf.extend_from_slice(k);
         match v {
-            Val::Inline {
+            ValueRef::Inline {
                 stored,
                 raw_len,
                 compressed,
@@ -485,7 +530,7 @@ pub(crate) fn encode_leaf(entries: &[(Vec<u8>, Val)], txn: u64, page_size: usize
                 buf.extend_from_slice(&raw_len.to_le_bytes());
                 buf.extend_from_slice(stored);
             }
-            Val::Overflow {
+            ValueRef::Overflow {
                 page,
                 crc,
                 stored_len,

@@ -9,12 +9,13 @@
 //! can see it.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::meta::Meta;
 use crate::page::{
-    BRANCH_BASE, HEADER, Page, Val, branch_entry_len, encode_branch, encode_leaf, encode_overflow,
-    leaf_entry_len, pages_for,
+    BRANCH_BASE, HEADER, Page, Val, ValueRef, branch_entry_len, encode_branch, encode_leaf,
+    encode_overflow, leaf_entry_len_ref, pages_for,
 };
 use crate::store::{Store, overflow_pages};
 
@@ -64,15 +65,45 @@ enum Child {
     Dirty(Box<Node>),
 }
 
+/// A leaf entry: still in the page it was read from (no copy made), or new.
+enum Entry {
+    Src(Arc<Page>, u32),
+    Own(Vec<u8>, Val),
+}
+
+impl Entry {
+    fn key(&self) -> &[u8] {
+        match self {
+            Entry::Src(p, i) => p.leaf_key(*i as usize),
+            Entry::Own(k, _) => k,
+        }
+    }
+    fn val(&self) -> ValueRef<'_> {
+        match self {
+            Entry::Src(p, i) => p.leaf_value(*i as usize),
+            Entry::Own(_, v) => v.as_ref(),
+        }
+    }
+    fn into_val(self) -> Val {
+        match self {
+            Entry::Src(p, i) => Val::from_ref(p.leaf_value(i as usize)),
+            Entry::Own(_, v) => v,
+        }
+    }
+    fn size(&self) -> usize {
+        leaf_entry_len_ref(self.key(), self.val())
+    }
+}
+
 enum Node {
-    Leaf(Vec<(Vec<u8>, Val)>),
+    Leaf(Vec<Entry>),
     Branch(Vec<Vec<u8>>, Vec<Child>),
 }
 
 impl Node {
     fn size(&self) -> usize {
         match self {
-            Node::Leaf(e) => HEADER + e.iter().map(|(k, v)| leaf_entry_len(k, v)).sum::<usize>(),
+            Node::Leaf(e) => HEADER + e.iter().map(Entry::size).sum::<usize>(),
             Node::Branch(k, _) => {
                 BRANCH_BASE + k.iter().map(|k| branch_entry_len(k)).sum::<usize>()
             }
@@ -135,7 +166,7 @@ impl<'a> WriteTxn<'a> {
     fn dirty<'c>(&mut self, child: &'c mut Child) -> Result<&'c mut Node> {
         if let Child::Clean(page, crc) = *child {
             let p = self.store.node(page, crc)?;
-            let node = decode(&p);
+            let node = decode(p.clone());
             let n = pages_for(p.len_bytes(), self.page_size()) as u64;
             self.freed.extend(page..page + n);
             *child = Child::Dirty(Box::new(node));
@@ -231,16 +262,19 @@ impl<'a> WriteTxn<'a> {
         let node = self.dirty(child)?;
         match node {
             Node::Leaf(entries) => {
-                let old = match entries.binary_search_by(|(k, _)| k.as_slice().cmp(key)) {
-                    Ok(i) => Some(std::mem::replace(&mut entries[i].1, val)),
+                let old = match entries.binary_search_by(|e| e.key().cmp(key)) {
+                    Ok(i) => Some(
+                        std::mem::replace(&mut entries[i], Entry::Own(key.to_vec(), val))
+                            .into_val(),
+                    ),
                     Err(i) => {
-                        entries.insert(i, (key.to_vec(), val));
+                        entries.insert(i, Entry::Own(key.to_vec(), val));
                         None
                     }
                 };
                 if entries.len() > limit {
                     let right = entries.split_off(entries.len() / 2);
-                    let sep = right[0].0.clone();
+                    let sep = right[0].key().to_vec();
                     return Ok((old, Some((sep, Child::Dirty(Box::new(Node::Leaf(right)))))));
                 }
                 Ok((old, None))
@@ -304,7 +338,7 @@ impl<'a> WriteTxn<'a> {
                 Ok(p.leaf_search(key).is_ok())
             }
             Child::Dirty(n) => match n.as_ref() {
-                Node::Leaf(e) => Ok(e.binary_search_by(|(k, _)| k.as_slice().cmp(key)).is_ok()),
+                Node::Leaf(e) => Ok(e.binary_search_by(|x| x.key().cmp(key)).is_ok()),
                 Node::Branch(keys, children) => {
                     let idx = keys.partition_point(|k| k.as_slice() <= key);
                     self.contains(&children[idx], key)
@@ -318,12 +352,10 @@ impl<'a> WriteTxn<'a> {
         loop {
             match node {
                 Node::Leaf(entries) => {
-                    return Ok(
-                        match entries.binary_search_by(|(k, _)| k.as_slice().cmp(key)) {
-                            Ok(i) => Some(entries.remove(i).1),
-                            Err(_) => None,
-                        },
-                    );
+                    return Ok(match entries.binary_search_by(|e| e.key().cmp(key)) {
+                        Ok(i) => Some(entries.remove(i).into_val()),
+                        Err(_) => None,
+                    });
                 }
                 Node::Branch(keys, children) => {
                     let idx = keys.partition_point(|k| k.as_slice() <= key);
@@ -368,7 +400,7 @@ impl<'a> WriteTxn<'a> {
         // Collapse a root branch left with a single child.
         while let Some((p, c)) = root {
             let node = match self.writes.iter().find(|(pg, _)| *pg == p) {
-                Some((_, img)) => std::sync::Arc::new(Page::trusted(img.clone())),
+                Some((_, img)) => Arc::new(Page::trusted(img.clone())),
                 None => self.store.node(p, c)?,
             };
             if node.is_branch() && node.count() == 0 {
@@ -408,17 +440,19 @@ impl<'a> WriteTxn<'a> {
                 if entries.is_empty() {
                     return Ok(Vec::new());
                 }
-                let sizes: Vec<usize> = entries.iter().map(|(k, v)| leaf_entry_len(k, v)).collect();
+                let sizes: Vec<usize> = entries.iter().map(Entry::size).collect();
                 let cuts = chunks(&sizes, ps - HEADER, self.max_keys, 1);
                 let mut out = Vec::with_capacity(cuts.len());
                 for (i, w) in cuts.windows(2).enumerate() {
                     let slice = &entries[w[0]..w[1]];
-                    let img = encode_leaf(slice, self.txn, ps);
+                    let view: Vec<(&[u8], ValueRef<'_>)> =
+                        slice.iter().map(|e| (e.key(), e.val())).collect();
+                    let img = encode_leaf(&view, self.txn, ps);
                     let (p, c) = self.write_node(img);
                     let sep = if i == 0 {
                         None
                     } else {
-                        Some(slice[0].0.clone())
+                        Some(slice[0].key().to_vec())
                     };
                     out.push((sep, p, c));
                 }
@@ -522,11 +556,11 @@ impl<'a> WriteTxn<'a> {
     }
 }
 
-fn decode(p: &Page) -> Node {
+fn decode(p: Arc<Page>) -> Node {
     if p.is_leaf() {
         Node::Leaf(
-            (0..p.count())
-                .map(|i| (p.leaf_key(i).to_vec(), Val::from_ref(p.leaf_value(i))))
+            (0..p.count() as u32)
+                .map(|i| Entry::Src(p.clone(), i))
                 .collect(),
         )
     } else {
