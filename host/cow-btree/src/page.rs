@@ -510,9 +510,14 @@ pub(crate) fn encode_leaf(
     txn: u64,
     page_size: usize,
 ) -> Vec<u8> {
-    let body: usize = entries.iter().map(|(k, v)| leaf_entry_len_ref(k, *v)).sum();
-    let mut buf = vec![0u8; HEADER + entries.len() * SLOT];
-    buf.reserve(body);
+    // leaf_entry_len_ref counts the slot too.
+    let total: usize = HEADER
+        + entries
+            .iter()
+            .map(|(k, v)| leaf_entry_len_ref(k, *v))
+            .sum::<usize>();
+    let mut buf = Vec::with_capacity(pages_for(total, page_size) * page_size);
+    buf.resize(HEADER + entries.len() * SLOT, 0);
     for (i, (k, v)) in entries.iter().enumerate() {
         let off = buf.len() as u32;
         write_slot(&mut buf, HEADER + i * SLOT, off, k);
@@ -557,9 +562,10 @@ pub(crate) fn encode_branch(
     page_size: usize,
 ) -> Vec<u8> {
     debug_assert_eq!(keys.len() + 1, children.len());
-    let mut buf = Vec::with_capacity(
-        HEADER + children.len() * CHILD_REF + keys.iter().map(|k| 8 + k.len()).sum::<usize>(),
-    );
+    let total = HEADER
+        + children.len() * CHILD_REF
+        + keys.iter().map(|k| SLOT + 4 + k.len()).sum::<usize>();
+    let mut buf = Vec::with_capacity(pages_for(total, page_size) * page_size);
     buf.resize(HEADER, 0);
     for (p, c) in children {
         buf.extend_from_slice(&p.to_le_bytes());
@@ -578,7 +584,7 @@ pub(crate) fn encode_branch(
 
 /// Encodes an overflow run holding `data`.
 pub(crate) fn encode_overflow(data: &[u8], txn: u64, page_size: usize) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(HEADER + data.len() + page_size);
+    let mut buf = Vec::with_capacity(pages_for(HEADER + data.len(), page_size) * page_size);
     buf.resize(HEADER, 0);
     buf.extend_from_slice(data);
     finish(buf, KIND_OVERFLOW, data.len(), txn, page_size)
