@@ -49,14 +49,6 @@ pub enum Error {
     /// The caller passed something the engine cannot store.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
-    /// The database was opened read-only... or options do not match the file.
-    #[error("incompatible database {path}: {reason}")]
-    Incompatible {
-        /// The database file.
-        path: PathBuf,
-        /// What does not match.
-        reason: String,
-    },
 }
 
 fn page_suffix(page: Option<u64>) -> String {
@@ -106,10 +98,6 @@ impl Error {
                 reason: reason.clone(),
             },
             Error::InvalidArgument(s) => Error::InvalidArgument(s.clone()),
-            Error::Incompatible { path, reason } => Error::Incompatible {
-                path: path.clone(),
-                reason: reason.clone(),
-            },
         }
     }
 }

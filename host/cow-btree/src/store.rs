@@ -46,6 +46,17 @@ impl Store {
         Error::corrupt(&self.path, Some(page), reason)
     }
 
+    /// A short read means the page lies beyond the end of the file: a torn
+    /// extension (the meta reached the disk, the file growth did not), which
+    /// recovery must treat like any other damaged page.
+    fn read_error(&self, page: u64, e: std::io::Error) -> Error {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            self.corrupt(page, "page lies beyond the end of the file")
+        } else {
+            Error::io(format!("read page {page}"), &self.path, e)
+        }
+    }
+
     /// Reads a node (not cached) and validates it against `crc`.
     pub(crate) fn read_uncached(
         &self,
@@ -60,7 +71,7 @@ impl Store {
         let mut first = vec![0u8; ps];
         self.file
             .read_exact_at(&mut first, self.offset(page))
-            .map_err(|e| Error::io(format!("read page {page}"), &self.path, e))?;
+            .map_err(|e| self.read_error(page, e))?;
         let npages = Page::header_npages(&first).unwrap_or(0);
         let limit = file_pages
             .map(|fp| fp.saturating_sub(page))
@@ -78,13 +89,7 @@ impl Store {
             buf.resize(npages * ps, 0);
             self.file
                 .read_exact_at(&mut buf[ps..], self.offset(page + 1))
-                .map_err(|e| {
-                    Error::io(
-                        format!("read pages {}..{}", page + 1, page + npages as u64),
-                        &self.path,
-                        e,
-                    )
-                })?;
+                .map_err(|e| self.read_error(page, e))?;
         }
         Page::parse(buf.into_boxed_slice(), ps, Some(crc)).map_err(|e| self.corrupt(page, e))
     }

@@ -582,3 +582,40 @@ fn large_keys_and_values_roundtrip() {
     b.put(too_big, b"x".to_vec());
     assert!(matches!(db.write(b), Err(Error::InvalidArgument(_))));
 }
+
+#[test]
+fn torn_file_extension_falls_back_to_the_previous_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(crate::FILE_NAME);
+    let len_after_first;
+    {
+        let db = Db::open(dir.path(), Options::default()).unwrap();
+        let mut b = WriteBatch::new();
+        b.put(b"first".to_vec(), b"1".to_vec());
+        db.write(b).unwrap();
+        len_after_first = std::fs::metadata(&file).unwrap().len();
+        let mut b = WriteBatch::new();
+        for i in 0..5000u32 {
+            b.put(format!("{i:08}").into_bytes(), vec![3u8; 40]);
+        }
+        db.write(b).unwrap();
+    }
+    // As if the meta of commit 2 reached the disk but the file growth did not.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(len_after_first)
+        .unwrap();
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    assert_eq!(db.snapshot().txn(), 1);
+    assert_eq!(db.snapshot().len(), 1);
+    assert_eq!(db.get(b"first").unwrap(), Some(b"1".to_vec()));
+    // And the database keeps working from there.
+    let mut b = WriteBatch::new();
+    b.put(b"second".to_vec(), b"2".to_vec());
+    db.write(b).unwrap();
+    drop(db);
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    assert_eq!(db.snapshot().len(), 2);
+}
