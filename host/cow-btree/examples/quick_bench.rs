@@ -52,7 +52,7 @@ fn per_sec(n: u64, t: Instant) -> f64 {
     n as f64 / t.elapsed().as_secs_f64()
 }
 
-trait Engine {
+trait Engine: Sync {
     fn batch(&self, range: std::ops::Range<u64>);
     fn commit_one(&self, i: u64, c: u64);
     fn reads(&self, n: u64, keys: u64);
@@ -143,6 +143,24 @@ struct Figures {
     batch: f64,
     reads: f64,
     scan: f64,
+    concurrent: f64,
+}
+
+/// 8 threads each doing single-key durable commits; commits per second.
+fn concurrent(e: &dyn Engine, base: u64) -> f64 {
+    const THREADS: u64 = 8;
+    const EACH: u64 = 40;
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for th in 0..THREADS {
+            s.spawn(move || {
+                for c in 0..EACH {
+                    e.commit_one(base + th * EACH + c, c);
+                }
+            });
+        }
+    });
+    per_sec(THREADS * EACH, t)
 }
 
 fn load(e: &dyn Engine, keys: u64, commits: usize) -> Figures {
@@ -183,6 +201,8 @@ fn main() {
     let theirs = Redb(redb::Database::create(d2.path().join("redb.db")).unwrap());
     let mut a = load(&ours, keys, commits);
     let mut b = load(&theirs, keys, commits);
+    a.concurrent = concurrent(&ours, 10 * keys);
+    b.concurrent = concurrent(&theirs, 10 * keys);
     let n = keys.min(200_000);
     for _ in 0..rounds {
         for (e, f) in [
@@ -210,6 +230,12 @@ fn main() {
     };
     row("durable commit p50 (lower=better)", a.p50, b.p50, "ms");
     row("durable commit p99 (lower=better)", a.p99, b.p99, "ms");
+    row(
+        "8 threads, durable commits /s",
+        a.concurrent,
+        b.concurrent,
+        "",
+    );
     row("batch inserts /s", a.batch / 1e3, b.batch / 1e3, "k");
     row("random reads /s", a.reads / 1e3, b.reads / 1e3, "k");
     row("range scan entries /s", a.scan / 1e3, b.scan / 1e3, "k");
