@@ -600,7 +600,13 @@ impl Inner {
                 t.abort().undo();
                 return Err(e);
             }
-            let (mut meta, writes, freed, alloc) = t.finish()?;
+            let (mut meta, writes, freed, alloc) = match t.finish() {
+                Ok(f) => f,
+                Err((e, alloc)) => {
+                    alloc.undo();
+                    return Err(e);
+                }
+            };
             meta.page_count = *alloc.page_count;
             let slot = 1 - w.durable_slot;
             let written = write_pages(&store, &writes).and_then(|()| {

@@ -372,7 +372,18 @@ impl<'a> WriteTxn<'a> {
 
     /// Writes every dirty node; returns the new meta (page_count excluded)
     /// and the page images to write, sorted by page.
-    pub(crate) fn finish(mut self) -> Result<Finished<'a>> {
+    /// On error the allocator comes back, so the caller can undo.
+    pub(crate) fn finish(mut self) -> std::result::Result<Finished<'a>, (Error, Alloc<'a>)> {
+        match self.build() {
+            Ok(meta) => {
+                self.writes.sort_unstable_by_key(|(p, _)| *p);
+                Ok((meta, self.writes, self.freed, self.alloc))
+            }
+            Err(e) => Err((e, self.alloc)),
+        }
+    }
+
+    fn build(&mut self) -> Result<Meta> {
         let mut root = match self.root.take() {
             None => None,
             Some(Child::Clean(p, c)) => Some((p, c)),
@@ -421,8 +432,7 @@ impl<'a> WriteTxn<'a> {
             page_count: 0,
             entries: self.entries,
         };
-        self.writes.sort_unstable_by_key(|(p, _)| *p);
-        Ok((meta, self.writes, self.freed, self.alloc))
+        Ok(meta)
     }
 
     fn write_node(&mut self, img: Vec<u8>) -> (u64, u32) {
