@@ -619,3 +619,12 @@ fn torn_file_extension_falls_back_to_the_previous_commit() {
     let db = Db::open(dir.path(), Options::default()).unwrap();
     assert_eq!(db.snapshot().len(), 2);
 }
+
+#[test]
+fn handles_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Db>();
+    check::<crate::Snapshot>();
+    check::<crate::RangeIter>();
+    check::<WriteBatch>();
+}
