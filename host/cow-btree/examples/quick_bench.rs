@@ -48,6 +48,16 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p) as usize]
 }
 
+/// CPU seconds (user + system) this thread has used, from /proc (Linux).
+fn thread_cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+    // Fields 14 and 15 of the file (utime, stime) are 11 and 12 after ")".
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn per_sec(n: u64, t: Instant) -> f64 {
     n as f64 / t.elapsed().as_secs_f64()
 }
@@ -144,6 +154,7 @@ struct Figures {
     reads: f64,
     scan: f64,
     concurrent: f64,
+    batch_cpu: f64,
 }
 
 /// 8 threads each doing single-key durable commits; commits per second.
@@ -165,10 +176,12 @@ fn concurrent(e: &dyn Engine, base: u64) -> f64 {
 
 fn load(e: &dyn Engine, keys: u64, commits: usize) -> Figures {
     let t = Instant::now();
+    let cpu = thread_cpu();
     for chunk in 0..keys / 1000 {
         e.batch(chunk * 1000..(chunk + 1) * 1000);
     }
     let batch = per_sec(keys, t);
+    let batch_cpu = thread_cpu() - cpu;
     let mut lat = Vec::with_capacity(commits);
     for c in 0..commits as u64 {
         let t = Instant::now();
@@ -180,6 +193,7 @@ fn load(e: &dyn Engine, keys: u64, commits: usize) -> Figures {
         p50: pct(&lat, 0.5).as_secs_f64() * 1e3,
         p99: pct(&lat, 0.99).as_secs_f64() * 1e3,
         batch,
+        batch_cpu,
         ..Figures::default()
     }
 }
@@ -197,10 +211,21 @@ fn main() {
         "{keys} keys (16-byte random keys, 100-byte incompressible values) in batches of 1000, \
          then {commits} single-key durable commits; reads/scans best of {rounds} rounds"
     );
-    let ours = Ours(Db::open(d1.path(), Options::default()).unwrap());
+    // QB_COMPRESSION=0 turns value compression off (redb has none).
+    let opts = Options {
+        compression: env("QB_COMPRESSION", 1) == 1,
+        ..Options::default()
+    };
+    let ours = Ours(Db::open(d1.path(), opts).unwrap());
     let theirs = Redb(redb::Database::create(d2.path().join("redb.db")).unwrap());
-    let mut a = load(&ours, keys, commits);
-    let mut b = load(&theirs, keys, commits);
+    // QB_REDB_FIRST=1 loads redb first (to see order effects on the disk).
+    let (mut a, mut b) = if env("QB_REDB_FIRST", 0) == 1 {
+        let b = load(&theirs, keys, commits);
+        (load(&ours, keys, commits), b)
+    } else {
+        let a = load(&ours, keys, commits);
+        (a, load(&theirs, keys, commits))
+    };
     a.concurrent = concurrent(&ours, 10 * keys);
     b.concurrent = concurrent(&theirs, 10 * keys);
     let n = keys.min(200_000);
@@ -218,6 +243,13 @@ fn main() {
         }
     }
     println!("ours: {:?}", ours.0.stats());
+    let redb_len = std::fs::metadata(d2.path().join("redb.db"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    println!(
+        "file bytes: ours {} redb {redb_len}",
+        ours.0.stats().file_bytes
+    );
     println!(
         "{:<34} {:>14} {:>14} {:>8}",
         "metric", "cow-btree", "redb 4.5", "ratio"
@@ -237,6 +269,12 @@ fn main() {
         "",
     );
     row("batch inserts /s", a.batch / 1e3, b.batch / 1e3, "k");
+    row(
+        "batch load CPU seconds (lower=better)",
+        a.batch_cpu,
+        b.batch_cpu,
+        "s",
+    );
     row("random reads /s", a.reads / 1e3, b.reads / 1e3, "k");
     row("range scan entries /s", a.scan / 1e3, b.scan / 1e3, "k");
 }

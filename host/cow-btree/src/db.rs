@@ -403,7 +403,7 @@ impl Db {
                 return r;
             }
             // Lead one group commit: everything queued, up to wal_buffer_size.
-            let group: Vec<Pending> = {
+            let mut group: Vec<Pending> = {
                 let mut q = inner.queue.lock();
                 let mut bytes = 0u64;
                 let mut g = Vec::new();
@@ -423,7 +423,7 @@ impl Db {
                     "unreachable: own batch neither queued nor committed".into(),
                 ));
             }
-            let r = inner.commit(&mut w, &group);
+            let r = inner.commit(&mut w, &mut group);
             for p in &group {
                 *p.slot.lock() = Some(match &r {
                     Ok(()) => Ok(()),
@@ -567,7 +567,8 @@ impl Inner {
         Ok(())
     }
 
-    fn commit(&self, w: &mut WriterState, group: &[Pending]) -> Result<()> {
+    /// Commits the batches of `group` (their operations are moved out).
+    fn commit(&self, w: &mut WriterState, group: &mut [Pending]) -> Result<()> {
         if let Some(e) = self.fatal_error(w) {
             return Err(e);
         }
@@ -584,12 +585,12 @@ impl Inner {
                 alloc,
             );
             let applied: Result<()> = (|| {
-                for p in group {
-                    for op in &p.batch.ops {
+                for p in group.iter_mut() {
+                    for op in std::mem::take(&mut p.batch.ops) {
                         match op {
                             Op::Put(k, v) => t.put(k, v)?,
                             Op::Delete(k) => {
-                                t.delete(k)?;
+                                t.delete(&k)?;
                             }
                         }
                     }

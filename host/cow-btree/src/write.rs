@@ -179,21 +179,21 @@ impl<'a> WriteTxn<'a> {
         }
     }
 
-    fn make_val(&mut self, value: &[u8]) -> Result<Val> {
+    fn make_val(&mut self, value: Vec<u8>) -> Result<Val> {
         let raw_len = u32::try_from(value.len())
             .map_err(|_| Error::InvalidArgument("value longer than 4 GiB".into()))?;
-        let mut stored = std::borrow::Cow::Borrowed(value);
+        let mut stored = value;
         let mut compressed = false;
-        if self.compression && value.len() >= COMPRESS_MIN {
-            let c = lz4_flex::block::compress(value);
-            if c.len() <= value.len() - value.len() / 8 {
-                stored = std::borrow::Cow::Owned(c);
+        if self.compression && stored.len() >= COMPRESS_MIN {
+            let c = lz4_flex::block::compress(&stored);
+            if c.len() <= stored.len() - stored.len() / 8 {
+                stored = c;
                 compressed = true;
             }
         }
         if stored.len() <= self.page_size() / 4 {
             return Ok(Val::Inline {
-                stored: stored.into_owned(),
+                stored,
                 raw_len,
                 compressed,
             });
@@ -222,7 +222,7 @@ impl<'a> WriteTxn<'a> {
         }
     }
 
-    pub(crate) fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+    pub(crate) fn put(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
         let val = self.make_val(value)?;
         let mut root = self
             .root
@@ -255,20 +255,19 @@ impl<'a> WriteTxn<'a> {
     fn put_in(
         &mut self,
         child: &mut Child,
-        key: &[u8],
+        key: Vec<u8>,
         val: Val,
     ) -> Result<(Option<Val>, Option<(Vec<u8>, Child)>)> {
         let limit = 2 * self.max_keys;
         let node = self.dirty(child)?;
         match node {
             Node::Leaf(entries) => {
-                let old = match entries.binary_search_by(|e| e.key().cmp(key)) {
-                    Ok(i) => Some(
-                        std::mem::replace(&mut entries[i], Entry::Own(key.to_vec(), val))
-                            .into_val(),
-                    ),
+                let old = match entries.binary_search_by(|e| e.key().cmp(&key)) {
+                    Ok(i) => {
+                        Some(std::mem::replace(&mut entries[i], Entry::Own(key, val)).into_val())
+                    }
                     Err(i) => {
-                        entries.insert(i, Entry::Own(key.to_vec(), val));
+                        entries.insert(i, Entry::Own(key, val));
                         None
                     }
                 };
@@ -280,7 +279,7 @@ impl<'a> WriteTxn<'a> {
                 Ok((old, None))
             }
             Node::Branch(keys, children) => {
-                let idx = keys.partition_point(|k| k.as_slice() <= key);
+                let idx = keys.partition_point(|k| k.as_slice() <= key.as_slice());
                 let r = self.put_in(&mut children[idx], key, val);
                 let (old, split) = r?;
                 if let Some((sep, right)) = split {
@@ -450,20 +449,28 @@ impl<'a> WriteTxn<'a> {
                 if entries.is_empty() {
                     return Ok(Vec::new());
                 }
-                let sizes: Vec<usize> = entries.iter().map(Entry::size).collect();
+                // Parse each entry once; chunks of this view are encoded.
+                let view: Vec<(&[u8], ValueRef<'_>)> =
+                    entries.iter().map(|e| (e.key(), e.val())).collect();
+                let sizes: Vec<usize> = view
+                    .iter()
+                    .map(|(k, v)| leaf_entry_len_ref(k, *v))
+                    .collect();
                 let cuts = chunks(&sizes, ps - HEADER, self.max_keys, 1);
-                let mut out = Vec::with_capacity(cuts.len());
+                let mut images = Vec::with_capacity(cuts.len());
                 for (i, w) in cuts.windows(2).enumerate() {
-                    let slice = &entries[w[0]..w[1]];
-                    let view: Vec<(&[u8], ValueRef<'_>)> =
-                        slice.iter().map(|e| (e.key(), e.val())).collect();
-                    let img = encode_leaf(&view, self.txn, ps);
-                    let (p, c) = self.write_node(img);
+                    let slice = &view[w[0]..w[1]];
                     let sep = if i == 0 {
                         None
                     } else {
-                        Some(slice[0].key().to_vec())
+                        Some(slice[0].0.to_vec())
                     };
+                    images.push((sep, encode_leaf(slice, self.txn, ps)));
+                }
+                drop(view);
+                let mut out = Vec::with_capacity(images.len());
+                for (sep, img) in images {
+                    let (p, c) = self.write_node(img);
                     out.push((sep, p, c));
                 }
                 Ok(out)
