@@ -427,6 +427,11 @@ impl Page {
             }
         }
     }
+    /// The 8-byte key prefix stored in leaf slot `i` (see [`key_prefix`]).
+    pub(crate) fn leaf_prefix(&self, i: usize) -> u64 {
+        rd_u64_be(&self.bytes, HEADER + i * SLOT + 8)
+    }
+
     /// Binary search among leaf keys.
     pub(crate) fn leaf_search(&self, key: &[u8]) -> Result<usize, usize> {
         let kp = key_prefix(key);

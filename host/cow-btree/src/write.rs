@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::meta::Meta;
 use crate::page::{
     BRANCH_BASE, HEADER, Page, Val, ValueRef, branch_entry_len, encode_branch, encode_leaf,
-    encode_overflow, leaf_entry_len_ref, pages_for,
+    encode_overflow, key_prefix, leaf_entry_len_ref, pages_for,
 };
 use crate::store::{Store, overflow_pages};
 
@@ -82,6 +82,18 @@ impl Entry {
         match self {
             Entry::Src(p, i) => p.leaf_value(*i as usize),
             Entry::Own(_, v) => v.as_ref(),
+        }
+    }
+    /// Orders this entry's key against `key` (whose prefix is `kp`),
+    /// touching the key bytes only when the 8-byte prefixes tie.
+    fn cmp_key(&self, key: &[u8], kp: u64) -> std::cmp::Ordering {
+        let sp = match self {
+            Entry::Src(p, i) => p.leaf_prefix(*i as usize),
+            Entry::Own(k, _) => key_prefix(k),
+        };
+        match sp.cmp(&kp) {
+            std::cmp::Ordering::Equal => self.key().cmp(key),
+            o => o,
         }
     }
     fn into_val(self) -> Val {
@@ -262,7 +274,8 @@ impl<'a> WriteTxn<'a> {
         let node = self.dirty(child)?;
         match node {
             Node::Leaf(entries) => {
-                let old = match entries.binary_search_by(|e| e.key().cmp(&key)) {
+                let kp = key_prefix(&key);
+                let old = match entries.binary_search_by(|e| e.cmp_key(&key, kp)) {
                     Ok(i) => {
                         Some(std::mem::replace(&mut entries[i], Entry::Own(key, val)).into_val())
                     }
