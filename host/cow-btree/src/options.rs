@@ -26,8 +26,8 @@ pub struct Options {
     /// Most keys in one tree node (leaf or branch); nodes also split when
     /// their encoding would exceed one page. At least 4.
     pub max_keys_per_node: u32,
-    /// LZ4-compress values of 64 bytes or more when that saves at least an
-    /// eighth of their size.
+    /// LZ4-compress values of 64 bytes or more when their head does not look
+    /// random and compression saves at least an eighth of their size.
     pub compression: bool,
     /// Most bytes of queued batches (keys plus values) merged into one group
     /// commit; one batch larger than this is still committed, alone.

@@ -628,3 +628,43 @@ fn handles_are_send_and_sync() {
     check::<crate::RangeIter>();
     check::<WriteBatch>();
 }
+
+#[test]
+fn compression_probe_separates_text_from_noise() {
+    let text = br#"{"actor":"lease","node":"orbit-server-0","expires_at":1700000000,"renew_at":1699999990}"#;
+    assert!(crate::write::looks_compressible(&text.repeat(2)));
+    assert!(crate::write::looks_compressible(&[7u8; 100]));
+    let mut rng = fastrand::Rng::with_seed(1);
+    let noise: Vec<u8> = (0..100).map(|_| rng.u8(..)).collect();
+    assert!(!crate::write::looks_compressible(&noise));
+    // Compressed values still round-trip, and compression happens.
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let mut b = WriteBatch::new();
+    for i in 0..2000u32 {
+        b.put(format!("{i:08}").into_bytes(), text.repeat(3));
+    }
+    db.write(b).unwrap();
+    assert_eq!(db.get(b"00000042").unwrap(), Some(text.repeat(3)));
+    let compressed_size = db.stats().used_bytes;
+    drop(db);
+    let dir2 = tempfile::tempdir().unwrap();
+    let db = Db::open(
+        dir2.path(),
+        Options {
+            compression: false,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let mut b = WriteBatch::new();
+    for i in 0..2000u32 {
+        b.put(format!("{i:08}").into_bytes(), text.repeat(3));
+    }
+    db.write(b).unwrap();
+    assert!(
+        compressed_size * 2 < db.stats().used_bytes,
+        "{compressed_size} vs {}",
+        db.stats().used_bytes
+    );
+}
