@@ -72,7 +72,7 @@ REPO = Path(__file__).resolve().parents[2]
 # Backends that this build of orbit-server opens. The others are configured end
 # to end but `serve` stops with "not available in this build"; when one lands,
 # add it here (cloud backends also need an entry in STAND_INS).
-BACKENDS_OPEN = {"memory", "lsm_tree", "rocksdb"}
+BACKENDS_OPEN = {"memory", "cow_btree", "lsm_tree", "rocksdb"}
 
 ALL_BACKENDS = ["memory", "cow_btree", "lsm_tree", "rocksdb", "s3", "azure", "gcp"]
 LOCAL_BACKENDS = ALL_BACKENDS[:4]

@@ -11,6 +11,7 @@
 //! This crate exists so the contract crate stays free of C++ and cloud SDKs:
 //! engine authors and the conformance suite depend on `orbit-storage` alone.
 
+mod cow;
 mod disk;
 mod lsm;
 mod rocks;
@@ -20,18 +21,14 @@ use std::time::Duration;
 
 use orbit_storage::{BackendConfig, Durability, MemoryStorage, Storage, StorageError};
 
+pub use cow::CowEngine;
+pub use lsm::LsmEngine;
 pub use rocks::RocksEngine;
 
-/// Backends this build can open.
-pub const AVAILABLE: &[&str] = &["memory", "lsm_tree", "rocksdb", "s3", "azure", "gcp"];
-
-/// Opens the backend `config` describes. Local engines open on a blocking
-/// thread (RocksDB recovery, counting keys).
+/// Opens the backend `config` describes, on a blocking thread (engine
+/// recovery, counting keys). Object storage sends no request at open: the
+/// health canary finds an unreachable store.
 pub async fn open(config: &BackendConfig) -> Result<Arc<dyn Storage>, StorageError> {
-    if let BackendConfig::S3(_) | BackendConfig::Azure(_) | BackendConfig::Gcp(_) = config {
-        // Opening sends no request; the health canary finds an unreachable store.
-        return orbit_cloud::open(config);
-    }
     let config = config.clone();
     let kind = config.kind();
     tokio::task::spawn_blocking(move || open_blocking(&config))
@@ -42,13 +39,12 @@ pub async fn open(config: &BackendConfig) -> Result<Arc<dyn Storage>, StorageErr
 fn open_blocking(config: &BackendConfig) -> Result<Arc<dyn Storage>, StorageError> {
     match config {
         BackendConfig::Memory(c) => Ok(Arc::new(MemoryStorage::open(c)?)),
+        BackendConfig::CowBtree(c) => Ok(Arc::new(cow::open(c)?)),
         BackendConfig::LsmTree(c) => Ok(Arc::new(lsm::open(c)?)),
         BackendConfig::Rocksdb(c) => Ok(Arc::new(rocks::open(c)?)),
-        other => Err(StorageError::Unavailable(format!(
-            "backend {} is not available in this build of orbit-server yet; available: {}",
-            other.kind(),
-            AVAILABLE.join(", ")
-        ))),
+        BackendConfig::S3(_) | BackendConfig::Azure(_) | BackendConfig::Gcp(_) => {
+            orbit_cloud::open(config)
+        }
     }
 }
 
@@ -59,7 +55,7 @@ pub fn flush_interval(config: &BackendConfig) -> Option<Duration> {
         BackendConfig::Memory(c) if c.disk_backup => {
             Some(Duration::from_secs(c.backup_interval_secs.max(1)))
         }
-        // The LSM tree syncs periodically by itself.
+        // The LSM tree and the B+tree sync periodically by themselves.
         BackendConfig::Rocksdb(c) if c.durability == Durability::Periodic => {
             Some(Duration::from_millis(c.sync_interval_ms.max(1)))
         }

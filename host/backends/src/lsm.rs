@@ -12,7 +12,7 @@ use orbit_storage::{
 };
 
 /// Opens the tree `config` describes behind the storage contract.
-pub(crate) fn open(config: &LsmTreeConfig) -> StorageResult<KvStorage<Db>> {
+pub(crate) fn open(config: &LsmTreeConfig) -> StorageResult<KvStorage<LsmEngine>> {
     let options = Options {
         sync: match config.durability {
             Durability::Sync => SyncMode::PerCommit,
@@ -32,7 +32,7 @@ pub(crate) fn open(config: &LsmTreeConfig) -> StorageResult<KvStorage<Db>> {
     };
     let db = Db::open(&config.data_dir, options).map_err(error)?;
     tracing::info!(dir = %config.data_dir, durability = ?config.durability, "lsm tree opened");
-    KvStorage::open(db, BackendKind::LsmTree, config.data_dir.clone())
+    KvStorage::open(LsmEngine(db), BackendKind::LsmTree, config.data_dir.clone())
 }
 
 fn error(e: orbit_lsm::Error) -> StorageError {
@@ -46,9 +46,12 @@ fn error(e: orbit_lsm::Error) -> StorageError {
     }
 }
 
-impl OrderedKv for Db {
+/// An open LSM tree.
+pub struct LsmEngine(Db);
+
+impl OrderedKv for LsmEngine {
     fn get(&self, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
-        Db::get(self, key).map_err(error)
+        self.0.get(key).map_err(error)
     }
 
     fn write(&self, ops: Vec<KvOp>) -> StorageResult<()> {
@@ -59,7 +62,7 @@ impl OrderedKv for Db {
                 KvOp::Delete { key } => batch.delete(&key),
             }
         }
-        Db::write(self, batch).map_err(error)
+        self.0.write(batch).map_err(error)
     }
 
     fn scan(
@@ -68,7 +71,7 @@ impl OrderedKv for Db {
         upper: Bound<&[u8]>,
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> StorageResult<()> {
-        for item in self.range(lower, upper) {
+        for item in self.0.range(lower, upper) {
             let (key, value) = item.map_err(error)?;
             if !visit(&key, &value) {
                 break;
@@ -78,15 +81,15 @@ impl OrderedKv for Db {
     }
 
     fn sync(&self) -> StorageResult<()> {
-        Db::sync(self).map_err(error)
+        self.0.sync().map_err(error)
     }
 
     fn disk_bytes(&self) -> Option<u64> {
-        Some(self.stats().disk_bytes)
+        Some(self.0.stats().disk_bytes)
     }
 
     fn metrics(&self) -> Vec<EngineMetric> {
-        let s = self.stats();
+        let s = self.0.stats();
         let gauge = |name: &str, help, value| EngineMetric {
             name: format!("lsm_{name}"),
             help,
@@ -107,11 +110,23 @@ impl OrderedKv for Db {
                 "Immutable memtables waiting to be flushed.",
                 s.immutable_memtables,
             ),
-            gauge("block_cache_bytes", "Bytes in the block cache.", s.block_cache_bytes),
+            gauge(
+                "block_cache_bytes",
+                "Bytes in the block cache.",
+                s.block_cache_bytes,
+            ),
             counter("block_cache_hits", "Block cache hits.", s.block_cache_hits),
-            counter("block_cache_misses", "Block cache misses.", s.block_cache_misses),
+            counter(
+                "block_cache_misses",
+                "Block cache misses.",
+                s.block_cache_misses,
+            ),
             counter("writes", "Batches written.", s.writes),
-            counter("wal_syncs", "WAL fsyncs (fewer than writes under group commit).", s.wal_syncs),
+            counter(
+                "wal_syncs",
+                "WAL fsyncs (fewer than writes under group commit).",
+                s.wal_syncs,
+            ),
         ]
     }
 }

@@ -130,7 +130,7 @@ impl OrderedKv for RocksEngine {
             }
         }
         self.db
-            .write_opt(&batch, &self.write_options())
+            .write_opt(batch, &self.write_options())
             .map_err(|e| rocks_error("write", &self.dir, e))
     }
 

@@ -48,13 +48,19 @@ async fn data_survives_reopen_through_flushes_and_compactions() {
     // ~240 KiB of records: several 64 KiB memtables flushed and compacted.
     for i in 0..2000u32 {
         last = store
-            .put(format!("key/{i:05}").as_bytes(), value.clone(), PutOptions::default())
+            .put(
+                format!("key/{i:05}").as_bytes(),
+                value.clone(),
+                PutOptions::default(),
+            )
             .await
             .unwrap();
     }
     let metrics = store.engine_metrics();
     assert!(
-        metrics.iter().any(|m| m.name == "lsm_table_bytes" && m.value > 0),
+        metrics
+            .iter()
+            .any(|m| m.name == "lsm_table_bytes" && m.value > 0),
         "tables were written: {metrics:?}"
     );
     drop(store);

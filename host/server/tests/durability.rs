@@ -155,3 +155,8 @@ async fn lsm_tree_keeps_every_acknowledged_write_across_kill_9() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cow_btree_keeps_every_acknowledged_write_across_kill_9() {
+    kill_and_check("cow_btree", &[("ORBIT_COW_DURABILITY", "sync")], 4).await;
+}

@@ -126,26 +126,6 @@ fn toml_file_selects_and_configures() {
     assert_eq!(j["config"]["max_entries"], 7);
 }
 
-#[test]
-fn backend_not_in_this_build_is_a_clear_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("cow").display().to_string();
-    let err = Server::try_start(
-        dir.path(),
-        &[
-            ("ORBIT_PERSISTENCE_BACKEND", "cow_btree"),
-            ("ORBIT_COW_DATA_DIR", &data),
-        ],
-    )
-    .err()
-    .expect("must not start");
-    assert!(
-        err.contains("Starting Orbit-RS server with persistence backend: cow_btree"),
-        "{err}"
-    );
-    assert!(err.contains("not available in this build"), "{err}");
-}
-
 #[tokio::test]
 async fn sigterm_writes_the_final_snapshot_and_restart_restores_it() {
     let dir = tempfile::tempdir().unwrap();

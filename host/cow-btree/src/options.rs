@@ -1,0 +1,53 @@
+//! Tuning knobs of a database, with the defaults the Orbit deployment
+//! documents use (`ORBIT_COW_*`). DESIGN.md says exactly what each one means.
+
+use std::time::Duration;
+
+/// When a commit is made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// Every [`crate::Db::write`] returns after one `fdatasync` covering it;
+    /// concurrent writers share that `fdatasync` (group commit).
+    PerCommit,
+    /// Commits are written to the file at once (they survive a process
+    /// crash) and a background thread calls `fdatasync` every period; a power
+    /// loss loses at most the commits of the last period.
+    Periodic(Duration),
+    /// Commits are written to the file but only [`crate::Db::sync`], dropping
+    /// the database or space recycling calls `fdatasync`.
+    None,
+}
+
+/// Options of [`crate::Db::open`].
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Durability of commits.
+    pub sync: SyncMode,
+    /// Most keys in one tree node (leaf or branch); nodes also split when
+    /// their encoding would exceed one page. At least 4.
+    pub max_keys_per_node: u32,
+    /// LZ4-compress values of 64 bytes or more when their head does not look
+    /// random and compression saves at least an eighth of their size.
+    pub compression: bool,
+    /// Most bytes of queued batches (keys plus values) merged into one group
+    /// commit; one batch larger than this is still committed, alone.
+    pub wal_buffer_size: u64,
+    /// Page size in bytes of a *new* file (power of two, 1 KiB to 64 KiB); an
+    /// existing file keeps the page size it was created with.
+    pub page_size: usize,
+    /// Bytes of decoded pages kept in memory.
+    pub cache_size: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            sync: SyncMode::PerCommit,
+            max_keys_per_node: 256,
+            compression: true,
+            wal_buffer_size: 1 << 20,
+            page_size: 4096,
+            cache_size: 256 << 20,
+        }
+    }
+}

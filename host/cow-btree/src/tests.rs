@@ -1,0 +1,670 @@
+//! In-crate tests that need the private file layer: model-based randomized
+//! runs against a `BTreeMap`, fault injection, corruption detection and the
+//! page decoder fed with random and mutated images.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::io::{FaultyFs, StdFs};
+use crate::{Db, Error, Options, SyncMode, WriteBatch};
+
+type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+
+fn small_opts() -> Options {
+    Options {
+        page_size: 1024,
+        max_keys_per_node: 8,
+        cache_size: 1 << 20,
+        ..Options::default()
+    }
+}
+
+fn rand_key(rng: &mut fastrand::Rng, space: u32) -> Vec<u8> {
+    let n = rng.u32(0..space);
+    let mut k = format!("k{n:06}").into_bytes();
+    if rng.u8(0..20) == 0 {
+        // Some long keys, occasionally longer than a page.
+        k.extend(std::iter::repeat_n(b'x', rng.usize(0..1500)));
+    }
+    k
+}
+
+fn rand_value(rng: &mut fastrand::Rng) -> Vec<u8> {
+    let len = match rng.u8(0..10) {
+        0 => rng.usize(300..5000), // overflow
+        1 => rng.usize(64..400),   // compressible
+        _ => rng.usize(0..40),
+    };
+    if rng.bool() {
+        vec![rng.u8(b'a'..=b'c'); len]
+    } else {
+        (0..len).map(|_| rng.u8(..)).collect()
+    }
+}
+
+fn check_all(db_snap: &crate::Snapshot, model: &Model) {
+    let got: Vec<(Vec<u8>, Vec<u8>)> = db_snap
+        .range(Bound::Unbounded, Bound::Unbounded)
+        .map(|r| r.unwrap())
+        .collect();
+    let want: Vec<(Vec<u8>, Vec<u8>)> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    assert_eq!(got.len(), want.len(), "entry count");
+    assert!(got == want, "full scan differs from the model");
+    assert_eq!(db_snap.len(), model.len() as u64);
+}
+
+fn check_range(snap: &crate::Snapshot, model: &Model, rng: &mut fastrand::Rng) {
+    let a = rand_key(rng, 600);
+    let b = rand_key(rng, 600);
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    let lb = match rng.u8(0..3) {
+        0 => Bound::Unbounded,
+        1 => Bound::Included(lo.as_slice()),
+        _ => Bound::Excluded(lo.as_slice()),
+    };
+    let ub = match rng.u8(0..3) {
+        0 => Bound::Unbounded,
+        1 => Bound::Included(hi.as_slice()),
+        _ => Bound::Excluded(hi.as_slice()),
+    };
+    if let (Bound::Excluded(x), Bound::Excluded(y)) = (lb, ub)
+        && x == y
+    {
+        return; // BTreeMap panics on this empty range
+    }
+    let got: Vec<_> = snap.range(lb, ub).map(|r| r.unwrap()).collect();
+    let want: Vec<_> = model
+        .range::<[u8], _>((lb, ub))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    assert!(
+        got == want,
+        "range {lb:?}..{ub:?} differs: got {} want {}",
+        got.len(),
+        want.len()
+    );
+}
+
+fn model_run(seed: u64, steps: usize, opts: Options) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut db = Db::open(dir.path(), opts.clone()).unwrap();
+    let mut model = Model::new();
+    // Long-lived readers: (snapshot, the model as of it).
+    let mut readers: Vec<(crate::Snapshot, Model)> = Vec::new();
+    for step in 0..steps {
+        let mut batch = WriteBatch::new();
+        let mut next = model.clone();
+        for _ in 0..rng.usize(1..12) {
+            let k = rand_key(&mut rng, 600);
+            if rng.u8(0..4) == 0 {
+                batch.delete(k.clone());
+                next.remove(&k);
+            } else {
+                let v = rand_value(&mut rng);
+                batch.put(k.clone(), v.clone());
+                next.insert(k, v);
+            }
+        }
+        if rng.u8(0..30) == 0 {
+            // A big batch deleting a run of keys: exercises merges.
+            let keys: Vec<Vec<u8>> = next.keys().take(rng.usize(0..200)).cloned().collect();
+            for k in keys {
+                batch.delete(k.clone());
+                next.remove(&k);
+            }
+        }
+        db.write(batch).unwrap();
+        model = next;
+        for _ in 0..3 {
+            let k = rand_key(&mut rng, 600);
+            assert_eq!(
+                db.get(&k).unwrap(),
+                model.get(&k).cloned(),
+                "get {k:?} at step {step}"
+            );
+        }
+        if rng.u8(0..10) == 0 {
+            readers.push((db.snapshot(), model.clone()));
+        }
+        if rng.u8(0..15) == 0 && !readers.is_empty() {
+            let i = rng.usize(0..readers.len());
+            let (snap, m) = readers.swap_remove(i);
+            check_all(&snap, &m);
+            check_range(&snap, &m, &mut rng);
+        }
+        if step % 50 == 0 {
+            check_range(&db.snapshot(), &model, &mut rng);
+        }
+        if rng.u16(0..200) == 0 {
+            db.compact().unwrap();
+            check_all(&db.snapshot(), &model);
+        }
+        if rng.u16(0..150) == 0 {
+            // Readers outlive... nothing: a reopen needs them dropped first
+            // only because they pin the old handle's file; check them now.
+            for (snap, m) in readers.drain(..) {
+                check_all(&snap, &m);
+            }
+            drop(db);
+            db = Db::open(dir.path(), opts.clone()).unwrap();
+            check_all(&db.snapshot(), &model);
+        }
+    }
+    for (snap, m) in readers.drain(..) {
+        check_all(&snap, &m);
+    }
+    check_all(&db.snapshot(), &model);
+    drop(db);
+    let db = Db::open(dir.path(), opts).unwrap();
+    check_all(&db.snapshot(), &model);
+    // Freed pages were recycled: the file is not much larger than the data.
+    let st = db.stats();
+    assert!(
+        st.free_pages + st.reserved_pages < 4 * (st.used_bytes / st.page_size as u64).max(64),
+        "{st:?}"
+    );
+}
+
+#[test]
+fn model_small_pages() {
+    let seeds: u64 = std::env::var("ORBIT_COW_MODEL_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    for seed in 0..seeds {
+        model_run(seed, 600, small_opts());
+    }
+}
+
+#[test]
+fn model_default_options_nosync() {
+    let opts = Options {
+        sync: SyncMode::None,
+        ..Options::default()
+    };
+    model_run(100, 500, opts);
+}
+
+#[test]
+fn model_periodic_uncompressed() {
+    let opts = Options {
+        sync: SyncMode::Periodic(std::time::Duration::from_millis(5)),
+        compression: false,
+        page_size: 2048,
+        max_keys_per_node: 16,
+        ..Options::default()
+    };
+    model_run(200, 400, opts);
+}
+
+#[test]
+fn snapshot_survives_many_commits_and_pages_are_reused_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), small_opts()).unwrap();
+    let mut b = WriteBatch::new();
+    for i in 0..2000u32 {
+        b.put(format!("{i:08}").into_bytes(), vec![1u8; 30]);
+    }
+    db.write(b).unwrap();
+    let snap = db.snapshot();
+    for round in 0..200u32 {
+        let mut b = WriteBatch::new();
+        for i in (0..2000u32).step_by(97) {
+            b.put(format!("{i:08}").into_bytes(), round.to_le_bytes().to_vec());
+        }
+        db.write(b).unwrap();
+    }
+    // The old snapshot still sees round-0 data everywhere.
+    let n = snap
+        .range(Bound::Unbounded, Bound::Unbounded)
+        .map(|r| r.unwrap())
+        .filter(|(_, v)| v == &vec![1u8; 30])
+        .count();
+    assert_eq!(n, 2000);
+    let before = db.stats();
+    assert!(before.reserved_pages > 0, "{before:?}");
+    drop(snap);
+    let mut b = WriteBatch::new();
+    b.put(b"x".to_vec(), b"y".to_vec());
+    db.write(b).unwrap();
+    let after = db.stats();
+    // Only the pages of the last commit remain reserved.
+    assert!(
+        after.reserved_pages * 10 < before.reserved_pages,
+        "{before:?} {after:?}"
+    );
+    assert!(after.free_pages > 0, "{after:?}");
+}
+
+#[test]
+fn compaction_shrinks_the_file_and_keeps_old_snapshots() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let mut b = WriteBatch::new();
+    for i in 0..20000u32 {
+        b.put(
+            format!("{i:08}").into_bytes(),
+            vec![(i % 251) as u8; 100 + (i % 7) as usize * 300],
+        );
+    }
+    db.write(b).unwrap();
+    let mut b = WriteBatch::new();
+    for i in 0..20000u32 {
+        if i % 10 != 0 {
+            b.delete(format!("{i:08}").into_bytes());
+        }
+    }
+    db.write(b).unwrap();
+    let old = db.snapshot();
+    let big = db.stats().file_bytes;
+    db.compact().unwrap();
+    let small = db.stats().file_bytes;
+    assert!(small * 4 < big, "compaction {big} -> {small}");
+    assert_eq!(old.len(), 2000);
+    assert_eq!(old.range(Bound::Unbounded, Bound::Unbounded).count(), 2000);
+    let mut b = WriteBatch::new();
+    b.put(b"after".to_vec(), b"compaction".to_vec());
+    db.write(b).unwrap();
+    drop(old);
+    drop(db);
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    assert_eq!(db.snapshot().len(), 2001);
+    assert_eq!(
+        db.get(b"00000010").unwrap(),
+        Some(vec![10u8; 100 + 3 * 300])
+    );
+    assert_eq!(db.get(b"after").unwrap(), Some(b"compaction".to_vec()));
+}
+
+/// Runs commits against a file layer that fails after `fail_after`
+/// counted operations; returns the model of acknowledged commits and the
+/// batch that failed (which may or may not be on disk).
+fn faulty_run(
+    dir: &Path,
+    fs: &FaultyFs,
+    sync: SyncMode,
+    seed: u64,
+) -> (Model, Option<Model>, bool) {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut model = Model::new();
+    let opts = Options {
+        sync,
+        ..small_opts()
+    };
+    let db = match Db::open_with(dir, opts, Arc::new(fs.clone())) {
+        Ok(db) => db,
+        Err(_) => return (model, None, false),
+    };
+    let mut failed_state = None;
+    let mut fatal = false;
+    for _ in 0..60 {
+        let mut batch = WriteBatch::new();
+        let mut next = model.clone();
+        for _ in 0..rng.usize(1..20) {
+            let k = rand_key(&mut rng, 300);
+            if rng.u8(0..5) == 0 {
+                batch.delete(k.clone());
+                next.remove(&k);
+            } else {
+                let v = rand_value(&mut rng);
+                batch.put(k.clone(), v.clone());
+                next.insert(k, v);
+            }
+        }
+        match db.write(batch) {
+            Ok(()) => model = next,
+            Err(e) => {
+                fatal = matches!(e, Error::Fatal { .. });
+                failed_state = Some(next);
+                // A failed fsync poisons the handle; a failed write does not,
+                // but the disk is still failing, so later writes fail too.
+                let mut b = WriteBatch::new();
+                b.put(b"after-failure".to_vec(), b"x".to_vec());
+                let again = db.write(b);
+                assert!(
+                    again.is_err(),
+                    "write after a failure succeeded on a failing disk"
+                );
+                if fatal {
+                    assert!(matches!(again, Err(Error::Fatal { .. })), "{again:?}");
+                }
+                // Reads still work.
+                for k in model.keys().take(5) {
+                    let _ = db.get(k).unwrap();
+                }
+                break;
+            }
+        }
+    }
+    drop(db);
+    (model, failed_state, fatal)
+}
+
+#[test]
+fn fault_injection_write_and_fsync_failures() {
+    let mut saw_fatal = false;
+    let mut saw_write_error = false;
+    for (i, fail_after) in [0u64, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 120]
+        .into_iter()
+        .enumerate()
+    {
+        for (count_writes, count_syncs) in [(true, false), (false, true), (true, true)] {
+            for sync in [SyncMode::PerCommit, SyncMode::None] {
+                let dir = tempfile::tempdir().unwrap();
+                let fs = FaultyFs::new(fail_after, count_writes, count_syncs);
+                let (model, failed, fatal) = faulty_run(dir.path(), &fs, sync, i as u64);
+                saw_fatal |= fatal;
+                saw_write_error |= failed.is_some() && !fatal;
+                // Reopen on a healthy disk: every acknowledged commit is
+                // there; the failed one is all there or not at all.
+                let db = Db::open_with(dir.path(), small_opts(), Arc::new(StdFs)).unwrap();
+                let got: Model = db
+                    .snapshot()
+                    .range(Bound::Unbounded, Bound::Unbounded)
+                    .map(|r| r.unwrap())
+                    .collect();
+                if sync == SyncMode::PerCommit {
+                    let ok = got == model || failed.as_ref().is_some_and(|f| &got == f);
+                    assert!(
+                        ok,
+                        "fail_after {fail_after} writes {count_writes} syncs {count_syncs}: state is neither the acknowledged one nor that plus the failed batch"
+                    );
+                } else {
+                    // Without fsync a process that stays alive still wrote every
+                    // acknowledged commit to the file.
+                    let ok = got == model || failed.as_ref().is_some_and(|f| &got == f);
+                    assert!(
+                        ok,
+                        "SyncMode::None: fail_after {fail_after} lost acknowledged commits"
+                    );
+                }
+            }
+        }
+    }
+    assert!(saw_fatal && saw_write_error);
+}
+
+fn leaf_pages_with_txn(path: &Path, page_size: usize, txn: u64) -> Vec<u64> {
+    let bytes = std::fs::read(path).unwrap();
+    let mut out = Vec::new();
+    let mut p = 2u64;
+    loop {
+        let off = 8192 + (p as usize - 2) * page_size;
+        if off + page_size > bytes.len() {
+            break;
+        }
+        let pg = &bytes[off..off + page_size];
+        if pg[4] == crate::page::KIND_LEAF
+            && u64::from_le_bytes(pg[16..24].try_into().unwrap()) == txn
+        {
+            out.push(p);
+        }
+        p += 1;
+    }
+    out
+}
+
+#[test]
+fn flipped_byte_is_reported_with_file_and_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        cache_size: 0,
+        ..Options::default()
+    };
+    {
+        let db = Db::open(dir.path(), opts.clone()).unwrap();
+        let mut b = WriteBatch::new();
+        for i in 0..3000u32 {
+            b.put(
+                format!("{i:08}").into_bytes(),
+                format!("value-{i}").into_bytes(),
+            );
+        }
+        db.write(b).unwrap();
+        let mut b = WriteBatch::new();
+        b.put(b"00000000".to_vec(), b"changed".to_vec());
+        db.write(b).unwrap();
+    }
+    let file = dir.path().join(crate::FILE_NAME);
+    // A leaf written by txn 1 and still shared by txn 2's tree.
+    let leaves = leaf_pages_with_txn(&file, 4096, 1);
+    let victim = leaves[leaves.len() / 2];
+    let mut bytes = std::fs::read(&file).unwrap();
+    let off = 8192 + (victim as usize - 2) * 4096 + 2000;
+    bytes[off] ^= 0x40;
+    std::fs::write(&file, &bytes).unwrap();
+    let err = Db::open(dir.path(), opts.clone()).unwrap_err();
+    match &err {
+        Error::Corrupt { path, page, reason } => {
+            assert_eq!(path, &file);
+            assert_eq!(*page, Some(victim));
+            assert!(reason.contains("checksum"), "{reason}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    let msg = err.to_string();
+    assert!(
+        msg.contains("data.cow") && msg.contains(&format!("page {victim}")),
+        "{msg}"
+    );
+    // Restore; open; then damage the page under a running database: reads
+    // of that page fail with the same clear error, others still work.
+    bytes[off] ^= 0x40;
+    std::fs::write(&file, &bytes).unwrap();
+    let db = Db::open(dir.path(), opts).unwrap();
+    bytes[off] ^= 0x40;
+    std::fs::write(&file, &bytes).unwrap();
+    let scan: Vec<_> = db.range(Bound::Unbounded, Bound::Unbounded).collect();
+    let bad = scan.iter().filter(|r| r.is_err()).count();
+    assert_eq!(bad, 1, "the scan stops at the damaged page with one error");
+    match scan.last().unwrap() {
+        Err(Error::Corrupt { page, .. }) => assert_eq!(*page, Some(victim)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(db.get(b"00000000").unwrap(), Some(b"changed".to_vec()));
+}
+
+#[test]
+fn both_meta_slots_damaged_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = Db::open(dir.path(), Options::default()).unwrap();
+        let mut b = WriteBatch::new();
+        b.put(b"a".to_vec(), b"b".to_vec());
+        db.write(b).unwrap();
+    }
+    let file = dir.path().join(crate::FILE_NAME);
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[20] ^= 1;
+    bytes[4096 + 20] ^= 1;
+    std::fs::write(&file, &bytes).unwrap();
+    let err = Db::open(dir.path(), Options::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("neither meta slot is valid") && err.contains("data.cow"),
+        "{err}"
+    );
+}
+
+#[test]
+fn decoder_survives_random_and_mutated_pages() {
+    let mut rng = fastrand::Rng::with_seed(7);
+    let iters: usize = std::env::var("ORBIT_COW_DECODER_ITERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20000);
+    let seeds = [
+        crate::fuzzing::sample_leaf(1024),
+        crate::fuzzing::sample_branch(1024),
+    ];
+    for page in &seeds {
+        crate::fuzzing::decode_page(page, 1024).unwrap();
+    }
+    let mut rejected = 0;
+    for i in 0..iters {
+        let original = if i % 10 == 0 {
+            (0..1024).map(|_| rng.u8(..)).collect::<Vec<u8>>()
+        } else {
+            seeds[i % 2].clone()
+        };
+        let mut page = original.clone();
+        for _ in 0..rng.usize(1..8) {
+            let at = rng.usize(4..page.len());
+            match rng.u8(0..3) {
+                0 => page[at] = rng.u8(..),
+                1 => page[at] ^= 1 << rng.u8(0..8),
+                _ => page[at] = [0, 0xff, 1, 0x7f][rng.usize(0..4)],
+            }
+        }
+        // Changed bytes under the old checksum: must be rejected.
+        if page != original {
+            assert!(crate::fuzzing::decode_page(&page, 1024).is_err());
+        }
+        crate::fuzzing::fix_checksum(&mut page);
+        if crate::fuzzing::decode_page(&page, 1024).is_err() {
+            rejected += 1;
+        }
+        let _ = crate::fuzzing::decode_meta(&page);
+    }
+    assert!(rejected > 0);
+}
+
+#[test]
+fn group_commit_shares_fsyncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(Db::open(dir.path(), Options::default()).unwrap());
+    let before = db.stats().fsyncs;
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                for i in 0..40 {
+                    let mut b = WriteBatch::new();
+                    b.put(format!("t{t}-{i}").into_bytes(), vec![t as u8; 50]);
+                    db.write(b).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let st = db.stats();
+    let fsyncs = st.fsyncs - before;
+    assert_eq!(st.entries, 320);
+    assert!(
+        fsyncs < 320,
+        "8 concurrent writers used {fsyncs} fsyncs for 320 batches"
+    );
+    assert_eq!(fsyncs, st.commits);
+}
+
+#[test]
+fn large_keys_and_values_roundtrip() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let key = vec![b'k'; 64 * 1024];
+    let val: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+    let mut b = WriteBatch::new();
+    b.put(key.clone(), val.clone());
+    b.put(b"small".to_vec(), b"v".to_vec());
+    db.write(b).unwrap();
+    assert_eq!(db.get(&key).unwrap(), Some(val.clone()));
+    drop(db);
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    assert_eq!(db.get(&key).unwrap(), Some(val));
+    let too_big = vec![0u8; crate::MAX_KEY_LEN + 1];
+    let mut b = WriteBatch::new();
+    b.put(too_big, b"x".to_vec());
+    assert!(matches!(db.write(b), Err(Error::InvalidArgument(_))));
+}
+
+#[test]
+fn torn_file_extension_falls_back_to_the_previous_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(crate::FILE_NAME);
+    let len_after_first;
+    {
+        let db = Db::open(dir.path(), Options::default()).unwrap();
+        let mut b = WriteBatch::new();
+        b.put(b"first".to_vec(), b"1".to_vec());
+        db.write(b).unwrap();
+        len_after_first = std::fs::metadata(&file).unwrap().len();
+        let mut b = WriteBatch::new();
+        for i in 0..5000u32 {
+            b.put(format!("{i:08}").into_bytes(), vec![3u8; 40]);
+        }
+        db.write(b).unwrap();
+    }
+    // As if the meta of commit 2 reached the disk but the file growth did not.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(len_after_first)
+        .unwrap();
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    assert_eq!(db.snapshot().txn(), 1);
+    assert_eq!(db.snapshot().len(), 1);
+    assert_eq!(db.get(b"first").unwrap(), Some(b"1".to_vec()));
+    // And the database keeps working from there.
+    let mut b = WriteBatch::new();
+    b.put(b"second".to_vec(), b"2".to_vec());
+    db.write(b).unwrap();
+    drop(db);
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    assert_eq!(db.snapshot().len(), 2);
+}
+
+#[test]
+fn handles_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Db>();
+    check::<crate::Snapshot>();
+    check::<crate::RangeIter>();
+    check::<WriteBatch>();
+}
+
+#[test]
+fn compression_probe_separates_text_from_noise() {
+    let text = br#"{"actor":"lease","node":"orbit-server-0","expires_at":1700000000,"renew_at":1699999990}"#;
+    assert!(crate::write::looks_compressible(&text.repeat(2)));
+    assert!(crate::write::looks_compressible(&[7u8; 100]));
+    let mut rng = fastrand::Rng::with_seed(1);
+    let noise: Vec<u8> = (0..100).map(|_| rng.u8(..)).collect();
+    assert!(!crate::write::looks_compressible(&noise));
+    // Compressed values still round-trip, and compression happens.
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let mut b = WriteBatch::new();
+    for i in 0..2000u32 {
+        b.put(format!("{i:08}").into_bytes(), text.repeat(3));
+    }
+    db.write(b).unwrap();
+    assert_eq!(db.get(b"00000042").unwrap(), Some(text.repeat(3)));
+    let compressed_size = db.stats().used_bytes;
+    drop(db);
+    let dir2 = tempfile::tempdir().unwrap();
+    let db = Db::open(
+        dir2.path(),
+        Options {
+            compression: false,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let mut b = WriteBatch::new();
+    for i in 0..2000u32 {
+        b.put(format!("{i:08}").into_bytes(), text.repeat(3));
+    }
+    db.write(b).unwrap();
+    assert!(
+        compressed_size * 2 < db.stats().used_bytes,
+        "{compressed_size} vs {}",
+        db.stats().used_bytes
+    );
+}

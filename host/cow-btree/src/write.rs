@@ -1,0 +1,661 @@
+//! The write transaction: copy-on-write edits of the tree.
+//!
+//! Nodes on the path to a changed key are loaded into owned, mutable form
+//! ("dirty"); nothing on disk changes. At commit, dirty nodes are written
+//! bottom-up to pages nobody can see (free pages, or the end of the file),
+//! splitting nodes that grew past one page or `max_keys_per_node`, merging
+//! nodes that shrank below a quarter page into a sibling. Every replaced page
+//! goes to the `freed` list, which the caller keeps reserved until no reader
+//! can see it.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::meta::Meta;
+use crate::page::{
+    BRANCH_BASE, HEADER, Page, Val, ValueRef, branch_entry_len, encode_branch, encode_leaf,
+    encode_overflow, key_prefix, leaf_entry_len_ref, pages_for,
+};
+use crate::store::{Store, overflow_pages};
+
+/// Values this long or longer are tried with LZ4.
+const COMPRESS_MIN: usize = 64;
+
+/// Cheap entropy probe: LZ4 is only tried when fewer than three quarters of
+/// the first 128 bytes are distinct byte values (random or already
+/// compressed data has about 80%, text and JSON 20-40%). Saves the LZ4 call
+/// on incompressible values, at the price of missing data whose head looks
+/// random but whose tail would compress.
+pub(crate) fn looks_compressible(v: &[u8]) -> bool {
+    let n = v.len().min(128);
+    let mut seen = [0u64; 4];
+    let mut distinct = 0usize;
+    for &b in &v[..n] {
+        let (w, bit) = ((b >> 6) as usize, 1u64 << (b & 63));
+        if seen[w] & bit == 0 {
+            seen[w] |= bit;
+            distinct += 1;
+        }
+    }
+    distinct * 4 < n * 3
+}
+
+/// Page allocation for one commit, undoable if the commit fails.
+pub(crate) struct Alloc<'a> {
+    pub(crate) free: &'a mut BTreeSet<u64>,
+    pub(crate) page_count: &'a mut u64,
+    start_count: u64,
+    taken: Vec<u64>,
+}
+
+impl<'a> Alloc<'a> {
+    pub(crate) fn new(free: &'a mut BTreeSet<u64>, page_count: &'a mut u64) -> Self {
+        let start_count = *page_count;
+        Alloc {
+            free,
+            page_count,
+            start_count,
+            taken: Vec::new(),
+        }
+    }
+    fn alloc(&mut self, n: usize) -> u64 {
+        if n == 1
+            && let Some(p) = self.free.pop_first()
+        {
+            self.taken.push(p);
+            return p;
+        }
+        let p = *self.page_count;
+        *self.page_count += n as u64;
+        p
+    }
+    /// Gives back everything this commit took (after a failed write).
+    pub(crate) fn undo(self) {
+        for p in self.taken {
+            self.free.insert(p);
+        }
+        *self.page_count = self.start_count;
+    }
+}
+
+enum Child {
+    Clean(u64, u32),
+    Dirty(Box<Node>),
+}
+
+/// A leaf entry: still in the page it was read from (no copy made), or new.
+enum Entry {
+    Src(Arc<Page>, u32),
+    Own(Vec<u8>, Val),
+}
+
+impl Entry {
+    fn key(&self) -> &[u8] {
+        match self {
+            Entry::Src(p, i) => p.leaf_key(*i as usize),
+            Entry::Own(k, _) => k,
+        }
+    }
+    fn val(&self) -> ValueRef<'_> {
+        match self {
+            Entry::Src(p, i) => p.leaf_value(*i as usize),
+            Entry::Own(_, v) => v.as_ref(),
+        }
+    }
+    /// Orders this entry's key against `key` (whose prefix is `kp`),
+    /// touching the key bytes only when the 8-byte prefixes tie.
+    fn cmp_key(&self, key: &[u8], kp: u64) -> std::cmp::Ordering {
+        let sp = match self {
+            Entry::Src(p, i) => p.leaf_prefix(*i as usize),
+            Entry::Own(k, _) => key_prefix(k),
+        };
+        match sp.cmp(&kp) {
+            std::cmp::Ordering::Equal => self.key().cmp(key),
+            o => o,
+        }
+    }
+    fn into_val(self) -> Val {
+        match self {
+            Entry::Src(p, i) => Val::from_ref(p.leaf_value(i as usize)),
+            Entry::Own(_, v) => v,
+        }
+    }
+    fn size(&self) -> usize {
+        leaf_entry_len_ref(self.key(), self.val())
+    }
+}
+
+enum Node {
+    Leaf(Vec<Entry>),
+    Branch(Vec<Vec<u8>>, Vec<Child>),
+}
+
+impl Node {
+    fn size(&self) -> usize {
+        match self {
+            Node::Leaf(e) => HEADER + e.iter().map(Entry::size).sum::<usize>(),
+            Node::Branch(k, _) => {
+                BRANCH_BASE + k.iter().map(|k| branch_entry_len(k)).sum::<usize>()
+            }
+        }
+    }
+}
+
+/// A written node as its parent refers to it: separator (None = inherit the
+/// parent's), page, checksum.
+type Part = (Option<Vec<u8>>, u64, u32);
+
+/// What a finished transaction hands back: the new meta (page_count still
+/// to be set), the page images sorted by page, the freed pages, and the
+/// allocator (to undo if writing fails).
+pub(crate) type Finished<'a> = (Meta, Vec<(u64, Vec<u8>)>, Vec<u64>, Alloc<'a>);
+
+/// One write transaction.
+pub(crate) struct WriteTxn<'a> {
+    store: &'a Store,
+    txn: u64,
+    max_keys: usize,
+    compression: bool,
+    root: Option<Child>,
+    entries: u64,
+    pub(crate) freed: Vec<u64>,
+    writes: Vec<(u64, Vec<u8>)>,
+    alloc: Alloc<'a>,
+}
+
+impl<'a> WriteTxn<'a> {
+    pub(crate) fn new(
+        store: &'a Store,
+        base: &Meta,
+        max_keys: u32,
+        compression: bool,
+        alloc: Alloc<'a>,
+    ) -> Self {
+        WriteTxn {
+            store,
+            txn: base.txn + 1,
+            max_keys: max_keys.max(4) as usize,
+            compression,
+            root: if base.root == 0 {
+                None
+            } else {
+                Some(Child::Clean(base.root, base.root_crc))
+            },
+            entries: base.entries,
+            freed: Vec::new(),
+            writes: Vec::new(),
+            alloc,
+        }
+    }
+
+    fn page_size(&self) -> usize {
+        self.store.page_size
+    }
+
+    /// Loads a clean child into owned form, freeing its page.
+    fn dirty<'c>(&mut self, child: &'c mut Child) -> Result<&'c mut Node> {
+        if let Child::Clean(page, crc) = *child {
+            let p = self.store.node(page, crc)?;
+            let node = decode(p.clone());
+            let n = pages_for(p.len_bytes(), self.page_size()) as u64;
+            self.freed.extend(page..page + n);
+            *child = Child::Dirty(Box::new(node));
+        }
+        match child {
+            Child::Dirty(n) => Ok(n),
+            Child::Clean(..) => Err(Error::InvalidArgument(
+                "unreachable: child still clean".into(),
+            )),
+        }
+    }
+
+    fn make_val(&mut self, value: Vec<u8>) -> Result<Val> {
+        let raw_len = u32::try_from(value.len())
+            .map_err(|_| Error::InvalidArgument("value longer than 4 GiB".into()))?;
+        let mut stored = value;
+        let mut compressed = false;
+        if self.compression && stored.len() >= COMPRESS_MIN && looks_compressible(&stored) {
+            let c = lz4_flex::block::compress(&stored);
+            if c.len() <= stored.len() - stored.len() / 8 {
+                stored = c;
+                compressed = true;
+            }
+        }
+        if stored.len() <= self.page_size() / 4 {
+            return Ok(Val::Inline {
+                stored,
+                raw_len,
+                compressed,
+            });
+        }
+        let img = encode_overflow(&stored, self.txn, self.page_size());
+        let n = img.len() / self.page_size();
+        let page = self.alloc.alloc(n);
+        let crc = u32::from_le_bytes([img[0], img[1], img[2], img[3]]);
+        self.writes.push((page, img));
+        Ok(Val::Overflow {
+            page,
+            crc,
+            stored_len: stored.len() as u32,
+            raw_len,
+            compressed,
+        })
+    }
+
+    fn free_val(&mut self, v: &Val) {
+        if let Val::Overflow {
+            page, stored_len, ..
+        } = v
+        {
+            let n = overflow_pages(*stored_len, self.page_size()) as u64;
+            self.freed.extend(*page..*page + n);
+        }
+    }
+
+    pub(crate) fn put(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
+        let val = self.make_val(value)?;
+        let mut root = self
+            .root
+            .take()
+            .unwrap_or_else(|| Child::Dirty(Box::new(Node::Leaf(Vec::new()))));
+        let r = self.put_in(&mut root, key, val);
+        let r = match r {
+            Ok((old, split)) => {
+                if let Some((sep, right)) = split {
+                    root = Child::Dirty(Box::new(Node::Branch(vec![sep], vec![root, right])));
+                }
+                Ok(old)
+            }
+            Err(e) => Err(e),
+        };
+        self.root = Some(root);
+        if let Some(old) = r? {
+            self.free_val(&old);
+        } else {
+            self.entries += 1;
+        }
+        Ok(())
+    }
+
+    /// Inserts into the subtree; returns the replaced value and, when the
+    /// dirty node grew past twice `max_keys_per_node`, its new right half
+    /// (separator, node) for the parent. Splitting here keeps big batches
+    /// linear; the byte-size splits happen at flush.
+    #[allow(clippy::type_complexity)]
+    fn put_in(
+        &mut self,
+        child: &mut Child,
+        key: Vec<u8>,
+        val: Val,
+    ) -> Result<(Option<Val>, Option<(Vec<u8>, Child)>)> {
+        let limit = 2 * self.max_keys;
+        let node = self.dirty(child)?;
+        match node {
+            Node::Leaf(entries) => {
+                let kp = key_prefix(&key);
+                let old = match entries.binary_search_by(|e| e.cmp_key(&key, kp)) {
+                    Ok(i) => {
+                        Some(std::mem::replace(&mut entries[i], Entry::Own(key, val)).into_val())
+                    }
+                    Err(i) => {
+                        entries.insert(i, Entry::Own(key, val));
+                        None
+                    }
+                };
+                if entries.len() > limit {
+                    let right = entries.split_off(entries.len() / 2);
+                    let sep = right[0].key().to_vec();
+                    return Ok((old, Some((sep, Child::Dirty(Box::new(Node::Leaf(right)))))));
+                }
+                Ok((old, None))
+            }
+            Node::Branch(keys, children) => {
+                let idx = keys.partition_point(|k| k.as_slice() <= key.as_slice());
+                let r = self.put_in(&mut children[idx], key, val);
+                let (old, split) = r?;
+                if let Some((sep, right)) = split {
+                    keys.insert(idx, sep);
+                    children.insert(idx + 1, right);
+                    if keys.len() > limit {
+                        let mid = keys.len() / 2;
+                        let right_keys = keys.split_off(mid + 1);
+                        let up = keys.pop().unwrap_or_default();
+                        let right_children = children.split_off(mid + 1);
+                        return Ok((
+                            old,
+                            Some((
+                                up,
+                                Child::Dirty(Box::new(Node::Branch(right_keys, right_children))),
+                            )),
+                        ));
+                    }
+                }
+                Ok((old, None))
+            }
+        }
+    }
+
+    pub(crate) fn delete(&mut self, key: &[u8]) -> Result<bool> {
+        let Some(mut root) = self.root.take() else {
+            return Ok(false);
+        };
+        // Look first, so deleting an absent key rewrites nothing.
+        let present = self.contains(&root, key)?;
+        let r = if present {
+            self.delete_in(&mut root, key)
+        } else {
+            Ok(None)
+        };
+        self.root = Some(root);
+        match r? {
+            Some(old) => {
+                self.free_val(&old);
+                self.entries -= 1;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn contains(&self, child: &Child, key: &[u8]) -> Result<bool> {
+        match child {
+            Child::Clean(page, crc) => {
+                let mut p = self.store.node(*page, *crc)?;
+                while p.is_branch() {
+                    let (pg, c) = p.branch_child(p.branch_find(key));
+                    p = self.store.node(pg, c)?;
+                }
+                Ok(p.leaf_search(key).is_ok())
+            }
+            Child::Dirty(n) => match n.as_ref() {
+                Node::Leaf(e) => Ok(e.binary_search_by(|x| x.key().cmp(key)).is_ok()),
+                Node::Branch(keys, children) => {
+                    let idx = keys.partition_point(|k| k.as_slice() <= key);
+                    self.contains(&children[idx], key)
+                }
+            },
+        }
+    }
+
+    fn delete_in(&mut self, child: &mut Child, key: &[u8]) -> Result<Option<Val>> {
+        let mut node = self.dirty(child)?;
+        loop {
+            match node {
+                Node::Leaf(entries) => {
+                    return Ok(match entries.binary_search_by(|e| e.key().cmp(key)) {
+                        Ok(i) => Some(entries.remove(i).into_val()),
+                        Err(_) => None,
+                    });
+                }
+                Node::Branch(keys, children) => {
+                    let idx = keys.partition_point(|k| k.as_slice() <= key);
+                    node = self.dirty(&mut children[idx])?;
+                }
+            }
+        }
+    }
+
+    /// Gives up; returns the allocator so its pages can be given back.
+    pub(crate) fn abort(self) -> Alloc<'a> {
+        self.alloc
+    }
+
+    /// Writes every dirty node; returns the new meta (page_count excluded)
+    /// and the page images to write, sorted by page.
+    /// On error the allocator comes back, so the caller can undo.
+    pub(crate) fn finish(mut self) -> std::result::Result<Finished<'a>, (Error, Alloc<'a>)> {
+        match self.build() {
+            Ok(meta) => {
+                self.writes.sort_unstable_by_key(|(p, _)| *p);
+                Ok((meta, self.writes, self.freed, self.alloc))
+            }
+            Err(e) => Err((e, self.alloc)),
+        }
+    }
+
+    fn build(&mut self) -> Result<Meta> {
+        let mut root = match self.root.take() {
+            None => None,
+            Some(Child::Clean(p, c)) => Some((p, c)),
+            Some(Child::Dirty(node)) => {
+                let mut parts = self.flush(*node)?;
+                loop {
+                    match parts.len() {
+                        0 => break None,
+                        1 => break Some((parts[0].1, parts[0].2)),
+                        _ => {
+                            let mut keys = Vec::with_capacity(parts.len() - 1);
+                            let mut children = Vec::with_capacity(parts.len());
+                            for (i, (sep, p, c)) in parts.into_iter().enumerate() {
+                                if i > 0 {
+                                    keys.push(sep.unwrap_or_default());
+                                }
+                                children.push(Child::Clean(p, c));
+                            }
+                            parts = self.flush(Node::Branch(keys, children))?;
+                        }
+                    }
+                }
+            }
+        };
+        // Collapse a root branch left with a single child.
+        while let Some((p, c)) = root {
+            let node = match self.writes.iter().find(|(pg, _)| *pg == p) {
+                Some((_, img)) => Arc::new(Page::trusted(img.clone())),
+                None => self.store.node(p, c)?,
+            };
+            if node.is_branch() && node.count() == 0 {
+                let n = pages_for(node.len_bytes(), self.page_size()) as u64;
+                self.freed.extend(p..p + n);
+                self.writes.retain(|(pg, _)| *pg != p);
+                root = Some(node.branch_child(0));
+            } else {
+                break;
+            }
+        }
+        let (root, root_crc) = root.unwrap_or((0, 0));
+        let meta = Meta {
+            page_size: self.page_size() as u32,
+            txn: self.txn,
+            root,
+            root_crc,
+            page_count: 0,
+            entries: self.entries,
+        };
+        Ok(meta)
+    }
+
+    fn write_node(&mut self, img: Vec<u8>) -> (u64, u32) {
+        let n = img.len() / self.page_size();
+        let page = self.alloc.alloc(n);
+        let crc = u32::from_le_bytes([img[0], img[1], img[2], img[3]]);
+        self.writes.push((page, img));
+        (page, crc)
+    }
+
+    fn flush(&mut self, node: Node) -> Result<Vec<Part>> {
+        let ps = self.page_size();
+        match node {
+            Node::Leaf(entries) => {
+                if entries.is_empty() {
+                    return Ok(Vec::new());
+                }
+                // Parse each entry once; chunks of this view are encoded.
+                let view: Vec<(&[u8], ValueRef<'_>)> =
+                    entries.iter().map(|e| (e.key(), e.val())).collect();
+                let sizes: Vec<usize> = view
+                    .iter()
+                    .map(|(k, v)| leaf_entry_len_ref(k, *v))
+                    .collect();
+                let cuts = chunks(&sizes, ps - HEADER, self.max_keys, 1);
+                let mut images = Vec::with_capacity(cuts.len());
+                for (i, w) in cuts.windows(2).enumerate() {
+                    let slice = &view[w[0]..w[1]];
+                    let sep = if i == 0 {
+                        None
+                    } else {
+                        Some(slice[0].0.to_vec())
+                    };
+                    images.push((sep, encode_leaf(slice, self.txn, ps)));
+                }
+                drop(view);
+                let mut out = Vec::with_capacity(images.len());
+                for (sep, img) in images {
+                    let (p, c) = self.write_node(img);
+                    out.push((sep, p, c));
+                }
+                Ok(out)
+            }
+            Node::Branch(keys, children) => {
+                let (keys, children) = self.merge_small(keys, children)?;
+                // Flush children; collect (separator, page, crc).
+                let mut refs: Vec<Part> = Vec::with_capacity(children.len());
+                let mut seps = std::iter::once(None).chain(keys.into_iter().map(Some));
+                for child in children {
+                    let sep = seps.next().flatten();
+                    match child {
+                        Child::Clean(p, c) => refs.push((sep, p, c)),
+                        Child::Dirty(n) => {
+                            let parts = self.flush(*n)?;
+                            for (j, (psep, p, c)) in parts.into_iter().enumerate() {
+                                refs.push((if j == 0 { sep.clone() } else { psep }, p, c));
+                            }
+                        }
+                    }
+                }
+                if refs.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let sizes: Vec<usize> = refs
+                    .iter()
+                    .map(|(s, _, _)| branch_entry_len(s.as_deref().unwrap_or_default()))
+                    .collect();
+                let cuts = chunks(&sizes, ps - BRANCH_BASE, self.max_keys + 1, 2);
+                let mut out = Vec::with_capacity(cuts.len());
+                for w in cuts.windows(2) {
+                    let group = &refs[w[0]..w[1]];
+                    let ks: Vec<Vec<u8>> = group[1..]
+                        .iter()
+                        .map(|(s, _, _)| s.clone().unwrap_or_default())
+                        .collect();
+                    let cs: Vec<(u64, u32)> = group.iter().map(|(_, p, c)| (*p, *c)).collect();
+                    let img = encode_branch(&ks, &cs, self.txn, ps);
+                    let (p, c) = self.write_node(img);
+                    out.push((group[0].0.clone(), p, c));
+                }
+                // The first part inherits the parent's separator.
+                if let Some(first) = out.first_mut() {
+                    first.0 = None;
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// Merges dirty children smaller than a quarter page into a neighbour.
+    fn merge_small(
+        &mut self,
+        mut keys: Vec<Vec<u8>>,
+        mut children: Vec<Child>,
+    ) -> Result<(Vec<Vec<u8>>, Vec<Child>)> {
+        let small = self.page_size() / 4;
+        let mut i = 0;
+        while i < children.len() && children.len() > 1 {
+            let is_small = matches!(&children[i], Child::Dirty(n) if n.size() < small);
+            if !is_small {
+                i += 1;
+                continue;
+            }
+            // Merge child i with its right neighbour (or left, for the last).
+            let (l, r) = if i + 1 < children.len() {
+                (i, i + 1)
+            } else {
+                (i - 1, i)
+            };
+            self.dirty(&mut children[l])?;
+            self.dirty(&mut children[r])?;
+            let right = children.remove(r);
+            let sep = keys.remove(l);
+            let (Child::Dirty(left), Child::Dirty(right)) = (&mut children[l], right) else {
+                return Err(Error::InvalidArgument(
+                    "unreachable: merge of clean nodes".into(),
+                ));
+            };
+            match (left.as_mut(), *right) {
+                (Node::Leaf(a), Node::Leaf(b)) => a.extend(b),
+                (Node::Branch(ak, ac), Node::Branch(bk, bc)) => {
+                    ak.push(sep);
+                    ak.extend(bk);
+                    ac.extend(bc);
+                }
+                _ => {
+                    return Err(Error::corrupt(
+                        self.store.path(),
+                        None,
+                        "siblings of different kinds (leaf and branch)",
+                    ));
+                }
+            }
+            // A merged node larger than a page is split again at flush; do
+            // not merge it further.
+            i = l + 1;
+        }
+        Ok((keys, children))
+    }
+}
+
+fn decode(p: Arc<Page>) -> Node {
+    if p.is_leaf() {
+        Node::Leaf(
+            (0..p.count() as u32)
+                .map(|i| Entry::Src(p.clone(), i))
+                .collect(),
+        )
+    } else {
+        let keys = (0..p.count()).map(|i| p.branch_key(i).to_vec()).collect();
+        let children = (0..=p.count())
+            .map(|i| {
+                let (pg, c) = p.branch_child(i);
+                Child::Clean(pg, c)
+            })
+            .collect();
+        Node::Branch(keys, children)
+    }
+}
+
+/// Cut points splitting items of `sizes` into runs of at most `cap` bytes
+/// (an item larger than `cap` gets a run of its own) and `max_items` items,
+/// balanced so the last run is not left nearly empty, and with at least
+/// `min_items` per run (a branch needs two children to make progress).
+/// Returns `[0, .., len]`.
+fn chunks(sizes: &[usize], cap: usize, max_items: usize, min_items: usize) -> Vec<usize> {
+    let total: usize = sizes.iter().sum();
+    let k = total
+        .div_ceil(cap)
+        .max(sizes.len().div_ceil(max_items))
+        .max(1);
+    let target = total.div_ceil(k);
+    let mut cuts = vec![0];
+    let (mut bytes, mut items) = (0usize, 0usize);
+    for (i, &s) in sizes.iter().enumerate() {
+        if items >= min_items && (bytes + s > cap || items >= max_items || bytes >= target) {
+            cuts.push(i);
+            bytes = 0;
+            items = 0;
+        }
+        bytes += s;
+        items += 1;
+    }
+    if items < min_items && cuts.len() > 1 {
+        let n = cuts.len();
+        if cuts[n - 1] - cuts[n - 2] > min_items {
+            // Borrow one item from the previous run.
+            cuts[n - 1] -= 1;
+        } else {
+            cuts.pop();
+        }
+    }
+    cuts.push(sizes.len());
+    cuts
+}
