@@ -22,14 +22,13 @@ takes the rendered StatefulSet or Deployment and, like a kubelet would:
   name the expected backend, give no warning (a misspelt ORBIT_* variable or TOML
   key fails here) and keep every path of the effective configuration inside the
   pod's volumes (write paths inside a writable one);
-- for a backend this build opens (BACKENDS_OPEN), starts `serve` and expects the
-  declared startup, liveness and readiness probes to succeed on the declared
-  ports, /metrics on the port the metrics Service and ServiceMonitor point at,
-  the Helm test hook's URL through its Service, a write through the API, and a
-  clean exit on SIGTERM within the grace period; for any other backend, `serve`
-  must fail with "backend <name> is not available in this build of orbit-server
-  yet" (the day a backend lands, add it to BACKENDS_OPEN and this becomes a real
-  probe test; a cloud backend then needs its stand-in in STAND_INS);
+- for a local backend, starts `serve` and expects the declared startup,
+  liveness and readiness probes to succeed on the declared ports, /metrics on
+  the port the metrics Service and ServiceMonitor point at, the Helm test
+  hook's URL through its Service, a write through the API, and a clean exit on
+  SIGTERM within the grace period; for a cloud backend (no stand-in in
+  STAND_INS), the store is unreachable from the pod's network namespace, so
+  startup and liveness must pass and readiness must be false with a reason;
 - checks the objects against each other: Service and PodDisruptionBudget
   selectors match the pod labels, target ports and probe ports name container
   ports, serviceName names the headless Service, the ServiceMonitor selects the
@@ -69,12 +68,12 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 
-# Backends that this build of orbit-server opens. The others are configured end
-# to end but `serve` stops with "not available in this build"; when one lands,
-# add it here (cloud backends also need an entry in STAND_INS).
-BACKENDS_OPEN = {"memory", "cow_btree", "lsm_tree", "rocksdb"}
-
+# Backends that this build of orbit-server opens (all seven). A backend left out
+# is expected to stop with "not available in this build". A cloud backend
+# without an entry in STAND_INS is checked with its store unreachable (the pod's
+# network namespace has only loopback): live, and not ready with a reason.
 ALL_BACKENDS = ["memory", "cow_btree", "lsm_tree", "rocksdb", "s3", "azure", "gcp"]
+BACKENDS_OPEN = set(ALL_BACKENDS)
 LOCAL_BACKENDS = ALL_BACKENDS[:4]
 CLOUD_BACKENDS = ALL_BACKENDS[4:]
 
@@ -85,7 +84,8 @@ CLOUD_BACKENDS = ALL_BACKENDS[4:]
 #   {"ORBIT_S3_ENDPOINT": "http://127.0.0.1:8333", "ORBIT_S3_ENABLE_SSL": "false",
 #    "ORBIT_S3_BUCKET": "orbit-test"}
 # and Azurite for azure (AZURITE_BLOB_STORAGE_URL), a small XML-API server for gcp.
-# Empty until a cloud backend opens in this build.
+# Empty: the cloud backends are checked with their store unreachable (above);
+# their behaviour against real stand-ins is tested in host/cloud/tests.
 STAND_INS: dict = {}
 
 # The made-up pod the downward API describes.
@@ -637,8 +637,9 @@ def run_case(case: dict, isolated: bool) -> dict:
             overrides, stand_in_stop = STAND_INS[backend](scratch)
             env.update(overrides)
             result["notes"].append(f"stand-in for {backend}: {overrides}")
-        elif backend in CLOUD_BACKENDS and backend in BACKENDS_OPEN:
-            raise CaseFailure(f"{backend} opens in this build but has no stand-in in STAND_INS")
+        elif backend in CLOUD_BACKENDS and backend in BACKENDS_OPEN and not isolated:
+            raise CaseFailure(f"{backend} opens in this build but has no stand-in in STAND_INS, "
+                              "and without a network namespace its endpoint might be reachable")
 
         if isolated:
             loopback_up()
@@ -677,7 +678,9 @@ def run_case(case: dict, isolated: bool) -> dict:
         with open(log_path, "wb") as log:
             server = popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            if backend in BACKENDS_OPEN:
+            if backend in CLOUD_BACKENDS and backend in BACKENDS_OPEN and backend not in STAND_INS:
+                serve_unreachable_store(case, pod, server, log_path, result)
+            elif backend in BACKENDS_OPEN:
                 serve_and_probe(case, pod, server, ports, log_path, result)
             else:
                 expect_unavailable(backend, server, log_path)
@@ -736,9 +739,8 @@ def expect_unavailable(backend: str, server: subprocess.Popen, log_path: Path) -
         raise CaseFailure("the log lacks 'Starting Orbit-RS server with persistence backend: ...'")
 
 
-def serve_and_probe(case, pod: Pod, server, ports, log_path: Path, result: dict) -> None:
-    c = pod.container
-    backend = case["backend"]
+def wait_started_and_probe(c: dict, server, log_path: Path, result: dict, names) -> None:
+    """The startup probe until it passes (within its budget), then each probe in `names`."""
 
     def log_tail():
         return log_path.read_text(errors="replace")[-3000:]
@@ -763,7 +765,7 @@ def serve_and_probe(case, pod: Pod, server, ports, log_path: Path, result: dict)
             raise CaseFailure(f"startup probe {path} on port {port} did not pass in {budget:.0f} s ({what})\n{log_tail()}")
         time.sleep(0.1)
     result["notes"].append(f"startup probe {path}:{port} passed after {time.monotonic() - t0:.2f} s")
-    for name in ("livenessProbe", "readinessProbe"):
+    for name in names:
         port, path, tmo = probe(name)
         deadline = time.monotonic() + min(15.0, c[name].get("failureThreshold", 3) * c[name].get("periodSeconds", 10))
         while True:
@@ -773,6 +775,34 @@ def serve_and_probe(case, pod: Pod, server, ports, log_path: Path, result: dict)
             if time.monotonic() > deadline:
                 raise CaseFailure(f"{name} {path} on port {port} failed: {what}\n{log_tail()}")
             time.sleep(0.2)
+
+
+def serve_unreachable_store(case, pod: Pod, server, log_path: Path, result: dict) -> None:
+    """A cloud backend with no stand-in: inside the pod's network namespace the
+    object store is unreachable, so the server must start and stay live, and
+    readiness must be false with a reason (the canary cannot write)."""
+    c = pod.container
+    wait_started_and_probe(c, server, log_path, result, ["livenessProbe"])
+    deadline = time.monotonic() + 30
+    while True:
+        status, body = http_get(container_port(c, "health"), "/health/ready", 10)
+        ready = json.loads(body)
+        if status == 503 and ready.get("ready") is False and ready.get("reasons"):
+            break
+        if time.monotonic() > deadline:
+            raise CaseFailure(f"/health/ready with an unreachable {case['backend']} store answered {status}: {ready}")
+        time.sleep(0.5)
+    result["notes"].append(f"store unreachable in the pod's netns: live, not ready ({ready['reasons'][0][:120]})")
+
+
+def serve_and_probe(case, pod: Pod, server, ports, log_path: Path, result: dict) -> None:
+    c = pod.container
+    backend = case["backend"]
+
+    def log_tail():
+        return log_path.read_text(errors="replace")[-3000:]
+
+    wait_started_and_probe(c, server, log_path, result, ["livenessProbe", "readinessProbe"])
     status, body = http_get(container_port(c, "health"), "/health/ready", 3)
     ready = json.loads(body)
     if not ready.get("ready") or ready.get("backend", {}).get("kind") != backend:

@@ -90,6 +90,23 @@ impl InstrumentedStorage {
         }
     }
 
+    /// Sets the size gauges from a stats answer.
+    fn record_sizes(&self, r: &StorageResult<StorageStats>) {
+        if let Ok(s) = r {
+            let label = crate::metrics::BackendKindLabel {
+                backend: self.backend.clone(),
+            };
+            self.metrics
+                .backend_keys
+                .get_or_create(&label)
+                .set(s.keys as i64);
+            self.metrics
+                .backend_bytes
+                .get_or_create(&label)
+                .set(s.bytes as i64);
+        }
+    }
+
     fn observe<T>(&self, op: &'static str, started: Instant, result: &StorageResult<T>) {
         let elapsed = started.elapsed();
         let outcome = match result {
@@ -238,21 +255,5 @@ impl Storage for InstrumentedStorage {
 
     fn engine_metrics(&self) -> Vec<orbit_storage::EngineMetric> {
         self.inner.engine_metrics()
-    }
-}
-/// Sets the size gauges from a stats answer.
-fn record_sizes(&self, r: &StorageResult<StorageStats>) {
-    if let Ok(s) = r {
-        let label = crate::metrics::BackendKindLabel {
-            backend: self.backend.clone(),
-        };
-        self.metrics
-            .backend_keys
-            .get_or_create(&label)
-            .set(s.keys as i64);
-        self.metrics
-            .backend_bytes
-            .get_or_create(&label)
-            .set(s.bytes as i64);
     }
 }

@@ -18,7 +18,7 @@ use crate::http::{self, AppState, Limits};
 use crate::instrumented::InstrumentedStorage;
 use crate::metrics::Metrics;
 use crate::settings::{ConfigSource, ServerSettings};
-use crate::{backend, context, reload};
+use crate::{context, reload};
 use orbit_plugin_runtime::Role;
 use std::path::Path;
 

@@ -94,6 +94,11 @@ async fn kill_and_check(backend: &str, extra: &[(&str, &str)], cycles: usize) {
             !acked.puts.is_empty(),
             "cycle {cycle}: no write was acknowledged before the kill"
         );
+        eprintln!(
+            "{backend} cycle {cycle}: {} puts and {} batches acknowledged before SIGKILL",
+            acked.puts.len(),
+            acked.batches.iter().filter(|(_, ok)| *ok).count()
+        );
         all.puts.extend(acked.puts);
         all.batches.extend(acked.batches);
 
