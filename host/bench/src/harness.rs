@@ -145,13 +145,7 @@ pub fn run_child(spec: &RunSpec) -> Result<RunResult, HarnessError> {
     drop(engine);
     let p = &spec.params;
     let entry = (p.key_size + p.value_size) as u64;
-    let live_records = spec.live_records.max(
-        if p.workload.starts_empty() {
-            0
-        } else {
-            p.records
-        } + m.tally.inserted,
-    );
+    let live_records = spec.live_records.max(p.records + m.tally.inserted);
     let live_bytes = live_records * entry;
     let t = m.tally;
     let secs = m.elapsed.as_secs_f64();

@@ -357,15 +357,22 @@ pub fn run(engine: &dyn Engine, p: &WorkloadParams) -> Result<Measured, EngineEr
     let extra_writer = p.workload == Workload::ReadWhileWriting;
     let barrier = Barrier::new(threads + 1 + usize::from(extra_writer));
     let results: Mutex<Vec<Result<(Tally, Histogram), EngineError>>> = Mutex::new(Vec::new());
-    let mut elapsed = Duration::ZERO;
+    // When each measured worker started and ended: the run lasts from the
+    // first start to the last end (timing from the spawning thread would
+    // miss workers that ran before it was scheduled again).
+    let spans: Mutex<Vec<(Instant, Instant)>> = Mutex::new(Vec::new());
     std::thread::scope(|s| {
         let mut handles = Vec::new();
         for t in 0..threads {
-            let (ctx, barrier, order, results) = (&ctx, &barrier, &order, &results);
+            let (ctx, barrier, order, results, spans) = (&ctx, &barrier, &order, &results, &spans);
             handles.push(s.spawn(move || {
                 let mut w = Worker::new(ctx, t);
                 barrier.wait();
+                let start = Instant::now();
                 let r = worker(&mut w, t, order).map(|()| (w.tally, w.hist));
+                if let Ok(mut v) = spans.lock() {
+                    v.push((start, Instant::now()));
+                }
                 if let Ok(mut v) = results.lock() {
                     v.push(r);
                 }
@@ -390,16 +397,22 @@ pub fn run(engine: &dyn Engine, p: &WorkloadParams) -> Result<Measured, EngineEr
             })
         });
         barrier.wait();
-        let start = Instant::now();
         for h in handles {
             let _ = h.join();
         }
-        elapsed = start.elapsed();
         ctx.stop_writer.store(true, Ordering::Relaxed);
         if let Some(h) = writer {
             let _ = h.join();
         }
     });
+    let spans = spans.into_inner().unwrap_or_default();
+    let elapsed = match (
+        spans.iter().map(|s| s.0).min(),
+        spans.iter().map(|s| s.1).max(),
+    ) {
+        (Some(first), Some(last)) => last.duration_since(first),
+        _ => Duration::ZERO,
+    };
     let mut tally = Tally::default();
     let mut latency = Histogram::default();
     let results = results.into_inner().unwrap_or_default();

@@ -117,6 +117,7 @@ fn check(engine: &str) {
     assert_eq!(f(durable, "writes"), 64.0);
 }
 
+#[cfg(feature = "rocksdb")]
 #[test]
 fn quick_rocksdb() {
     check("rocksdb");

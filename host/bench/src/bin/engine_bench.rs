@@ -139,7 +139,7 @@ fn parent(args: Args) -> Result<ExitCode, String> {
             cache_mb: 64,
             sync_writers: 16,
             sync_records: 8_000,
-            settle_secs: 20.0,
+            settle_secs: 10.0,
         }
     } else if args.quick {
         Preset {
