@@ -93,8 +93,8 @@ pub struct RunResult {
     pub inserted: u64,
     pub syncs: u64,
     pub user_bytes_written: u64,
-    /// `/proc/self/io` write_bytes − cancelled_write_bytes over the run,
-    /// its final sync and the settling wait.
+    /// `/proc/self/io` write_bytes over the run, its final sync and the
+    /// settling wait.
     pub disk_bytes_written: u64,
     /// disk_bytes_written / user_bytes_written; null for read-only runs.
     pub write_amp: Option<f64>,
