@@ -1,6 +1,21 @@
-//! Shared pieces of Orbit's benchmark programs: latency recording and
-//! reporting. Benchmarks are programs, not timed tests: they run the peer in
-//! the same run and print the ratio.
+//! Shared pieces of Orbit's benchmark programs.
+//!
+//! - latency recording and reporting for `http-bench` (the HTTP API against
+//!   redis-server, side by side in one run);
+//! - the storage-engine harness behind `engine-bench`: [`engine`] (one trait,
+//!   one adapter per engine), [`workload`] (db_bench and YCSB workloads),
+//!   [`harness`] (one child process per engine × workload, the kernel's view
+//!   of write and space amplification and peak RSS, the table).
+//!
+//! Benchmarks are programs, not timed tests: they run the peers in the same
+//! run and print the ratio.
+
+pub mod engine;
+pub mod harness;
+pub mod histogram;
+pub mod keyspace;
+pub mod procfs;
+pub mod workload;
 
 use std::time::Duration;
 

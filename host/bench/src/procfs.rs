@@ -1,0 +1,50 @@
+//! What the kernel says this process did: bytes it caused to be written to
+//! storage (`/proc/self/io`) and its peak resident set (`VmHWM` in
+//! `/proc/self/status`).
+//!
+//! Why: write amplification and memory must be measured the same way for
+//! every engine, from outside the engine, including its background threads.
+//! `write_bytes` is charged when a page is dirtied, so re-dirtying the tail
+//! page of a log after each fsync is counted each time, as the disk sees it.
+//! `cancelled_write_bytes` (dirty pages of files deleted or truncated before
+//! write-back, such as a WAL deleted right after its memtable was flushed) is
+//! *not* subtracted: on a machine with plenty of memory and short runs that
+//! would hide the log's cost, which a sustained load pays.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {what}")]
+pub struct ProcError {
+    path: PathBuf,
+    what: String,
+}
+
+fn read(path: &str) -> Result<String, ProcError> {
+    std::fs::read_to_string(path).map_err(|e| ProcError {
+        path: path.into(),
+        what: e.to_string(),
+    })
+}
+
+fn field(text: &str, path: &str, name: &str) -> Result<u64, ProcError> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| ProcError {
+            path: path.into(),
+            what: format!("no numeric field {name:?}"),
+        })
+}
+
+/// Bytes this process has asked the kernel to write to storage so far.
+pub fn storage_write_bytes() -> Result<u64, ProcError> {
+    const P: &str = "/proc/self/io";
+    field(&read(P)?, P, "write_bytes")
+}
+
+/// Peak resident set size of this process, in bytes.
+pub fn peak_rss_bytes() -> Result<u64, ProcError> {
+    const P: &str = "/proc/self/status";
+    Ok(field(&read(P)?, P, "VmHWM")? * 1024)
+}
