@@ -107,7 +107,9 @@ pub struct RunResult {
     pub settle_s: f64,
 }
 
-fn validate(p: &WorkloadParams) -> Result<(), HarnessError> {
+/// Rejects parameters the workloads cannot honour (keys too short to carry
+/// an id, values too short to carry a tag, no records).
+pub fn validate(p: &WorkloadParams) -> Result<(), HarnessError> {
     use crate::keyspace::{MIN_KEY_SIZE, MIN_VALUE_SIZE};
     if p.key_size < MIN_KEY_SIZE {
         return Err(HarnessError::Params(format!(

@@ -253,7 +253,9 @@ mod tests {
             assert!(v < 777);
             *hot.entry(v).or_insert(0u32) += 1;
         }
+        // Item 0 of the underlying zipfian gets 1/zeta(10^10) ≈ 3.8 % of
+        // requests (1 889 of 50 000); uniform would give about 64.
         let top = hot.values().max().copied().unwrap_or(0);
-        assert!(top > 2_000, "the hottest key should be hot: {top}");
+        assert!(top > 1_500, "the hottest key should be hot: {top}");
     }
 }

@@ -222,6 +222,9 @@ fn parent(args: Args) -> Result<ExitCode, String> {
             loads_base: false,
         });
     }
+    for run in &runs {
+        harness::validate(&run.params).map_err(|e| e.to_string())?;
+    }
     let plan = Plan {
         engines,
         runs,
