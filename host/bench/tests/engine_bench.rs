@@ -132,3 +132,13 @@ fn quick_fjall() {
 fn quick_redb() {
     check("redb");
 }
+
+#[test]
+fn quick_orbit_lsm() {
+    check("orbit-lsm");
+}
+
+#[test]
+fn quick_orbit_cow() {
+    check("orbit-cow");
+}
