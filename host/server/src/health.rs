@@ -50,6 +50,8 @@ pub struct BackendDetail {
     pub window_operations: u64,
     pub window_errors: u64,
     pub recent_errors: Vec<String>,
+    /// Request counters of a remote backend (object storage).
+    pub remote: Option<orbit_storage::RemoteStats>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -289,6 +291,7 @@ impl HealthService {
                     .iter()
                     .map(|e| format!("{}: {}", e.operation, e.message))
                     .collect(),
+                remote: stats.remote,
             },
             canary: CanaryDetail {
                 ok: canary.ok,

@@ -20,7 +20,7 @@ struct Args {
     /// Preset for the report: 1M records, 16-byte keys, 100-byte values.
     #[arg(long)]
     full: bool,
-    /// Engines, comma-separated (rocksdb, fjall, redb).
+    /// Engines, comma-separated (rocksdb, fjall, redb, orbit-lsm, orbit-cow).
     #[arg(long, value_delimiter = ',')]
     engines: Vec<EngineKind>,
     /// Workloads, comma-separated (fillseq, fillrandom, overwrite, readrandom,
