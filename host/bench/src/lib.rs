@@ -14,6 +14,7 @@ pub mod engine;
 pub mod harness;
 pub mod histogram;
 pub mod keyspace;
+pub mod process;
 pub mod procfs;
 pub mod workload;
 
@@ -38,6 +39,14 @@ impl Latencies {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// The mean in milliseconds.
+    pub fn mean_ms(&self) -> f64 {
+        if self.0.is_empty() {
+            return f64::NAN;
+        }
+        self.0.iter().map(|&us| f64::from(us)).sum::<f64>() / self.0.len() as f64 / 1000.0
     }
 
     /// The `p`-quantile (0..=1) in milliseconds.

@@ -10,7 +10,7 @@
 //! Needs `redis-server` and `redis-benchmark` on PATH (apt-get install
 //! redis-server redis-tools).
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -21,6 +21,7 @@ use clap::Parser;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
+use orbit_bench::process::{Killed, free_port, wait_listening};
 use orbit_bench::{Latencies, Row};
 
 #[derive(Parser, Debug)]
@@ -40,32 +41,6 @@ struct Args {
     /// orbit-server binary (default: next to this program).
     #[arg(long)]
     server: Option<std::path::PathBuf>,
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-fn wait_listening(port: u16) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
-            bail!("nothing listens on port {port} after 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(())
 }
 
 fn start_orbit(args: &Args) -> anyhow::Result<(Killed, u16)> {
