@@ -84,9 +84,72 @@ CLOUD_BACKENDS = ALL_BACKENDS[4:]
 #   {"ORBIT_S3_ENDPOINT": "http://127.0.0.1:8333", "ORBIT_S3_ENABLE_SSL": "false",
 #    "ORBIT_S3_BUCKET": "orbit-test"}
 # and Azurite for azure (AZURITE_BLOB_STORAGE_URL), a small XML-API server for gcp.
-# Empty: the cloud backends are checked with their store unreachable (above);
-# their behaviour against real stand-ins is tested in host/cloud/tests.
-STAND_INS: dict = {}
+
+
+def free_port_pair() -> int:
+    """A loopback port p with p + 10000 free too (SeaweedFS puts gRPC there)."""
+    while True:
+        with socket.socket() as a:
+            a.bind(("127.0.0.1", 0))
+            p = a.getsockname()[1]
+        if p >= 55000:
+            continue
+        try:
+            with socket.socket() as b:
+                b.bind(("127.0.0.1", p + 10000))
+            return p
+        except OSError:
+            continue
+
+
+def seaweedfs(scratch: Path, env: dict):
+    """SeaweedFS (`weed mini`, from scripts/install-stand-ins.sh) holding the
+    manifest's bucket and enforcing the test Secret's S3 credentials."""
+    weed = Path(os.environ.get("ORBIT_WEED_BIN", REPO / ".tools" / "py" / "bin" / "weed"))
+    if not weed.exists():
+        raise CaseFailure(f"SeaweedFS not found at {weed}: run scripts/install-stand-ins.sh")
+    bucket = env.get("ORBIT_S3_BUCKET") or "orbit"
+    d = scratch / "seaweedfs"
+    (d / "data").mkdir(parents=True)
+    identities = {"identities": [{"name": "orbit", "credentials": [{
+        "accessKey": TEST_SECRET["s3-access-key-id"], "secretKey": TEST_SECRET["s3-secret-access-key"]}],
+        "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
+    (d / "s3.json").write_text(json.dumps(identities))
+    ports = []
+    while len(ports) < 5:
+        p = free_port_pair()
+        if p not in ports:
+            ports.append(p)
+    proc = subprocess.Popen(
+        [str(weed), f"-logdir={d}", "mini", f"-dir={d / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+         f"-master.port={ports[0]}", f"-volume.port={ports[1]}", f"-filer.port={ports[2]}",
+         f"-s3.port={ports[3]}", f"-admin.port={ports[4]}", f"-s3.config={d / 's3.json'}",
+         f"-bucket={bucket}", "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0",
+         "-s3.port.lance=0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", ports[3]), timeout=1).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise CaseFailure("SeaweedFS did not start")
+            time.sleep(0.1)
+
+    def stop():
+        proc.kill()
+        proc.wait()
+
+    return {"ORBIT_S3_ENDPOINT": f"http://127.0.0.1:{ports[3]}", "ORBIT_S3_ENABLE_SSL": "false"}, stop
+
+
+# Cloud stand-ins: backend -> function(scratch_dir, env) returning (env
+# overrides pointing the manifest's endpoint at the stand-in, stop function).
+# azure and gcp are checked with their store unreachable (above); their
+# behaviour against real stand-ins is tested in host/cloud/tests.
+STAND_INS: dict = {"s3": seaweedfs}
 
 # The made-up pod the downward API describes.
 POD_FIELDS = {
@@ -106,6 +169,8 @@ TEST_SECRET = {
     "s3-access-key-id": "AKIATESTACCESSKEY01",
     "s3-secret-access-key": "test-secret-access-key",
     "azure-account-key": base64.b64encode(b"test-azure-account-key").decode(),
+    # object_store's form for a test server (no OAuth, a base URL): inside the
+    # pod's network namespace nothing listens there, so the store is unreachable.
     "gcp-service-account-key": json.dumps(
         {
             "type": "service_account",
@@ -113,6 +178,8 @@ TEST_SECRET = {
             "private_key_id": "",
             "private_key": "",
             "client_email": "",
+            "disable_oauth": True,
+            "gcs_base_url": "http://127.0.0.1:9",
         }
     ),
     "api-token": TEST_API_TOKEN,
@@ -599,6 +666,7 @@ def run_case(case: dict, isolated: bool) -> dict:
     # In a child the parent made the root (and removes it: /tmp is read-only here).
     root = Path(case["root"]) if case.get("root") else Path(tempfile.mkdtemp(prefix="orbit-pod-"))
     os.chmod(root, 0o755)
+    stand_in_stop = None
     try:
         pod = Pod(case, root)
         pod.materialise()
@@ -632,9 +700,10 @@ def run_case(case: dict, isolated: bool) -> dict:
         scratch.mkdir()
         os.chmod(scratch, 0o777)
 
-        stand_in_stop = None
+        if isolated:
+            loopback_up()
         if backend in STAND_INS and backend in BACKENDS_OPEN:
-            overrides, stand_in_stop = STAND_INS[backend](scratch)
+            overrides, stand_in_stop = STAND_INS[backend](scratch, env)
             env.update(overrides)
             result["notes"].append(f"stand-in for {backend}: {overrides}")
         elif backend in CLOUD_BACKENDS and backend in BACKENDS_OPEN and not isolated:
@@ -642,7 +711,6 @@ def run_case(case: dict, isolated: bool) -> dict:
                               "and without a network namespace its endpoint might be reachable")
 
         if isolated:
-            loopback_up()
             n = make_root_read_only(pod.writable + [scratch])
             result["notes"].append(f"netns + read-only root ({n} mounts)")
         else:
@@ -689,8 +757,6 @@ def run_case(case: dict, isolated: bool) -> dict:
             if server.poll() is None:
                 server.kill()
                 server.wait()
-            if stand_in_stop:
-                stand_in_stop()
         result["ok"] = True
     except CaseFailure as e:
         result["ok"] = False
@@ -699,6 +765,8 @@ def run_case(case: dict, isolated: bool) -> dict:
         result["ok"] = False
         result["error"] = f"{type(e).__name__}: {e}"
     finally:
+        if stand_in_stop:
+            stand_in_stop()
         if not case.get("root"):
             shutil.rmtree(root, ignore_errors=True)
     return result
@@ -988,7 +1056,7 @@ def run_in_child(case: dict, isolated: bool, scratch: Path) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bin", default=os.environ.get("ORBIT_SERVER_BIN", str(REPO / "target" / "debug" / "orbit-server")))
+    ap.add_argument("--bin", default=os.environ.get("ORBIT_SERVER_BIN", str(REPO / "target" / "release" / "orbit-server")))
     ap.add_argument("--helm", default=os.environ.get("HELM") or shutil.which("helm"))
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--run-case", help=argparse.SUPPRESS)
