@@ -2,7 +2,7 @@
 //! durability): single durable commit latency, random reads, range scan,
 //! batch inserts. Prints each figure and the ratio ours/redb.
 //!
-//! `cargo run --release -p orbit-cow-btree --example quick_bench`
+//! `cargo run --release -p orbit-cow-btree --example cow_vs_redb`
 //! Sizes: `QB_KEYS` (default 200000), `QB_COMMITS` (default 300),
 //! `QB_ROUNDS` (default 3: read and scan figures are the best of this many
 //! alternating rounds, which filters out noise from other processes).

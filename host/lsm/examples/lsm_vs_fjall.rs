@@ -1,7 +1,7 @@
 //! Quick comparison: fillrandom, readrandom, 16-writer durable inserts and space amplification
 //! after a full overwrite, for orbit-lsm and (as a pure-Rust peer) fjall 3.1.
 //!
-//! `cargo run --release -p orbit-lsm --example quick_bench -- [N] [DIR]`
+//! `cargo run --release -p orbit-lsm --example lsm_vs_fjall -- [N] [DIR]`
 //! (N defaults to 1,000,000 records of 16-byte keys and 100-byte values; DIR to a temp dir.)
 //! `BENCH_ENGINES=orbit` skips fjall. The official RocksDB comparison is the bench harness's.
 
