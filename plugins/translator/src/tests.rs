@@ -346,10 +346,10 @@ fn strict_values_name_variable_value_and_accepted() {
     assert_eq!(e.len(), 1);
     assert_eq!(e[0].variable, "ORBIT_LSM_MAX_MEMTABLES");
     assert_eq!(e[0].value.as_deref(), Some("abc"));
-    assert_eq!(e[0].accepted, "an integer from 1 to 1024");
+    assert_eq!(e[0].accepted, "an integer from 2 to 1024");
     assert_eq!(
         e[0].message,
-        "ORBIT_LSM_MAX_MEMTABLES=abc: expected an integer from 1 to 1024"
+        "ORBIT_LSM_MAX_MEMTABLES=abc: expected an integer from 2 to 1024"
     );
 
     let t = translate(
