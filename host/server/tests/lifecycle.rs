@@ -219,3 +219,25 @@ fn truncated_snapshot_stops_start_up_with_a_clear_message() {
     // Nothing was overwritten: the damaged file is still there for an operator.
     assert_eq!(std::fs::read(&path).unwrap().len(), bytes.len() - 10);
 }
+
+#[tokio::test]
+async fn rocksdb_statistics_are_in_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &[("ORBIT_PERSISTENCE_BACKEND", "rocksdb")]);
+    assert_eq!(s.put("/v1/kv/k", "v").await.status, 200);
+    let metrics = s.get("/metrics").await.text();
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("orbit_engine_rocksdb_keys_written_total "))
+        .unwrap_or_else(|| panic!("no RocksDB ticker in /metrics:\n{metrics}"));
+    let written: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(written >= 1, "{line}");
+    assert!(
+        metrics.contains("# TYPE orbit_engine_rocksdb_keys_written counter"),
+        "tickers are OpenMetrics counters"
+    );
+    assert!(
+        metrics.trim_end().ends_with("# EOF"),
+        "one # EOF, at the end"
+    );
+}

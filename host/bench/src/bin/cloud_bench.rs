@@ -146,7 +146,10 @@ async fn through_http(port: u16, args: &Args) -> anyhow::Result<(Latencies, Late
                 .uri(format!("/v1/kv/bench/{i:08}"))
                 .header("host", "localhost")
                 .body(Full::new(if put { value.clone() } else { Bytes::new() }))?;
-            sender.ready().await.context("orbit-server closed the connection")?;
+            sender
+                .ready()
+                .await
+                .context("orbit-server closed the connection")?;
             let t = Instant::now();
             let res = sender.send_request(req).await?;
             let status = res.status();
