@@ -26,9 +26,12 @@ takes the rendered StatefulSet or Deployment and, like a kubelet would:
   liveness and readiness probes to succeed on the declared ports, /metrics on
   the port the metrics Service and ServiceMonitor point at, the Helm test
   hook's URL through its Service, a write through the API, and a clean exit on
-  SIGTERM within the grace period; for a cloud backend (no stand-in in
-  STAND_INS), the store is unreachable from the pod's network namespace, so
-  startup and liveness must pass and readiness must be false with a reason;
+  SIGTERM within the grace period; s3 and azure the same, against SeaweedFS
+  and Azurite started inside the pod's network namespace with the test
+  Secret's credentials (STAND_INS); for gcp (no stand-in binary: its GCS test
+  server lives in host/cloud's tests) the store is unreachable from the pod's
+  network namespace, so startup and liveness must pass and readiness must be
+  false with a reason;
 - checks the objects against each other: Service and PodDisruptionBudget
   selectors match the pod labels, target ports and probe ports name container
   ports, serviceName names the headless Service, the ServiceMonitor selects the
@@ -50,6 +53,7 @@ import base64
 import concurrent.futures
 import fcntl
 import hashlib
+import hmac
 import http.client
 import json
 import os
@@ -127,16 +131,7 @@ def seaweedfs(scratch: Path, env: dict):
          f"-bucket={bucket}", "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0",
          "-s3.port.lance=0"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", ports[3]), timeout=1).close()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise CaseFailure("SeaweedFS did not start")
-            time.sleep(0.1)
+    wait_port(ports[3], proc, "SeaweedFS")
 
     def stop():
         proc.kill()
@@ -145,11 +140,62 @@ def seaweedfs(scratch: Path, env: dict):
     return {"ORBIT_S3_ENDPOINT": f"http://127.0.0.1:{ports[3]}", "ORBIT_S3_ENABLE_SSL": "false"}, stop
 
 
+def wait_port(port: int, proc, what: str) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise CaseFailure(f"{what} did not start")
+            time.sleep(0.1)
+
+
+def azurite(scratch: Path, env: dict):
+    """Azurite (npm, from scripts/install-stand-ins.sh) with the manifest's
+    account and the test Secret's account key, and the manifest's container."""
+    blob = Path(os.environ.get("ORBIT_AZURITE_BIN", REPO / ".tools" / "npm" / "node_modules" / ".bin" / "azurite-blob"))
+    if not blob.exists():
+        raise CaseFailure(f"Azurite not found at {blob}: run scripts/install-stand-ins.sh")
+    account = env.get("ORBIT_AZURE_ACCOUNT_NAME") or "orbit"
+    container = env.get("ORBIT_AZURE_CONTAINER_NAME") or "orbit"
+    key = TEST_SECRET["azure-account-key"]
+    d = scratch / "azurite"
+    d.mkdir()
+    port = free_port_pair()
+    proc = subprocess.Popen(
+        [str(blob), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(d),
+         "--disableTelemetry", "--skipApiVersionCheck", "--silent"],
+        env=dict(os.environ, AZURITE_ACCOUNTS=f"{account}:{key}"),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    wait_port(port, proc, "Azurite")
+    # Create the container with a SharedKey-signed request (object_store does not).
+    date = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime())
+    version = "2021-08-06"
+    path = f"/{account}/{container}"
+    to_sign = ("PUT\n" + "\n" * 11 + f"x-ms-date:{date}\nx-ms-version:{version}\n"
+               f"/{account}{path}\nrestype:container")
+    signature = base64.b64encode(hmac.new(base64.b64decode(key), to_sign.encode(), hashlib.sha256).digest()).decode()
+    status, body = http_request(port, "PUT", f"{path}?restype=container", b"", {
+        "x-ms-date": date, "x-ms-version": version, "Authorization": f"SharedKey {account}:{signature}"})
+    if status != 201:
+        proc.kill()
+        raise CaseFailure(f"Azurite: creating container {container} answered {status}: {body[:300]!r}")
+
+    def stop():
+        proc.kill()
+        proc.wait()
+
+    return {"ORBIT_AZURE_ENDPOINT": f"http://127.0.0.1:{port}/{account}"}, stop
+
+
 # Cloud stand-ins: backend -> function(scratch_dir, env) returning (env
 # overrides pointing the manifest's endpoint at the stand-in, stop function).
-# azure and gcp are checked with their store unreachable (above); their
-# behaviour against real stand-ins is tested in host/cloud/tests.
-STAND_INS: dict = {"s3": seaweedfs}
+# gcp is checked with its store unreachable (above); its behaviour against
+# the GCS XML-API test server is tested in host/cloud/tests.
+STAND_INS: dict = {"s3": seaweedfs, "azure": azurite}
 
 # The made-up pod the downward API describes.
 POD_FIELDS = {
