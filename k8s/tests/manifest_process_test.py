@@ -28,10 +28,10 @@ takes the rendered StatefulSet or Deployment and, like a kubelet would:
   hook's URL through its Service, a write through the API, and a clean exit on
   SIGTERM within the grace period; s3 and azure the same, against SeaweedFS
   and Azurite started inside the pod's network namespace with the test
-  Secret's credentials (STAND_INS); for gcp (no stand-in binary: its GCS test
-  server lives in host/cloud's tests) the store is unreachable from the pod's
-  network namespace, so startup and liveness must pass and readiness must be
-  false with a reason;
+  Secret's credentials, and gcp against the GCS XML-API test server of
+  host/cloud (STAND_INS); a cloud backend without a stand-in would be checked
+  with its store unreachable from the pod's network namespace (startup and
+  liveness pass, readiness false with a reason);
 - checks the objects against each other: Service and PodDisruptionBudget
   selectors match the pod labels, target ports and probe ports name container
   ports, serviceName names the headless Service, the ServiceMonitor selects the
@@ -191,11 +191,30 @@ def azurite(scratch: Path, env: dict):
     return {"ORBIT_AZURE_ENDPOINT": f"http://127.0.0.1:{port}/{account}"}, stop
 
 
+GCS_TEST_PORT = 4443  # the test Secret's gcs_base_url; each case has its own netns
+
+
+def gcs_test_server(scratch: Path, env: dict):
+    """The GCS XML-API test server of host/cloud (orbit-gcs-test-server, built
+    by `cargo test --release`); the test Secret's service-account JSON points
+    object_store at it. A protocol test double, not Google."""
+    bin = Path(os.environ.get("ORBIT_GCS_TEST_SERVER_BIN", REPO / "target" / "release" / "orbit-gcs-test-server"))
+    if not bin.exists():
+        raise CaseFailure(f"{bin} not found: cargo build --release -p orbit-cloud --bin orbit-gcs-test-server")
+    proc = subprocess.Popen([str(bin), str(GCS_TEST_PORT)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    wait_port(GCS_TEST_PORT, proc, "the GCS test server")
+
+    def stop():
+        proc.kill()
+        proc.wait()
+
+    return {}, stop
+
+
 # Cloud stand-ins: backend -> function(scratch_dir, env) returning (env
 # overrides pointing the manifest's endpoint at the stand-in, stop function).
-# gcp is checked with its store unreachable (above); its behaviour against
-# the GCS XML-API test server is tested in host/cloud/tests.
-STAND_INS: dict = {"s3": seaweedfs, "azure": azurite}
+STAND_INS: dict = {"s3": seaweedfs, "azure": azurite, "gcp": gcs_test_server}
 
 # The made-up pod the downward API describes.
 POD_FIELDS = {
@@ -215,8 +234,8 @@ TEST_SECRET = {
     "s3-access-key-id": "AKIATESTACCESSKEY01",
     "s3-secret-access-key": "test-secret-access-key",
     "azure-account-key": base64.b64encode(b"test-azure-account-key").decode(),
-    # object_store's form for a test server (no OAuth, a base URL): inside the
-    # pod's network namespace nothing listens there, so the store is unreachable.
+    # object_store's form for a test server (no OAuth, a base URL): the GCS
+    # stand-in (GCS_TEST_PORT) listens there inside the pod's network namespace.
     "gcp-service-account-key": json.dumps(
         {
             "type": "service_account",
@@ -225,7 +244,7 @@ TEST_SECRET = {
             "private_key": "",
             "client_email": "",
             "disable_oauth": True,
-            "gcs_base_url": "http://127.0.0.1:9",
+            "gcs_base_url": "http://127.0.0.1:4443",
         }
     ),
     "api-token": TEST_API_TOKEN,

@@ -45,7 +45,13 @@ impl Server {
     /// Starts the server on its own thread and runtime (it outlives every
     /// test's runtime).
     pub fn start() -> Server {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind GCS test server");
+        Self::start_on(0)
+    }
+
+    /// Like [`Server::start`], on loopback port `port` (0: any free port).
+    pub fn start_on(port: u16) -> Server {
+        let listener =
+            std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind GCS test server");
         let port = listener.local_addr().unwrap().port();
         listener.set_nonblocking(true).unwrap();
         std::thread::spawn(move || {
