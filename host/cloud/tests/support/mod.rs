@@ -277,12 +277,20 @@ impl Weed {
     }
 }
 
+static NEXT_SECRET_FILE: AtomicU32 = AtomicU32::new(0);
+
 /// A secret passed the way deployments pass it: a file (a mounted Secret).
 pub fn secret_env(name: &str, value: &str) -> SecretRef {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     let dir = DIR.get_or_init(|| scratch("secrets"));
     let path = dir.join(name);
-    std::fs::write(&path, format!("{value}\n")).unwrap();
+    // Tests run in parallel and re-create the same secret files while other
+    // stores read them: write a temporary file and rename it into place, so
+    // a reader sees the old or the new content, never a truncated file.
+    let unique = NEXT_SECRET_FILE.fetch_add(1, Ordering::Relaxed);
+    let temporary = dir.join(format!(".{name}.{unique}"));
+    std::fs::write(&temporary, format!("{value}\n")).unwrap();
+    std::fs::rename(&temporary, &path).unwrap();
     SecretRef::File(path.display().to_string())
 }
 
@@ -478,4 +486,3 @@ pub fn base64_encode(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
-
