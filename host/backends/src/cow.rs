@@ -79,13 +79,7 @@ impl OrderedKv for CowEngine {
         upper: Bound<&[u8]>,
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> StorageResult<()> {
-        for item in self.0.range(lower, upper) {
-            let (key, value) = item.map_err(error)?;
-            if !visit(&key, &value) {
-                break;
-            }
-        }
-        Ok(())
+        crate::visit_each(self.0.range(lower, upper), error, visit)
     }
 
     fn sync(&self) -> StorageResult<()> {
@@ -98,12 +92,8 @@ impl OrderedKv for CowEngine {
 
     fn metrics(&self) -> Vec<EngineMetric> {
         let s = self.0.stats();
-        let gauge = |name: &str, help, value| EngineMetric {
-            name: format!("cow_{name}"),
-            help,
-            value,
-            counter: false,
-        };
+        let gauge =
+            |name: &str, help, value| EngineMetric::gauge(format!("cow_{name}"), help, value);
         vec![
             gauge("file_bytes", "Length of the database file.", s.file_bytes),
             gauge("used_bytes", "Bytes of the file in use.", s.used_bytes),

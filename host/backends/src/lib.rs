@@ -62,3 +62,19 @@ pub fn flush_interval(config: &BackendConfig) -> Option<Duration> {
         _ => None,
     }
 }
+
+/// Feeds an engine's range iterator to an [`orbit_storage::kv::OrderedKv::scan`]
+/// visitor until it asks to stop; the first engine error ends the scan.
+fn visit_each<E>(
+    items: impl Iterator<Item = Result<(Vec<u8>, Vec<u8>), E>>,
+    error: fn(E) -> StorageError,
+    visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+) -> Result<(), StorageError> {
+    for item in items {
+        let (key, value) = item.map_err(error)?;
+        if !visit(&key, &value) {
+            break;
+        }
+    }
+    Ok(())
+}

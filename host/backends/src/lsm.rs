@@ -71,13 +71,7 @@ impl OrderedKv for LsmEngine {
         upper: Bound<&[u8]>,
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> StorageResult<()> {
-        for item in self.0.range(lower, upper) {
-            let (key, value) = item.map_err(error)?;
-            if !visit(&key, &value) {
-                break;
-            }
-        }
-        Ok(())
+        crate::visit_each(self.0.range(lower, upper), error, visit)
     }
 
     fn sync(&self) -> StorageResult<()> {
@@ -90,17 +84,10 @@ impl OrderedKv for LsmEngine {
 
     fn metrics(&self) -> Vec<EngineMetric> {
         let s = self.0.stats();
-        let gauge = |name: &str, help, value| EngineMetric {
-            name: format!("lsm_{name}"),
-            help,
-            value,
-            counter: false,
-        };
-        let counter = |name: &str, help, value| EngineMetric {
-            name: format!("lsm_{name}_total"),
-            help,
-            value,
-            counter: true,
+        let gauge =
+            |name: &str, help, value| EngineMetric::gauge(format!("lsm_{name}"), help, value);
+        let counter = |name: &str, help, value| {
+            EngineMetric::counter(format!("lsm_{name}_total"), help, value)
         };
         vec![
             gauge("table_bytes", "Bytes of live tables.", s.table_bytes),

@@ -190,22 +190,16 @@ impl OrderedKv for RocksEngine {
         let mut out = Vec::new();
         if self.statistics {
             for (ticker, name, help) in TICKERS {
-                out.push(EngineMetric {
-                    name: format!("rocksdb_{name}_total"),
+                out.push(EngineMetric::counter(
+                    format!("rocksdb_{name}_total"),
                     help,
-                    value: self.options.get_ticker_count(*ticker),
-                    counter: true,
-                });
+                    self.options.get_ticker_count(*ticker),
+                ));
             }
         }
         for (property, name, help) in PROPERTIES {
             if let Ok(Some(value)) = self.db.property_int_value(*property) {
-                out.push(EngineMetric {
-                    name: format!("rocksdb_{name}"),
-                    help,
-                    value,
-                    counter: false,
-                });
+                out.push(EngineMetric::gauge(format!("rocksdb_{name}"), help, value));
             }
         }
         out

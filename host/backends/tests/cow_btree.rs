@@ -2,6 +2,8 @@
 //! copy-on-write B+tree in a real file (small nodes, so splits happen during
 //! the suite), and reopen.
 
+mod support;
+
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -19,18 +21,11 @@ fn config(dir: &std::path::Path) -> CowBtreeConfig {
 }
 
 async fn open_config(c: CowBtreeConfig) -> Arc<dyn Storage> {
-    orbit_backends::open(&BackendConfig::CowBtree(c))
-        .await
-        .expect("open cow_btree")
+    support::open(BackendConfig::CowBtree(c)).await
 }
 
-/// A fresh tree per case, in cargo's per-target scratch directory (the
-/// suite hands out only the store, so the directory outlives the test).
 async fn open() -> Arc<dyn Storage> {
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .expect("tempdir")
-        .keep();
-    open_config(config(&dir)).await
+    open_config(config(&support::case_dir())).await
 }
 
 orbit_storage::conformance_tests!(open);

@@ -2,6 +2,8 @@
 //! tree in a real directory (small memtables, so flushes and compactions
 //! happen during the suite), reopen, and settings refused by the engine.
 
+mod support;
+
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -23,18 +25,11 @@ fn config(dir: &std::path::Path) -> LsmTreeConfig {
 }
 
 async fn open_config(c: LsmTreeConfig) -> Arc<dyn Storage> {
-    orbit_backends::open(&BackendConfig::LsmTree(c))
-        .await
-        .expect("open lsm_tree")
+    support::open(BackendConfig::LsmTree(c)).await
 }
 
-/// A fresh tree per case, in cargo's per-target scratch directory (the
-/// suite hands out only the store, so the directory outlives the test).
 async fn open() -> Arc<dyn Storage> {
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .expect("tempdir")
-        .keep();
-    open_config(config(&dir)).await
+    open_config(config(&support::case_dir())).await
 }
 
 orbit_storage::conformance_tests!(open);

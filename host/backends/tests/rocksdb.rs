@@ -1,6 +1,8 @@
 //! The `rocksdb` backend: the shared conformance suite on a real database
 //! in a temporary directory, settings applied, reopen, and refused configs.
 
+mod support;
+
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -22,18 +24,11 @@ fn config(dir: &std::path::Path) -> RocksdbConfig {
 }
 
 async fn open_config(c: RocksdbConfig) -> Arc<dyn Storage> {
-    orbit_backends::open(&BackendConfig::Rocksdb(c))
-        .await
-        .expect("open rocksdb")
+    support::open(BackendConfig::Rocksdb(c)).await
 }
 
-/// A fresh database per case, in cargo's per-target scratch directory (the
-/// suite hands out only the store, so the directory outlives the test).
 async fn open() -> Arc<dyn Storage> {
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .expect("tempdir")
-        .keep();
-    open_config(config(&dir)).await
+    open_config(config(&support::case_dir())).await
 }
 
 orbit_storage::conformance_tests!(open);

@@ -135,3 +135,25 @@ pub struct EngineMetric {
     /// A monotonic counter (otherwise a gauge).
     pub counter: bool,
 }
+
+impl EngineMetric {
+    /// A gauge: a value that goes up and down.
+    pub fn gauge(name: impl Into<String>, help: &'static str, value: u64) -> Self {
+        EngineMetric {
+            name: name.into(),
+            help,
+            value,
+            counter: false,
+        }
+    }
+
+    /// A monotonic counter; `name` ends in `_total`.
+    pub fn counter(name: impl Into<String>, help: &'static str, value: u64) -> Self {
+        EngineMetric {
+            name: name.into(),
+            help,
+            value,
+            counter: true,
+        }
+    }
+}
