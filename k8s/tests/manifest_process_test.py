@@ -29,9 +29,7 @@ takes the rendered StatefulSet or Deployment and, like a kubelet would:
   SIGTERM within the grace period; s3 and azure the same, against SeaweedFS
   and Azurite started inside the pod's network namespace with the test
   Secret's credentials, and gcp against the GCS XML-API test server of
-  host/cloud (STAND_INS); a cloud backend without a stand-in would be checked
-  with its store unreachable from the pod's network namespace (startup and
-  liveness pass, readiness false with a reason);
+  host/cloud (STAND_INS);
 - checks the objects against each other: Service and PodDisruptionBudget
   selectors match the pod labels, target ports and probe ports name container
   ports, serviceName names the headless Service, the ServiceMonitor selects the
@@ -72,12 +70,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 
-# Backends that this build of orbit-server opens (all seven). A backend left out
-# is expected to stop with "not available in this build". A cloud backend
-# without an entry in STAND_INS is checked with its store unreachable (the pod's
-# network namespace has only loopback): live, and not ready with a reason.
+# Every backend opens in this build; each cloud backend has a stand-in in STAND_INS.
 ALL_BACKENDS = ["memory", "cow_btree", "lsm_tree", "rocksdb", "s3", "azure", "gcp"]
-BACKENDS_OPEN = set(ALL_BACKENDS)
 LOCAL_BACKENDS = ALL_BACKENDS[:4]
 CLOUD_BACKENDS = ALL_BACKENDS[4:]
 
@@ -253,7 +247,6 @@ TEST_SECRET = {
 # Labels Prometheus adds to every scraped series (target labels) and the
 # histogram bucket label: allowed in rules besides the server's own labels.
 TARGET_LABELS = {"namespace", "pod", "container", "service", "endpoint", "job", "instance", "le"}
-UNAVAILABLE = "backend {} is not available in this build of orbit-server yet"
 MAX_STARTUP_WAIT = 60.0  # seconds; a cap on failureThreshold x periodSeconds for the test
 
 
@@ -767,13 +760,10 @@ def run_case(case: dict, isolated: bool) -> dict:
 
         if isolated:
             loopback_up()
-        if backend in STAND_INS and backend in BACKENDS_OPEN:
+        if backend in STAND_INS:
             overrides, stand_in_stop = STAND_INS[backend](scratch, env)
             env.update(overrides)
             result["notes"].append(f"stand-in for {backend}: {overrides}")
-        elif backend in CLOUD_BACKENDS and backend in BACKENDS_OPEN and not isolated:
-            raise CaseFailure(f"{backend} opens in this build but has no stand-in in STAND_INS, "
-                              "and without a network namespace its endpoint might be reachable")
 
         if isolated:
             n = make_root_read_only(pod.writable + [scratch])
@@ -811,13 +801,7 @@ def run_case(case: dict, isolated: bool) -> dict:
         with open(log_path, "wb") as log:
             server = popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            if backend in CLOUD_BACKENDS and backend in BACKENDS_OPEN and backend not in STAND_INS:
-                serve_unreachable_store(case, pod, server, log_path, result)
-            elif backend in BACKENDS_OPEN:
-                serve_and_probe(case, pod, server, ports, log_path, result)
-            else:
-                expect_unavailable(backend, server, log_path)
-                result["notes"].append("serve: not available in this build (as expected)")
+            serve_and_probe(case, pod, server, ports, log_path, result)
         finally:
             if server.poll() is None:
                 server.kill()
@@ -853,23 +837,6 @@ def check_paths(config, pod: Pod, root: Path, key: str = "") -> None:
             config == str(w) or config.startswith(str(w) + "/") for w in pod.writable
         ):
             raise CaseFailure(f"{key} = {config} is not on a writable volume")
-
-
-def expect_unavailable(backend: str, server: subprocess.Popen, log_path: Path) -> None:
-    try:
-        server.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        raise CaseFailure(
-            f"serve with backend {backend} kept running: if {backend} now opens in this build, "
-            f"add it to BACKENDS_OPEN in {Path(__file__).name} (and a stand-in for a cloud backend)"
-        )
-    log = log_path.read_text(errors="replace")
-    if server.returncode == 0:
-        raise CaseFailure(f"serve with backend {backend} exited 0")
-    if UNAVAILABLE.format(backend) not in log:
-        raise CaseFailure(f"serve with backend {backend} failed otherwise than 'not available':\n{log[-2000:]}")
-    if f"Starting Orbit-RS server with persistence backend: {backend}" not in log:
-        raise CaseFailure("the log lacks 'Starting Orbit-RS server with persistence backend: ...'")
 
 
 def wait_started_and_probe(c: dict, server, log_path: Path, result: dict, names) -> None:
@@ -908,24 +875,6 @@ def wait_started_and_probe(c: dict, server, log_path: Path, result: dict, names)
             if time.monotonic() > deadline:
                 raise CaseFailure(f"{name} {path} on port {port} failed: {what}\n{log_tail()}")
             time.sleep(0.2)
-
-
-def serve_unreachable_store(case, pod: Pod, server, log_path: Path, result: dict) -> None:
-    """A cloud backend with no stand-in: inside the pod's network namespace the
-    object store is unreachable, so the server must start and stay live, and
-    readiness must be false with a reason (the canary cannot write)."""
-    c = pod.container
-    wait_started_and_probe(c, server, log_path, result, ["livenessProbe"])
-    deadline = time.monotonic() + 30
-    while True:
-        status, body = http_get(container_port(c, "health"), "/health/ready", 10)
-        ready = json.loads(body)
-        if status == 503 and ready.get("ready") is False and ready.get("reasons"):
-            break
-        if time.monotonic() > deadline:
-            raise CaseFailure(f"/health/ready with an unreachable {case['backend']} store answered {status}: {ready}")
-        time.sleep(0.5)
-    result["notes"].append(f"store unreachable in the pod's netns: live, not ready ({ready['reasons'][0][:120]})")
 
 
 def serve_and_probe(case, pod: Pod, server, ports, log_path: Path, result: dict) -> None:
