@@ -11,7 +11,8 @@
 //! Layout, one concern per module: [`engine`] (engine configuration and epoch
 //! ticker), [`limits`], [`plugin`] (loading and validation), [`runtime`] (the
 //! call path), [`state`] (per-call store data), [`store_host`] (the `store`
-//! import), [`convert`] (WIT <-> host types), [`embedded`] (default plugins).
+//! import), [`keyvalue`] (the `wasi:keyvalue` imports), [`grants`] (what a
+//! plugin may reach beyond the sandbox), [`convert`] (WIT <-> host types), [`embedded`] (default plugins).
 
 pub mod bindings;
 pub mod cache;
@@ -19,6 +20,8 @@ pub mod convert;
 pub mod embedded;
 pub mod engine;
 pub mod error;
+pub mod grants;
+mod keyvalue;
 pub mod limits;
 pub mod plugin;
 pub mod runtime;
@@ -28,6 +31,7 @@ mod store_host;
 pub use bindings::types;
 pub use cache::{CacheOutcome, ComponentCache};
 pub use error::PluginError;
+pub use grants::Grants;
 pub use limits::PluginLimits;
 pub use plugin::{CONTRACT_VERSION, PluginInfo, PluginSource, PluginSpec, Role};
 pub use runtime::{

@@ -93,6 +93,8 @@ pub struct PluginSpec {
     pub limits: PluginLimits,
     /// If set, a component with another sha256 (hex) is refused.
     pub pinned_sha256: Option<String>,
+    /// What the plugin may reach beyond the deny-by-default sandbox.
+    pub grants: crate::grants::Grants,
 }
 
 /// What is known about a loaded plugin (shown in `/health/ready` and logs).
@@ -200,7 +202,7 @@ pub(crate) fn link(
                 root_cause(&e),
                 info.role,
                 if info.role == Role::Health {
-                    "types, log, store"
+                    "types, log, store, and wasi:keyvalue@0.2.0-draft2"
                 } else {
                     "types, log"
                 }
@@ -276,6 +278,7 @@ pub struct Plugin<P> {
     pub(crate) label: std::sync::Arc<str>,
     pub(crate) pre: P,
     pub(crate) shared: Arc<crate::runtime::Shared>,
+    pub(crate) grants: Arc<crate::grants::Grants>,
 }
 
 impl<P> Plugin<P> {

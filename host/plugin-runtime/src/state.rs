@@ -6,8 +6,9 @@ use std::time::Instant;
 
 use orbit_storage::Storage;
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use crate::grants::Grants;
 use crate::limits::{CallLimiter, PluginLimits};
 
 /// Limits the `store` import applies to what a plugin writes, the same as the
@@ -40,22 +41,45 @@ pub struct CallState {
     pub(crate) plugin: Arc<str>,
     /// Log lines still allowed in this call.
     pub(crate) log_budget: u32,
+    /// What this plugin was granted beyond the sandbox.
+    pub(crate) grants: Arc<Grants>,
     /// WASI 0.2 for components that import it (componentize-py and
-    /// componentize-js output does): an empty, deny-by-default context.
+    /// componentize-js output does): deny-by-default plus the plugin's grants.
     wasi: WasiCtx,
-    table: ResourceTable,
+    /// Resources handed to the guest (WASI streams, keyvalue buckets).
+    pub(crate) table: ResourceTable,
 }
 
-/// The WASI context a plugin gets: no arguments, no environment, no
-/// preopened directories, no network (TCP, UDP and name lookup denied),
-/// empty stdin, stdout and stderr discarded. Clocks and random are
-/// available (they grant nothing).
-fn deny_by_default() -> WasiCtx {
-    WasiCtxBuilder::new()
-        .allow_tcp(false)
-        .allow_udp(false)
-        .allow_ip_name_lookup(false)
-        .build()
+/// The WASI context a plugin gets. Without grants: no arguments, no
+/// environment, no preopened directories, no network (TCP, UDP and name
+/// lookup denied), empty stdin, stdout and stderr discarded. Clocks and
+/// random are available (they grant nothing). Each grant opens exactly one
+/// thing: a variable, a read-only directory, or outbound sockets.
+fn wasi_context(grants: &Grants) -> wasmtime::Result<WasiCtx> {
+    let mut b = WasiCtxBuilder::new();
+    for (name, value) in &grants.env {
+        b.env(name, value);
+    }
+    for dir in &grants.dirs {
+        let guest = dir.to_str().ok_or_else(|| {
+            wasmtime::Error::msg(format!("granted directory {} is not UTF-8", dir.display()))
+        })?;
+        b.preopened_dir(dir, guest, FsPerms::ReadOnly)
+            .map_err(|e| {
+                wasmtime::Error::msg(format!(
+                    "cannot open granted directory {}: {e}",
+                    dir.display()
+                ))
+            })?;
+    }
+    if grants.network {
+        b.inherit_network().allow_ip_name_lookup(true);
+    } else {
+        b.allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+    }
+    Ok(b.build())
 }
 
 impl WasiView for CallState {
@@ -78,16 +102,18 @@ impl CallState {
         storage: Option<Arc<dyn Storage>>,
         store_limits: StoreAccessLimits,
         plugin: Arc<str>,
-    ) -> Self {
-        CallState {
+        grants: Arc<Grants>,
+    ) -> wasmtime::Result<Self> {
+        Ok(CallState {
             limiter: CallLimiter::new(limits),
             deadline: Instant::now() + limits.timeout,
             storage,
             store_limits,
             plugin,
             log_budget: LOG_LINES_PER_CALL,
-            wasi: deny_by_default(),
+            wasi: wasi_context(&grants)?,
+            grants,
             table: ResourceTable::new(),
-        }
+        })
     }
 }

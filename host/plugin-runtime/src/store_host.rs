@@ -53,7 +53,7 @@ fn precondition(p: store::Precondition) -> Precondition {
     }
 }
 
-fn store_error(e: StorageError) -> StoreError {
+pub(crate) fn store_error(e: StorageError) -> StoreError {
     match e {
         StorageError::Conflict { current, .. } => StoreError::Conflict(current),
         StorageError::Invalid(m) => StoreError::Invalid(m),
@@ -72,13 +72,13 @@ fn entry(e: orbit_storage::Entry) -> store::Entry {
 }
 
 impl CallState {
-    fn backend(&self) -> Result<&dyn Storage, StoreError> {
+    pub(crate) fn backend(&self) -> Result<&dyn Storage, StoreError> {
         self.storage
             .as_deref()
             .ok_or_else(|| StoreError::Unavailable("no backend is open during this call".into()))
     }
 
-    fn check_key(&self, key: &[u8]) -> Result<(), StoreError> {
+    pub(crate) fn check_key(&self, key: &[u8]) -> Result<(), StoreError> {
         if key.is_empty() {
             return Err(StoreError::Invalid("key is empty".into()));
         }

@@ -58,8 +58,14 @@ pub fn load_plugins(
                 None
             }
         });
-    let runtime = PluginRuntime::new(settings.store_access_limits(), observer, cache)
-        .map_err(|e| BootstrapError::Runtime(format!("{e:#}")))?;
+    let runtime = PluginRuntime::new(
+        settings.store_access_limits(),
+        observer,
+        cache,
+        settings.max_plugin_memory(),
+    )
+    .map_err(|e| BootstrapError::Runtime(format!("{e:#}")))?;
+    tracing::info!(allocator = runtime.allocator(), "plugin engine ready");
     let selector = runtime.load_selector(&settings.plugin_spec(Role::Selector))?;
     let translator = runtime.load_translator(&settings.plugin_spec(Role::Translator))?;
     let health = runtime.load_health(&settings.plugin_spec(Role::Health))?;

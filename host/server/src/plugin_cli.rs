@@ -3,6 +3,9 @@
 //! - `inspect FILE`: size, digest, the role it fits, exports and imports.
 //! - `check FILE`: loads it exactly as the server would (world, version,
 //!   link, limits) and makes one call with the current environment.
+//! - `run FILE --input JSON`: one call with a context the author gives
+//!   (environment, TOML, backend, health report, store contents); prints
+//!   the plugin's answer as JSON. The plugin author's test harness.
 //! - `bench FILE`: compile, cache-load, instantiate and call latencies.
 
 use std::path::{Path, PathBuf};
@@ -31,6 +34,22 @@ pub enum PluginCommand {
         #[arg(long)]
         role: Option<String>,
     },
+    /// One call with the context given in `--input` (JSON, or @FILE); prints
+    /// the plugin's answer as JSON. Input fields, all optional: `env`
+    /// (object of variables the plugin sees, instead of this process's),
+    /// `config` (path of a TOML file), `backend` (translator: which backend
+    /// to translate for; default memory), `report` (health: fields of the
+    /// host's report to change from a healthy memory backend: backend_open,
+    /// canary_ok, canary_error, live_keys, operations, errors, uptime_secs),
+    /// `store` (health: object of keys and UTF-8 values the store holds) and
+    /// `grants` (the plugin's grant list, as in ORBIT_PLUGIN_<ROLE>_GRANTS).
+    Run {
+        file: PathBuf,
+        #[arg(long)]
+        role: Option<String>,
+        #[arg(long, default_value = "{}")]
+        input: String,
+    },
     /// Measure compile, cache load, instantiate+call and (health) call latency.
     Bench {
         file: PathBuf,
@@ -51,8 +70,14 @@ pub async fn run(cmd: PluginCommand, src: &ConfigSource, settings: &ServerSettin
     }
 }
 
-fn runtime() -> Result<PluginRuntime, String> {
-    PluginRuntime::new(StoreAccessLimits::default(), None, None).map_err(|e| format!("{e:#}"))
+fn runtime(settings: &ServerSettings) -> Result<PluginRuntime, String> {
+    PluginRuntime::new(
+        StoreAccessLimits::default(),
+        None,
+        None,
+        settings.max_plugin_memory(),
+    )
+    .map_err(|e| format!("{e:#}"))
 }
 
 fn read(file: &Path) -> Result<Vec<u8>, String> {
@@ -119,7 +144,7 @@ async fn execute(
     src: &ConfigSource,
     settings: &ServerSettings,
 ) -> Result<(), String> {
-    let rt = runtime()?;
+    let rt = runtime(settings)?;
     let ctx = context::build(src, &settings.data_dir);
     match cmd {
         PluginCommand::Inspect { file } => {
@@ -201,6 +226,13 @@ async fn execute(
             }
             Ok(())
         }
+        PluginCommand::Run { file, role, input } => {
+            let bytes = read(&file)?;
+            let role = role_of(&rt, &bytes, role.as_deref())?;
+            let out = run_once(&rt, role, file, &input).await?;
+            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            Ok(())
+        }
         PluginCommand::Bench {
             file,
             role,
@@ -211,6 +243,7 @@ async fn execute(
             let engine = rt.engine();
             let t = Instant::now();
             wasmtime::component::Component::new(engine, &bytes).map_err(|e| e.to_string())?;
+            println!("instance allocator:      {}", rt.allocator());
             println!("compile:                 {:?}", t.elapsed());
             let artifact = engine
                 .precompile_component(&bytes)
@@ -229,6 +262,7 @@ async fn execute(
                 StoreAccessLimits::default(),
                 None,
                 Some(orbit_plugin_runtime::ComponentCache::new(&dir).map_err(|e| e.to_string())?),
+                settings.max_plugin_memory(),
             )
             .map_err(|e| format!("{e:#}"))?;
             let spec = PluginSpec {
@@ -240,8 +274,9 @@ async fn execute(
             match role {
                 Role::Selector => {
                     let p = cached.load_selector(&spec).map_err(|e| e.to_string())?;
+                    let t = Instant::now();
                     let again = cached.load_selector(&spec).map_err(|e| e.to_string())?;
-                    print_start(again.info());
+                    print_start(t.elapsed(), again.info());
                     for _ in 0..n {
                         let t = Instant::now();
                         let _ = p.select(&ctx).await.map_err(|e| e.to_string())?;
@@ -250,8 +285,9 @@ async fn execute(
                 }
                 Role::Translator => {
                     let p = cached.load_translator(&spec).map_err(|e| e.to_string())?;
+                    let t = Instant::now();
                     let again = cached.load_translator(&spec).map_err(|e| e.to_string())?;
-                    print_start(again.info());
+                    print_start(t.elapsed(), again.info());
                     for _ in 0..n {
                         let t = Instant::now();
                         p.translate(wit::BackendKind::Memory, &ctx)
@@ -262,8 +298,9 @@ async fn execute(
                 }
                 Role::Health => {
                     let p = cached.load_health(&spec).map_err(|e| e.to_string())?;
+                    let t = Instant::now();
                     let again = cached.load_health(&spec).map_err(|e| e.to_string())?;
-                    print_start(again.info());
+                    print_start(t.elapsed(), again.info());
                     let report = sample_report();
                     for _ in 0..n {
                         let t = Instant::now();
@@ -289,10 +326,143 @@ async fn execute(
     }
 }
 
+/// The input of `plugin run`; unknown fields are refused by name.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunInput {
+    env: Option<std::collections::BTreeMap<String, String>>,
+    config: Option<PathBuf>,
+    backend: Option<String>,
+    #[serde(default)]
+    report: ReportInput,
+    #[serde(default)]
+    store: std::collections::BTreeMap<String, String>,
+    grants: Option<String>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportInput {
+    backend_open: Option<bool>,
+    canary_ok: Option<bool>,
+    canary_error: Option<String>,
+    live_keys: Option<u64>,
+    operations: Option<u64>,
+    errors: Option<u64>,
+    uptime_secs: Option<u64>,
+}
+
+fn parse_input(text: &str) -> Result<RunInput, String> {
+    let text = match text.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| format!("--input @{path}: cannot read the file: {e}"))?,
+        None => text.to_string(),
+    };
+    serde_json::from_str(&text).map_err(|e| {
+        format!(
+            "--input is not valid: {e}; expected a JSON object with any of env, config, backend, report, store, grants (see `plugin run --help`)"
+        )
+    })
+}
+
+/// `plugin run`: one call of `role` with the context described by `input`.
+async fn run_once(
+    rt: &PluginRuntime,
+    role: Role,
+    file: PathBuf,
+    input: &str,
+) -> Result<serde_json::Value, String> {
+    let input = parse_input(input)?;
+    let env = match input.env {
+        Some(env) => env,
+        None => {
+            ConfigSource::from_process(None)
+                .map_err(|e| e.to_string())?
+                .env
+        }
+    };
+    let mut env = env;
+    if let Some(grants) = &input.grants {
+        env.insert(
+            format!("ORBIT_PLUGIN_{}_GRANTS", role.name().to_ascii_uppercase()),
+            grants.clone(),
+        );
+    }
+    let src = ConfigSource::new(env, input.config.as_deref()).map_err(|e| e.to_string())?;
+    let settings = ServerSettings::from_source(&src).map_err(|e| e.to_string())?;
+    let ctx = context::build(&src, &settings.data_dir);
+    let spec = PluginSpec {
+        source: PluginSource::File(file),
+        ..settings.plugin_spec(role)
+    };
+    let failed = |e: orbit_plugin_runtime::PluginError| format!("the call failed: {e}");
+    Ok(match role {
+        Role::Selector => {
+            let p = rt.load_selector(&spec).map_err(|e| e.to_string())?;
+            match p.select(&ctx).await.map_err(failed)? {
+                Ok(s) => serde_json::json!({
+                    "backend": convert::backend_kind_from_wit(s.backend).name(),
+                    "reason": s.reason,
+                }),
+                Err(d) => serde_json::json!({
+                    "refused": d.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                }),
+            }
+        }
+        Role::Translator => {
+            let name = input.backend.as_deref().unwrap_or("memory");
+            let kind: BackendKind = name.parse().map_err(|e| format!("backend: {e}"))?;
+            let p = rt.load_translator(&spec).map_err(|e| e.to_string())?;
+            let t = p
+                .translate(convert::backend_kind_to_wit(kind), &ctx)
+                .await
+                .map_err(failed)?;
+            serde_json::json!({
+                "config": t.config.map(convert::config_from_wit),
+                "diagnostics": t.diagnostics.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            })
+        }
+        Role::Health => {
+            let mut report = sample_report();
+            let r = &input.report;
+            report.backend_open = r.backend_open.unwrap_or(report.backend_open);
+            report.canary.ok = r.canary_ok.unwrap_or(report.canary.ok);
+            report.canary.error = r.canary_error.clone().or(report.canary.error);
+            report.stats.live_keys = r.live_keys.unwrap_or(report.stats.live_keys);
+            report.operations = r.operations.unwrap_or(report.operations);
+            report.errors = r.errors.unwrap_or(report.errors);
+            report.uptime_secs = r.uptime_secs.unwrap_or(report.uptime_secs);
+            let storage = sample_storage()?;
+            for (k, v) in &input.store {
+                storage
+                    .put(
+                        k.as_bytes(),
+                        bytes::Bytes::from(v.clone()),
+                        Default::default(),
+                    )
+                    .await
+                    .map_err(|e| format!("store: cannot put {k:?}: {e}"))?;
+            }
+            let p = rt.load_health(&spec).map_err(|e| e.to_string())?;
+            let v = p
+                .evaluate(&ctx, &report, Some(storage))
+                .await
+                .map_err(failed)?;
+            serde_json::json!({
+                "live": v.live,
+                "ready": v.ready,
+                "status": v.status,
+                "reasons": v.reasons,
+            })
+        }
+    })
+}
+
 /// The second load of a component: read, hash, take from the cache, link.
-fn print_start(info: &orbit_plugin_runtime::PluginInfo) {
+fn print_start(total: Duration, info: &orbit_plugin_runtime::PluginInfo) {
     println!(
-        "start from cache:        {:?} (load, link, pre-instantiate)",
+        "start from cache:        {total:?} (read + sha256 + cache {}: {:?}; then link and pre-instantiate)",
+        info.cache.label(),
         info.load_time
     );
 }

@@ -14,7 +14,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use orbit_config_syntax::{self as syntax, Setting, ValueKind};
-use orbit_plugin_runtime::{PluginLimits, PluginSource, PluginSpec, Role, StoreAccessLimits};
+use orbit_plugin_runtime::grants::{self, GrantItem};
+use orbit_plugin_runtime::{
+    Grants, PluginLimits, PluginSource, PluginSpec, Role, StoreAccessLimits,
+};
 
 /// Text placed instead of secret values in anything a plugin sees.
 pub const WITHHELD: &str = "<withheld>";
@@ -172,6 +175,7 @@ struct RolePlugin {
     path: Option<PathBuf>,
     limits: PluginLimits,
     pinned_sha256: Option<String>,
+    grants: Grants,
 }
 
 /// The API token; never printed.
@@ -221,6 +225,7 @@ impl ServerSettings {
                 )
                 .map_or(memory_bytes, |b| b as usize);
             let pinned_sha256 = r.optional(&format!("ORBIT_PLUGIN_{upper}_SHA256"), parse_sha256);
+            let grants = r.grants(&format!("ORBIT_PLUGIN_{upper}_GRANTS"), role);
             RolePlugin {
                 path: r.path(&format!("ORBIT_PLUGIN_{upper}")),
                 limits: PluginLimits {
@@ -228,6 +233,7 @@ impl ServerSettings {
                     memory_bytes,
                 },
                 pinned_sha256,
+                grants,
             }
         });
         let plugin_cache_dir = match r.path("ORBIT_PLUGIN_CACHE_DIR") {
@@ -289,7 +295,17 @@ impl ServerSettings {
             },
             limits: p.limits,
             pinned_sha256: p.pinned_sha256.clone(),
+            grants: p.grants.clone(),
         }
+    }
+
+    /// The largest memory cap of any plugin (sizes the instance pool).
+    pub fn max_plugin_memory(&self) -> usize {
+        self.plugins
+            .iter()
+            .map(|p| p.limits.memory_bytes)
+            .max()
+            .unwrap_or(64 << 20)
     }
 
     pub fn store_access_limits(&self) -> StoreAccessLimits {
@@ -393,6 +409,45 @@ impl Reader<'_> {
             ));
         }
         value
+    }
+
+    /// A plugin's grant list (see `orbit_plugin_runtime::grants`), resolved:
+    /// granted variables get their values from the same source as every
+    /// other setting, granted directories must exist. Secrets are refused.
+    fn grants(&mut self, env: &str, role: Role) -> Grants {
+        let (origin, value) = self.value(env);
+        let items = match grants::parse_grants(&value) {
+            Ok(items) => items,
+            Err(e) => {
+                self.errors.push(format!("{origin}: {e}"));
+                return Grants::default();
+            }
+        };
+        let mut g = Grants::default();
+        for item in items {
+            match item {
+                GrantItem::KeyValue(_) if role != Role::Health => self.errors.push(format!(
+                    "{origin}: keyvalue grants apply to the health plugin only (the {role} runs before the backend opens)"
+                )),
+                GrantItem::KeyValue(bucket) => g.keyvalue_buckets.push(bucket),
+                GrantItem::Env(name) if syntax::is_secret_name(&name) => self.errors.push(format!(
+                    "{origin}: env:{name} names a secret; plugins never see secrets"
+                )),
+                GrantItem::Env(name) => match self.src.env.get(&name) {
+                    Some(v) => g.env.push((name, v.clone())),
+                    None => self.errors.push(format!(
+                        "{origin}: env:{name} is granted but {name} is not set"
+                    )),
+                },
+                GrantItem::Dir(dir) if dir.is_dir() => g.dirs.push(dir),
+                GrantItem::Dir(dir) => self.errors.push(format!(
+                    "{origin}: dir:{} is not a directory this process can see",
+                    dir.display()
+                )),
+                GrantItem::Network => g.network = true,
+            }
+        }
+        g
     }
 
     fn path(&mut self, env: &str) -> Option<PathBuf> {

@@ -481,6 +481,117 @@ fn plugin_author_cli_inspects_and_checks() {
     }
 }
 
+/// `plugin run`: one call with a context the author writes as JSON, the
+/// answer printed as JSON; for each role, and for bad input.
+#[test]
+fn plugin_run_calls_a_plugin_with_a_given_context() {
+    let dist = |name: &str| {
+        repo()
+            .join(format!("plugins/dist/{name}.wasm"))
+            .display()
+            .to_string()
+    };
+    let run = |file: &str, input: &str| {
+        let (ok, out, err) = run_to_end(&[], &["plugin", "run", file, "--input", input]);
+        (ok, out, err)
+    };
+    let json = |out: &str| -> serde_json::Value { serde_json::from_str(out).unwrap() };
+
+    let (ok, out, err) = run(
+        &dist("selector"),
+        r#"{"env": {"ORBIT_PERSISTENCE_BACKEND": "rocksdb"}}"#,
+    );
+    assert!(ok, "{err}");
+    assert_eq!(json(&out)["backend"], "rocksdb", "{out}");
+
+    let (ok, out, err) = run(
+        &dist("translator"),
+        r#"{"backend": "lsm_tree", "env": {"ORBIT_LSM_MEMTABLE_SIZE": "32MiB"}}"#,
+    );
+    assert!(ok, "{err}");
+    let j = json(&out);
+    assert_eq!(j["config"]["memtable_size"], 32 << 20, "{out}");
+    let (ok, out, _) = run(
+        &dist("translator"),
+        r#"{"backend": "lsm_tree", "env": {"ORBIT_LSM_MEMTABLE_SIZE": "lots"}}"#,
+    );
+    assert!(ok);
+    let j = json(&out);
+    assert!(j["config"].is_null(), "{out}");
+    assert!(
+        j["diagnostics"][0]
+            .as_str()
+            .unwrap()
+            .contains("ORBIT_LSM_MEMTABLE_SIZE"),
+        "{out}"
+    );
+
+    let (ok, out, err) = run(&dist("health"), "{}");
+    assert!(ok, "{err}");
+    assert_eq!(json(&out)["ready"], true, "{out}");
+    let (ok, out, err) = run(
+        &dist("health"),
+        r#"{"report": {"canary_ok": false, "canary_error": "disk full"}}"#,
+    );
+    assert!(ok, "{err}");
+    let j = json(&out);
+    assert_eq!(j["ready"], false, "{out}");
+    assert!(j["reasons"].to_string().contains("disk full"), "{out}");
+
+    for (input, says) in [
+        ("{", "--input is not valid"),
+        (r#"{"reprot": {}}"#, "unknown field `reprot`"),
+        (r#"{"backend": "lsm"}"#, "unknown persistence backend"),
+    ] {
+        let file = if input.contains("backend") {
+            dist("translator")
+        } else {
+            dist("health")
+        };
+        let (ok, _, err) = run(&file, input);
+        assert!(!ok, "{input} accepted");
+        assert!(err.contains(says), "{input}: {err}");
+    }
+}
+
+/// Plugin instances come from the pooling allocator; where its address
+/// space cannot be reserved (here: a 4 GB `ulimit -v`), the engine falls back
+/// to on-demand allocation, says so, and plugins still run.
+#[test]
+fn the_instance_pool_falls_back_when_address_space_is_short() {
+    let health = repo()
+        .join("plugins/dist/health.wasm")
+        .display()
+        .to_string();
+    let (ok, out, err) = run_to_end(&[], &["plugin", "bench", &health, "--iterations", "20"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("instance allocator:      pooling"), "{out}");
+
+    let bin = env!("CARGO_BIN_EXE_orbit-server");
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -v 4000000 && exec {bin} plugin bench {health} --iterations 20"
+        ))
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("instance allocator:      on-demand (pooling unavailable"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("instantiate + call:"), "{stdout}");
+    assert!(
+        stderr.contains("allocating instances on demand"),
+        "{stderr}"
+    );
+}
+
 fn python_health() -> &'static Path {
     static CELL: OnceLock<PathBuf> = OnceLock::new();
     CELL.get_or_init(|| {
