@@ -115,6 +115,49 @@ pub fn encode_component(module: &[u8]) -> Result<Vec<u8>> {
         .encode()
 }
 
+/// Generates wit-bindgen's C bindings (`wit-bindgen-c`, the library behind
+/// `wit-bindgen c`) for `world` of the WIT package in `wit_dir` into
+/// `out_dir`: `<world>.h`, `<world>.c` and `<world>_component_type.o`, the
+/// object that carries the world's component type into the linked module.
+/// Returns the files written.
+pub fn c_bindings(wit_dir: &Path, world: &str, out_dir: &Path) -> Result<Vec<PathBuf>> {
+    use wit_bindgen_core::wit_parser::Resolve;
+    let mut resolve = Resolve::default();
+    let (package, _) = resolve
+        .push_dir(wit_dir)
+        .with_context(|| format!("reading the WIT package in {}", wit_dir.display()))?;
+    let world_id = resolve
+        .select_world(&[package], Some(world))
+        .with_context(|| format!("world {world} in {}", wit_dir.display()))?;
+    let mut files = wit_bindgen_core::Files::default();
+    wit_bindgen_c::Opts::default()
+        .build()
+        .generate(&resolve, world_id, &mut files)
+        .with_context(|| format!("generating C bindings for world {world}"))?;
+    fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let mut written = Vec::new();
+    for (name, contents) in files.iter() {
+        let path = out_dir.join(name);
+        fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// Encodes the core module in `input` (which must carry its component type,
+/// as a module linked with wit-bindgen's bindings does) as a component in
+/// `output`, like `wasm-tools component new`. Returns the component's size.
+pub fn componentize_file(input: &Path, output: &Path) -> Result<usize> {
+    let module = fs::read(input).with_context(|| format!("reading {}", input.display()))?;
+    let bytes = encode_component(&module)
+        .with_context(|| format!("encoding {} as a component", input.display()))?;
+    if let Some(parent) = output.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    fs::write(output, &bytes).with_context(|| format!("writing {}", output.display()))?;
+    Ok(bytes.len())
+}
+
 /// One built component.
 #[derive(Debug, Clone)]
 pub struct Built {
@@ -493,6 +536,32 @@ mod tests {
             Some(("a\"bé".to_string(), " rest"))
         );
         assert!(find_wasm_artifact("").is_err());
+    }
+
+    #[test]
+    fn c_bindings_of_the_health_world() {
+        let out = TempDir::new("orbit-c-bindings").unwrap();
+        let mut names: Vec<String> =
+            c_bindings(&repo_root().join("wit"), "health-policy", out.path())
+                .unwrap()
+                .iter()
+                .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+                .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "health_policy.c",
+                "health_policy.h",
+                "health_policy_component_type.o"
+            ]
+        );
+        let header = fs::read_to_string(out.path().join("health_policy.h")).unwrap();
+        assert!(header.contains("void exports_orbit_storage_health_evaluate("));
+        assert!(header.contains("bool orbit_storage_store_get("));
+        let object = fs::read(out.path().join("health_policy_component_type.o")).unwrap();
+        assert!(object.starts_with(b"\0asm"), "a wasm object file");
+        assert!(c_bindings(&repo_root().join("wit"), "no-such-world", out.path()).is_err());
     }
 
     #[test]

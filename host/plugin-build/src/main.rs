@@ -5,6 +5,8 @@
 //!     cargo run -p orbit-plugin-build -- --check           # rebuild and compare, exit 1 on mismatch
 //!     cargo run -p orbit-plugin-build -- --crate DIR [--out FILE]
 //!     cargo run -p orbit-plugin-build -- --example NAME [--out FILE]
+//!     cargo run -p orbit-plugin-build -- c-bindings WIT_DIR WORLD OUT_DIR
+//!     cargo run -p orbit-plugin-build -- componentize CORE.wasm COMPONENT.wasm
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,25 +14,67 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use orbit_plugin_build::{
-    build_component, build_default_plugins, check, dist_dir, repo_root, sha256_hex,
+    build_component, build_default_plugins, c_bindings, check, componentize_file, dist_dir,
+    repo_root, sha256_hex,
 };
 
 const USAGE: &str = "usage: orbit-plugin-build [--check | --crate DIR [--out FILE] | --example NAME [--out FILE]]
+       orbit-plugin-build c-bindings WIT_DIR WORLD OUT_DIR
+       orbit-plugin-build componentize CORE.wasm COMPONENT.wasm
 
   (no arguments)    build the default plugins into plugins/dist/{selector,translator,health}.wasm
   --check           rebuild them in a temporary directory and compare byte for byte with plugins/dist/
   --crate DIR       build the plugin crate in DIR (default output: DIR/dist/<dir name>.wasm)
   --example NAME    the same for examples/NAME
-  --out FILE        where to write the component";
+  --out FILE        where to write the component
+  c-bindings        write wit-bindgen's C bindings of WORLD (<world>.h, <world>.c,
+                    <world>_component_type.o) into OUT_DIR, for plugins written in C
+  componentize      encode a core module that carries its component type (linked with
+                    the bindings' *_component_type.o) as a component";
 
 enum Mode {
     Default,
     Check,
-    One { dir: PathBuf, out: Option<PathBuf> },
+    One {
+        dir: PathBuf,
+        out: Option<PathBuf>,
+    },
+    CBindings {
+        wit: PathBuf,
+        world: String,
+        out: PathBuf,
+    },
+    Componentize {
+        input: PathBuf,
+        output: PathBuf,
+    },
 }
 
 fn parse_args() -> Result<Mode> {
-    let mut args = std::env::args().skip(1);
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    match all.first().map(String::as_str) {
+        Some("c-bindings") => {
+            let [_, wit, world, out] = &all[..] else {
+                bail!("c-bindings takes WIT_DIR WORLD OUT_DIR\n\n{USAGE}");
+            };
+            return Ok(Mode::CBindings {
+                wit: wit.into(),
+                world: world.clone(),
+                out: out.into(),
+            });
+        }
+        Some("componentize") => {
+            let [_, input, output] = &all[..] else {
+                bail!("componentize takes CORE.wasm COMPONENT.wasm\n\n{USAGE}");
+            };
+            return Ok(Mode::Componentize {
+                input: input.into(),
+                output: output.into(),
+            });
+        }
+        _ => {}
+    }
+    let mut args = all.into_iter();
     let mut mode = Mode::Default;
     let mut out = None;
     while let Some(arg) = args.next() {
@@ -118,6 +162,15 @@ fn run() -> Result<bool> {
                 bytes.len(),
                 sha256_hex(&bytes)
             );
+        }
+        Mode::CBindings { wit, world, out } => {
+            for path in c_bindings(&wit, &world, &out)? {
+                println!("{}", path.display());
+            }
+        }
+        Mode::Componentize { input, output } => {
+            let size = componentize_file(&input, &output)?;
+            println!("{}: {size} bytes", output.display());
         }
     }
     eprintln!("done in {:.1} s", started.elapsed().as_secs_f64());

@@ -662,3 +662,88 @@ async fn python_health_policy_decides_readiness() {
         "{m}"
     );
 }
+
+fn c_health() -> &'static Path {
+    static CELL: OnceLock<PathBuf> = OnceLock::new();
+    CELL.get_or_init(|| {
+        let dir = repo().join("examples/c-health");
+        let out = std::process::Command::new("bash")
+            .arg(dir.join("build.sh"))
+            .output()
+            .expect("run build.sh");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir.join("dist/c-health.wasm")
+    })
+}
+
+/// A health policy written in C (wit-bindgen's C bindings, Debian's clang,
+/// no libc and no WASI) decides readiness, reads the store and logs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c_health_policy_decides_readiness() {
+    let plugin = c_health().display().to_string();
+    let (ok, out, err) = run_to_end(&[], &["plugin", "inspect", &plugin]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("role:    health (world health-policy)"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("wasi:"),
+        "the C plugin imports no WASI: {out}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("ORBIT_MEMORY_DISK_BACKUP", "false"),
+        ("ORBIT_PLUGIN_HEALTH", plugin.as_str()),
+    ];
+    let s = Server::start(dir.path(), &env);
+    let (status, j, _) = readiness(&s).await;
+    assert_eq!(status, 200, "{j}");
+    assert_eq!(j["reasons"].as_array().unwrap().len(), 1, "{j}");
+    assert!(
+        j["reasons"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("c policy: backend open, canary ok in "),
+        "{j}"
+    );
+
+    assert_eq!(
+        s.put("/v1/kv/maintenance", "kernel upgrade").await.status,
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, j, _) = readiness(&s).await;
+    assert_eq!(status, 503, "{j}");
+    assert_eq!(
+        j["reasons"],
+        serde_json::json!(["c policy: drained for maintenance: kernel upgrade"]),
+        "{j}"
+    );
+    assert!(
+        s.log()
+            .contains("c policy: drained for maintenance: kernel upgrade"),
+        "the plugin's log line reaches the server log"
+    );
+    assert_eq!(
+        s.get("/v1/kv/maintenance").await.text(),
+        "kernel upgrade",
+        "data keeps flowing while not ready"
+    );
+
+    // Undrained: ready again.
+    assert_eq!(
+        s.call(Method::DELETE, "/v1/kv/maintenance", &[], "")
+            .await
+            .status,
+        204
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, j, _) = readiness(&s).await;
+    assert_eq!(status, 200, "{j}");
+}
