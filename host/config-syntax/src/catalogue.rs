@@ -340,6 +340,14 @@ static SETTINGS: &[Setting] = &[
         "What the health plugin may reach beyond its empty sandbox, comma-separated: `env:NAME` (not secrets), `dir:/PATH` (read-only), `network`. `keyvalue:BUCKET` lets it open that wasi:keyvalue bucket (`default` is the whole keyspace).",
     ),
     s(
+        "ORBIT_PLUGIN_PUBLIC_KEY",
+        "plugins.public_key",
+        Plugins,
+        Text,
+        "",
+        "Ed25519 public key (64 hex digits): every plugin file must then have a detached signature <file>.sig by it (`orbit-server plugin sign`).",
+    ),
+    s(
         "ORBIT_PLUGIN_CACHE_DIR",
         "plugins.cache_dir",
         Plugins,

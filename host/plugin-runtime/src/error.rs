@@ -23,6 +23,14 @@ pub enum PluginError {
         expected: String,
         actual: String,
     },
+    /// A public key is configured and the file's detached signature is
+    /// missing, malformed or does not verify.
+    #[error("plugin {plugin} ({source_name}) is refused: {reason}")]
+    Signature {
+        plugin: String,
+        source_name: String,
+        reason: String,
+    },
     /// The component does not export the role's interface at a compatible version.
     #[error("plugin {plugin} ({source_name}) is not a {role} plugin: {reason}")]
     WrongWorld {
@@ -86,6 +94,7 @@ impl PluginError {
         match self {
             PluginError::Load { .. } => "load",
             PluginError::Pinned { .. } => "pinned",
+            PluginError::Signature { .. } => "signature",
             PluginError::WrongWorld { .. } => "wrong_world",
             PluginError::Link { .. } => "link",
             PluginError::CpuDeadline { .. } => "cpu_deadline",

@@ -25,6 +25,7 @@ mod keyvalue;
 pub mod limits;
 pub mod plugin;
 pub mod runtime;
+pub mod signature;
 pub mod state;
 mod store_host;
 

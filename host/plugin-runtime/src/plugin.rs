@@ -95,6 +95,8 @@ pub struct PluginSpec {
     pub pinned_sha256: Option<String>,
     /// What the plugin may reach beyond the deny-by-default sandbox.
     pub grants: crate::grants::Grants,
+    /// If set, a plugin file needs a detached signature by this key.
+    pub public_key: Option<crate::signature::PublicKey>,
 }
 
 /// What is known about a loaded plugin (shown in `/health/ready` and logs).
@@ -135,6 +137,13 @@ pub(crate) fn compile(
             })?
             .into(),
     };
+    if let (PluginSource::File(path), Some(key)) = (source, spec.public_key) {
+        crate::signature::verify(path, &bytes, key).map_err(|reason| PluginError::Signature {
+            plugin: plugin.clone(),
+            source_name: source_name.clone(),
+            reason,
+        })?;
+    }
     let digest: [u8; 32] = Sha256::digest(&bytes).into();
     let sha256 = hex::encode(digest);
     if let Some(pin) = &spec.pinned_sha256

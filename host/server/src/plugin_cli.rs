@@ -7,12 +7,15 @@
 //!   (environment, TOML, backend, health report, store contents); prints
 //!   the plugin's answer as JSON. The plugin author's test harness.
 //! - `bench FILE`: compile, cache-load, instantiate and call latencies.
+//! - `keygen --out KEY`, `sign FILE --key KEY`: detached ed25519 signatures
+//!   for `ORBIT_PLUGIN_PUBLIC_KEY`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use orbit_plugin_runtime::signature;
 use orbit_plugin_runtime::{
     PluginRuntime, PluginSource, PluginSpec, Role, StoreAccessLimits, convert, types as wit,
 };
@@ -49,6 +52,20 @@ pub enum PluginCommand {
         role: Option<String>,
         #[arg(long, default_value = "{}")]
         input: String,
+    },
+    /// Make an ed25519 key pair for signing plugins: writes the private key
+    /// (PKCS#8, mode 0600) to `--out` and prints the public key for
+    /// ORBIT_PLUGIN_PUBLIC_KEY.
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sign a plugin file: writes FILE.sig (hex) with the private key from
+    /// `plugin keygen`.
+    Sign {
+        file: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
     },
     /// Measure compile, cache load, instantiate+call and (health) call latency.
     Bench {
@@ -224,6 +241,30 @@ async fn execute(
                     );
                 }
             }
+            Ok(())
+        }
+        PluginCommand::Keygen { out } => {
+            let (private, public) = signature::generate()?;
+            write_private(&out, &private)?;
+            println!("private key: {} (keep it secret)", out.display());
+            println!("public key:  {}", public.to_hex());
+            println!("set ORBIT_PLUGIN_PUBLIC_KEY={}", public.to_hex());
+            Ok(())
+        }
+        PluginCommand::Sign { file, key } => {
+            let bytes = read(&file)?;
+            let private = std::fs::read(&key)
+                .map_err(|e| format!("cannot read the private key {}: {e}", key.display()))?;
+            let (sig, public) =
+                signature::sign(&private, &bytes).map_err(|e| format!("{}: {e}", key.display()))?;
+            let path = signature::signature_path(&file);
+            std::fs::write(&path, format!("{sig}\n"))
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            println!(
+                "wrote {} (verifies with public key {})",
+                path.display(),
+                public.to_hex()
+            );
             Ok(())
         }
         PluginCommand::Run { file, role, input } => {
@@ -465,6 +506,21 @@ fn print_start(total: Duration, info: &orbit_plugin_runtime::PluginInfo) {
         info.cache.label(),
         info.load_time
     );
+}
+
+/// Writes a private key readable by its owner only, refusing to overwrite.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 fn hex_digest(bytes: &[u8]) -> String {

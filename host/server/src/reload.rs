@@ -53,7 +53,19 @@ pub async fn watch_health_plugin(
     every: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut last = stamp(&path).ok();
+    // With a public key configured, a new signature is a new version too
+    // (a ConfigMap update swaps both files at once).
+    let sig_path = spec
+        .public_key
+        .map(|_| orbit_plugin_runtime::signature::signature_path(&path));
+    let stamps = || -> std::io::Result<(Stamp, Option<Stamp>)> {
+        let sig = match &sig_path {
+            Some(p) => stamp(p).ok(),
+            None => None,
+        };
+        Ok((stamp(&path)?, sig))
+    };
+    let mut last = stamps().ok();
     let mut interval = tokio::time::interval(every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -61,7 +73,7 @@ pub async fn watch_health_plugin(
             _ = interval.tick() => {}
             _ = stop.changed() => return,
         }
-        let now = match stamp(&path) {
+        let now = match stamps() {
             Ok(s) => s,
             Err(e) => {
                 // Mid-swap or removed: keep serving the loaded version.

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use orbit_config_syntax::{self as syntax, Setting, ValueKind};
 use orbit_plugin_runtime::grants::{self, GrantItem};
+use orbit_plugin_runtime::signature::PublicKey;
 use orbit_plugin_runtime::{
     Grants, PluginLimits, PluginSource, PluginSpec, Role, StoreAccessLimits,
 };
@@ -164,6 +165,8 @@ pub struct ServerSettings {
     pub data_dir: PathBuf,
     /// Precompiled-plugin cache directory (`None`: disabled).
     pub plugin_cache_dir: Option<PathBuf>,
+    /// If set, plugin files need a detached ed25519 signature by this key.
+    pub plugin_public_key: Option<PublicKey>,
     /// How often the health plugin's file is checked (`None`: never).
     pub plugin_reload_interval: Option<Duration>,
     plugins: [RolePlugin; 3],
@@ -236,6 +239,9 @@ impl ServerSettings {
                 grants,
             }
         });
+        let plugin_public_key = r.optional("ORBIT_PLUGIN_PUBLIC_KEY", |v| {
+            PublicKey::parse_hex(v).map_err(|accepted| syntax::ValueError { accepted })
+        });
         let plugin_cache_dir = match r.path("ORBIT_PLUGIN_CACHE_DIR") {
             Some(p) if p.as_os_str() == "off" => None,
             Some(p) => Some(p),
@@ -271,6 +277,7 @@ impl ServerSettings {
             ttl_purge_interval,
             data_dir: PathBuf::from(data_dir),
             plugin_cache_dir,
+            plugin_public_key,
             plugin_reload_interval,
             plugins,
         })
@@ -296,6 +303,7 @@ impl ServerSettings {
             limits: p.limits,
             pinned_sha256: p.pinned_sha256.clone(),
             grants: p.grants.clone(),
+            public_key: self.plugin_public_key,
         }
     }
 

@@ -18,9 +18,15 @@ fn repo() -> PathBuf {
 
 /// Builds the component of the plugin crate at `dir` (once per test binary)
 /// and writes it under the crate's `target/`.
+/// One target directory for every plugin built by the tests, so the wasm32
+/// standard library (built from source) and wit-bindgen are compiled once.
+fn shared_wasm_target() -> PathBuf {
+    orbit_plugin_build::repo_root().join("target/wasm-test-plugins")
+}
+
 fn built(cell: &'static OnceLock<PathBuf>, dir: PathBuf, name: &str) -> &'static Path {
     cell.get_or_init(|| {
-        let bytes = orbit_plugin_build::build_component(&dir, None)
+        let bytes = orbit_plugin_build::build_component(&dir, Some(&shared_wasm_target()))
             .unwrap_or_else(|e| panic!("building {}: {e:#}", dir.display()));
         let out = dir.join("target").join(format!("{name}.wasm"));
         std::fs::write(&out, bytes).unwrap();
@@ -592,6 +598,101 @@ fn the_instance_pool_falls_back_when_address_space_is_short() {
     );
 }
 
+/// With ORBIT_PLUGIN_PUBLIC_KEY set, a plugin file needs a detached ed25519
+/// signature by that key (`plugin keygen`, `plugin sign`), at start-up and on
+/// hot reload; the private key never appears in any output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_plugins_only_when_a_public_key_is_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("signing.pk8");
+    let key_arg = key.display().to_string();
+    let (ok, out, err) = run_to_end(&[], &["plugin", "keygen", "--out", &key_arg]);
+    assert!(ok, "{err}");
+    let public = out
+        .lines()
+        .find_map(|l| l.strip_prefix("public key:  "))
+        .unwrap_or_else(|| panic!("{out}"))
+        .to_string();
+    let private = std::fs::read(&key).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let (ok, _, err) = run_to_end(&[], &["plugin", "keygen", "--out", &key_arg]);
+    assert!(
+        !ok && err.contains("cannot create"),
+        "never overwrites a key: {err}"
+    );
+
+    let plugin = dir.path().join("health.wasm");
+    std::fs::copy(repo().join("plugins/dist/health.wasm"), &plugin).unwrap();
+    let plugin_arg = plugin.display().to_string();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let env = [
+        ("ORBIT_MEMORY_DISK_BACKUP", "false"),
+        ("ORBIT_PLUGIN_HEALTH", plugin_arg.as_str()),
+        ("ORBIT_PLUGIN_PUBLIC_KEY", public.as_str()),
+        ("ORBIT_PLUGIN_RELOAD_INTERVAL", "200ms"),
+    ];
+    let err = Server::try_start(&data, &env)
+        .err()
+        .expect("unsigned plugin refused");
+    assert!(
+        err.contains("health.wasm.sig must hold its signature"),
+        "{err}"
+    );
+
+    let (ok, out, err) = run_to_end(&[], &["plugin", "sign", &plugin_arg, "--key", &key_arg]);
+    assert!(ok, "{err}");
+    assert!(out.contains(&public), "{out}");
+    let s = Server::start(&data, &env);
+    assert_eq!(s.get("/health/ready").await.status, 200);
+
+    // A new version (the same component with a custom section appended)
+    // signed by another key is refused on reload; the old one keeps serving.
+    let other = dir.path().join("other.pk8");
+    let other_arg = other.display().to_string();
+    assert!(run_to_end(&[], &["plugin", "keygen", "--out", &other_arg]).0);
+    let mut bytes = std::fs::read(&plugin).unwrap();
+    bytes.extend_from_slice(&[0x00, 11, 10]);
+    bytes.extend_from_slice(b"orbit-test");
+    let staged = dir.path().join("staged.wasm");
+    std::fs::write(&staged, &bytes).unwrap();
+    let staged_arg = staged.display().to_string();
+    assert!(run_to_end(&[], &["plugin", "sign", &staged_arg, "--key", &other_arg]).0);
+    std::fs::rename(
+        dir.path().join("staged.wasm.sig"),
+        dir.path().join("health.wasm.sig"),
+    )
+    .unwrap();
+    std::fs::rename(&staged, &plugin).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let m = s.get("/metrics").await.text();
+        if m.contains(r#"orbit_plugin_reloads_total{role="health",outcome="refused"}"#) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "reload not refused: {m}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let j = s.get("/health/ready").await.json();
+    assert!(
+        j.to_string().contains("does not verify with public key"),
+        "{j}"
+    );
+    let private_hex: String = private.iter().map(|b| format!("{b:02x}")).collect();
+    assert!(!s.log().contains(&private_hex[..32]));
+
+    let (ok, _, err) = run_to_end(&[("ORBIT_PLUGIN_PUBLIC_KEY", "abc")], &["config", "check"]);
+    assert!(
+        !ok && err.contains("ORBIT_PLUGIN_PUBLIC_KEY") && err.contains("64 hexadecimal"),
+        "{err}"
+    );
+}
+
 fn python_health() -> &'static Path {
     static CELL: OnceLock<PathBuf> = OnceLock::new();
     CELL.get_or_init(|| {
@@ -644,7 +745,7 @@ async fn python_health_policy_decides_readiness() {
         "{j}"
     );
     assert!(
-        s.log().contains("python policy: drained for maintenance"),
+        s.log_shows("python policy: drained for maintenance").await,
         "the plugin's log line reaches the server log"
     );
     assert_eq!(
@@ -726,8 +827,8 @@ async fn c_health_policy_decides_readiness() {
         "{j}"
     );
     assert!(
-        s.log()
-            .contains("c policy: drained for maintenance: kernel upgrade"),
+        s.log_shows("c policy: drained for maintenance: kernel upgrade")
+            .await,
         "the plugin's log line reaches the server log"
     );
     assert_eq!(

@@ -12,10 +12,16 @@ use std::time::Duration;
 
 use support::{Server, run_to_end};
 
+/// One target directory for every plugin built by the tests, so the wasm32
+/// standard library (built from source) and wit-bindgen are compiled once.
+fn shared_wasm_target() -> PathBuf {
+    orbit_plugin_build::repo_root().join("target/wasm-test-plugins")
+}
+
 fn built(cell: &'static OnceLock<PathBuf>, dir: &str, name: &str) -> &'static Path {
     cell.get_or_init(|| {
         let dir = orbit_plugin_build::repo_root().join(dir);
-        let bytes = orbit_plugin_build::build_component(&dir, None)
+        let bytes = orbit_plugin_build::build_component(&dir, Some(&shared_wasm_target()))
             .unwrap_or_else(|e| panic!("building {}: {e:#}", dir.display()));
         let out = dir.join("target").join(format!("{name}.wasm"));
         std::fs::write(&out, bytes).unwrap();

@@ -195,6 +195,21 @@ impl Server {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// Waits up to 5 s for `needle` to appear in the log (the log is read
+    /// from the child's stderr by another thread, so a line written just now
+    /// may not be here yet).
+    #[allow(dead_code)]
+    pub async fn log_shows(&self, needle: &str) -> bool {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !self.log().contains(needle) {
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        true
+    }
+
     pub async fn get(&self, path: &str) -> Resp {
         self.call(Method::GET, path, &[], Bytes::new()).await
     }
