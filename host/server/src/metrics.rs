@@ -68,6 +68,15 @@ pub struct PluginLoadLabels {
     pub cache: String,
 }
 
+/// The plugin version in service for a role.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PluginInfoLabels {
+    pub role: String,
+    /// `embedded:<name>` or the file path.
+    pub source: String,
+    pub sha256: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BackendKindLabel {
     pub backend: String,
@@ -90,6 +99,9 @@ pub struct Metrics {
     pub plugin_duration: Family<PluginFnLabels, Histogram, fn() -> Histogram>,
     pub plugin_reloads: Family<ReloadLabels, Counter>,
     pub plugin_loads: Family<PluginLoadLabels, Counter>,
+    /// 1 for the version each role runs (one series per role).
+    pub plugin_info: Family<PluginInfoLabels, Gauge>,
+    plugin_in_service: std::sync::Mutex<std::collections::HashMap<String, PluginInfoLabels>>,
     pub ready: Gauge,
     pub backend_keys: Family<BackendKindLabel, Gauge>,
     pub backend_bytes: Family<BackendKindLabel, Gauge>,
@@ -116,6 +128,8 @@ impl Metrics {
             plugin_duration: Family::new_with_constructor(latency_histogram),
             plugin_reloads: Family::default(),
             plugin_loads: Family::default(),
+            plugin_info: Family::default(),
+            plugin_in_service: Default::default(),
             ready: Gauge::default(),
             backend_keys: Family::default(),
             backend_bytes: Family::default(),
@@ -162,6 +176,11 @@ impl Metrics {
             m.plugin_loads.clone(),
         );
         registry.register(
+            "plugin_info",
+            "The plugin version in service for each role: source and sha256 (value 1)",
+            m.plugin_info.clone(),
+        );
+        registry.register(
             "ready",
             "1 when the health plugin's last verdict was ready",
             m.ready.clone(),
@@ -206,6 +225,24 @@ impl Metrics {
                 cache: info.cache.label().into(),
             })
             .inc();
+    }
+
+    /// Marks `info` as the version in service for its role (a hot reload
+    /// replaces the previous series).
+    pub fn plugin_in_service(&self, info: &orbit_plugin_runtime::PluginInfo) {
+        let labels = PluginInfoLabels {
+            role: info.role.name().into(),
+            source: info.source.clone(),
+            sha256: info.sha256.clone(),
+        };
+        let mut current = self
+            .plugin_in_service
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(old) = current.insert(labels.role.clone(), labels.clone()) {
+            self.plugin_info.remove(&old);
+        }
+        self.plugin_info.get_or_create(&labels).set(1);
     }
 
     pub fn uptime(&self) -> Duration {

@@ -131,6 +131,7 @@ async fn reload(
     crate::bootstrap::log_loaded(plugin.info());
     metrics.plugin_loaded(plugin.info());
     tracing::info!(sha256 = %plugin.info().sha256, "health plugin reloaded");
+    metrics.plugin_in_service(plugin.info());
     health.swap(plugin).await;
     Ok(true)
 }

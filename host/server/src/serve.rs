@@ -35,6 +35,7 @@ pub async fn run(src: ConfigSource, settings: ServerSettings) -> anyhow::Result<
         plugins.health.info(),
     ] {
         metrics.plugin_loaded(info);
+        metrics.plugin_in_service(info);
     }
     let Plugins {
         health, runtime, ..

@@ -378,6 +378,19 @@ async fn hot_reload_through_a_configmap_symlink_swap() {
         m.contains(r#"orbit_plugin_reloads_total{role="health",outcome="ok"} 1"#),
         "{m}"
     );
+    // The digest in service is the fixture's, and only the fixture's.
+    let info: Vec<&str> = m
+        .lines()
+        .filter(|l| l.starts_with(r#"orbit_plugin_info{role="health""#))
+        .collect();
+    assert_eq!(info.len(), 1, "{m}");
+    assert!(
+        info[0].contains(&format!(
+            r#"sha256="{}""#,
+            orbit_plugin_build::sha256_hex(&fixture)
+        )) && info[0].ends_with(" 1"),
+        "{m}"
+    );
     assert!(
         m.contains(r#"orbit_plugin_reloads_total{role="health",outcome="refused"} 2"#),
         "{m}"
