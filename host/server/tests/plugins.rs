@@ -28,7 +28,8 @@ fn built(cell: &'static OnceLock<PathBuf>, dir: PathBuf, name: &str) -> &'static
     cell.get_or_init(|| {
         let bytes = orbit_plugin_build::build_component(&dir, Some(&shared_wasm_target()))
             .unwrap_or_else(|e| panic!("building {}: {e:#}", dir.display()));
-        let out = dir.join("target").join(format!("{name}.wasm"));
+        let out = shared_wasm_target().join(format!("{name}.wasm"));
+        std::fs::create_dir_all(shared_wasm_target()).unwrap();
         std::fs::write(&out, bytes).unwrap();
         out
     })

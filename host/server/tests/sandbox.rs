@@ -23,7 +23,8 @@ fn built(cell: &'static OnceLock<PathBuf>, dir: &str, name: &str) -> &'static Pa
         let dir = orbit_plugin_build::repo_root().join(dir);
         let bytes = orbit_plugin_build::build_component(&dir, Some(&shared_wasm_target()))
             .unwrap_or_else(|e| panic!("building {}: {e:#}", dir.display()));
-        let out = dir.join("target").join(format!("{name}.wasm"));
+        let out = shared_wasm_target().join(format!("{name}.wasm"));
+        std::fs::create_dir_all(shared_wasm_target()).unwrap();
         std::fs::write(&out, bytes).unwrap();
         out
     })
