@@ -383,6 +383,10 @@ impl Page {
     pub(crate) fn len_bytes(&self) -> usize {
         self.bytes.len()
     }
+    /// The whole node image, as written to the file.
+    pub(crate) fn image(&self) -> &[u8] {
+        &self.bytes
+    }
     pub(crate) fn txn(&self) -> u64 {
         rd_u64(&self.bytes, 16)
     }
