@@ -370,6 +370,13 @@ impl Db {
         self.snapshot().get(key)
     }
 
+    /// Looks `key` up in the latest commit; if present, its value replaces
+    /// the contents of `out` (reusing its allocation) and the result is
+    /// `true`.
+    pub fn get_into(&self, key: &[u8], out: &mut Vec<u8>) -> Result<bool> {
+        self.snapshot().get_into(key, out)
+    }
+
     /// A consistent view of the latest commit; it keeps the pages it can see
     /// from being reused until dropped.
     pub fn snapshot(&self) -> Snapshot {

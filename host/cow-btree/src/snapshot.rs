@@ -9,12 +9,17 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::page::{Page, Val};
-use crate::store::Version;
+use crate::page::{Page, Val, ValueRef};
+use crate::store::{Version, decompress_into};
 
 enum Step {
     Child((u64, u32)),
-    Found(Val),
+    /// The value was copied into the caller's buffer.
+    Copied,
+    /// The value lives in an overflow run (read after the cache lock).
+    Overflow(Val),
+    /// A compressed value that does not decode.
+    Bad(String),
     Absent,
 }
 
@@ -42,27 +47,64 @@ impl Snapshot {
 
     /// The value of `key`, if present.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let mut out = Vec::new();
+        Ok(self.get_into(key, &mut out)?.then_some(out))
+    }
+
+    /// Looks `key` up; if present, its value replaces the contents of `out`
+    /// (reusing its allocation) and the result is `true`. An inline value is
+    /// copied straight from the cached leaf, under the cache's read lock.
+    pub fn get_into(&self, key: &[u8], out: &mut Vec<u8>) -> Result<bool> {
         let meta = &self.version.meta;
         if meta.root == 0 {
-            return Ok(None);
+            return Ok(false);
         }
         let store = &self.version.store;
         let (mut page, mut crc) = (meta.root, meta.root_crc);
         loop {
             let step = store.with_node(page, crc, |node| {
                 if node.is_branch() {
-                    Step::Child(node.branch_child(node.branch_find(key)))
-                } else {
-                    match node.leaf_search(key) {
-                        Ok(i) => Step::Found(Val::from_ref(node.leaf_value(i))),
-                        Err(_) => Step::Absent,
+                    return Step::Child(node.branch_child(node.branch_find(key)));
+                }
+                let Ok(i) = node.leaf_search(key) else {
+                    return Step::Absent;
+                };
+                match node.leaf_value(i) {
+                    ValueRef::Inline {
+                        stored,
+                        compressed: false,
+                        ..
+                    } => {
+                        out.clear();
+                        out.extend_from_slice(stored);
+                        Step::Copied
                     }
+                    ValueRef::Inline {
+                        stored,
+                        raw_len,
+                        compressed: true,
+                    } => match decompress_into(stored, raw_len, out) {
+                        Ok(()) => Step::Copied,
+                        Err(e) => Step::Bad(e),
+                    },
+                    v @ ValueRef::Overflow { .. } => Step::Overflow(Val::from_ref(v)),
                 }
             })?;
             match step {
                 Step::Child(next) => (page, crc) = next,
-                Step::Found(v) => return Ok(Some(store.owned_value(v, page)?)),
-                Step::Absent => return Ok(None),
+                Step::Copied => return Ok(true),
+                Step::Overflow(v) => {
+                    store.value_into(v.as_ref(), page, out)?;
+                    return Ok(true);
+                }
+                Step::Bad(e) => {
+                    return Err(crate::error::Error::corrupt(
+                        store.path(),
+                        Some(page),
+                        format!("compressed value does not decode: {e}"),
+                    ));
+                }
+                Step::Absent => return Ok(false),
             }
         }
     }
@@ -84,6 +126,8 @@ pub struct RangeIter {
     upper: Bound<Vec<u8>>,
     started: bool,
     done: bool,
+    /// The last value that had to be decoded (compressed or overflow).
+    buf: Vec<u8>,
 }
 
 impl RangeIter {
@@ -95,6 +139,7 @@ impl RangeIter {
             upper: upper.map(|k| k.to_vec()),
             started: false,
             done: false,
+            buf: Vec::new(),
         }
     }
 
@@ -158,7 +203,10 @@ impl RangeIter {
         }
     }
 
-    fn step(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+    /// Moves to the next entry in range: its index in the leaf on top of
+    /// the stack, and whether its value was decoded into `self.buf` (else it
+    /// is stored inline, uncompressed, and is borrowed from the leaf).
+    fn advance(&mut self) -> Result<Option<(usize, bool)>> {
         if !self.started {
             self.started = true;
             self.seek()?;
@@ -183,11 +231,48 @@ impl RangeIter {
                     self.done = true;
                     return Ok(None);
                 }
-                let value = self.version.store.value(leaf.leaf_value(i), *page)?;
-                return Ok(Some((key.to_vec(), value)));
+                return match leaf.leaf_value(i) {
+                    ValueRef::Inline {
+                        compressed: false, ..
+                    } => Ok(Some((i, false))),
+                    v => {
+                        self.version.store.value_into(v, *page, &mut self.buf)?;
+                        Ok(Some((i, true)))
+                    }
+                };
             }
             if !self.next_leaf()? {
                 self.done = true;
+            }
+        }
+    }
+
+    /// The next entry, borrowed: the key and the value (as the user wrote
+    /// it) stay valid until the next call. No allocation for values stored
+    /// inline and uncompressed (the slices point into the cached leaf);
+    /// others are decoded into a buffer the iterator reuses. Yields the
+    /// first error, after which it ends, like the [`Iterator`] impl (which
+    /// copies each entry into owned vectors).
+    #[allow(clippy::should_implement_trait)]
+    pub fn next_ref(&mut self) -> Option<Result<(&[u8], &[u8])>> {
+        match self.advance() {
+            Ok(Some((i, in_buf))) => {
+                let (leaf, _, _) = self.stack.last()?;
+                let key = leaf.leaf_key(i);
+                let value = if in_buf {
+                    self.buf.as_slice()
+                } else {
+                    match leaf.leaf_value(i) {
+                        ValueRef::Inline { stored, .. } => stored,
+                        ValueRef::Overflow { .. } => &[],
+                    }
+                };
+                Some(Ok((key, value)))
+            }
+            Ok(None) => None,
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
             }
         }
     }
@@ -196,13 +281,7 @@ impl RangeIter {
 impl Iterator for RangeIter {
     type Item = Result<(Vec<u8>, Vec<u8>)>;
     fn next(&mut self) -> Option<Self::Item> {
-        match self.step() {
-            Ok(Some(kv)) => Some(Ok(kv)),
-            Ok(None) => None,
-            Err(e) => {
-                self.done = true;
-                Some(Err(e))
-            }
-        }
+        self.next_ref()
+            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
     }
 }

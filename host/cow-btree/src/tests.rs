@@ -75,6 +75,14 @@ fn check_range(snap: &crate::Snapshot, model: &Model, rng: &mut fastrand::Rng) {
         return; // BTreeMap panics on this empty range
     }
     let got: Vec<_> = snap.range(lb, ub).map(|r| r.unwrap()).collect();
+    // The borrowing form yields the same entries.
+    let mut it = snap.range(lb, ub);
+    let mut borrowed = Vec::new();
+    while let Some(r) = it.next_ref() {
+        let (k, v) = r.unwrap();
+        borrowed.push((k.to_vec(), v.to_vec()));
+    }
+    assert!(borrowed == got, "next_ref differs from next");
     let want: Vec<_> = model
         .range::<[u8], _>((lb, ub))
         .map(|(k, v)| (k.clone(), v.clone()))
@@ -125,6 +133,13 @@ fn model_run(seed: u64, steps: usize, opts: Options) {
                 model.get(&k).cloned(),
                 "get {k:?} at step {step}"
             );
+            // get_into replaces whatever the buffer held.
+            let mut buf = b"stale".to_vec();
+            let found = db.get_into(&k, &mut buf).unwrap();
+            assert_eq!(found, model.contains_key(&k));
+            if let Some(v) = model.get(&k) {
+                assert_eq!(&buf, v);
+            }
         }
         if rng.u8(0..10) == 0 {
             readers.push((db.snapshot(), model.clone()));
