@@ -18,7 +18,7 @@
 
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use crate::page::Page;
 
@@ -52,8 +52,9 @@ impl Shard {
             self.pinned[w] &= !(1u64 << (i % 64));
         }
     }
-    /// Drops unpinned entries (clock order) until under `target` bytes.
-    fn evict(&mut self, target: usize, keep: usize) {
+    /// Drops unpinned entries (clock order) until under `target` bytes;
+    /// their buffers go to `spare`.
+    fn evict(&mut self, target: usize, keep: usize, spare: &Spare) {
         let n = self.slots.len();
         let mut steps = 0;
         while self.bytes > target && steps < n {
@@ -65,15 +66,42 @@ impl Shard {
             }
             if let Some(old) = self.slots[h].take() {
                 self.bytes -= old.len_bytes();
+                spare.recycle(old);
             }
         }
     }
 }
 
+/// Page buffers of dropped nodes, reused for the next read or encode (a
+/// 4 KiB allocation and free per node is a large share of a write-heavy
+/// run's time otherwise).
+struct Spare {
+    buffers: Mutex<Vec<Vec<u8>>>,
+    page_size: usize,
+    max: usize,
+}
+
+impl Spare {
+    fn recycle(&self, node: Arc<Page>) {
+        if let Ok(page) = Arc::try_unwrap(node)
+            && page.len_bytes() == self.page_size
+        {
+            let mut b = self.buffers.lock();
+            if b.len() < self.max {
+                b.push(page.into_buffer());
+            }
+        }
+    }
+}
+
+/// Bytes of spare page buffers kept at most.
+const SPARE_BYTES: usize = 8 << 20;
+
 /// The cache.
 pub(crate) struct PageCache {
     shards: Vec<RwLock<Shard>>,
     shard_cap: usize,
+    spare: Spare,
 }
 
 fn split(page: u64) -> (usize, usize) {
@@ -84,7 +112,7 @@ fn split(page: u64) -> (usize, usize) {
 }
 
 impl PageCache {
-    pub(crate) fn new(capacity_bytes: usize) -> Self {
+    pub(crate) fn new(capacity_bytes: usize, page_size: usize) -> Self {
         PageCache {
             shards: (0..SHARDS)
                 .map(|_| {
@@ -97,7 +125,23 @@ impl PageCache {
                 })
                 .collect(),
             shard_cap: capacity_bytes / SHARDS,
+            spare: Spare {
+                buffers: Mutex::new(Vec::new()),
+                page_size,
+                max: SPARE_BYTES / page_size.max(1),
+            },
         }
+    }
+
+    /// A page-sized buffer of a dropped node (contents undefined), or an
+    /// empty vector when there is none.
+    pub(crate) fn take_buffer(&self) -> Vec<u8> {
+        self.spare.buffers.lock().pop().unwrap_or_default()
+    }
+
+    /// Keeps the buffer of a node nobody else holds for reuse.
+    pub(crate) fn recycle(&self, node: Arc<Page>) {
+        self.spare.recycle(node);
     }
 
     /// Runs `f` on the cached node, if any, under the shard's read lock.
@@ -147,7 +191,7 @@ impl PageCache {
         sh.set_pinned(i, pin);
         if sh.bytes > self.shard_cap {
             let target = self.shard_cap - self.shard_cap / 4;
-            sh.evict(target, i);
+            sh.evict(target, i, &self.spare);
         }
     }
 
@@ -158,14 +202,17 @@ impl PageCache {
         self.shards[s].write().set_pinned(i, false);
     }
 
-    /// Forgets a page (called when a freed page is recycled).
-    pub(crate) fn remove(&self, page: u64) {
+    /// Forgets a page (called when a freed page is recycled); returns the
+    /// node it held.
+    pub(crate) fn remove(&self, page: u64) -> Option<Arc<Page>> {
         let (s, i) = split(page);
         let mut sh = self.shards[s].write();
         sh.set_pinned(i, false);
-        if let Some(old) = sh.slots.get_mut(i).and_then(|x| x.take()) {
+        let old = sh.slots.get_mut(i).and_then(|x| x.take());
+        if let Some(old) = &old {
             sh.bytes -= old.len_bytes();
         }
+        old
     }
 
     /// Drops everything.

@@ -9,7 +9,7 @@
 //! `fdatasync` poisons the handle: every later write returns
 //! [`Error::Fatal`]; reopening recovers the last durable commit.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -88,12 +88,61 @@ struct WriterState {
     /// Deferred modes: nodes of commits not written to the file yet, by
     /// first page (each also pinned in the page cache, where readers find
     /// it).
-    dirty: HashMap<u64, Arc<Page>>,
+    dirty: HashMap<u64, Arc<Page>, BuildPageHasher>,
     dirty_bytes: usize,
     /// Deferred modes: pages allocated since the last durable commit. The
     /// durable tree does not use them, so once freed and out of every
     /// reader's sight they are reusable at once, without a sync.
-    unsynced: HashSet<u64>,
+    unsynced: PageBits,
+}
+
+/// Hasher for page numbers (dense integers; no need for SipHash).
+#[derive(Default, Clone, Copy)]
+struct PageHasher(u64);
+
+impl std::hash::Hasher for PageHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type BuildPageHasher = std::hash::BuildHasherDefault<PageHasher>;
+
+/// A set of page numbers as a bitmap.
+#[derive(Default)]
+struct PageBits(Vec<u64>);
+
+impl PageBits {
+    fn insert(&mut self, p: u64) {
+        let w = (p / 64) as usize;
+        if self.0.len() <= w {
+            self.0.resize(w + 1, 0);
+        }
+        self.0[w] |= 1 << (p % 64);
+    }
+    /// Removes `p`; whether it was there.
+    fn remove(&mut self, p: u64) -> bool {
+        match self.0.get_mut((p / 64) as usize) {
+            Some(w) => {
+                let bit = 1 << (p % 64);
+                let was = *w & bit != 0;
+                *w &= !bit;
+                was
+            }
+            None => false,
+        }
+    }
+    fn clear(&mut self) {
+        self.0.clear();
+    }
 }
 
 type Slot = Arc<Mutex<Option<Result<()>>>>;
@@ -206,9 +255,9 @@ impl Db {
                 durable_txn: meta.txn,
                 durable_slot: slot,
                 fatal: None,
-                dirty: HashMap::new(),
+                dirty: HashMap::default(),
                 dirty_bytes: 0,
-                unsynced: HashSet::new(),
+                unsynced: PageBits::default(),
             }),
             queue: Mutex::new(VecDeque::new()),
             released,
@@ -278,7 +327,7 @@ impl Db {
             file,
             path: path.to_path_buf(),
             page_size: opts.page_size,
-            cache: PageCache::new(opts.cache_size),
+            cache: PageCache::new(opts.cache_size, opts.page_size),
             id: 1,
         };
         Ok((store, meta, 0, BTreeSet::new()))
@@ -327,7 +376,7 @@ impl Db {
             file,
             path: path.to_path_buf(),
             page_size,
-            cache: PageCache::new(opts.cache_size),
+            cache: PageCache::new(opts.cache_size, page_size),
             id: 1,
         };
         let mut first_err = None;
@@ -547,11 +596,16 @@ impl Inner {
             }
             let mut wait = Vec::new();
             for p in pages {
-                if w.unsynced.remove(&p) {
-                    if let Some(node) = w.dirty.remove(&p) {
+                if w.unsynced.remove(p) {
+                    let dirty = w.dirty.remove(&p);
+                    if let Some(node) = &dirty {
                         w.dirty_bytes -= node.len_bytes();
                     }
-                    w.store.cache.remove(p);
+                    let cached = w.store.cache.remove(p);
+                    // No reader sees the node now: keep its buffer.
+                    for node in [dirty, cached].into_iter().flatten() {
+                        w.store.cache.recycle(node);
+                    }
                     w.free.insert(p);
                 } else {
                     wait.push(p);
@@ -763,7 +817,9 @@ impl Inner {
         for (p, img) in writes {
             let is_node = img[4] != crate::page::KIND_OVERFLOW;
             if deferred {
-                w.unsynced.extend(p..p + (img.len() / ps) as u64);
+                for q in p..p + (img.len() / ps) as u64 {
+                    w.unsynced.insert(q);
+                }
                 if is_node {
                     let node = Arc::new(Page::trusted(img));
                     w.dirty_bytes += node.len_bytes();
@@ -808,7 +864,7 @@ impl Inner {
                 file,
                 path: self.path.clone(),
                 page_size: cur.store.page_size,
-                cache: PageCache::new(self.opts.cache_size),
+                cache: PageCache::new(self.opts.cache_size, cur.store.page_size),
                 id: self.next_store_id.fetch_add(1, Ordering::Relaxed),
             };
             let meta = bulk_copy(&cur, &store, self.opts.max_keys_per_node as usize)?;

@@ -9,8 +9,9 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::page::{Page, Val, ValueRef};
+use crate::page::{Page, Val, ValueRef, cmp_keys};
 use crate::store::{Version, decompress_into};
+use std::cmp::Ordering;
 
 enum Step {
     Child((u64, u32)),
@@ -224,8 +225,8 @@ impl RangeIter {
                 let key = leaf.leaf_key(i);
                 let beyond = match &self.upper {
                     Bound::Unbounded => false,
-                    Bound::Included(u) => key > u.as_slice(),
-                    Bound::Excluded(u) => key >= u.as_slice(),
+                    Bound::Included(u) => cmp_keys(key, u) == Ordering::Greater,
+                    Bound::Excluded(u) => cmp_keys(key, u) != Ordering::Less,
                 };
                 if beyond {
                     self.done = true;

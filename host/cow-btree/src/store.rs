@@ -68,7 +68,9 @@ impl Store {
             return Err(self.corrupt(page, "reference to a meta page as a node"));
         }
         let ps = self.page_size;
-        let mut first = vec![0u8; ps];
+        // A recycled page buffer when there is one (read over entirely).
+        let mut first = self.cache.take_buffer();
+        first.resize(ps, 0);
         self.file
             .read_exact_at(&mut first, self.offset(page))
             .map_err(|e| self.read_error(page, e))?;

@@ -891,3 +891,27 @@ fn compression_probe_separates_text_from_noise() {
         db.stats().used_bytes
     );
 }
+
+#[test]
+fn key_comparison_matches_slice_order() {
+    let mut rng = fastrand::Rng::with_seed(3);
+    for _ in 0..200_000 {
+        let len = |rng: &mut fastrand::Rng| match rng.u8(0..4) {
+            0 => rng.usize(0..9),
+            1 => rng.usize(0..24),
+            2 => rng.usize(60..80),
+            _ => 16,
+        };
+        let (la, lb) = (len(&mut rng), len(&mut rng));
+        // Mostly shared prefixes, so the comparison reaches every position.
+        let a: Vec<u8> = (0..la).map(|_| rng.u8(0..3)).collect();
+        let mut b: Vec<u8> = a.iter().copied().take(lb).collect();
+        b.resize(lb, 0);
+        if rng.bool() && lb > 0 {
+            let at = rng.usize(0..lb);
+            b[at] = rng.u8(0..3);
+        }
+        assert_eq!(crate::page::cmp_keys(&a, &b), a.cmp(&b), "{a:?} {b:?}");
+        assert_eq!(crate::page::cmp_keys(&b, &a), b.cmp(&a), "{b:?} {a:?}");
+    }
+}

@@ -8,14 +8,16 @@
 //! goes to the `freed` list, which the caller keeps reserved until no reader
 //! can see it.
 
+use std::cmp::Ordering::Greater;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::meta::Meta;
 use crate::page::{
-    BRANCH_BASE, HEADER, Page, Val, ValueRef, branch_entry_len, encode_branch, encode_leaf,
-    encode_overflow, key_prefix, leaf_entry_len_ref, pages_for,
+    BRANCH_BASE, HEADER, LeafItem, Page, SLOT, Val, ValueRef, branch_entry_len, cmp_keys,
+    encode_branch_into, encode_leaf_into, encode_overflow, key_prefix, leaf_entry_len_ref,
+    pages_for,
 };
 use crate::store::{Store, overflow_pages};
 
@@ -85,66 +87,114 @@ enum Child {
 }
 
 /// A leaf entry: still in the page it was read from (no copy made), or new.
+/// 16 bytes, so inserting into a leaf's entry vector moves little.
 enum Entry {
     Src(Arc<Page>, u32),
-    Own(Vec<u8>, Val),
+    Own(Box<(Vec<u8>, Val)>),
 }
 
-impl Entry {
+impl LeafItem for Entry {
     fn key(&self) -> &[u8] {
         match self {
             Entry::Src(p, i) => p.leaf_key(*i as usize),
-            Entry::Own(k, _) => k,
+            Entry::Own(kv) => &kv.0,
         }
     }
     fn val(&self) -> ValueRef<'_> {
         match self {
             Entry::Src(p, i) => p.leaf_value(*i as usize),
-            Entry::Own(_, v) => v.as_ref(),
+            Entry::Own(kv) => kv.1.as_ref(),
         }
     }
+    fn encoded(&self) -> Option<&[u8]> {
+        match self {
+            Entry::Src(p, i) => Some(p.leaf_entry_bytes(*i as usize)),
+            Entry::Own(_) => None,
+        }
+    }
+}
+
+impl Entry {
     /// Orders this entry's key against `key` (whose prefix is `kp`),
     /// touching the key bytes only when the 8-byte prefixes tie.
     fn cmp_key(&self, key: &[u8], kp: u64) -> std::cmp::Ordering {
         let sp = match self {
             Entry::Src(p, i) => p.leaf_prefix(*i as usize),
-            Entry::Own(k, _) => key_prefix(k),
+            Entry::Own(kv) => key_prefix(&kv.0),
         };
         match sp.cmp(&kp) {
-            std::cmp::Ordering::Equal => self.key().cmp(key),
+            std::cmp::Ordering::Equal => cmp_keys(self.key(), key),
             o => o,
         }
     }
     fn into_val(self) -> Val {
         match self {
             Entry::Src(p, i) => Val::from_ref(p.leaf_value(i as usize)),
-            Entry::Own(_, v) => v,
+            Entry::Own(kv) => kv.1,
         }
     }
     fn size(&self) -> usize {
-        leaf_entry_len_ref(self.key(), self.val())
+        match self {
+            Entry::Src(p, i) => SLOT + p.leaf_entry_bytes(*i as usize).len(),
+            Entry::Own(kv) => leaf_entry_len_ref(&kv.0, kv.1.as_ref()),
+        }
+    }
+}
+
+/// A branch separator: still in the branch page it was read from (no
+/// copy made), or new (from a split).
+enum Sep {
+    Src(Arc<Page>, u32),
+    Own(Vec<u8>),
+}
+
+impl Sep {
+    fn key(&self) -> &[u8] {
+        match self {
+            Sep::Src(p, i) => p.branch_key(*i as usize),
+            Sep::Own(k) => k,
+        }
     }
 }
 
 enum Node {
     Leaf(Vec<Entry>),
-    Branch(Vec<Vec<u8>>, Vec<Child>),
+    Branch(Vec<Sep>, Vec<Child>),
 }
 
 impl Node {
-    fn size(&self) -> usize {
+    /// Whether the encoded node is smaller than `limit` bytes (stops
+    /// counting once it is not).
+    fn smaller_than(&self, limit: usize) -> bool {
+        let mut size = match self {
+            Node::Leaf(_) => HEADER,
+            Node::Branch(..) => BRANCH_BASE,
+        };
         match self {
-            Node::Leaf(e) => HEADER + e.iter().map(Entry::size).sum::<usize>(),
+            Node::Leaf(e) => {
+                for x in e {
+                    size += x.size();
+                    if size >= limit {
+                        return false;
+                    }
+                }
+            }
             Node::Branch(k, _) => {
-                BRANCH_BASE + k.iter().map(|k| branch_entry_len(k)).sum::<usize>()
+                for x in k {
+                    size += branch_entry_len(x.key());
+                    if size >= limit {
+                        return false;
+                    }
+                }
             }
         }
+        size < limit
     }
 }
 
 /// A written node as its parent refers to it: separator (None = inherit the
 /// parent's), page, checksum.
-type Part = (Option<Vec<u8>>, u64, u32);
+type Part = (Option<Sep>, u64, u32);
 
 /// What a finished transaction hands back: the new meta (page_count still
 /// to be set), the page images sorted by page, the freed pages, and the
@@ -191,6 +241,11 @@ impl<'a> WriteTxn<'a> {
 
     fn page_size(&self) -> usize {
         self.store.page_size
+    }
+
+    /// A page buffer to encode into: a recycled one when there is one.
+    fn buffer(&mut self) -> Vec<u8> {
+        self.store.cache.take_buffer()
     }
 
     /// Loads a clean child into owned form, freeing its page.
@@ -263,7 +318,10 @@ impl<'a> WriteTxn<'a> {
         let r = match r {
             Ok((old, split)) => {
                 if let Some((sep, right)) = split {
-                    root = Child::Dirty(Box::new(Node::Branch(vec![sep], vec![root, right])));
+                    root = Child::Dirty(Box::new(Node::Branch(
+                        vec![Sep::Own(sep)],
+                        vec![root, right],
+                    )));
                 }
                 Ok(old)
             }
@@ -296,10 +354,11 @@ impl<'a> WriteTxn<'a> {
                 let kp = key_prefix(&key);
                 let old = match entries.binary_search_by(|e| e.cmp_key(&key, kp)) {
                     Ok(i) => {
-                        Some(std::mem::replace(&mut entries[i], Entry::Own(key, val)).into_val())
+                        let new = Entry::Own(Box::new((key, val)));
+                        Some(std::mem::replace(&mut entries[i], new).into_val())
                     }
                     Err(i) => {
-                        entries.insert(i, Entry::Own(key, val));
+                        entries.insert(i, Entry::Own(Box::new((key, val))));
                         None
                     }
                 };
@@ -311,16 +370,19 @@ impl<'a> WriteTxn<'a> {
                 Ok((old, None))
             }
             Node::Branch(keys, children) => {
-                let idx = keys.partition_point(|k| k.as_slice() <= key.as_slice());
+                let idx = keys.partition_point(|k| cmp_keys(k.key(), &key) != Greater);
                 let r = self.put_in(&mut children[idx], key, val);
                 let (old, split) = r?;
                 if let Some((sep, right)) = split {
-                    keys.insert(idx, sep);
+                    keys.insert(idx, Sep::Own(sep));
                     children.insert(idx + 1, right);
                     if keys.len() > limit {
                         let mid = keys.len() / 2;
                         let right_keys = keys.split_off(mid + 1);
-                        let up = keys.pop().unwrap_or_default();
+                        let up = match keys.pop() {
+                            Some(k) => k.key().to_vec(),
+                            None => Vec::new(),
+                        };
                         let right_children = children.split_off(mid + 1);
                         return Ok((
                             old,
@@ -369,9 +431,9 @@ impl<'a> WriteTxn<'a> {
                 Ok(p.leaf_search(key).is_ok())
             }
             Child::Dirty(n) => match n.as_ref() {
-                Node::Leaf(e) => Ok(e.binary_search_by(|x| x.key().cmp(key)).is_ok()),
+                Node::Leaf(e) => Ok(e.binary_search_by(|x| cmp_keys(x.key(), key)).is_ok()),
                 Node::Branch(keys, children) => {
-                    let idx = keys.partition_point(|k| k.as_slice() <= key);
+                    let idx = keys.partition_point(|k| cmp_keys(k.key(), key) != Greater);
                     self.contains(&children[idx], key)
                 }
             },
@@ -383,13 +445,13 @@ impl<'a> WriteTxn<'a> {
         loop {
             match node {
                 Node::Leaf(entries) => {
-                    return Ok(match entries.binary_search_by(|e| e.key().cmp(key)) {
+                    return Ok(match entries.binary_search_by(|e| cmp_keys(e.key(), key)) {
                         Ok(i) => Some(entries.remove(i).into_val()),
                         Err(_) => None,
                     });
                 }
                 Node::Branch(keys, children) => {
-                    let idx = keys.partition_point(|k| k.as_slice() <= key);
+                    let idx = keys.partition_point(|k| cmp_keys(k.key(), key) != Greater);
                     node = self.dirty(&mut children[idx])?;
                 }
             }
@@ -429,7 +491,7 @@ impl<'a> WriteTxn<'a> {
                             let mut children = Vec::with_capacity(parts.len());
                             for (i, (sep, p, c)) in parts.into_iter().enumerate() {
                                 if i > 0 {
-                                    keys.push(sep.unwrap_or_default());
+                                    keys.push(sep.unwrap_or(Sep::Own(Vec::new())));
                                 }
                                 children.push(Child::Clean(p, c));
                             }
@@ -481,25 +543,20 @@ impl<'a> WriteTxn<'a> {
                 if entries.is_empty() {
                     return Ok(Vec::new());
                 }
-                // Parse each entry once; chunks of this view are encoded.
-                let view: Vec<(&[u8], ValueRef<'_>)> =
-                    entries.iter().map(|e| (e.key(), e.val())).collect();
-                let sizes: Vec<usize> = view
-                    .iter()
-                    .map(|(k, v)| leaf_entry_len_ref(k, *v))
-                    .collect();
+                let sizes: Vec<usize> = entries.iter().map(Entry::size).collect();
                 let cuts = chunks(&sizes, ps - HEADER, self.max_keys, 1);
                 let mut images = Vec::with_capacity(cuts.len());
                 for (i, w) in cuts.windows(2).enumerate() {
-                    let slice = &view[w[0]..w[1]];
+                    let slice = &entries[w[0]..w[1]];
                     let sep = if i == 0 {
                         None
                     } else {
-                        Some(slice[0].0.to_vec())
+                        Some(Sep::Own(slice[0].key().to_vec()))
                     };
-                    images.push((sep, encode_leaf(slice, self.txn, ps)));
+                    let buf = self.buffer();
+                    images.push((sep, encode_leaf_into(buf, slice, self.txn, ps)));
                 }
-                drop(view);
+                drop(entries);
                 let mut out = Vec::with_capacity(images.len());
                 for (sep, img) in images {
                     let (p, c) = self.write_node(img);
@@ -513,13 +570,13 @@ impl<'a> WriteTxn<'a> {
                 let mut refs: Vec<Part> = Vec::with_capacity(children.len());
                 let mut seps = std::iter::once(None).chain(keys.into_iter().map(Some));
                 for child in children {
-                    let sep = seps.next().flatten();
+                    let mut sep = seps.next().flatten();
                     match child {
                         Child::Clean(p, c) => refs.push((sep, p, c)),
                         Child::Dirty(n) => {
                             let parts = self.flush(*n)?;
                             for (j, (psep, p, c)) in parts.into_iter().enumerate() {
-                                refs.push((if j == 0 { sep.clone() } else { psep }, p, c));
+                                refs.push((if j == 0 { sep.take() } else { psep }, p, c));
                             }
                         }
                     }
@@ -529,20 +586,30 @@ impl<'a> WriteTxn<'a> {
                 }
                 let sizes: Vec<usize> = refs
                     .iter()
-                    .map(|(s, _, _)| branch_entry_len(s.as_deref().unwrap_or_default()))
+                    .map(|(s, _, _)| branch_entry_len(s.as_ref().map_or(&[][..], Sep::key)))
                     .collect();
                 let cuts = chunks(&sizes, ps - BRANCH_BASE, self.max_keys + 1, 2);
-                let mut out = Vec::with_capacity(cuts.len());
+                let mut ks: Vec<&[u8]> = Vec::new();
+                let mut cs: Vec<(u64, u32)> = Vec::new();
+                let mut images = Vec::with_capacity(cuts.len() - 1);
                 for w in cuts.windows(2) {
                     let group = &refs[w[0]..w[1]];
-                    let ks: Vec<Vec<u8>> = group[1..]
-                        .iter()
-                        .map(|(s, _, _)| s.clone().unwrap_or_default())
-                        .collect();
-                    let cs: Vec<(u64, u32)> = group.iter().map(|(_, p, c)| (*p, *c)).collect();
-                    let img = encode_branch(&ks, &cs, self.txn, ps);
+                    ks.clear();
+                    ks.extend(
+                        group[1..]
+                            .iter()
+                            .map(|(s, _, _)| s.as_ref().map_or(&[][..], Sep::key)),
+                    );
+                    cs.clear();
+                    cs.extend(group.iter().map(|(_, p, c)| (*p, *c)));
+                    let buf = self.buffer();
+                    images.push(encode_branch_into(buf, &ks, &cs, self.txn, ps));
+                }
+                drop(ks);
+                let mut out = Vec::with_capacity(images.len());
+                for (w, img) in cuts.windows(2).zip(images) {
                     let (p, c) = self.write_node(img);
-                    out.push((group[0].0.clone(), p, c));
+                    out.push((refs[w[0]].0.take(), p, c));
                 }
                 // The first part inherits the parent's separator.
                 if let Some(first) = out.first_mut() {
@@ -556,13 +623,13 @@ impl<'a> WriteTxn<'a> {
     /// Merges dirty children smaller than a quarter page into a neighbour.
     fn merge_small(
         &mut self,
-        mut keys: Vec<Vec<u8>>,
+        mut keys: Vec<Sep>,
         mut children: Vec<Child>,
-    ) -> Result<(Vec<Vec<u8>>, Vec<Child>)> {
+    ) -> Result<(Vec<Sep>, Vec<Child>)> {
         let small = self.page_size() / 4;
         let mut i = 0;
         while i < children.len() && children.len() > 1 {
-            let is_small = matches!(&children[i], Child::Dirty(n) if n.size() < small);
+            let is_small = matches!(&children[i], Child::Dirty(n) if n.smaller_than(small));
             if !is_small {
                 i += 1;
                 continue;
@@ -607,13 +674,14 @@ impl<'a> WriteTxn<'a> {
 
 fn decode(p: Arc<Page>) -> Node {
     if p.is_leaf() {
-        Node::Leaf(
-            (0..p.count() as u32)
-                .map(|i| Entry::Src(p.clone(), i))
-                .collect(),
-        )
+        // Room for a few inserts without growing.
+        let mut entries = Vec::with_capacity(p.count() + 4);
+        entries.extend((0..p.count() as u32).map(|i| Entry::Src(p.clone(), i)));
+        Node::Leaf(entries)
     } else {
-        let keys = (0..p.count()).map(|i| p.branch_key(i).to_vec()).collect();
+        let keys = (0..p.count() as u32)
+            .map(|i| Sep::Src(p.clone(), i))
+            .collect();
         let children = (0..=p.count())
             .map(|i| {
                 let (pg, c) = p.branch_child(i);
