@@ -79,7 +79,14 @@ impl OrderedKv for CowEngine {
         upper: Bound<&[u8]>,
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> StorageResult<()> {
-        crate::visit_each(self.0.range(lower, upper), error, visit)
+        let mut entries = self.0.range(lower, upper);
+        while let Some(item) = entries.next_ref() {
+            let (key, value) = item.map_err(error)?;
+            if !visit(key, value) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn sync(&self) -> StorageResult<()> {
