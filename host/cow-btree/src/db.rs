@@ -31,7 +31,7 @@ use crate::page::{
 use crate::recovery;
 use crate::snapshot::{RangeIter, Snapshot};
 use crate::store::{META_AREA, Released, Store, Version, meta_offset};
-use crate::write::{Alloc, WriteTxn};
+use crate::write::{Alloc, Scratch, WriteTxn};
 
 /// Name of the page file inside the database directory.
 pub const FILE_NAME: &str = "data.cow";
@@ -94,6 +94,8 @@ struct WriterState {
     /// durable tree does not use them, so once freed and out of every
     /// reader's sight they are reusable at once, without a sync.
     unsynced: PageBits,
+    /// Node vectors reused from one write transaction to the next.
+    scratch: Scratch,
 }
 
 /// Hasher for page numbers (dense integers; no need for SipHash).
@@ -258,6 +260,7 @@ impl Db {
                 dirty: HashMap::default(),
                 dirty_bytes: 0,
                 unsynced: PageBits::default(),
+                scratch: Scratch::default(),
             }),
             queue: Mutex::new(VecDeque::new()),
             released,
@@ -747,6 +750,7 @@ impl Inner {
                 self.opts.max_keys_per_node,
                 self.opts.compression,
                 alloc,
+                &mut w.scratch,
             );
             let applied: Result<()> = (|| {
                 for p in group.iter_mut() {
@@ -1048,7 +1052,7 @@ fn bulk_copy(from: &Version, to: &Store, max_keys: usize) -> Result<Meta> {
                 let size = leaf_entry_len(&key, &val);
                 if !leaf.is_empty() && (leaf_bytes + size > ps || leaf.len() >= max_keys) {
                     let first = leaf[0].0.clone();
-                    let (p, c) = out.push(encode_leaf(&view(&leaf), txn, ps))?;
+                    let (p, c) = out.push(encode_leaf(&view(&leaf)[..], txn, ps))?;
                     level.push((first, p, c));
                     leaf.clear();
                     leaf_bytes = HEADER;
@@ -1060,7 +1064,7 @@ fn bulk_copy(from: &Version, to: &Store, max_keys: usize) -> Result<Meta> {
     }
     if !leaf.is_empty() {
         let first = leaf[0].0.clone();
-        let (p, c) = out.push(encode_leaf(&view(&leaf), txn, ps))?;
+        let (p, c) = out.push(encode_leaf(&view(&leaf)[..], txn, ps))?;
         level.push((first, p, c));
     }
     while level.len() > 1 {

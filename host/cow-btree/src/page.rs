@@ -553,53 +553,62 @@ fn finish(mut buf: Vec<u8>, kind: u8, count: usize, txn: u64, page_size: usize) 
     buf
 }
 
-/// What [`encode_leaf`] needs of one entry.
-pub(crate) trait LeafItem {
-    fn key(&self) -> &[u8];
-    fn val(&self) -> ValueRef<'_>;
-    /// The entry's encoded bytes (key length to the end of the value), when
+/// What [`encode_leaf`] needs of the entries of a leaf.
+pub(crate) trait LeafItems {
+    fn count(&self) -> usize;
+    fn key(&self, i: usize) -> &[u8];
+    fn val(&self, i: usize) -> ValueRef<'_>;
+    /// Entry `i`'s encoded bytes (key length to the end of the value), when
     /// it is already encoded in a validated page: copied in one piece.
-    fn encoded(&self) -> Option<&[u8]> {
+    fn encoded(&self, _i: usize) -> Option<&[u8]> {
         None
     }
 }
 
-impl LeafItem for (&[u8], ValueRef<'_>) {
-    fn key(&self) -> &[u8] {
-        self.0
+impl LeafItems for [(&[u8], ValueRef<'_>)] {
+    fn count(&self) -> usize {
+        self.len()
     }
-    fn val(&self) -> ValueRef<'_> {
-        self.1
+    fn key(&self, i: usize) -> &[u8] {
+        self[i].0
+    }
+    fn val(&self, i: usize) -> ValueRef<'_> {
+        self[i].1
     }
 }
 
 /// Encodes a leaf; the result is padded to whole pages and checksummed.
-pub(crate) fn encode_leaf<E: LeafItem>(entries: &[E], txn: u64, page_size: usize) -> Vec<u8> {
+pub(crate) fn encode_leaf<E: LeafItems + ?Sized>(
+    entries: &E,
+    txn: u64,
+    page_size: usize,
+) -> Vec<u8> {
     encode_leaf_into(Vec::new(), entries, txn, page_size)
 }
 
 /// [`encode_leaf`] into `buf` (cleared first; its allocation is reused).
-pub(crate) fn encode_leaf_into<E: LeafItem>(
+pub(crate) fn encode_leaf_into<E: LeafItems + ?Sized>(
     mut buf: Vec<u8>,
-    entries: &[E],
+    entries: &E,
     txn: u64,
     page_size: usize,
 ) -> Vec<u8> {
+    let n = entries.count();
     // Usually one page; a node of several pages grows the buffer.
     buf.clear();
     buf.reserve_exact(page_size);
-    buf.resize(HEADER + entries.len() * SLOT, 0);
-    for (i, e) in entries.iter().enumerate() {
+    buf.resize(HEADER + n * SLOT, 0);
+    for i in 0..n {
         let off = buf.len() as u32;
-        let k = e.key();
+        let k = entries.key(i);
         write_slot(&mut buf, HEADER + i * SLOT, off, k);
-        if let Some(raw) = e.encoded() {
+        if let Some(raw) = entries.encoded(i) {
             buf.extend_from_slice(raw);
             continue;
         }
         buf.extend_from_slice(&(k.len() as u32).to_le_bytes());
         buf.extend_from_slice(k);
-        match e.val() {
+        match entries.val(i) {
             ValueRef::Inline {
                 stored,
                 raw_len,
@@ -627,7 +636,7 @@ pub(crate) fn encode_leaf_into<E: LeafItem>(
             }
         }
     }
-    finish(buf, KIND_LEAF, entries.len(), txn, page_size)
+    finish(buf, KIND_LEAF, n, txn, page_size)
 }
 
 /// Encodes a branch with `keys.len() + 1` children.

@@ -12,10 +12,12 @@ use std::cmp::Ordering::Greater;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use lz4_flex::block::CompressTable;
+
 use crate::error::{Error, Result};
 use crate::meta::Meta;
 use crate::page::{
-    BRANCH_BASE, HEADER, LeafItem, Page, SLOT, Val, ValueRef, branch_entry_len, cmp_keys,
+    BRANCH_BASE, HEADER, LeafItems, Page, SLOT, Val, ValueRef, branch_entry_len, cmp_keys,
     encode_branch_into, encode_leaf_into, encode_overflow, key_prefix, leaf_entry_len_ref,
     pages_for,
 };
@@ -86,58 +88,133 @@ enum Child {
     Dirty(Box<Node>),
 }
 
-/// A leaf entry: still in the page it was read from (no copy made), or new.
-/// 16 bytes, so inserting into a leaf's entry vector moves little.
+/// A leaf entry: entry `i` of the leaf's source page (no copy made), or
+/// new. 16 bytes, so inserting into a leaf's entry vector moves little.
 enum Entry {
-    Src(Arc<Page>, u32),
+    Src(u32),
     Own(Box<(Vec<u8>, Val)>),
 }
 
-impl LeafItem for Entry {
-    fn key(&self) -> &[u8] {
-        match self {
-            Entry::Src(p, i) => p.leaf_key(*i as usize),
-            Entry::Own(kv) => &kv.0,
+/// A dirty leaf: its entries, some still in the page it was read from
+/// (held once here rather than by every entry).
+struct Leaf {
+    src: Option<Arc<Page>>,
+    entries: Vec<Entry>,
+}
+
+impl Leaf {
+    fn new(entries: Vec<Entry>) -> Self {
+        Leaf { src: None, entries }
+    }
+    fn src(&self) -> Option<&Page> {
+        self.src.as_deref()
+    }
+    fn key<'s>(&'s self, e: &'s Entry) -> &'s [u8] {
+        match (e, self.src()) {
+            (Entry::Src(i), Some(p)) => p.leaf_key(*i as usize),
+            (Entry::Own(kv), _) => &kv.0,
+            (Entry::Src(_), None) => &[],
         }
     }
-    fn val(&self) -> ValueRef<'_> {
-        match self {
-            Entry::Src(p, i) => p.leaf_value(*i as usize),
-            Entry::Own(kv) => kv.1.as_ref(),
+    fn val<'s>(&'s self, e: &'s Entry) -> ValueRef<'s> {
+        match (e, self.src()) {
+            (Entry::Src(i), Some(p)) => p.leaf_value(*i as usize),
+            (Entry::Own(kv), _) => kv.1.as_ref(),
+            (Entry::Src(_), None) => ValueRef::Inline {
+                stored: &[],
+                raw_len: 0,
+                compressed: false,
+            },
         }
     }
-    fn encoded(&self) -> Option<&[u8]> {
-        match self {
-            Entry::Src(p, i) => Some(p.leaf_entry_bytes(*i as usize)),
-            Entry::Own(_) => None,
+    fn encoded<'s>(&'s self, e: &'s Entry) -> Option<&'s [u8]> {
+        match (e, self.src()) {
+            (Entry::Src(i), Some(p)) => Some(p.leaf_entry_bytes(*i as usize)),
+            _ => None,
+        }
+    }
+    /// Orders entry `e`'s key against `key` (whose prefix is `kp`),
+    /// touching the key bytes only when the 8-byte prefixes tie.
+    fn cmp_key(&self, e: &Entry, key: &[u8], kp: u64) -> std::cmp::Ordering {
+        let sp = match (e, self.src()) {
+            (Entry::Src(i), Some(p)) => p.leaf_prefix(*i as usize),
+            _ => key_prefix(self.key(e)),
+        };
+        match sp.cmp(&kp) {
+            std::cmp::Ordering::Equal => cmp_keys(self.key(e), key),
+            o => o,
+        }
+    }
+    fn search(&self, key: &[u8]) -> std::result::Result<usize, usize> {
+        let kp = key_prefix(key);
+        self.entries.binary_search_by(|e| self.cmp_key(e, key, kp))
+    }
+    fn owned_val(&self, e: Entry) -> Val {
+        match e {
+            Entry::Own(kv) => kv.1,
+            e @ Entry::Src(_) => Val::from_ref(self.val(&e)),
+        }
+    }
+    fn size(&self, e: &Entry) -> usize {
+        match self.encoded(e) {
+            Some(raw) => SLOT + raw.len(),
+            None => leaf_entry_len_ref(self.key(e), self.val(e)),
+        }
+    }
+    /// The entries from `at` on, as a leaf of their own.
+    fn split_off(&mut self, at: usize) -> Leaf {
+        Leaf {
+            src: self.src.clone(),
+            entries: self.entries.split_off(at),
+        }
+    }
+    /// Appends the entries of `other` (its keys all greater).
+    fn append(&mut self, mut other: Leaf) {
+        let same_src = match (&self.src, &other.src) {
+            (_, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, Some(_)) => self.entries.is_empty(),
+        };
+        if same_src {
+            if self.src.is_none() {
+                self.src = other.src.take();
+            }
+            self.entries.append(&mut other.entries);
+            return;
+        }
+        // Two source pages: copy the other leaf's unchanged entries.
+        let entries = std::mem::take(&mut other.entries);
+        for e in entries {
+            let own = match e {
+                Entry::Own(kv) => Entry::Own(kv),
+                Entry::Src(_) => {
+                    let kv = (other.key(&e).to_vec(), Val::from_ref(other.val(&e)));
+                    Entry::Own(Box::new(kv))
+                }
+            };
+            self.entries.push(own);
         }
     }
 }
 
-impl Entry {
-    /// Orders this entry's key against `key` (whose prefix is `kp`),
-    /// touching the key bytes only when the 8-byte prefixes tie.
-    fn cmp_key(&self, key: &[u8], kp: u64) -> std::cmp::Ordering {
-        let sp = match self {
-            Entry::Src(p, i) => p.leaf_prefix(*i as usize),
-            Entry::Own(kv) => key_prefix(&kv.0),
-        };
-        match sp.cmp(&kp) {
-            std::cmp::Ordering::Equal => cmp_keys(self.key(), key),
-            o => o,
-        }
+/// Entries `range` of a leaf, as `encode_leaf` reads them.
+struct LeafRange<'a> {
+    leaf: &'a Leaf,
+    range: std::ops::Range<usize>,
+}
+
+impl LeafItems for LeafRange<'_> {
+    fn count(&self) -> usize {
+        self.range.len()
     }
-    fn into_val(self) -> Val {
-        match self {
-            Entry::Src(p, i) => Val::from_ref(p.leaf_value(i as usize)),
-            Entry::Own(kv) => kv.1,
-        }
+    fn key(&self, i: usize) -> &[u8] {
+        self.leaf.key(&self.leaf.entries[self.range.start + i])
     }
-    fn size(&self) -> usize {
-        match self {
-            Entry::Src(p, i) => SLOT + p.leaf_entry_bytes(*i as usize).len(),
-            Entry::Own(kv) => leaf_entry_len_ref(&kv.0, kv.1.as_ref()),
-        }
+    fn val(&self, i: usize) -> ValueRef<'_> {
+        self.leaf.val(&self.leaf.entries[self.range.start + i])
+    }
+    fn encoded(&self, i: usize) -> Option<&[u8]> {
+        self.leaf.encoded(&self.leaf.entries[self.range.start + i])
     }
 }
 
@@ -158,7 +235,7 @@ impl Sep {
 }
 
 enum Node {
-    Leaf(Vec<Entry>),
+    Leaf(Leaf),
     Branch(Vec<Sep>, Vec<Child>),
 }
 
@@ -171,9 +248,9 @@ impl Node {
             Node::Branch(..) => BRANCH_BASE,
         };
         match self {
-            Node::Leaf(e) => {
-                for x in e {
-                    size += x.size();
+            Node::Leaf(l) => {
+                for x in &l.entries {
+                    size += l.size(x);
                     if size >= limit {
                         return false;
                     }
@@ -212,6 +289,9 @@ pub(crate) struct WriteTxn<'a> {
     pub(crate) freed: Vec<u64>,
     writes: Vec<(u64, Vec<u8>)>,
     alloc: Alloc<'a>,
+    /// LZ4 hash table, reused for every value of the transaction.
+    lz4: Option<CompressTable>,
+    scratch: &'a mut Scratch,
 }
 
 impl<'a> WriteTxn<'a> {
@@ -221,6 +301,7 @@ impl<'a> WriteTxn<'a> {
         max_keys: u32,
         compression: bool,
         alloc: Alloc<'a>,
+        scratch: &'a mut Scratch,
     ) -> Self {
         WriteTxn {
             store,
@@ -236,6 +317,8 @@ impl<'a> WriteTxn<'a> {
             freed: Vec::new(),
             writes: Vec::new(),
             alloc,
+            lz4: None,
+            scratch,
         }
     }
 
@@ -252,7 +335,7 @@ impl<'a> WriteTxn<'a> {
     fn dirty<'c>(&mut self, child: &'c mut Child) -> Result<&'c mut Node> {
         if let Child::Clean(page, crc) = *child {
             let p = self.store.node(page, crc)?;
-            let node = decode(p.clone());
+            let node = decode(p.clone(), self.scratch);
             let n = pages_for(p.len_bytes(), self.page_size()) as u64;
             self.freed.extend(page..page + n);
             *child = Child::Dirty(Box::new(node));
@@ -271,8 +354,14 @@ impl<'a> WriteTxn<'a> {
         let mut stored = value;
         let mut compressed = false;
         if self.compression && stored.len() >= COMPRESS_MIN && looks_compressible(&stored) {
-            let c = lz4_flex::block::compress(&stored);
-            if c.len() <= stored.len() - stored.len() / 8 {
+            // One hash table per transaction: `compress` would allocate
+            // and zero 8 KiB per value.
+            let table = self.lz4.get_or_insert_with(CompressTable::default);
+            let mut c = vec![0u8; lz4_flex::block::get_maximum_output_size(stored.len())];
+            if let Ok(n) = lz4_flex::block::compress_into_with_table(&stored, &mut c, table)
+                && n <= stored.len() - stored.len() / 8
+            {
+                c.truncate(n);
                 stored = c;
                 compressed = true;
             }
@@ -313,7 +402,7 @@ impl<'a> WriteTxn<'a> {
         let mut root = self
             .root
             .take()
-            .unwrap_or_else(|| Child::Dirty(Box::new(Node::Leaf(Vec::new()))));
+            .unwrap_or_else(|| Child::Dirty(Box::new(Node::Leaf(Leaf::new(Vec::new())))));
         let r = self.put_in(&mut root, key, val);
         let r = match r {
             Ok((old, split)) => {
@@ -350,21 +439,21 @@ impl<'a> WriteTxn<'a> {
         let limit = 2 * self.max_keys;
         let node = self.dirty(child)?;
         match node {
-            Node::Leaf(entries) => {
-                let kp = key_prefix(&key);
-                let old = match entries.binary_search_by(|e| e.cmp_key(&key, kp)) {
+            Node::Leaf(leaf) => {
+                let old = match leaf.search(&key) {
                     Ok(i) => {
                         let new = Entry::Own(Box::new((key, val)));
-                        Some(std::mem::replace(&mut entries[i], new).into_val())
+                        let e = std::mem::replace(&mut leaf.entries[i], new);
+                        Some(leaf.owned_val(e))
                     }
                     Err(i) => {
-                        entries.insert(i, Entry::Own(Box::new((key, val))));
+                        leaf.entries.insert(i, Entry::Own(Box::new((key, val))));
                         None
                     }
                 };
-                if entries.len() > limit {
-                    let right = entries.split_off(entries.len() / 2);
-                    let sep = right[0].key().to_vec();
+                if leaf.entries.len() > limit {
+                    let right = leaf.split_off(leaf.entries.len() / 2);
+                    let sep = right.key(&right.entries[0]).to_vec();
                     return Ok((old, Some((sep, Child::Dirty(Box::new(Node::Leaf(right)))))));
                 }
                 Ok((old, None))
@@ -431,7 +520,7 @@ impl<'a> WriteTxn<'a> {
                 Ok(p.leaf_search(key).is_ok())
             }
             Child::Dirty(n) => match n.as_ref() {
-                Node::Leaf(e) => Ok(e.binary_search_by(|x| cmp_keys(x.key(), key)).is_ok()),
+                Node::Leaf(leaf) => Ok(leaf.search(key).is_ok()),
                 Node::Branch(keys, children) => {
                     let idx = keys.partition_point(|k| cmp_keys(k.key(), key) != Greater);
                     self.contains(&children[idx], key)
@@ -444,9 +533,12 @@ impl<'a> WriteTxn<'a> {
         let mut node = self.dirty(child)?;
         loop {
             match node {
-                Node::Leaf(entries) => {
-                    return Ok(match entries.binary_search_by(|e| cmp_keys(e.key(), key)) {
-                        Ok(i) => Some(entries.remove(i).into_val()),
+                Node::Leaf(leaf) => {
+                    return Ok(match leaf.search(key) {
+                        Ok(i) => {
+                            let e = leaf.entries.remove(i);
+                            Some(leaf.owned_val(e))
+                        }
                         Err(_) => None,
                     });
                 }
@@ -539,24 +631,27 @@ impl<'a> WriteTxn<'a> {
     fn flush(&mut self, node: Node) -> Result<Vec<Part>> {
         let ps = self.page_size();
         match node {
-            Node::Leaf(entries) => {
-                if entries.is_empty() {
+            Node::Leaf(leaf) => {
+                if leaf.entries.is_empty() {
                     return Ok(Vec::new());
                 }
-                let sizes: Vec<usize> = entries.iter().map(Entry::size).collect();
+                let sizes: Vec<usize> = leaf.entries.iter().map(|e| leaf.size(e)).collect();
                 let cuts = chunks(&sizes, ps - HEADER, self.max_keys, 1);
                 let mut images = Vec::with_capacity(cuts.len());
                 for (i, w) in cuts.windows(2).enumerate() {
-                    let slice = &entries[w[0]..w[1]];
                     let sep = if i == 0 {
                         None
                     } else {
-                        Some(Sep::Own(slice[0].key().to_vec()))
+                        Some(Sep::Own(leaf.key(&leaf.entries[w[0]]).to_vec()))
                     };
                     let buf = self.buffer();
-                    images.push((sep, encode_leaf_into(buf, slice, self.txn, ps)));
+                    let range = LeafRange {
+                        leaf: &leaf,
+                        range: w[0]..w[1],
+                    };
+                    images.push((sep, encode_leaf_into(buf, &range, self.txn, ps)));
                 }
-                drop(entries);
+                give(&mut self.scratch.entries, leaf.entries);
                 let mut out = Vec::with_capacity(images.len());
                 for (sep, img) in images {
                     let (p, c) = self.write_node(img);
@@ -565,11 +660,12 @@ impl<'a> WriteTxn<'a> {
                 Ok(out)
             }
             Node::Branch(keys, children) => {
-                let (keys, children) = self.merge_small(keys, children)?;
+                let (mut keys, mut children) = self.merge_small(keys, children)?;
                 // Flush children; collect (separator, page, crc).
-                let mut refs: Vec<Part> = Vec::with_capacity(children.len());
-                let mut seps = std::iter::once(None).chain(keys.into_iter().map(Some));
-                for child in children {
+                let mut refs: Vec<Part> = take(&mut self.scratch.parts);
+                refs.reserve(children.len());
+                let mut seps = std::iter::once(None).chain(keys.drain(..).map(Some));
+                for child in children.drain(..) {
                     let mut sep = seps.next().flatten();
                     match child {
                         Child::Clean(p, c) => refs.push((sep, p, c)),
@@ -581,7 +677,11 @@ impl<'a> WriteTxn<'a> {
                         }
                     }
                 }
+                drop(seps);
+                give(&mut self.scratch.seps, keys);
+                give(&mut self.scratch.children, children);
                 if refs.is_empty() {
+                    give(&mut self.scratch.parts, refs);
                     return Ok(Vec::new());
                 }
                 let sizes: Vec<usize> = refs
@@ -611,6 +711,7 @@ impl<'a> WriteTxn<'a> {
                     let (p, c) = self.write_node(img);
                     out.push((refs[w[0]].0.take(), p, c));
                 }
+                give(&mut self.scratch.parts, refs);
                 // The first part inherits the parent's separator.
                 if let Some(first) = out.first_mut() {
                     first.0 = None;
@@ -650,7 +751,7 @@ impl<'a> WriteTxn<'a> {
                 ));
             };
             match (left.as_mut(), *right) {
-                (Node::Leaf(a), Node::Leaf(b)) => a.extend(b),
+                (Node::Leaf(a), Node::Leaf(b)) => a.append(b),
                 (Node::Branch(ak, ac), Node::Branch(bk, bc)) => {
                     ak.push(sep);
                     ak.extend(bk);
@@ -672,22 +773,52 @@ impl<'a> WriteTxn<'a> {
     }
 }
 
-fn decode(p: Arc<Page>) -> Node {
+/// Vectors of nodes that earlier transactions flushed, kept for reuse:
+/// every commit turns thousands of nodes into vectors of 1-2 KiB, too big
+/// for the allocator's fast path. At most `SCRATCH_VECS` of each kind, of
+/// at most `SCRATCH_ITEMS` items each (so a few MiB).
+#[derive(Default)]
+pub(crate) struct Scratch {
+    entries: Vec<Vec<Entry>>,
+    seps: Vec<Vec<Sep>>,
+    children: Vec<Vec<Child>>,
+    parts: Vec<Vec<Part>>,
+}
+
+const SCRATCH_VECS: usize = 4096;
+const SCRATCH_ITEMS: usize = 128;
+
+fn take<T>(pool: &mut Vec<Vec<T>>) -> Vec<T> {
+    pool.pop().unwrap_or_default()
+}
+
+fn give<T>(pool: &mut Vec<Vec<T>>, mut v: Vec<T>) {
+    v.clear();
+    if pool.len() < SCRATCH_VECS && v.capacity() > 0 && v.capacity() <= SCRATCH_ITEMS {
+        pool.push(v);
+    }
+}
+
+fn decode(p: Arc<Page>, scratch: &mut Scratch) -> Node {
     if p.is_leaf() {
+        let mut entries = take(&mut scratch.entries);
         // Room for a few inserts without growing.
-        let mut entries = Vec::with_capacity(p.count() + 4);
-        entries.extend((0..p.count() as u32).map(|i| Entry::Src(p.clone(), i)));
-        Node::Leaf(entries)
+        entries.reserve(p.count() + 4);
+        entries.extend((0..p.count() as u32).map(Entry::Src));
+        Node::Leaf(Leaf {
+            src: Some(p),
+            entries,
+        })
     } else {
-        let keys = (0..p.count() as u32)
-            .map(|i| Sep::Src(p.clone(), i))
-            .collect();
-        let children = (0..=p.count())
-            .map(|i| {
-                let (pg, c) = p.branch_child(i);
-                Child::Clean(pg, c)
-            })
-            .collect();
+        let mut keys = take(&mut scratch.seps);
+        keys.reserve(p.count() + 2);
+        keys.extend((0..p.count() as u32).map(|i| Sep::Src(p.clone(), i)));
+        let mut children = take(&mut scratch.children);
+        children.reserve(p.count() + 3);
+        children.extend((0..=p.count()).map(|i| {
+            let (pg, c) = p.branch_child(i);
+            Child::Clean(pg, c)
+        }));
         Node::Branch(keys, children)
     }
 }
