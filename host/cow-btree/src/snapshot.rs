@@ -120,9 +120,12 @@ impl Snapshot {
 /// first error, after which it ends.
 pub struct RangeIter {
     version: Arc<Version>,
-    /// Path from the root: node, and the next index to visit (for a branch,
-    /// the child currently descended into).
-    stack: Vec<(Arc<Page>, u64, usize)>,
+    /// Branches from the root to the current leaf: page, checksum, and the
+    /// index of the child descended into (no reference held: the version
+    /// keeps the pages from being reused).
+    path: Vec<(u64, u32, usize)>,
+    /// The current leaf, its page, and the next index to visit in it.
+    leaf: Option<(Arc<Page>, u64, usize)>,
     lower: Bound<Vec<u8>>,
     upper: Bound<Vec<u8>>,
     started: bool,
@@ -135,7 +138,8 @@ impl RangeIter {
     fn new(version: Arc<Version>, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Self {
         RangeIter {
             version,
-            stack: Vec::new(),
+            path: Vec::new(),
+            leaf: None,
             lower: lower.map(|k| k.to_vec()),
             upper: upper.map(|k| k.to_vec()),
             started: false,
@@ -153,15 +157,31 @@ impl RangeIter {
         let store = self.version.store.clone();
         let (mut page, mut crc) = (meta.root, meta.root_crc);
         loop {
+            // Branches are searched under the cache's read lock, without
+            // taking a reference (the upper levels are shared by every
+            // reader; cloning their Arc would bounce its counter).
+            let lower = &self.lower;
+            let step = store.with_node(page, crc, |n| {
+                n.is_branch().then(|| {
+                    let idx = match lower {
+                        Bound::Unbounded => 0,
+                        Bound::Included(k) | Bound::Excluded(k) => n.branch_find(k),
+                    };
+                    (idx, n.branch_child(idx))
+                })
+            })?;
+            if let Some((idx, child)) = step {
+                self.path.push((page, crc, idx));
+                (page, crc) = child;
+                continue;
+            }
             let node = store.node(page, crc)?;
             if node.is_branch() {
-                let idx = match &self.lower {
-                    Bound::Unbounded => 0,
-                    Bound::Included(k) | Bound::Excluded(k) => node.branch_find(k),
-                };
-                (page, crc) = node.branch_child(idx);
-                self.stack.push((node, page, idx));
-                continue;
+                return Err(crate::error::Error::corrupt(
+                    store.path(),
+                    Some(page),
+                    "page changed kind between two reads",
+                ));
             }
             let pos = match &self.lower {
                 Bound::Unbounded => 0,
@@ -171,7 +191,7 @@ impl RangeIter {
                     Err(i) => i,
                 },
             };
-            self.stack.push((node, page, pos));
+            self.leaf = Some((node, page, pos));
             return Ok(());
         }
     }
@@ -179,28 +199,37 @@ impl RangeIter {
     /// Moves to the first entry of the next leaf; false at the end.
     fn next_leaf(&mut self) -> Result<bool> {
         let store = self.version.store.clone();
-        // Pop the exhausted leaf, then climb until a branch has a next child.
-        self.stack.pop();
+        self.leaf = None;
+        // Climb until a branch has a next child, then take its leftmost leaf.
         loop {
-            let Some((node, _, idx)) = self.stack.last_mut() else {
+            let Some(&(page, crc, idx)) = self.path.last() else {
                 return Ok(false);
             };
-            if *idx < node.count() {
-                *idx += 1;
-                let (mut page, mut crc) = node.branch_child(*idx);
-                loop {
-                    let n = store.node(page, crc)?;
-                    if n.is_branch() {
-                        let child = n.branch_child(0);
-                        self.stack.push((n, page, 0));
-                        (page, crc) = child;
-                    } else {
-                        self.stack.push((n, page, 0));
+            let next = store.with_node(page, crc, |n| {
+                (idx < n.count()).then(|| n.branch_child(idx + 1))
+            })?;
+            let Some((mut page, mut crc)) = next else {
+                self.path.pop();
+                continue;
+            };
+            if let Some(top) = self.path.last_mut() {
+                top.2 += 1;
+            }
+            loop {
+                let child =
+                    store.with_node(page, crc, |n| n.is_branch().then(|| n.branch_child(0)))?;
+                match child {
+                    Some(c) => {
+                        self.path.push((page, crc, 0));
+                        (page, crc) = c;
+                    }
+                    None => {
+                        let n = store.node(page, crc)?;
+                        self.leaf = Some((n, page, 0));
                         return Ok(true);
                     }
                 }
             }
-            self.stack.pop();
         }
     }
 
@@ -216,7 +245,7 @@ impl RangeIter {
             if self.done {
                 return Ok(None);
             }
-            let Some((leaf, page, pos)) = self.stack.last_mut() else {
+            let Some((leaf, page, pos)) = self.leaf.as_mut() else {
                 return Ok(None);
             };
             if *pos < leaf.count() {
@@ -258,7 +287,7 @@ impl RangeIter {
     pub fn next_ref(&mut self) -> Option<Result<(&[u8], &[u8])>> {
         match self.advance() {
             Ok(Some((i, in_buf))) => {
-                let (leaf, _, _) = self.stack.last()?;
+                let (leaf, _, _) = self.leaf.as_ref()?;
                 let key = leaf.leaf_key(i);
                 let value = if in_buf {
                     self.buf.as_slice()
