@@ -202,6 +202,21 @@ impl PageCache {
         self.shards[s].write().set_pinned(i, false);
     }
 
+    /// Unpins `page` if it still holds `node` (it may have been recycled
+    /// and hold a newer dirty node meanwhile, which must stay pinned).
+    pub(crate) fn unpin_if(&self, page: u64, node: &Arc<Page>) {
+        let (s, i) = split(page);
+        let mut sh = self.shards[s].write();
+        if sh
+            .slots
+            .get(i)
+            .and_then(|x| x.as_ref())
+            .is_some_and(|x| Arc::ptr_eq(x, node))
+        {
+            sh.set_pinned(i, false);
+        }
+    }
+
     /// Forgets a page (called when a freed page is recycled); returns the
     /// node it held.
     pub(crate) fn remove(&self, page: u64) -> Option<Arc<Page>> {

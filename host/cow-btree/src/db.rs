@@ -96,6 +96,18 @@ struct WriterState {
     unsynced: PageBits,
     /// Node vectors reused from one write transaction to the next.
     scratch: Scratch,
+    /// Dirty nodes being written by a background thread (memory pressure).
+    in_flight: Option<InFlight>,
+}
+
+/// A background write of dirty nodes. Its nodes stay pinned in the cache
+/// until it is joined; it is always joined before the next write of dirty
+/// nodes, before a meta record is written, and before compaction, so a
+/// page it writes cannot be written again (with newer content) before it.
+struct InFlight {
+    handle: JoinHandle<std::result::Result<(), String>>,
+    nodes: Arc<Vec<(u64, Arc<Page>)>>,
+    bytes: usize,
 }
 
 /// Hasher for page numbers (dense integers; no need for SipHash).
@@ -261,6 +273,7 @@ impl Db {
                 dirty_bytes: 0,
                 unsynced: PageBits::default(),
                 scratch: Scratch::default(),
+                in_flight: None,
             }),
             queue: Mutex::new(VecDeque::new()),
             released,
@@ -692,6 +705,66 @@ impl Inner {
         Ok(())
     }
 
+    /// Waits for the background write of dirty nodes, if any, and unpins
+    /// them. Its failure is fatal (reported here, at the next write-out).
+    fn join_in_flight(&self, w: &mut WriterState) -> Result<()> {
+        let Some(f) = w.in_flight.take() else {
+            return Ok(());
+        };
+        let result = f
+            .handle
+            .join()
+            .unwrap_or_else(|_| Err("background writer panicked".into()));
+        if let Err(e) = result {
+            // The nodes stay pinned: readers keep seeing them.
+            return Err(self.poison(w, format!("writing non-durable commits: {e}")));
+        }
+        self.written.fetch_add(f.bytes as u64, Ordering::Relaxed);
+        for (p, node) in f.nodes.iter() {
+            w.store.cache.unpin_if(*p, node);
+        }
+        Ok(())
+    }
+
+    /// Memory pressure: hands the dirty nodes to a background thread that
+    /// writes them (no `fdatasync`), so the writer goes on with the next
+    /// commit; the previous such write is joined first.
+    fn spill(&self, w: &mut WriterState) -> Result<()> {
+        self.join_in_flight(w)?;
+        if w.dirty.is_empty() {
+            return Ok(());
+        }
+        let mut nodes: Vec<(u64, Arc<Page>)> = w.dirty.drain().collect();
+        nodes.sort_unstable_by_key(|(p, _)| *p);
+        let nodes = Arc::new(nodes);
+        let bytes = std::mem::take(&mut w.dirty_bytes);
+        let (store, batch) = (w.store.clone(), nodes.clone());
+        let spawned = std::thread::Builder::new()
+            .name("cow-btree-spill".into())
+            .spawn(move || {
+                write_pages(&store, batch.iter().map(|(p, n)| (*p, n.image())))
+                    .map_err(|e| e.to_string())
+            });
+        match spawned {
+            Ok(handle) => {
+                w.in_flight = Some(InFlight {
+                    handle,
+                    nodes,
+                    bytes,
+                });
+                Ok(())
+            }
+            Err(_) => {
+                // No thread: write them here.
+                for (p, n) in nodes.iter() {
+                    w.dirty.insert(*p, n.clone());
+                }
+                w.dirty_bytes = bytes;
+                self.write_dirty(w)
+            }
+        }
+    }
+
     /// Makes the latest commit durable. Deferred modes: writes the dirty
     /// nodes, then the meta record into the slot not holding the durable
     /// commit, then one `fdatasync`. Any failure is fatal.
@@ -699,6 +772,7 @@ impl Inner {
         if let Some(e) = self.fatal_error(w) {
             return Err(e);
         }
+        self.join_in_flight(w)?;
         let cur = self.current.read().clone();
         if w.durable_txn >= cur.meta.txn {
             return Ok(());
@@ -737,7 +811,20 @@ impl Inner {
                 self.sync_locked(w)?;
                 self.reclaim(w);
             } else if w.dirty_bytes >= self.dirty_limit() {
-                self.write_dirty(w)?;
+                self.spill(w)?;
+            }
+            // Overflow runs are written during the commit, possibly to pages
+            // a background write still covers (recycled since): let that
+            // write finish first.
+            let quarter = w.store.page_size / 4;
+            let may_overflow = group.iter().any(|p| {
+                p.batch
+                    .ops
+                    .iter()
+                    .any(|op| matches!(op, Op::Put(_, v) if v.len() > quarter))
+            });
+            if may_overflow {
+                self.join_in_flight(w)?;
             }
         }
         let cur = self.current.read().clone();
