@@ -1,7 +1,10 @@
 //! The `cow_btree` backend: the in-house copy-on-write B+tree
 //! (`orbit-cow-btree`) as an [`OrderedKv`] engine. Every `ORBIT_COW_*`
 //! setting maps onto one [`orbit_cow_btree::Options`] field;
-//! `host/cow-btree/DESIGN.md` says what each means.
+//! `host/cow-btree/DESIGN.md` says what each means. Under `Periodic` and
+//! `None` a commit is kept in memory until the next sync (the periodic one,
+//! [`OrderedKv::sync`], or close), so a crash of the process loses the
+//! commits since then (DESIGN.md, "Deferred writes").
 
 use std::ops::Bound;
 use std::path::Path;
