@@ -1,7 +1,10 @@
 //! The `cow_btree` backend: the in-house copy-on-write B+tree
 //! (`orbit-cow-btree`) as an [`OrderedKv`] engine. Every `ORBIT_COW_*`
 //! setting maps onto one [`orbit_cow_btree::Options`] field;
-//! `host/cow-btree/DESIGN.md` says what each means.
+//! `host/cow-btree/DESIGN.md` says what each means. Under `Periodic` and
+//! `None` a commit is kept in memory until the next sync (the periodic one,
+//! [`OrderedKv::sync`], or close), so a crash of the process loses the
+//! commits since then (DESIGN.md, "Deferred writes").
 
 use std::ops::Bound;
 use std::path::Path;
@@ -79,7 +82,14 @@ impl OrderedKv for CowEngine {
         upper: Bound<&[u8]>,
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> StorageResult<()> {
-        crate::visit_each(self.0.range(lower, upper), error, visit)
+        let mut entries = self.0.range(lower, upper);
+        while let Some(item) = entries.next_ref() {
+            let (key, value) = item.map_err(error)?;
+            if !visit(key, value) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn sync(&self) -> StorageResult<()> {

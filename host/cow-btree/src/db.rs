@@ -9,7 +9,7 @@
 //! `fdatasync` poisons the handle: every later write returns
 //! [`Error::Fatal`]; reopening recovers the last durable commit.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -31,7 +31,7 @@ use crate::page::{
 use crate::recovery;
 use crate::snapshot::{RangeIter, Snapshot};
 use crate::store::{META_AREA, Released, Store, Version, meta_offset};
-use crate::write::{Alloc, WriteTxn};
+use crate::write::{Alloc, Scratch, WriteTxn};
 
 /// Name of the page file inside the database directory.
 pub const FILE_NAME: &str = "data.cow";
@@ -67,8 +67,13 @@ pub struct Stats {
     pub commits: u64,
     /// `fdatasync` calls since open.
     pub fsyncs: u64,
-    /// Bytes of nodes in the page cache.
+    /// Bytes of nodes in the page cache (dirty nodes included).
     pub cache_bytes: u64,
+    /// Bytes of nodes of non-durable commits held only in memory.
+    pub dirty_bytes: u64,
+    /// Bytes of page images written to the file since open (nodes, overflow
+    /// runs and meta records).
+    pub written_bytes: u64,
 }
 
 struct WriterState {
@@ -79,8 +84,79 @@ struct WriterState {
     page_count: u64,
     durable_txn: u64,
     durable_slot: usize,
-    last_slot: usize,
     fatal: Option<String>,
+    /// Deferred modes: nodes of commits not written to the file yet, by
+    /// first page (each also pinned in the page cache, where readers find
+    /// it).
+    dirty: HashMap<u64, Arc<Page>, BuildPageHasher>,
+    dirty_bytes: usize,
+    /// Deferred modes: pages allocated since the last durable commit. The
+    /// durable tree does not use them, so once freed and out of every
+    /// reader's sight they are reusable at once, without a sync.
+    unsynced: PageBits,
+    /// Node vectors reused from one write transaction to the next.
+    scratch: Scratch,
+    /// Dirty nodes being written by a background thread (memory pressure).
+    in_flight: Option<InFlight>,
+}
+
+/// A background write of dirty nodes. Its nodes stay pinned in the cache
+/// until it is joined; it is always joined before the next write of dirty
+/// nodes, before a meta record is written, and before compaction, so a
+/// page it writes cannot be written again (with newer content) before it.
+struct InFlight {
+    handle: JoinHandle<std::result::Result<(), String>>,
+    nodes: Arc<Vec<(u64, Arc<Page>)>>,
+    bytes: usize,
+}
+
+/// Hasher for page numbers (dense integers; no need for SipHash).
+#[derive(Default, Clone, Copy)]
+struct PageHasher(u64);
+
+impl std::hash::Hasher for PageHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type BuildPageHasher = std::hash::BuildHasherDefault<PageHasher>;
+
+/// A set of page numbers as a bitmap.
+#[derive(Default)]
+struct PageBits(Vec<u64>);
+
+impl PageBits {
+    fn insert(&mut self, p: u64) {
+        let w = (p / 64) as usize;
+        if self.0.len() <= w {
+            self.0.resize(w + 1, 0);
+        }
+        self.0[w] |= 1 << (p % 64);
+    }
+    /// Removes `p`; whether it was there.
+    fn remove(&mut self, p: u64) -> bool {
+        match self.0.get_mut((p / 64) as usize) {
+            Some(w) => {
+                let bit = 1 << (p % 64);
+                let was = *w & bit != 0;
+                *w &= !bit;
+                was
+            }
+            None => false,
+        }
+    }
+    fn clear(&mut self) {
+        self.0.clear();
+    }
 }
 
 type Slot = Arc<Mutex<Option<Result<()>>>>;
@@ -102,6 +178,7 @@ struct Inner {
     next_store_id: AtomicU64,
     commits: AtomicU64,
     fsyncs: AtomicU64,
+    written: AtomicU64,
     /// Freed pages linked to a version some reader may still hold.
     pinned_pages: AtomicU64,
     shutdown: Mutex<bool>,
@@ -191,14 +268,19 @@ impl Db {
                 page_count: meta.page_count,
                 durable_txn: meta.txn,
                 durable_slot: slot,
-                last_slot: slot,
                 fatal: None,
+                dirty: HashMap::default(),
+                dirty_bytes: 0,
+                unsynced: PageBits::default(),
+                scratch: Scratch::default(),
+                in_flight: None,
             }),
             queue: Mutex::new(VecDeque::new()),
             released,
             next_store_id: AtomicU64::new(2),
             commits: AtomicU64::new(0),
             fsyncs: AtomicU64::new(1),
+            written: AtomicU64::new(0),
             pinned_pages: AtomicU64::new(0),
             shutdown: Mutex::new(false),
             wake: Condvar::new(),
@@ -261,7 +343,7 @@ impl Db {
             file,
             path: path.to_path_buf(),
             page_size: opts.page_size,
-            cache: PageCache::new(opts.cache_size),
+            cache: PageCache::new(opts.cache_size, opts.page_size),
             id: 1,
         };
         Ok((store, meta, 0, BTreeSet::new()))
@@ -310,7 +392,7 @@ impl Db {
             file,
             path: path.to_path_buf(),
             page_size,
-            cache: PageCache::new(opts.cache_size),
+            cache: PageCache::new(opts.cache_size, page_size),
             id: 1,
         };
         let mut first_err = None;
@@ -351,6 +433,13 @@ impl Db {
     /// The value of `key` in the latest commit.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.snapshot().get(key)
+    }
+
+    /// Looks `key` up in the latest commit; if present, its value replaces
+    /// the contents of `out` (reusing its allocation) and the result is
+    /// `true`.
+    pub fn get_into(&self, key: &[u8], out: &mut Vec<u8>) -> Result<bool> {
+        self.snapshot().get_into(key, out)
     }
 
     /// A consistent view of the latest commit; it keeps the pages it can see
@@ -465,6 +554,8 @@ impl Db {
             commits: inner.commits.load(Ordering::Relaxed),
             fsyncs: inner.fsyncs.load(Ordering::Relaxed),
             cache_bytes: w.store.cache.bytes() as u64,
+            dirty_bytes: w.dirty_bytes as u64,
+            written_bytes: inner.written.load(Ordering::Relaxed),
         }
     }
 
@@ -497,15 +588,47 @@ impl Inner {
         })
     }
 
-    /// Moves pages no reader can see any more, freed by durable commits,
-    /// into the free set.
+    /// Whether commits are kept in memory until a sync (`Periodic`, `None`).
+    fn deferred(&self) -> bool {
+        self.opts.sync != SyncMode::PerCommit
+    }
+
+    /// Most bytes of dirty nodes held in memory before they are written.
+    fn dirty_limit(&self) -> usize {
+        self.opts.dirty_limit.min(self.opts.cache_size / 2)
+    }
+
+    /// Moves pages no reader can see any more into the free set: at once
+    /// for pages allocated since the last durable commit (the durable tree
+    /// does not use them; a dirty one is simply forgotten, never written),
+    /// else once the commit that freed them is durable.
     fn reclaim(&self, w: &mut WriterState) {
         let released = std::mem::take(&mut *self.released.lock());
         for (store_id, txn, pages) in released {
             self.pinned_pages
                 .fetch_sub(pages.len() as u64, Ordering::Relaxed);
-            if store_id == w.store.id {
-                w.waiting.push((txn, pages));
+            if store_id != w.store.id {
+                continue;
+            }
+            let mut wait = Vec::new();
+            for p in pages {
+                if w.unsynced.remove(p) {
+                    let dirty = w.dirty.remove(&p);
+                    if let Some(node) = &dirty {
+                        w.dirty_bytes -= node.len_bytes();
+                    }
+                    let cached = w.store.cache.remove(p);
+                    // No reader sees the node now: keep its buffer.
+                    for node in [dirty, cached].into_iter().flatten() {
+                        w.store.cache.recycle(node);
+                    }
+                    w.free.insert(p);
+                } else {
+                    wait.push(p);
+                }
+            }
+            if !wait.is_empty() {
+                w.waiting.push((txn, wait));
             }
         }
         let durable = w.durable_txn;
@@ -535,14 +658,19 @@ impl Inner {
         }
     }
 
+    /// Marks the handle unusable for writes and returns the error to report.
+    fn poison(&self, w: &mut WriterState, reason: String) -> Error {
+        tracing::error!(path = %self.path.display(), %reason, "write or fdatasync failed; refusing further writes");
+        w.fatal = Some(reason.clone());
+        Error::Fatal {
+            path: self.path.clone(),
+            reason,
+        }
+    }
+
     fn fsync(&self, w: &mut WriterState, what: &str) -> Result<()> {
         if let Err(e) = w.store.file.sync_data() {
-            let reason = format!("{what}: {e}");
-            tracing::error!(path = %self.path.display(), %reason, "fdatasync failed; refusing further writes");
-            w.fatal = Some(reason);
-            return Err(self
-                .fatal_error(w)
-                .unwrap_or_else(|| Error::io(what, &self.path, e)));
+            return Err(self.poison(w, format!("{what}: {e}")));
         }
         self.fsyncs.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -553,17 +681,118 @@ impl Inner {
         self.sync_locked(&mut w)
     }
 
+    /// Writes the dirty nodes to the file (no `fdatasync`) and unpins them
+    /// from the cache. A failure is fatal: the nodes stay pinned (readers
+    /// still see them) but the handle accepts no more writes.
+    fn write_dirty(&self, w: &mut WriterState) -> Result<()> {
+        if w.dirty.is_empty() {
+            return Ok(());
+        }
+        let mut nodes: Vec<(u64, Arc<Page>)> =
+            w.dirty.iter().map(|(&p, n)| (p, n.clone())).collect();
+        nodes.sort_unstable_by_key(|(p, _)| *p);
+        let store = w.store.clone();
+        if let Err(e) = write_pages(&store, nodes.iter().map(|(p, n)| (*p, n.image()))) {
+            return Err(self.poison(w, format!("writing non-durable commits: {e}")));
+        }
+        self.written
+            .fetch_add(w.dirty_bytes as u64, Ordering::Relaxed);
+        for (p, _) in &nodes {
+            store.cache.unpin(*p);
+        }
+        w.dirty.clear();
+        w.dirty_bytes = 0;
+        Ok(())
+    }
+
+    /// Waits for the background write of dirty nodes, if any, and unpins
+    /// them. Its failure is fatal (reported here, at the next write-out).
+    fn join_in_flight(&self, w: &mut WriterState) -> Result<()> {
+        let Some(f) = w.in_flight.take() else {
+            return Ok(());
+        };
+        let result = f
+            .handle
+            .join()
+            .unwrap_or_else(|_| Err("background writer panicked".into()));
+        if let Err(e) = result {
+            // The nodes stay pinned: readers keep seeing them.
+            return Err(self.poison(w, format!("writing non-durable commits: {e}")));
+        }
+        self.written.fetch_add(f.bytes as u64, Ordering::Relaxed);
+        for (p, node) in f.nodes.iter() {
+            w.store.cache.unpin_if(*p, node);
+        }
+        Ok(())
+    }
+
+    /// Memory pressure: hands the dirty nodes to a background thread that
+    /// writes them (no `fdatasync`), so the writer goes on with the next
+    /// commit; the previous such write is joined first.
+    fn spill(&self, w: &mut WriterState) -> Result<()> {
+        self.join_in_flight(w)?;
+        if w.dirty.is_empty() {
+            return Ok(());
+        }
+        let mut nodes: Vec<(u64, Arc<Page>)> = w.dirty.drain().collect();
+        nodes.sort_unstable_by_key(|(p, _)| *p);
+        let nodes = Arc::new(nodes);
+        let bytes = std::mem::take(&mut w.dirty_bytes);
+        let (store, batch) = (w.store.clone(), nodes.clone());
+        let spawned = std::thread::Builder::new()
+            .name("cow-btree-spill".into())
+            .spawn(move || {
+                write_pages(&store, batch.iter().map(|(p, n)| (*p, n.image())))
+                    .map_err(|e| e.to_string())
+            });
+        match spawned {
+            Ok(handle) => {
+                w.in_flight = Some(InFlight {
+                    handle,
+                    nodes,
+                    bytes,
+                });
+                Ok(())
+            }
+            Err(_) => {
+                // No thread: write them here.
+                for (p, n) in nodes.iter() {
+                    w.dirty.insert(*p, n.clone());
+                }
+                w.dirty_bytes = bytes;
+                self.write_dirty(w)
+            }
+        }
+    }
+
+    /// Makes the latest commit durable. Deferred modes: writes the dirty
+    /// nodes, then the meta record into the slot not holding the durable
+    /// commit, then one `fdatasync`. Any failure is fatal.
     fn sync_locked(&self, w: &mut WriterState) -> Result<()> {
         if let Some(e) = self.fatal_error(w) {
             return Err(e);
         }
-        let txn = self.current.read().meta.txn;
-        if w.durable_txn >= txn {
+        self.join_in_flight(w)?;
+        let cur = self.current.read().clone();
+        if w.durable_txn >= cur.meta.txn {
             return Ok(());
         }
+        // Forget dirty nodes no reader can see before writing the rest.
+        self.reclaim(w);
+        self.write_dirty(w)?;
+        let slot = 1 - w.durable_slot;
+        let meta = Meta {
+            page_count: w.page_count.max(cur.meta.page_count),
+            ..cur.meta
+        };
+        if let Err(e) = w.store.file.write_all_at(&meta.encode(), meta_offset(slot)) {
+            return Err(self.poison(w, format!("write meta slot {slot}: {e}")));
+        }
+        self.written.fetch_add(META_LEN as u64, Ordering::Relaxed);
         self.fsync(w, "fdatasync")?;
-        w.durable_txn = txn;
-        w.durable_slot = w.last_slot;
+        w.durable_txn = meta.txn;
+        w.durable_slot = slot;
+        w.unsynced.clear();
         Ok(())
     }
 
@@ -573,6 +802,31 @@ impl Inner {
             return Err(e);
         }
         self.reclaim(w);
+        let deferred = self.deferred();
+        if deferred {
+            // Bound file growth (freed pages waiting for a sync) and memory
+            // (dirty nodes) before this commit adds to them.
+            let waiting: usize = w.waiting.iter().map(|(_, p)| p.len()).sum();
+            if waiting >= RECLAIM_SYNC_PAGES {
+                self.sync_locked(w)?;
+                self.reclaim(w);
+            } else if w.dirty_bytes >= self.dirty_limit() {
+                self.spill(w)?;
+            }
+            // Overflow runs are written during the commit, possibly to pages
+            // a background write still covers (recycled since): let that
+            // write finish first.
+            let quarter = w.store.page_size / 4;
+            let may_overflow = group.iter().any(|p| {
+                p.batch
+                    .ops
+                    .iter()
+                    .any(|op| matches!(op, Op::Put(_, v) if v.len() > quarter))
+            });
+            if may_overflow {
+                self.join_in_flight(w)?;
+            }
+        }
         let cur = self.current.read().clone();
         let store = w.store.clone();
         let (meta, writes, freed) = {
@@ -583,6 +837,7 @@ impl Inner {
                 self.opts.max_keys_per_node,
                 self.opts.compression,
                 alloc,
+                &mut w.scratch,
             );
             let applied: Result<()> = (|| {
                 for p in group.iter_mut() {
@@ -609,32 +864,70 @@ impl Inner {
                 }
             };
             meta.page_count = *alloc.page_count;
-            let slot = 1 - w.durable_slot;
-            let written = write_pages(&store, &writes).and_then(|()| {
-                store
-                    .file
-                    .write_all_at(&meta.encode(), meta_offset(slot))
-                    .map_err(|e| Error::io(format!("write meta slot {slot}"), &self.path, e))
-            });
+            let written = if deferred {
+                // Only overflow runs go to the file now (values can be large;
+                // nothing refers to them until the tree is written).
+                write_pages(
+                    &store,
+                    writes
+                        .iter()
+                        .filter(|(_, img)| img[4] == crate::page::KIND_OVERFLOW)
+                        .map(|(p, img)| (*p, img.as_slice())),
+                )
+            } else {
+                let slot = 1 - w.durable_slot;
+                write_pages(&store, writes.iter().map(|(p, img)| (*p, img.as_slice()))).and_then(
+                    |()| {
+                        store
+                            .file
+                            .write_all_at(&meta.encode(), meta_offset(slot))
+                            .map_err(|e| {
+                                Error::io(format!("write meta slot {slot}"), &self.path, e)
+                            })
+                    },
+                )
+            };
             if let Err(e) = written {
                 // Nothing visible changed: the pages written were free and
                 // the durable meta slot was not touched.
                 alloc.undo();
+                if deferred {
+                    // Same rule as a failed write of dirty nodes.
+                    return Err(self.poison(w, e.to_string()));
+                }
                 return Err(e);
             }
             (meta, writes, freed)
         };
-        w.last_slot = 1 - w.durable_slot;
-        let slot = w.last_slot;
-        if self.opts.sync == SyncMode::PerCommit {
+        if !deferred {
             self.fsync(w, "fdatasync of commit")?;
             w.durable_txn = meta.txn;
-            w.durable_slot = slot;
+            w.durable_slot = 1 - w.durable_slot;
         }
+        let ps = store.page_size;
         for (p, img) in writes {
-            if img[4] != crate::page::KIND_OVERFLOW {
-                store.cache.insert(p, Arc::new(Page::trusted(img)));
+            let is_node = img[4] != crate::page::KIND_OVERFLOW;
+            if deferred {
+                for q in p..p + (img.len() / ps) as u64 {
+                    w.unsynced.insert(q);
+                }
+                if is_node {
+                    let node = Arc::new(Page::trusted(img));
+                    w.dirty_bytes += node.len_bytes();
+                    store.cache.insert_pinned(p, node.clone());
+                    w.dirty.insert(p, node);
+                } else {
+                    self.written.fetch_add(img.len() as u64, Ordering::Relaxed);
+                }
+            } else {
+                self.written.fetch_add(img.len() as u64, Ordering::Relaxed);
+                if is_node {
+                    store.cache.insert(p, Arc::new(Page::trusted(img)));
+                }
             }
+        }
+        if !deferred {
+            self.written.fetch_add(META_LEN as u64, Ordering::Relaxed);
         }
         let new = Arc::new(Version::new(store.clone(), meta, self.released.clone()));
         self.pinned_pages
@@ -643,12 +936,6 @@ impl Inner {
         *self.current.write() = new;
         drop(cur);
         self.commits.fetch_add(1, Ordering::Relaxed);
-        if self.opts.sync != SyncMode::PerCommit {
-            let waiting: usize = w.waiting.iter().map(|(_, p)| p.len()).sum();
-            if waiting >= RECLAIM_SYNC_PAGES {
-                self.sync_locked(w)?;
-            }
-        }
         Ok(())
     }
 
@@ -668,7 +955,7 @@ impl Inner {
                 file,
                 path: self.path.clone(),
                 page_size: cur.store.page_size,
-                cache: PageCache::new(self.opts.cache_size),
+                cache: PageCache::new(self.opts.cache_size, cur.store.page_size),
                 id: self.next_store_id.fetch_add(1, Ordering::Relaxed),
             };
             let meta = bulk_copy(&cur, &store, self.opts.max_keys_per_node as usize)?;
@@ -714,37 +1001,54 @@ impl Inner {
         w.page_count = meta.page_count;
         w.durable_txn = meta.txn;
         w.durable_slot = 0;
-        w.last_slot = 0;
+        w.unsynced.clear();
         tracing::info!(path = %self.path.display(), pages_before = before, pages_after = meta.page_count, "compacted");
         Ok(())
     }
 }
 
-/// Writes page images (sorted by page), coalescing contiguous runs.
-fn write_pages(store: &Store, writes: &[(u64, Vec<u8>)]) -> Result<()> {
+/// Writes page images (sorted by page), coalescing contiguous runs into
+/// one `pwrite` of at most 4 MiB.
+fn write_pages<'a>(store: &Store, writes: impl Iterator<Item = (u64, &'a [u8])>) -> Result<()> {
+    const MAX_RUN: usize = 4 << 20;
     let ps = store.page_size as u64;
-    let mut i = 0;
-    while i < writes.len() {
-        let start = writes[i].0;
-        let mut end = start + writes[i].1.len() as u64 / ps;
-        let mut j = i + 1;
-        while j < writes.len() && writes[j].0 == end {
-            end += writes[j].1.len() as u64 / ps;
-            j += 1;
-        }
-        let res = if j == i + 1 {
-            store.file.write_all_at(&writes[i].1, store.offset(start))
-        } else {
-            let mut buf = Vec::with_capacity(((end - start) * ps) as usize);
-            for (_, img) in &writes[i..j] {
-                buf.extend_from_slice(img);
-            }
-            store.file.write_all_at(&buf, store.offset(start))
+    let mut buf: Vec<u8> = Vec::new();
+    let mut run: Option<(u64, u64, &[u8])> = None; // start, end, single image
+    let flush = |run: Option<(u64, u64, &[u8])>, buf: &mut Vec<u8>| -> Result<()> {
+        let Some((start, end, single)) = run else {
+            return Ok(());
         };
-        res.map_err(|e| Error::io(format!("write pages {start}..{end}"), &store.path, e))?;
-        i = j;
+        let bytes = if buf.is_empty() {
+            single
+        } else {
+            buf.as_slice()
+        };
+        store
+            .file
+            .write_all_at(bytes, store.offset(start))
+            .map_err(|e| Error::io(format!("write pages {start}..{end}"), &store.path, e))?;
+        buf.clear();
+        Ok(())
+    };
+    for (page, img) in writes {
+        let n = img.len() as u64 / ps;
+        match &mut run {
+            Some((start, end, single))
+                if *end == page && ((*end - *start) * ps) as usize + img.len() <= MAX_RUN =>
+            {
+                if buf.is_empty() {
+                    buf.extend_from_slice(single);
+                }
+                buf.extend_from_slice(img);
+                *end += n;
+            }
+            _ => {
+                flush(run.take(), &mut buf)?;
+                run = Some((page, page + n, img));
+            }
+        }
     }
-    Ok(())
+    flush(run, &mut buf)
 }
 
 /// Sequential writer of page images into a fresh file.
@@ -835,7 +1139,7 @@ fn bulk_copy(from: &Version, to: &Store, max_keys: usize) -> Result<Meta> {
                 let size = leaf_entry_len(&key, &val);
                 if !leaf.is_empty() && (leaf_bytes + size > ps || leaf.len() >= max_keys) {
                     let first = leaf[0].0.clone();
-                    let (p, c) = out.push(encode_leaf(&view(&leaf), txn, ps))?;
+                    let (p, c) = out.push(encode_leaf(&view(&leaf)[..], txn, ps))?;
                     level.push((first, p, c));
                     leaf.clear();
                     leaf_bytes = HEADER;
@@ -847,7 +1151,7 @@ fn bulk_copy(from: &Version, to: &Store, max_keys: usize) -> Result<Meta> {
     }
     if !leaf.is_empty() {
         let first = leaf[0].0.clone();
-        let (p, c) = out.push(encode_leaf(&view(&leaf), txn, ps))?;
+        let (p, c) = out.push(encode_leaf(&view(&leaf)[..], txn, ps))?;
         level.push((first, p, c));
     }
     while level.len() > 1 {

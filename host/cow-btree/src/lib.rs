@@ -97,7 +97,7 @@ pub mod fuzzing {
             .iter()
             .map(|(k, v)| (k.as_slice(), v.as_ref()))
             .collect();
-        crate::page::encode_leaf(&view, 1, page_size)
+        crate::page::encode_leaf(&view[..], 1, page_size)
     }
 
     /// Encodes a small valid branch.

@@ -9,12 +9,15 @@ pub enum SyncMode {
     /// Every [`crate::Db::write`] returns after one `fdatasync` covering it;
     /// concurrent writers share that `fdatasync` (group commit).
     PerCommit,
-    /// Commits are written to the file at once (they survive a process
-    /// crash) and a background thread calls `fdatasync` every period; a power
-    /// loss loses at most the commits of the last period.
+    /// Commits are visible at once but kept in memory (see
+    /// [`Options::dirty_limit`]); a background thread writes them to the file
+    /// and calls `fdatasync` every period. A crash (of the process or the
+    /// machine) loses at most the commits since the last such sync.
     Periodic(Duration),
-    /// Commits are written to the file but only [`crate::Db::sync`], dropping
-    /// the database or space recycling calls `fdatasync`.
+    /// Commits are visible at once but kept in memory (see
+    /// [`Options::dirty_limit`]); they reach the file durably only at
+    /// [`crate::Db::sync`], when the database is dropped, or when space
+    /// recycling forces a sync. A crash loses the commits since the last sync.
     None,
 }
 
@@ -35,8 +38,14 @@ pub struct Options {
     /// Page size in bytes of a *new* file (power of two, 1 KiB to 64 KiB); an
     /// existing file keeps the page size it was created with.
     pub page_size: usize,
-    /// Bytes of decoded pages kept in memory.
+    /// Bytes of decoded pages kept in memory, dirty nodes of non-durable
+    /// commits included.
     pub cache_size: usize,
+    /// `Periodic`/`None` only: most bytes of nodes written by non-durable
+    /// commits and held in memory only; beyond it they are written to the
+    /// file (without `fdatasync`, without making them durable). The limit
+    /// used is `min(dirty_limit, cache_size / 2)`.
+    pub dirty_limit: usize,
 }
 
 impl Default for Options {
@@ -48,6 +57,7 @@ impl Default for Options {
             wal_buffer_size: 1 << 20,
             page_size: 4096,
             cache_size: 256 << 20,
+            dirty_limit: 64 << 20,
         }
     }
 }

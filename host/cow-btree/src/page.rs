@@ -49,6 +49,33 @@ pub(crate) fn key_prefix(key: &[u8]) -> u64 {
     u64::from_be_bytes(p)
 }
 
+/// Orders two keys like `a.cmp(b)`, without a `memcmp` call for short
+/// keys: 8 bytes at a time as big-endian numbers, then byte by byte.
+#[inline]
+pub(crate) fn cmp_keys(a: &[u8], b: &[u8]) -> Ordering {
+    let n = a.len().min(b.len());
+    if n > 64 {
+        return a.cmp(b);
+    }
+    let mut i = 0;
+    while i + 8 <= n {
+        let x = rd_u64_be(a, i);
+        let y = rd_u64_be(b, i);
+        if x != y {
+            return x.cmp(&y);
+        }
+        i += 8;
+    }
+    while i < n {
+        if a[i] != b[i] {
+            return a[i].cmp(&b[i]);
+        }
+        i += 1;
+    }
+    a.len().cmp(&b.len())
+}
+
+#[inline]
 fn rd_u64_be(b: &[u8], at: usize) -> u64 {
     let mut x = [0u8; 8];
     x.copy_from_slice(&b[at..at + 8]);
@@ -383,6 +410,10 @@ impl Page {
     pub(crate) fn len_bytes(&self) -> usize {
         self.bytes.len()
     }
+    /// The whole node image, as written to the file.
+    pub(crate) fn image(&self) -> &[u8] {
+        &self.bytes
+    }
     pub(crate) fn txn(&self) -> u64 {
         rd_u64(&self.bytes, 16)
     }
@@ -427,6 +458,19 @@ impl Page {
             }
         }
     }
+    /// The encoded bytes of leaf entry `i`: key length, key, value header
+    /// and the inline value or overflow reference (bounds checked by
+    /// `parse`).
+    pub(crate) fn leaf_entry_bytes(&self, i: usize) -> &[u8] {
+        let (kstart, kend) = self.leaf_entry(i);
+        let b = &self.bytes;
+        let vend = if b[kend] == VKIND_INLINE {
+            kend + 10 + rd_u32(b, kend + 2) as usize
+        } else {
+            kend + 22
+        };
+        &b[kstart - 4..vend]
+    }
     /// The 8-byte key prefix stored in leaf slot `i` (see [`key_prefix`]).
     pub(crate) fn leaf_prefix(&self, i: usize) -> u64 {
         rd_u64_be(&self.bytes, HEADER + i * SLOT + 8)
@@ -440,7 +484,7 @@ impl Page {
             let mid = (lo + hi) / 2;
             let sp = rd_u64_be(&self.bytes, HEADER + mid * SLOT + 8);
             let ord = match sp.cmp(&kp) {
-                Ordering::Equal => self.leaf_key(mid).cmp(key),
+                Ordering::Equal => cmp_keys(self.leaf_key(mid), key),
                 o => o,
             };
             match ord {
@@ -474,7 +518,7 @@ impl Page {
             let le = match sp.cmp(&kp) {
                 Ordering::Less => true,
                 Ordering::Greater => false,
-                Ordering::Equal => self.branch_key(mid) <= key,
+                Ordering::Equal => cmp_keys(self.branch_key(mid), key) != Ordering::Greater,
             };
             if le {
                 lo = mid + 1;
@@ -509,33 +553,69 @@ fn finish(mut buf: Vec<u8>, kind: u8, count: usize, txn: u64, page_size: usize) 
     buf
 }
 
+/// What [`encode_leaf`] needs of the entries of a leaf.
+pub(crate) trait LeafItems {
+    fn count(&self) -> usize;
+    fn key(&self, i: usize) -> &[u8];
+    fn val(&self, i: usize) -> ValueRef<'_>;
+    /// Entry `i`'s encoded bytes (key length to the end of the value), when
+    /// it is already encoded in a validated page: copied in one piece.
+    fn encoded(&self, _i: usize) -> Option<&[u8]> {
+        None
+    }
+}
+
+impl LeafItems for [(&[u8], ValueRef<'_>)] {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn key(&self, i: usize) -> &[u8] {
+        self[i].0
+    }
+    fn val(&self, i: usize) -> ValueRef<'_> {
+        self[i].1
+    }
+}
+
 /// Encodes a leaf; the result is padded to whole pages and checksummed.
-pub(crate) fn encode_leaf(
-    entries: &[(&[u8], ValueRef<'_>)],
+pub(crate) fn encode_leaf<E: LeafItems + ?Sized>(
+    entries: &E,
     txn: u64,
     page_size: usize,
 ) -> Vec<u8> {
-    // leaf_entry_len_ref counts the slot too.
-    let total: usize = HEADER
-        + entries
-            .iter()
-            .map(|(k, v)| leaf_entry_len_ref(k, *v))
-            .sum::<usize>();
-    let mut buf = Vec::with_capacity(pages_for(total, page_size) * page_size);
-    buf.resize(HEADER + entries.len() * SLOT, 0);
-    for (i, (k, v)) in entries.iter().enumerate() {
+    encode_leaf_into(Vec::new(), entries, txn, page_size)
+}
+
+/// [`encode_leaf`] into `buf` (cleared first; its allocation is reused).
+pub(crate) fn encode_leaf_into<E: LeafItems + ?Sized>(
+    mut buf: Vec<u8>,
+    entries: &E,
+    txn: u64,
+    page_size: usize,
+) -> Vec<u8> {
+    let n = entries.count();
+    // Usually one page; a node of several pages grows the buffer.
+    buf.clear();
+    buf.reserve_exact(page_size);
+    buf.resize(HEADER + n * SLOT, 0);
+    for i in 0..n {
         let off = buf.len() as u32;
+        let k = entries.key(i);
         write_slot(&mut buf, HEADER + i * SLOT, off, k);
+        if let Some(raw) = entries.encoded(i) {
+            buf.extend_from_slice(raw);
+            continue;
+        }
         buf.extend_from_slice(&(k.len() as u32).to_le_bytes());
         buf.extend_from_slice(k);
-        match v {
+        match entries.val(i) {
             ValueRef::Inline {
                 stored,
                 raw_len,
                 compressed,
             } => {
                 buf.push(VKIND_INLINE);
-                buf.push(if *compressed { FLAG_COMPRESSED } else { 0 });
+                buf.push(if compressed { FLAG_COMPRESSED } else { 0 });
                 buf.extend_from_slice(&(stored.len() as u32).to_le_bytes());
                 buf.extend_from_slice(&raw_len.to_le_bytes());
                 buf.extend_from_slice(stored);
@@ -548,7 +628,7 @@ pub(crate) fn encode_leaf(
                 compressed,
             } => {
                 buf.push(VKIND_OVERFLOW);
-                buf.push(if *compressed { FLAG_COMPRESSED } else { 0 });
+                buf.push(if compressed { FLAG_COMPRESSED } else { 0 });
                 buf.extend_from_slice(&stored_len.to_le_bytes());
                 buf.extend_from_slice(&raw_len.to_le_bytes());
                 buf.extend_from_slice(&page.to_le_bytes());
@@ -556,12 +636,23 @@ pub(crate) fn encode_leaf(
             }
         }
     }
-    finish(buf, KIND_LEAF, entries.len(), txn, page_size)
+    finish(buf, KIND_LEAF, n, txn, page_size)
 }
 
 /// Encodes a branch with `keys.len() + 1` children.
-pub(crate) fn encode_branch(
-    keys: &[Vec<u8>],
+pub(crate) fn encode_branch<K: AsRef<[u8]>>(
+    keys: &[K],
+    children: &[(u64, u32)],
+    txn: u64,
+    page_size: usize,
+) -> Vec<u8> {
+    encode_branch_into(Vec::new(), keys, children, txn, page_size)
+}
+
+/// [`encode_branch`] into `buf` (cleared first; its allocation is reused).
+pub(crate) fn encode_branch_into<K: AsRef<[u8]>>(
+    mut buf: Vec<u8>,
+    keys: &[K],
     children: &[(u64, u32)],
     txn: u64,
     page_size: usize,
@@ -569,8 +660,12 @@ pub(crate) fn encode_branch(
     debug_assert_eq!(keys.len() + 1, children.len());
     let total = HEADER
         + children.len() * CHILD_REF
-        + keys.iter().map(|k| SLOT + 4 + k.len()).sum::<usize>();
-    let mut buf = Vec::with_capacity(pages_for(total, page_size) * page_size);
+        + keys
+            .iter()
+            .map(|k| SLOT + 4 + k.as_ref().len())
+            .sum::<usize>();
+    buf.clear();
+    buf.reserve_exact(pages_for(total, page_size) * page_size);
     buf.resize(HEADER, 0);
     for (p, c) in children {
         buf.extend_from_slice(&p.to_le_bytes());
@@ -579,6 +674,7 @@ pub(crate) fn encode_branch(
     let offs_start = buf.len();
     buf.resize(offs_start + keys.len() * SLOT, 0);
     for (i, k) in keys.iter().enumerate() {
+        let k = k.as_ref();
         let off = buf.len() as u32;
         write_slot(&mut buf, offs_start + i * SLOT, off, k);
         buf.extend_from_slice(&(k.len() as u32).to_le_bytes());
@@ -599,6 +695,11 @@ pub(crate) fn encode_overflow(data: &[u8], txn: u64, page_size: usize) -> Vec<u8
 pub(crate) const BRANCH_BASE: usize = HEADER + CHILD_REF;
 
 impl Page {
+    /// The image's buffer back (for reuse), if this is a single page.
+    pub(crate) fn into_buffer(self) -> Vec<u8> {
+        self.bytes.into_vec()
+    }
+
     /// Wraps an image this process just encoded (skips validation).
     pub(crate) fn trusted(bytes: Vec<u8>) -> Page {
         let kind = bytes[4];

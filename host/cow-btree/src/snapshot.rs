@@ -9,12 +9,18 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::page::{Page, Val};
-use crate::store::Version;
+use crate::page::{Page, Val, ValueRef, cmp_keys};
+use crate::store::{Version, decompress_into};
+use std::cmp::Ordering;
 
 enum Step {
     Child((u64, u32)),
-    Found(Val),
+    /// The value was copied into the caller's buffer.
+    Copied,
+    /// The value lives in an overflow run (read after the cache lock).
+    Overflow(Val),
+    /// A compressed value that does not decode.
+    Bad(String),
     Absent,
 }
 
@@ -42,27 +48,64 @@ impl Snapshot {
 
     /// The value of `key`, if present.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let mut out = Vec::new();
+        Ok(self.get_into(key, &mut out)?.then_some(out))
+    }
+
+    /// Looks `key` up; if present, its value replaces the contents of `out`
+    /// (reusing its allocation) and the result is `true`. An inline value is
+    /// copied straight from the cached leaf, under the cache's read lock.
+    pub fn get_into(&self, key: &[u8], out: &mut Vec<u8>) -> Result<bool> {
         let meta = &self.version.meta;
         if meta.root == 0 {
-            return Ok(None);
+            return Ok(false);
         }
         let store = &self.version.store;
         let (mut page, mut crc) = (meta.root, meta.root_crc);
         loop {
             let step = store.with_node(page, crc, |node| {
                 if node.is_branch() {
-                    Step::Child(node.branch_child(node.branch_find(key)))
-                } else {
-                    match node.leaf_search(key) {
-                        Ok(i) => Step::Found(Val::from_ref(node.leaf_value(i))),
-                        Err(_) => Step::Absent,
+                    return Step::Child(node.branch_child(node.branch_find(key)));
+                }
+                let Ok(i) = node.leaf_search(key) else {
+                    return Step::Absent;
+                };
+                match node.leaf_value(i) {
+                    ValueRef::Inline {
+                        stored,
+                        compressed: false,
+                        ..
+                    } => {
+                        out.clear();
+                        out.extend_from_slice(stored);
+                        Step::Copied
                     }
+                    ValueRef::Inline {
+                        stored,
+                        raw_len,
+                        compressed: true,
+                    } => match decompress_into(stored, raw_len, out) {
+                        Ok(()) => Step::Copied,
+                        Err(e) => Step::Bad(e),
+                    },
+                    v @ ValueRef::Overflow { .. } => Step::Overflow(Val::from_ref(v)),
                 }
             })?;
             match step {
                 Step::Child(next) => (page, crc) = next,
-                Step::Found(v) => return Ok(Some(store.owned_value(v, page)?)),
-                Step::Absent => return Ok(None),
+                Step::Copied => return Ok(true),
+                Step::Overflow(v) => {
+                    store.value_into(v.as_ref(), page, out)?;
+                    return Ok(true);
+                }
+                Step::Bad(e) => {
+                    return Err(crate::error::Error::corrupt(
+                        store.path(),
+                        Some(page),
+                        format!("compressed value does not decode: {e}"),
+                    ));
+                }
+                Step::Absent => return Ok(false),
             }
         }
     }
@@ -77,24 +120,31 @@ impl Snapshot {
 /// first error, after which it ends.
 pub struct RangeIter {
     version: Arc<Version>,
-    /// Path from the root: node, and the next index to visit (for a branch,
-    /// the child currently descended into).
-    stack: Vec<(Arc<Page>, u64, usize)>,
+    /// Branches from the root to the current leaf: page, checksum, and the
+    /// index of the child descended into (no reference held: the version
+    /// keeps the pages from being reused).
+    path: Vec<(u64, u32, usize)>,
+    /// The current leaf, its page, and the next index to visit in it.
+    leaf: Option<(Arc<Page>, u64, usize)>,
     lower: Bound<Vec<u8>>,
     upper: Bound<Vec<u8>>,
     started: bool,
     done: bool,
+    /// The last value that had to be decoded (compressed or overflow).
+    buf: Vec<u8>,
 }
 
 impl RangeIter {
     fn new(version: Arc<Version>, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> Self {
         RangeIter {
             version,
-            stack: Vec::new(),
+            path: Vec::new(),
+            leaf: None,
             lower: lower.map(|k| k.to_vec()),
             upper: upper.map(|k| k.to_vec()),
             started: false,
             done: false,
+            buf: Vec::new(),
         }
     }
 
@@ -107,15 +157,31 @@ impl RangeIter {
         let store = self.version.store.clone();
         let (mut page, mut crc) = (meta.root, meta.root_crc);
         loop {
+            // Branches are searched under the cache's read lock, without
+            // taking a reference (the upper levels are shared by every
+            // reader; cloning their Arc would bounce its counter).
+            let lower = &self.lower;
+            let step = store.with_node(page, crc, |n| {
+                n.is_branch().then(|| {
+                    let idx = match lower {
+                        Bound::Unbounded => 0,
+                        Bound::Included(k) | Bound::Excluded(k) => n.branch_find(k),
+                    };
+                    (idx, n.branch_child(idx))
+                })
+            })?;
+            if let Some((idx, child)) = step {
+                self.path.push((page, crc, idx));
+                (page, crc) = child;
+                continue;
+            }
             let node = store.node(page, crc)?;
             if node.is_branch() {
-                let idx = match &self.lower {
-                    Bound::Unbounded => 0,
-                    Bound::Included(k) | Bound::Excluded(k) => node.branch_find(k),
-                };
-                (page, crc) = node.branch_child(idx);
-                self.stack.push((node, page, idx));
-                continue;
+                return Err(crate::error::Error::corrupt(
+                    store.path(),
+                    Some(page),
+                    "page changed kind between two reads",
+                ));
             }
             let pos = match &self.lower {
                 Bound::Unbounded => 0,
@@ -125,7 +191,7 @@ impl RangeIter {
                     Err(i) => i,
                 },
             };
-            self.stack.push((node, page, pos));
+            self.leaf = Some((node, page, pos));
             return Ok(());
         }
     }
@@ -133,32 +199,44 @@ impl RangeIter {
     /// Moves to the first entry of the next leaf; false at the end.
     fn next_leaf(&mut self) -> Result<bool> {
         let store = self.version.store.clone();
-        // Pop the exhausted leaf, then climb until a branch has a next child.
-        self.stack.pop();
+        self.leaf = None;
+        // Climb until a branch has a next child, then take its leftmost leaf.
         loop {
-            let Some((node, _, idx)) = self.stack.last_mut() else {
+            let Some(&(page, crc, idx)) = self.path.last() else {
                 return Ok(false);
             };
-            if *idx < node.count() {
-                *idx += 1;
-                let (mut page, mut crc) = node.branch_child(*idx);
-                loop {
-                    let n = store.node(page, crc)?;
-                    if n.is_branch() {
-                        let child = n.branch_child(0);
-                        self.stack.push((n, page, 0));
-                        (page, crc) = child;
-                    } else {
-                        self.stack.push((n, page, 0));
+            let next = store.with_node(page, crc, |n| {
+                (idx < n.count()).then(|| n.branch_child(idx + 1))
+            })?;
+            let Some((mut page, mut crc)) = next else {
+                self.path.pop();
+                continue;
+            };
+            if let Some(top) = self.path.last_mut() {
+                top.2 += 1;
+            }
+            loop {
+                let child =
+                    store.with_node(page, crc, |n| n.is_branch().then(|| n.branch_child(0)))?;
+                match child {
+                    Some(c) => {
+                        self.path.push((page, crc, 0));
+                        (page, crc) = c;
+                    }
+                    None => {
+                        let n = store.node(page, crc)?;
+                        self.leaf = Some((n, page, 0));
                         return Ok(true);
                     }
                 }
             }
-            self.stack.pop();
         }
     }
 
-    fn step(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+    /// Moves to the next entry in range: its index in the leaf on top of
+    /// the stack, and whether its value was decoded into `self.buf` (else it
+    /// is stored inline, uncompressed, and is borrowed from the leaf).
+    fn advance(&mut self) -> Result<Option<(usize, bool)>> {
         if !self.started {
             self.started = true;
             self.seek()?;
@@ -167,7 +245,7 @@ impl RangeIter {
             if self.done {
                 return Ok(None);
             }
-            let Some((leaf, page, pos)) = self.stack.last_mut() else {
+            let Some((leaf, page, pos)) = self.leaf.as_mut() else {
                 return Ok(None);
             };
             if *pos < leaf.count() {
@@ -176,18 +254,55 @@ impl RangeIter {
                 let key = leaf.leaf_key(i);
                 let beyond = match &self.upper {
                     Bound::Unbounded => false,
-                    Bound::Included(u) => key > u.as_slice(),
-                    Bound::Excluded(u) => key >= u.as_slice(),
+                    Bound::Included(u) => cmp_keys(key, u) == Ordering::Greater,
+                    Bound::Excluded(u) => cmp_keys(key, u) != Ordering::Less,
                 };
                 if beyond {
                     self.done = true;
                     return Ok(None);
                 }
-                let value = self.version.store.value(leaf.leaf_value(i), *page)?;
-                return Ok(Some((key.to_vec(), value)));
+                return match leaf.leaf_value(i) {
+                    ValueRef::Inline {
+                        compressed: false, ..
+                    } => Ok(Some((i, false))),
+                    v => {
+                        self.version.store.value_into(v, *page, &mut self.buf)?;
+                        Ok(Some((i, true)))
+                    }
+                };
             }
             if !self.next_leaf()? {
                 self.done = true;
+            }
+        }
+    }
+
+    /// The next entry, borrowed: the key and the value (as the user wrote
+    /// it) stay valid until the next call. No allocation for values stored
+    /// inline and uncompressed (the slices point into the cached leaf);
+    /// others are decoded into a buffer the iterator reuses. Yields the
+    /// first error, after which it ends, like the [`Iterator`] impl (which
+    /// copies each entry into owned vectors).
+    #[allow(clippy::should_implement_trait)]
+    pub fn next_ref(&mut self) -> Option<Result<(&[u8], &[u8])>> {
+        match self.advance() {
+            Ok(Some((i, in_buf))) => {
+                let (leaf, _, _) = self.leaf.as_ref()?;
+                let key = leaf.leaf_key(i);
+                let value = if in_buf {
+                    self.buf.as_slice()
+                } else {
+                    match leaf.leaf_value(i) {
+                        ValueRef::Inline { stored, .. } => stored,
+                        ValueRef::Overflow { .. } => &[],
+                    }
+                };
+                Some(Ok((key, value)))
+            }
+            Ok(None) => None,
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
             }
         }
     }
@@ -196,13 +311,7 @@ impl RangeIter {
 impl Iterator for RangeIter {
     type Item = Result<(Vec<u8>, Vec<u8>)>;
     fn next(&mut self) -> Option<Self::Item> {
-        match self.step() {
-            Ok(Some(kv)) => Some(Ok(kv)),
-            Ok(None) => None,
-            Err(e) => {
-                self.done = true;
-                Some(Err(e))
-            }
-        }
+        self.next_ref()
+            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
     }
 }

@@ -68,7 +68,9 @@ impl Store {
             return Err(self.corrupt(page, "reference to a meta page as a node"));
         }
         let ps = self.page_size;
-        let mut first = vec![0u8; ps];
+        // A recycled page buffer when there is one (read over entirely).
+        let mut first = self.cache.take_buffer();
+        first.resize(ps, 0);
         self.file
             .read_exact_at(&mut first, self.offset(page))
             .map_err(|e| self.read_error(page, e))?;
@@ -143,46 +145,6 @@ impl Store {
         }
     }
 
-    /// The user's value from an owned leaf value.
-    pub(crate) fn owned_value(&self, v: crate::page::Val, page_hint: u64) -> Result<Vec<u8>> {
-        use crate::page::Val;
-        match v {
-            Val::Inline {
-                stored,
-                compressed: false,
-                ..
-            } => Ok(stored),
-            Val::Inline {
-                ref stored,
-                raw_len,
-                compressed: true,
-            } => self.value(
-                ValueRef::Inline {
-                    stored,
-                    raw_len,
-                    compressed: true,
-                },
-                page_hint,
-            ),
-            Val::Overflow {
-                page,
-                crc,
-                stored_len,
-                raw_len,
-                compressed,
-            } => self.value(
-                ValueRef::Overflow {
-                    page,
-                    crc,
-                    stored_len,
-                    raw_len,
-                    compressed,
-                },
-                page_hint,
-            ),
-        }
-    }
-
     /// The stored (possibly compressed) bytes of a value.
     pub(crate) fn stored_value(&self, v: ValueRef<'_>) -> Result<Vec<u8>> {
         match v {
@@ -205,8 +167,14 @@ impl Store {
         }
     }
 
-    /// The value as the user wrote it.
-    pub(crate) fn value(&self, v: ValueRef<'_>, page_hint: u64) -> Result<Vec<u8>> {
+    /// The value as the user wrote it, into `out` (replacing its contents,
+    /// reusing its allocation).
+    pub(crate) fn value_into(
+        &self,
+        v: ValueRef<'_>,
+        page_hint: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
         let (compressed, raw_len) = match v {
             ValueRef::Inline {
                 compressed,
@@ -219,33 +187,43 @@ impl Store {
                 ..
             } => (compressed, raw_len),
         };
-        if !compressed {
-            if let ValueRef::Inline { stored, .. } = v {
-                return Ok(stored.to_vec());
-            }
-            return self.stored_value(v);
-        }
         let stored = match v {
             ValueRef::Inline { stored, .. } => std::borrow::Cow::Borrowed(stored),
             _ => std::borrow::Cow::Owned(self.stored_value(v)?),
         };
-        let out = lz4_flex::block::decompress(&stored, raw_len as usize).map_err(|e| {
-            self.corrupt(page_hint, format!("compressed value does not decode: {e}"))
-        })?;
-        if out.len() != raw_len as usize {
-            return Err(self.corrupt(
-                page_hint,
-                format!(
-                    "compressed value decodes to {} bytes, expected {raw_len}",
-                    out.len()
-                ),
-            ));
+        out.clear();
+        if !compressed {
+            out.extend_from_slice(&stored);
+            return Ok(());
         }
-        Ok(out)
+        decompress_into(&stored, raw_len, out)
+            .map_err(|e| self.corrupt(page_hint, format!("compressed value does not decode: {e}")))
     }
 
     pub(crate) fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// Decompresses an LZ4 block that must expand to exactly `raw_len` bytes
+/// into `out` (cleared first).
+pub(crate) fn decompress_into(
+    stored: &[u8],
+    raw_len: u32,
+    out: &mut Vec<u8>,
+) -> std::result::Result<(), String> {
+    out.clear();
+    out.resize(raw_len as usize, 0);
+    match lz4_flex::block::decompress_into(stored, out) {
+        Ok(n) if n == raw_len as usize => Ok(()),
+        Ok(n) => {
+            out.clear();
+            Err(format!("decodes to {n} bytes, expected {raw_len}"))
+        }
+        Err(e) => {
+            out.clear();
+            Err(e.to_string())
+        }
     }
 }
 

@@ -75,6 +75,14 @@ fn check_range(snap: &crate::Snapshot, model: &Model, rng: &mut fastrand::Rng) {
         return; // BTreeMap panics on this empty range
     }
     let got: Vec<_> = snap.range(lb, ub).map(|r| r.unwrap()).collect();
+    // The borrowing form yields the same entries.
+    let mut it = snap.range(lb, ub);
+    let mut borrowed = Vec::new();
+    while let Some(r) = it.next_ref() {
+        let (k, v) = r.unwrap();
+        borrowed.push((k.to_vec(), v.to_vec()));
+    }
+    assert!(borrowed == got, "next_ref differs from next");
     let want: Vec<_> = model
         .range::<[u8], _>((lb, ub))
         .map(|(k, v)| (k.clone(), v.clone()))
@@ -125,6 +133,13 @@ fn model_run(seed: u64, steps: usize, opts: Options) {
                 model.get(&k).cloned(),
                 "get {k:?} at step {step}"
             );
+            // get_into replaces whatever the buffer held.
+            let mut buf = b"stale".to_vec();
+            let found = db.get_into(&k, &mut buf).unwrap();
+            assert_eq!(found, model.contains_key(&k));
+            if let Some(v) = model.get(&k) {
+                assert_eq!(&buf, v);
+            }
         }
         if rng.u8(0..10) == 0 {
             readers.push((db.snapshot(), model.clone()));
@@ -198,6 +213,178 @@ fn model_periodic_uncompressed() {
         ..Options::default()
     };
     model_run(200, 400, opts);
+}
+
+/// Non-durable commits mixed with syncs, long-lived snapshots across both,
+/// a dirty-node budget small enough that deferred nodes are also written
+/// under memory pressure, and simulated crashes: the handle is leaked (no
+/// final sync) and the file reopened, which must give exactly the last
+/// durable commit.
+fn deferred_model_run(seed: u64, steps: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let opts = Options {
+        sync: SyncMode::None,
+        cache_size: 256 << 10,
+        dirty_limit: 32 << 10,
+        ..small_opts()
+    };
+    let mut db = Db::open(dir.path(), opts.clone()).unwrap();
+    let mut model = Model::new();
+    // State of each commit not yet known lost, by txn.
+    let mut history: BTreeMap<u64, Model> = BTreeMap::new();
+    history.insert(db.snapshot().txn(), model.clone());
+    let mut readers: Vec<(crate::Snapshot, Model)> = Vec::new();
+    let (mut crashes, mut spilled, mut recycled) = (0, false, false);
+    for step in 0..steps {
+        let mut batch = WriteBatch::new();
+        let mut next = model.clone();
+        for _ in 0..rng.usize(1..16) {
+            let k = rand_key(&mut rng, 400);
+            if rng.u8(0..4) == 0 {
+                batch.delete(k.clone());
+                next.remove(&k);
+            } else {
+                let v = rand_value(&mut rng);
+                batch.put(k.clone(), v.clone());
+                next.insert(k, v);
+            }
+        }
+        db.write(batch).unwrap();
+        model = next;
+        history.insert(db.snapshot().txn(), model.clone());
+        let k = rand_key(&mut rng, 400);
+        assert_eq!(db.get(&k).unwrap(), model.get(&k).cloned(), "step {step}");
+        let st = db.stats();
+        spilled |= st.written_bytes > 0 && st.durable_txn < st.txn;
+        recycled |= st.free_pages > 0 && st.durable_txn < st.txn;
+        if rng.u8(0..8) == 0 {
+            readers.push((db.snapshot(), model.clone()));
+        }
+        if rng.u8(0..12) == 0 && !readers.is_empty() {
+            let (snap, m) = readers.swap_remove(rng.usize(0..readers.len()));
+            check_all(&snap, &m);
+            check_range(&snap, &m, &mut rng);
+        }
+        match rng.u8(0..40) {
+            0..=2 => {
+                db.sync().unwrap();
+                let st = db.stats();
+                assert_eq!(st.durable_txn, st.txn);
+                assert_eq!(st.dirty_bytes, 0);
+            }
+            3 => {
+                db.compact().unwrap();
+                history.insert(db.snapshot().txn(), model.clone());
+                check_all(&db.snapshot(), &model);
+            }
+            4 => {
+                // Crash: no final sync. Readers of the old handle go first
+                // (the new handle may reuse any page the old one had not
+                // made durable).
+                for (snap, m) in readers.drain(..) {
+                    check_all(&snap, &m);
+                }
+                let durable = db.stats().durable_txn;
+                std::mem::forget(db);
+                db = Db::open(dir.path(), opts.clone()).unwrap();
+                let snap = db.snapshot();
+                assert_eq!(snap.txn(), durable, "step {step}: recovered commit");
+                model = history
+                    .get(&durable)
+                    .cloned()
+                    .unwrap_or_else(|| panic!("no state for durable txn {durable}"));
+                check_all(&snap, &model);
+                history.retain(|&t, _| t <= durable);
+                crashes += 1;
+            }
+            _ => {}
+        }
+        let durable = db.stats().durable_txn;
+        history.retain(|&t, _| t >= durable);
+    }
+    for (snap, m) in readers.drain(..) {
+        check_all(&snap, &m);
+    }
+    drop(db);
+    let db = Db::open(dir.path(), opts).unwrap();
+    check_all(&db.snapshot(), &model);
+    assert!(
+        crashes > 0 && spilled && recycled,
+        "{crashes} {spilled} {recycled}"
+    );
+    let st = db.stats();
+    assert!(
+        st.free_pages + st.reserved_pages < 4 * (st.used_bytes / st.page_size as u64).max(64),
+        "{st:?}"
+    );
+}
+
+#[test]
+fn model_deferred_writes_with_syncs_snapshots_and_crashes() {
+    let seeds: u64 = std::env::var("ORBIT_COW_MODEL_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    for seed in 0..seeds {
+        deferred_model_run(1000 + seed, 700);
+    }
+}
+
+#[test]
+fn deferred_commits_are_rewritten_in_memory_and_written_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        sync: SyncMode::None,
+        ..Options::default()
+    };
+    let db = Db::open(dir.path(), opts.clone()).unwrap();
+    let fsyncs = db.stats().fsyncs;
+    // 300 commits rewriting the same 2000 keys: every commit copies the
+    // leaves it touches, but the copies replace each other in memory.
+    for round in 0..300u32 {
+        let mut b = WriteBatch::new();
+        for i in (round % 7..2000).step_by(7) {
+            b.put(
+                format!("{i:08}").into_bytes(),
+                vec![(round % 251) as u8; 60],
+            );
+        }
+        db.write(b).unwrap();
+    }
+    let st = db.stats();
+    assert_eq!(st.fsyncs, fsyncs, "no fsync before sync: {st:?}");
+    assert_eq!(st.written_bytes, 0, "nothing written before sync: {st:?}");
+    assert!(st.dirty_bytes > 0);
+    // A snapshot taken now still reads its values after later commits and
+    // after the sync that writes its nodes.
+    let snap = db.snapshot();
+    let mut b = WriteBatch::new();
+    b.put(b"00000003".to_vec(), b"later".to_vec());
+    db.write(b).unwrap();
+    db.sync().unwrap();
+    let st = db.stats();
+    assert_eq!(st.fsyncs, fsyncs + 1);
+    assert_eq!(st.dirty_bytes, 0);
+    // Written once: about the size of the tree, not 300 commits' worth.
+    let tree_bytes = st.used_bytes - 8192;
+    assert!(
+        st.written_bytes < 2 * tree_bytes + 64 * 1024,
+        "wrote {} bytes for a tree of {tree_bytes}: {st:?}",
+        st.written_bytes
+    );
+    // Key 3 was last written in round 297 (rounds with round % 7 == 3).
+    assert_eq!(
+        snap.get(b"00000003").unwrap(),
+        Some(vec![(297 % 251) as u8; 60])
+    );
+    assert_eq!(db.get(b"00000003").unwrap(), Some(b"later".to_vec()));
+    drop(snap);
+    drop(db);
+    let db = Db::open(dir.path(), opts).unwrap();
+    assert_eq!(db.snapshot().len(), 2000);
+    assert_eq!(db.get(b"00000003").unwrap(), Some(b"later".to_vec()));
+    assert_eq!(db.get(b"00001999").unwrap().unwrap().len(), 60);
 }
 
 #[test]
@@ -279,30 +466,43 @@ fn compaction_shrinks_the_file_and_keeps_old_snapshots() {
     assert_eq!(db.get(b"after").unwrap(), Some(b"compaction".to_vec()));
 }
 
+/// What a run against a failing file layer saw.
+struct FaultyOutcome {
+    /// The state of every acknowledged commit, oldest first.
+    history: Vec<Model>,
+    /// Index in `history` of the last state known durable (a successful
+    /// `sync` in the deferred modes; every commit with `PerCommit`).
+    durable: usize,
+    /// The state the failed batch would have produced.
+    failed: Option<Model>,
+    fatal: bool,
+}
+
 /// Runs commits against a file layer that fails after `fail_after`
-/// counted operations; returns the model of acknowledged commits and the
-/// batch that failed (which may or may not be on disk).
-fn faulty_run(
-    dir: &Path,
-    fs: &FaultyFs,
-    sync: SyncMode,
-    seed: u64,
-) -> (Model, Option<Model>, bool) {
+/// counted operations. In `SyncMode::None` it calls `sync` every few
+/// commits, so failures hit deferred writes, meta writes and fsyncs.
+fn faulty_run(dir: &Path, fs: &FaultyFs, sync: SyncMode, seed: u64) -> FaultyOutcome {
     let mut rng = fastrand::Rng::with_seed(seed);
-    let mut model = Model::new();
+    let mut out = FaultyOutcome {
+        history: vec![Model::new()],
+        durable: 0,
+        failed: None,
+        fatal: false,
+    };
     let opts = Options {
         sync,
+        // Small enough that deferred commits are also written under memory
+        // pressure between syncs.
+        cache_size: 64 << 10,
         ..small_opts()
     };
     let db = match Db::open_with(dir, opts, Arc::new(fs.clone())) {
         Ok(db) => db,
-        Err(_) => return (model, None, false),
+        Err(_) => return out,
     };
-    let mut failed_state = None;
-    let mut fatal = false;
-    for _ in 0..60 {
+    for n in 0..60 {
         let mut batch = WriteBatch::new();
-        let mut next = model.clone();
+        let mut next = out.history.last().cloned().unwrap_or_default();
         for _ in 0..rng.usize(1..20) {
             let k = rand_key(&mut rng, 300);
             if rng.u8(0..5) == 0 {
@@ -314,39 +514,58 @@ fn faulty_run(
                 next.insert(k, v);
             }
         }
-        match db.write(batch) {
-            Ok(()) => model = next,
-            Err(e) => {
-                fatal = matches!(e, Error::Fatal { .. });
-                failed_state = Some(next);
-                // A failed fsync poisons the handle; a failed write does not,
-                // but the disk is still failing, so later writes fail too.
-                let mut b = WriteBatch::new();
-                b.put(b"after-failure".to_vec(), b"x".to_vec());
-                let again = db.write(b);
+        let mut result = db.write(batch);
+        if result.is_ok() {
+            out.history.push(next.clone());
+            if sync == SyncMode::PerCommit {
+                out.durable = out.history.len() - 1;
+            } else if n % 7 == 6 {
+                result = db.sync();
+                if result.is_ok() {
+                    out.durable = out.history.len() - 1;
+                }
+            }
+        }
+        if let Err(e) = result {
+            out.fatal = matches!(e, Error::Fatal { .. });
+            out.failed = Some(next);
+            // A failed fsync poisons the handle, and so does any failed
+            // write in the deferred modes; a failed write of a PerCommit
+            // commit does not, but the disk is still failing, so later
+            // writes fail too.
+            let mut b = WriteBatch::new();
+            b.put(b"after-failure".to_vec(), b"x".to_vec());
+            let again = db.write(b);
+            if sync == SyncMode::PerCommit || out.fatal {
                 assert!(
                     again.is_err(),
                     "write after a failure succeeded on a failing disk"
                 );
-                if fatal {
-                    assert!(matches!(again, Err(Error::Fatal { .. })), "{again:?}");
-                }
-                // Reads still work.
-                for k in model.keys().take(5) {
-                    let _ = db.get(k).unwrap();
-                }
-                break;
             }
+            if out.fatal {
+                assert!(matches!(again, Err(Error::Fatal { .. })), "{again:?}");
+                assert!(matches!(db.sync(), Err(Error::Fatal { .. })));
+            } else {
+                assert_eq!(sync, SyncMode::PerCommit, "deferred write errors are fatal");
+            }
+            // Reads still work, and see the last acknowledged commit.
+            if let Some(m) = out.history.last() {
+                for (k, v) in m.iter().take(5) {
+                    assert_eq!(db.get(k).unwrap().as_ref(), Some(v));
+                }
+            }
+            break;
         }
     }
     drop(db);
-    (model, failed_state, fatal)
+    out
 }
 
 #[test]
 fn fault_injection_write_and_fsync_failures() {
     let mut saw_fatal = false;
     let mut saw_write_error = false;
+    let mut saw_deferred_fatal = false;
     for (i, fail_after) in [0u64, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 120]
         .into_iter()
         .enumerate()
@@ -355,36 +574,40 @@ fn fault_injection_write_and_fsync_failures() {
             for sync in [SyncMode::PerCommit, SyncMode::None] {
                 let dir = tempfile::tempdir().unwrap();
                 let fs = FaultyFs::new(fail_after, count_writes, count_syncs);
-                let (model, failed, fatal) = faulty_run(dir.path(), &fs, sync, i as u64);
-                saw_fatal |= fatal;
-                saw_write_error |= failed.is_some() && !fatal;
-                // Reopen on a healthy disk: every acknowledged commit is
-                // there; the failed one is all there or not at all.
+                let run = faulty_run(dir.path(), &fs, sync, i as u64);
+                saw_fatal |= run.fatal;
+                saw_write_error |= run.failed.is_some() && !run.fatal;
+                saw_deferred_fatal |= run.fatal && sync == SyncMode::None;
+                // Reopen on a healthy disk: the state is one acknowledged
+                // commit (or the failed batch, whole), never older than the
+                // last durable one.
                 let db = Db::open_with(dir.path(), small_opts(), Arc::new(StdFs)).unwrap();
                 let got: Model = db
                     .snapshot()
                     .range(Bound::Unbounded, Bound::Unbounded)
                     .map(|r| r.unwrap())
                     .collect();
+                let ok = run.history[run.durable..].contains(&got)
+                    || run.failed.as_ref().is_some_and(|f| &got == f);
+                assert!(
+                    ok,
+                    "{sync:?} fail_after {fail_after} writes {count_writes} syncs {count_syncs}: \
+                     state is not an acknowledged commit at or after the last durable one \
+                     ({} commits, durable {})",
+                    run.history.len() - 1,
+                    run.durable
+                );
                 if sync == SyncMode::PerCommit {
-                    let ok = got == model || failed.as_ref().is_some_and(|f| &got == f);
+                    // Every acknowledged commit was durable.
                     assert!(
-                        ok,
-                        "fail_after {fail_after} writes {count_writes} syncs {count_syncs}: state is neither the acknowledged one nor that plus the failed batch"
-                    );
-                } else {
-                    // Without fsync a process that stays alive still wrote every
-                    // acknowledged commit to the file.
-                    let ok = got == model || failed.as_ref().is_some_and(|f| &got == f);
-                    assert!(
-                        ok,
-                        "SyncMode::None: fail_after {fail_after} lost acknowledged commits"
+                        &got == run.history.last().unwrap()
+                            || run.failed.as_ref().is_some_and(|f| &got == f)
                     );
                 }
             }
         }
     }
-    assert!(saw_fatal && saw_write_error);
+    assert!(saw_fatal && saw_write_error && saw_deferred_fatal);
 }
 
 fn leaf_pages_with_txn(path: &Path, page_size: usize, txn: u64) -> Vec<u64> {
@@ -667,4 +890,28 @@ fn compression_probe_separates_text_from_noise() {
         "{compressed_size} vs {}",
         db.stats().used_bytes
     );
+}
+
+#[test]
+fn key_comparison_matches_slice_order() {
+    let mut rng = fastrand::Rng::with_seed(3);
+    for _ in 0..200_000 {
+        let len = |rng: &mut fastrand::Rng| match rng.u8(0..4) {
+            0 => rng.usize(0..9),
+            1 => rng.usize(0..24),
+            2 => rng.usize(60..80),
+            _ => 16,
+        };
+        let (la, lb) = (len(&mut rng), len(&mut rng));
+        // Mostly shared prefixes, so the comparison reaches every position.
+        let a: Vec<u8> = (0..la).map(|_| rng.u8(0..3)).collect();
+        let mut b: Vec<u8> = a.iter().copied().take(lb).collect();
+        b.resize(lb, 0);
+        if rng.bool() && lb > 0 {
+            let at = rng.usize(0..lb);
+            b[at] = rng.u8(0..3);
+        }
+        assert_eq!(crate::page::cmp_keys(&a, &b), a.cmp(&b), "{a:?} {b:?}");
+        assert_eq!(crate::page::cmp_keys(&b, &a), b.cmp(&a), "{b:?} {a:?}");
+    }
 }

@@ -8,14 +8,18 @@
 //! goes to the `freed` list, which the caller keeps reserved until no reader
 //! can see it.
 
+use std::cmp::Ordering::Greater;
 use std::collections::BTreeSet;
 use std::sync::Arc;
+
+use lz4_flex::block::CompressTable;
 
 use crate::error::{Error, Result};
 use crate::meta::Meta;
 use crate::page::{
-    BRANCH_BASE, HEADER, Page, Val, ValueRef, branch_entry_len, encode_branch, encode_leaf,
-    encode_overflow, key_prefix, leaf_entry_len_ref, pages_for,
+    BRANCH_BASE, HEADER, LeafItems, Page, SLOT, Val, ValueRef, branch_entry_len, cmp_keys,
+    encode_branch_into, encode_leaf_into, encode_overflow, key_prefix, leaf_entry_len_ref,
+    pages_for,
 };
 use crate::store::{Store, overflow_pages};
 
@@ -84,67 +88,190 @@ enum Child {
     Dirty(Box<Node>),
 }
 
-/// A leaf entry: still in the page it was read from (no copy made), or new.
+/// A leaf entry: entry `i` of the leaf's source page (no copy made), or
+/// new. 16 bytes, so inserting into a leaf's entry vector moves little.
 enum Entry {
-    Src(Arc<Page>, u32),
-    Own(Vec<u8>, Val),
+    Src(u32),
+    Own(Box<(Vec<u8>, Val)>),
 }
 
-impl Entry {
-    fn key(&self) -> &[u8] {
-        match self {
-            Entry::Src(p, i) => p.leaf_key(*i as usize),
-            Entry::Own(k, _) => k,
+/// A dirty leaf: its entries, some still in the page it was read from
+/// (held once here rather than by every entry).
+struct Leaf {
+    src: Option<Arc<Page>>,
+    entries: Vec<Entry>,
+}
+
+impl Leaf {
+    fn new(entries: Vec<Entry>) -> Self {
+        Leaf { src: None, entries }
+    }
+    fn src(&self) -> Option<&Page> {
+        self.src.as_deref()
+    }
+    fn key<'s>(&'s self, e: &'s Entry) -> &'s [u8] {
+        match (e, self.src()) {
+            (Entry::Src(i), Some(p)) => p.leaf_key(*i as usize),
+            (Entry::Own(kv), _) => &kv.0,
+            (Entry::Src(_), None) => &[],
         }
     }
-    fn val(&self) -> ValueRef<'_> {
-        match self {
-            Entry::Src(p, i) => p.leaf_value(*i as usize),
-            Entry::Own(_, v) => v.as_ref(),
+    fn val<'s>(&'s self, e: &'s Entry) -> ValueRef<'s> {
+        match (e, self.src()) {
+            (Entry::Src(i), Some(p)) => p.leaf_value(*i as usize),
+            (Entry::Own(kv), _) => kv.1.as_ref(),
+            (Entry::Src(_), None) => ValueRef::Inline {
+                stored: &[],
+                raw_len: 0,
+                compressed: false,
+            },
         }
     }
-    /// Orders this entry's key against `key` (whose prefix is `kp`),
+    fn encoded<'s>(&'s self, e: &'s Entry) -> Option<&'s [u8]> {
+        match (e, self.src()) {
+            (Entry::Src(i), Some(p)) => Some(p.leaf_entry_bytes(*i as usize)),
+            _ => None,
+        }
+    }
+    /// Orders entry `e`'s key against `key` (whose prefix is `kp`),
     /// touching the key bytes only when the 8-byte prefixes tie.
-    fn cmp_key(&self, key: &[u8], kp: u64) -> std::cmp::Ordering {
-        let sp = match self {
-            Entry::Src(p, i) => p.leaf_prefix(*i as usize),
-            Entry::Own(k, _) => key_prefix(k),
+    fn cmp_key(&self, e: &Entry, key: &[u8], kp: u64) -> std::cmp::Ordering {
+        let sp = match (e, self.src()) {
+            (Entry::Src(i), Some(p)) => p.leaf_prefix(*i as usize),
+            _ => key_prefix(self.key(e)),
         };
         match sp.cmp(&kp) {
-            std::cmp::Ordering::Equal => self.key().cmp(key),
+            std::cmp::Ordering::Equal => cmp_keys(self.key(e), key),
             o => o,
         }
     }
-    fn into_val(self) -> Val {
-        match self {
-            Entry::Src(p, i) => Val::from_ref(p.leaf_value(i as usize)),
-            Entry::Own(_, v) => v,
+    fn search(&self, key: &[u8]) -> std::result::Result<usize, usize> {
+        let kp = key_prefix(key);
+        self.entries.binary_search_by(|e| self.cmp_key(e, key, kp))
+    }
+    fn owned_val(&self, e: Entry) -> Val {
+        match e {
+            Entry::Own(kv) => kv.1,
+            e @ Entry::Src(_) => Val::from_ref(self.val(&e)),
         }
     }
-    fn size(&self) -> usize {
-        leaf_entry_len_ref(self.key(), self.val())
+    fn size(&self, e: &Entry) -> usize {
+        match self.encoded(e) {
+            Some(raw) => SLOT + raw.len(),
+            None => leaf_entry_len_ref(self.key(e), self.val(e)),
+        }
+    }
+    /// The entries from `at` on, as a leaf of their own.
+    fn split_off(&mut self, at: usize) -> Leaf {
+        Leaf {
+            src: self.src.clone(),
+            entries: self.entries.split_off(at),
+        }
+    }
+    /// Appends the entries of `other` (its keys all greater).
+    fn append(&mut self, mut other: Leaf) {
+        let same_src = match (&self.src, &other.src) {
+            (_, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, Some(_)) => self.entries.is_empty(),
+        };
+        if same_src {
+            if self.src.is_none() {
+                self.src = other.src.take();
+            }
+            self.entries.append(&mut other.entries);
+            return;
+        }
+        // Two source pages: copy the other leaf's unchanged entries.
+        let entries = std::mem::take(&mut other.entries);
+        for e in entries {
+            let own = match e {
+                Entry::Own(kv) => Entry::Own(kv),
+                Entry::Src(_) => {
+                    let kv = (other.key(&e).to_vec(), Val::from_ref(other.val(&e)));
+                    Entry::Own(Box::new(kv))
+                }
+            };
+            self.entries.push(own);
+        }
+    }
+}
+
+/// Entries `range` of a leaf, as `encode_leaf` reads them.
+struct LeafRange<'a> {
+    leaf: &'a Leaf,
+    range: std::ops::Range<usize>,
+}
+
+impl LeafItems for LeafRange<'_> {
+    fn count(&self) -> usize {
+        self.range.len()
+    }
+    fn key(&self, i: usize) -> &[u8] {
+        self.leaf.key(&self.leaf.entries[self.range.start + i])
+    }
+    fn val(&self, i: usize) -> ValueRef<'_> {
+        self.leaf.val(&self.leaf.entries[self.range.start + i])
+    }
+    fn encoded(&self, i: usize) -> Option<&[u8]> {
+        self.leaf.encoded(&self.leaf.entries[self.range.start + i])
+    }
+}
+
+/// A branch separator: still in the branch page it was read from (no
+/// copy made), or new (from a split).
+enum Sep {
+    Src(Arc<Page>, u32),
+    Own(Vec<u8>),
+}
+
+impl Sep {
+    fn key(&self) -> &[u8] {
+        match self {
+            Sep::Src(p, i) => p.branch_key(*i as usize),
+            Sep::Own(k) => k,
+        }
     }
 }
 
 enum Node {
-    Leaf(Vec<Entry>),
-    Branch(Vec<Vec<u8>>, Vec<Child>),
+    Leaf(Leaf),
+    Branch(Vec<Sep>, Vec<Child>),
 }
 
 impl Node {
-    fn size(&self) -> usize {
+    /// Whether the encoded node is smaller than `limit` bytes (stops
+    /// counting once it is not).
+    fn smaller_than(&self, limit: usize) -> bool {
+        let mut size = match self {
+            Node::Leaf(_) => HEADER,
+            Node::Branch(..) => BRANCH_BASE,
+        };
         match self {
-            Node::Leaf(e) => HEADER + e.iter().map(Entry::size).sum::<usize>(),
+            Node::Leaf(l) => {
+                for x in &l.entries {
+                    size += l.size(x);
+                    if size >= limit {
+                        return false;
+                    }
+                }
+            }
             Node::Branch(k, _) => {
-                BRANCH_BASE + k.iter().map(|k| branch_entry_len(k)).sum::<usize>()
+                for x in k {
+                    size += branch_entry_len(x.key());
+                    if size >= limit {
+                        return false;
+                    }
+                }
             }
         }
+        size < limit
     }
 }
 
 /// A written node as its parent refers to it: separator (None = inherit the
 /// parent's), page, checksum.
-type Part = (Option<Vec<u8>>, u64, u32);
+type Part = (Option<Sep>, u64, u32);
 
 /// What a finished transaction hands back: the new meta (page_count still
 /// to be set), the page images sorted by page, the freed pages, and the
@@ -162,6 +289,9 @@ pub(crate) struct WriteTxn<'a> {
     pub(crate) freed: Vec<u64>,
     writes: Vec<(u64, Vec<u8>)>,
     alloc: Alloc<'a>,
+    /// LZ4 hash table, reused for every value of the transaction.
+    lz4: Option<CompressTable>,
+    scratch: &'a mut Scratch,
 }
 
 impl<'a> WriteTxn<'a> {
@@ -171,6 +301,7 @@ impl<'a> WriteTxn<'a> {
         max_keys: u32,
         compression: bool,
         alloc: Alloc<'a>,
+        scratch: &'a mut Scratch,
     ) -> Self {
         WriteTxn {
             store,
@@ -186,6 +317,8 @@ impl<'a> WriteTxn<'a> {
             freed: Vec::new(),
             writes: Vec::new(),
             alloc,
+            lz4: None,
+            scratch,
         }
     }
 
@@ -193,11 +326,16 @@ impl<'a> WriteTxn<'a> {
         self.store.page_size
     }
 
+    /// A page buffer to encode into: a recycled one when there is one.
+    fn buffer(&mut self) -> Vec<u8> {
+        self.store.cache.take_buffer()
+    }
+
     /// Loads a clean child into owned form, freeing its page.
     fn dirty<'c>(&mut self, child: &'c mut Child) -> Result<&'c mut Node> {
         if let Child::Clean(page, crc) = *child {
             let p = self.store.node(page, crc)?;
-            let node = decode(p.clone());
+            let node = decode(p.clone(), self.scratch);
             let n = pages_for(p.len_bytes(), self.page_size()) as u64;
             self.freed.extend(page..page + n);
             *child = Child::Dirty(Box::new(node));
@@ -216,8 +354,14 @@ impl<'a> WriteTxn<'a> {
         let mut stored = value;
         let mut compressed = false;
         if self.compression && stored.len() >= COMPRESS_MIN && looks_compressible(&stored) {
-            let c = lz4_flex::block::compress(&stored);
-            if c.len() <= stored.len() - stored.len() / 8 {
+            // One hash table per transaction: `compress` would allocate
+            // and zero 8 KiB per value.
+            let table = self.lz4.get_or_insert_with(CompressTable::default);
+            let mut c = vec![0u8; lz4_flex::block::get_maximum_output_size(stored.len())];
+            if let Ok(n) = lz4_flex::block::compress_into_with_table(&stored, &mut c, table)
+                && n <= stored.len() - stored.len() / 8
+            {
+                c.truncate(n);
                 stored = c;
                 compressed = true;
             }
@@ -258,12 +402,15 @@ impl<'a> WriteTxn<'a> {
         let mut root = self
             .root
             .take()
-            .unwrap_or_else(|| Child::Dirty(Box::new(Node::Leaf(Vec::new()))));
+            .unwrap_or_else(|| Child::Dirty(Box::new(Node::Leaf(Leaf::new(Vec::new())))));
         let r = self.put_in(&mut root, key, val);
         let r = match r {
             Ok((old, split)) => {
                 if let Some((sep, right)) = split {
-                    root = Child::Dirty(Box::new(Node::Branch(vec![sep], vec![root, right])));
+                    root = Child::Dirty(Box::new(Node::Branch(
+                        vec![Sep::Own(sep)],
+                        vec![root, right],
+                    )));
                 }
                 Ok(old)
             }
@@ -292,35 +439,39 @@ impl<'a> WriteTxn<'a> {
         let limit = 2 * self.max_keys;
         let node = self.dirty(child)?;
         match node {
-            Node::Leaf(entries) => {
-                let kp = key_prefix(&key);
-                let old = match entries.binary_search_by(|e| e.cmp_key(&key, kp)) {
+            Node::Leaf(leaf) => {
+                let old = match leaf.search(&key) {
                     Ok(i) => {
-                        Some(std::mem::replace(&mut entries[i], Entry::Own(key, val)).into_val())
+                        let new = Entry::Own(Box::new((key, val)));
+                        let e = std::mem::replace(&mut leaf.entries[i], new);
+                        Some(leaf.owned_val(e))
                     }
                     Err(i) => {
-                        entries.insert(i, Entry::Own(key, val));
+                        leaf.entries.insert(i, Entry::Own(Box::new((key, val))));
                         None
                     }
                 };
-                if entries.len() > limit {
-                    let right = entries.split_off(entries.len() / 2);
-                    let sep = right[0].key().to_vec();
+                if leaf.entries.len() > limit {
+                    let right = leaf.split_off(leaf.entries.len() / 2);
+                    let sep = right.key(&right.entries[0]).to_vec();
                     return Ok((old, Some((sep, Child::Dirty(Box::new(Node::Leaf(right)))))));
                 }
                 Ok((old, None))
             }
             Node::Branch(keys, children) => {
-                let idx = keys.partition_point(|k| k.as_slice() <= key.as_slice());
+                let idx = keys.partition_point(|k| cmp_keys(k.key(), &key) != Greater);
                 let r = self.put_in(&mut children[idx], key, val);
                 let (old, split) = r?;
                 if let Some((sep, right)) = split {
-                    keys.insert(idx, sep);
+                    keys.insert(idx, Sep::Own(sep));
                     children.insert(idx + 1, right);
                     if keys.len() > limit {
                         let mid = keys.len() / 2;
                         let right_keys = keys.split_off(mid + 1);
-                        let up = keys.pop().unwrap_or_default();
+                        let up = match keys.pop() {
+                            Some(k) => k.key().to_vec(),
+                            None => Vec::new(),
+                        };
                         let right_children = children.split_off(mid + 1);
                         return Ok((
                             old,
@@ -369,9 +520,9 @@ impl<'a> WriteTxn<'a> {
                 Ok(p.leaf_search(key).is_ok())
             }
             Child::Dirty(n) => match n.as_ref() {
-                Node::Leaf(e) => Ok(e.binary_search_by(|x| x.key().cmp(key)).is_ok()),
+                Node::Leaf(leaf) => Ok(leaf.search(key).is_ok()),
                 Node::Branch(keys, children) => {
-                    let idx = keys.partition_point(|k| k.as_slice() <= key);
+                    let idx = keys.partition_point(|k| cmp_keys(k.key(), key) != Greater);
                     self.contains(&children[idx], key)
                 }
             },
@@ -382,14 +533,17 @@ impl<'a> WriteTxn<'a> {
         let mut node = self.dirty(child)?;
         loop {
             match node {
-                Node::Leaf(entries) => {
-                    return Ok(match entries.binary_search_by(|e| e.key().cmp(key)) {
-                        Ok(i) => Some(entries.remove(i).into_val()),
+                Node::Leaf(leaf) => {
+                    return Ok(match leaf.search(key) {
+                        Ok(i) => {
+                            let e = leaf.entries.remove(i);
+                            Some(leaf.owned_val(e))
+                        }
                         Err(_) => None,
                     });
                 }
                 Node::Branch(keys, children) => {
-                    let idx = keys.partition_point(|k| k.as_slice() <= key);
+                    let idx = keys.partition_point(|k| cmp_keys(k.key(), key) != Greater);
                     node = self.dirty(&mut children[idx])?;
                 }
             }
@@ -429,7 +583,7 @@ impl<'a> WriteTxn<'a> {
                             let mut children = Vec::with_capacity(parts.len());
                             for (i, (sep, p, c)) in parts.into_iter().enumerate() {
                                 if i > 0 {
-                                    keys.push(sep.unwrap_or_default());
+                                    keys.push(sep.unwrap_or(Sep::Own(Vec::new())));
                                 }
                                 children.push(Child::Clean(p, c));
                             }
@@ -477,29 +631,27 @@ impl<'a> WriteTxn<'a> {
     fn flush(&mut self, node: Node) -> Result<Vec<Part>> {
         let ps = self.page_size();
         match node {
-            Node::Leaf(entries) => {
-                if entries.is_empty() {
+            Node::Leaf(leaf) => {
+                if leaf.entries.is_empty() {
                     return Ok(Vec::new());
                 }
-                // Parse each entry once; chunks of this view are encoded.
-                let view: Vec<(&[u8], ValueRef<'_>)> =
-                    entries.iter().map(|e| (e.key(), e.val())).collect();
-                let sizes: Vec<usize> = view
-                    .iter()
-                    .map(|(k, v)| leaf_entry_len_ref(k, *v))
-                    .collect();
+                let sizes: Vec<usize> = leaf.entries.iter().map(|e| leaf.size(e)).collect();
                 let cuts = chunks(&sizes, ps - HEADER, self.max_keys, 1);
                 let mut images = Vec::with_capacity(cuts.len());
                 for (i, w) in cuts.windows(2).enumerate() {
-                    let slice = &view[w[0]..w[1]];
                     let sep = if i == 0 {
                         None
                     } else {
-                        Some(slice[0].0.to_vec())
+                        Some(Sep::Own(leaf.key(&leaf.entries[w[0]]).to_vec()))
                     };
-                    images.push((sep, encode_leaf(slice, self.txn, ps)));
+                    let buf = self.buffer();
+                    let range = LeafRange {
+                        leaf: &leaf,
+                        range: w[0]..w[1],
+                    };
+                    images.push((sep, encode_leaf_into(buf, &range, self.txn, ps)));
                 }
-                drop(view);
+                give(&mut self.scratch.entries, leaf.entries);
                 let mut out = Vec::with_capacity(images.len());
                 for (sep, img) in images {
                     let (p, c) = self.write_node(img);
@@ -508,42 +660,58 @@ impl<'a> WriteTxn<'a> {
                 Ok(out)
             }
             Node::Branch(keys, children) => {
-                let (keys, children) = self.merge_small(keys, children)?;
+                let (mut keys, mut children) = self.merge_small(keys, children)?;
                 // Flush children; collect (separator, page, crc).
-                let mut refs: Vec<Part> = Vec::with_capacity(children.len());
-                let mut seps = std::iter::once(None).chain(keys.into_iter().map(Some));
-                for child in children {
-                    let sep = seps.next().flatten();
+                let mut refs: Vec<Part> = take(&mut self.scratch.parts);
+                refs.reserve(children.len());
+                let mut seps = std::iter::once(None).chain(keys.drain(..).map(Some));
+                for child in children.drain(..) {
+                    let mut sep = seps.next().flatten();
                     match child {
                         Child::Clean(p, c) => refs.push((sep, p, c)),
                         Child::Dirty(n) => {
                             let parts = self.flush(*n)?;
                             for (j, (psep, p, c)) in parts.into_iter().enumerate() {
-                                refs.push((if j == 0 { sep.clone() } else { psep }, p, c));
+                                refs.push((if j == 0 { sep.take() } else { psep }, p, c));
                             }
                         }
                     }
                 }
+                drop(seps);
+                give(&mut self.scratch.seps, keys);
+                give(&mut self.scratch.children, children);
                 if refs.is_empty() {
+                    give(&mut self.scratch.parts, refs);
                     return Ok(Vec::new());
                 }
                 let sizes: Vec<usize> = refs
                     .iter()
-                    .map(|(s, _, _)| branch_entry_len(s.as_deref().unwrap_or_default()))
+                    .map(|(s, _, _)| branch_entry_len(s.as_ref().map_or(&[][..], Sep::key)))
                     .collect();
                 let cuts = chunks(&sizes, ps - BRANCH_BASE, self.max_keys + 1, 2);
-                let mut out = Vec::with_capacity(cuts.len());
+                let mut ks: Vec<&[u8]> = Vec::new();
+                let mut cs: Vec<(u64, u32)> = Vec::new();
+                let mut images = Vec::with_capacity(cuts.len() - 1);
                 for w in cuts.windows(2) {
                     let group = &refs[w[0]..w[1]];
-                    let ks: Vec<Vec<u8>> = group[1..]
-                        .iter()
-                        .map(|(s, _, _)| s.clone().unwrap_or_default())
-                        .collect();
-                    let cs: Vec<(u64, u32)> = group.iter().map(|(_, p, c)| (*p, *c)).collect();
-                    let img = encode_branch(&ks, &cs, self.txn, ps);
-                    let (p, c) = self.write_node(img);
-                    out.push((group[0].0.clone(), p, c));
+                    ks.clear();
+                    ks.extend(
+                        group[1..]
+                            .iter()
+                            .map(|(s, _, _)| s.as_ref().map_or(&[][..], Sep::key)),
+                    );
+                    cs.clear();
+                    cs.extend(group.iter().map(|(_, p, c)| (*p, *c)));
+                    let buf = self.buffer();
+                    images.push(encode_branch_into(buf, &ks, &cs, self.txn, ps));
                 }
+                drop(ks);
+                let mut out = Vec::with_capacity(images.len());
+                for (w, img) in cuts.windows(2).zip(images) {
+                    let (p, c) = self.write_node(img);
+                    out.push((refs[w[0]].0.take(), p, c));
+                }
+                give(&mut self.scratch.parts, refs);
                 // The first part inherits the parent's separator.
                 if let Some(first) = out.first_mut() {
                     first.0 = None;
@@ -556,13 +724,13 @@ impl<'a> WriteTxn<'a> {
     /// Merges dirty children smaller than a quarter page into a neighbour.
     fn merge_small(
         &mut self,
-        mut keys: Vec<Vec<u8>>,
+        mut keys: Vec<Sep>,
         mut children: Vec<Child>,
-    ) -> Result<(Vec<Vec<u8>>, Vec<Child>)> {
+    ) -> Result<(Vec<Sep>, Vec<Child>)> {
         let small = self.page_size() / 4;
         let mut i = 0;
         while i < children.len() && children.len() > 1 {
-            let is_small = matches!(&children[i], Child::Dirty(n) if n.size() < small);
+            let is_small = matches!(&children[i], Child::Dirty(n) if n.smaller_than(small));
             if !is_small {
                 i += 1;
                 continue;
@@ -583,7 +751,7 @@ impl<'a> WriteTxn<'a> {
                 ));
             };
             match (left.as_mut(), *right) {
-                (Node::Leaf(a), Node::Leaf(b)) => a.extend(b),
+                (Node::Leaf(a), Node::Leaf(b)) => a.append(b),
                 (Node::Branch(ak, ac), Node::Branch(bk, bc)) => {
                     ak.push(sep);
                     ak.extend(bk);
@@ -605,21 +773,52 @@ impl<'a> WriteTxn<'a> {
     }
 }
 
-fn decode(p: Arc<Page>) -> Node {
+/// Vectors of nodes that earlier transactions flushed, kept for reuse:
+/// every commit turns thousands of nodes into vectors of 1-2 KiB, too big
+/// for the allocator's fast path. At most `SCRATCH_VECS` of each kind, of
+/// at most `SCRATCH_ITEMS` items each (so a few MiB).
+#[derive(Default)]
+pub(crate) struct Scratch {
+    entries: Vec<Vec<Entry>>,
+    seps: Vec<Vec<Sep>>,
+    children: Vec<Vec<Child>>,
+    parts: Vec<Vec<Part>>,
+}
+
+const SCRATCH_VECS: usize = 4096;
+const SCRATCH_ITEMS: usize = 128;
+
+fn take<T>(pool: &mut Vec<Vec<T>>) -> Vec<T> {
+    pool.pop().unwrap_or_default()
+}
+
+fn give<T>(pool: &mut Vec<Vec<T>>, mut v: Vec<T>) {
+    v.clear();
+    if pool.len() < SCRATCH_VECS && v.capacity() > 0 && v.capacity() <= SCRATCH_ITEMS {
+        pool.push(v);
+    }
+}
+
+fn decode(p: Arc<Page>, scratch: &mut Scratch) -> Node {
     if p.is_leaf() {
-        Node::Leaf(
-            (0..p.count() as u32)
-                .map(|i| Entry::Src(p.clone(), i))
-                .collect(),
-        )
+        let mut entries = take(&mut scratch.entries);
+        // Room for a few inserts without growing.
+        entries.reserve(p.count() + 4);
+        entries.extend((0..p.count() as u32).map(Entry::Src));
+        Node::Leaf(Leaf {
+            src: Some(p),
+            entries,
+        })
     } else {
-        let keys = (0..p.count()).map(|i| p.branch_key(i).to_vec()).collect();
-        let children = (0..=p.count())
-            .map(|i| {
-                let (pg, c) = p.branch_child(i);
-                Child::Clean(pg, c)
-            })
-            .collect();
+        let mut keys = take(&mut scratch.seps);
+        keys.reserve(p.count() + 2);
+        keys.extend((0..p.count() as u32).map(|i| Sep::Src(p.clone(), i)));
+        let mut children = take(&mut scratch.children);
+        children.reserve(p.count() + 3);
+        children.extend((0..=p.count()).map(|i| {
+            let (pg, c) = p.branch_child(i);
+            Child::Clean(pg, c)
+        }));
         Node::Branch(keys, children)
     }
 }

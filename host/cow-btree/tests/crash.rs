@@ -1,10 +1,16 @@
-//! Crash test: a child process commits concurrently with `PerCommit` and
-//! reports every acknowledged commit over a pipe; the parent SIGKILLs it at
-//! a random moment, reopens the database and checks that every acknowledged
+//! Crash test: a child process commits concurrently and reports every
+//! acknowledged (durable) commit over a pipe; the parent SIGKILLs it at a
+//! random moment, reopens the database and checks that every acknowledged
 //! commit is present and that no commit is partially visible.
 //!
-//! Default: 200 kill cycles (about a minute in debug). Long mode:
-//! `ORBIT_COW_CRASH_CYCLES=5000 cargo test -p orbit-cow-btree --test crash`.
+//! Two modes: `PerCommit` (every commit acknowledged), and deferred
+//! (`SyncMode::None`, a `sync` after every fourth commit of a thread, which
+//! acknowledges it; the non-durable commits in between may be lost, but the
+//! file must open to a whole commit no older than the last sync).
+//!
+//! Default: 200 kill cycles with `PerCommit` and 100 deferred (about 15 s in
+//! release). Long mode: `ORBIT_COW_CRASH_CYCLES=5000 cargo test -p
+//! orbit-cow-btree --test crash` (the deferred test runs half as many).
 
 use std::io::{BufRead, BufReader};
 use std::ops::Bound;
@@ -15,16 +21,28 @@ use orbit_cow_btree::{Db, Options};
 
 const THREADS: usize = 4;
 
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
 #[test]
 fn sigkill_never_loses_an_acknowledged_commit() {
-    let cycles: usize = std::env::var("ORBIT_COW_CRASH_CYCLES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(200);
-    let seed: u64 = std::env::var("ORBIT_COW_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(42);
+    let cycles = env_or("ORBIT_COW_CRASH_CYCLES", 200) as usize;
+    let seed = env_or("ORBIT_COW_CRASH_SEED", 42);
+    crash_cycles(cycles, seed, "per-commit");
+}
+
+#[test]
+fn sigkill_with_deferred_commits_recovers_the_last_sync() {
+    let cycles = (env_or("ORBIT_COW_CRASH_CYCLES", 200) / 2).max(1) as usize;
+    let seed = env_or("ORBIT_COW_CRASH_SEED", 42) + 1;
+    crash_cycles(cycles, seed, "deferred");
+}
+
+fn crash_cycles(cycles: usize, seed: u64, mode: &str) {
     let mut rng = fastrand::Rng::with_seed(seed);
     let dir = tempfile::tempdir().unwrap();
     let mut total_acks = 0usize;
@@ -34,6 +52,7 @@ fn sigkill_never_loses_an_acknowledged_commit() {
             .arg(dir.path())
             .arg(format!("r{run:05}"))
             .arg(THREADS.to_string())
+            .arg(mode)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -48,13 +48,8 @@ impl Engine for OrbitCow {
     }
 
     fn get(&self, key: &[u8], out: &mut Vec<u8>) -> Result<bool, EngineError> {
-        match self.db.get(key).map_err(failed(NAME, "get"))? {
-            Some(v) => {
-                *out = v;
-                Ok(true)
-            }
-            None => Ok(false),
-        }
+        // Copies the value into `out`, as the redb adapter does.
+        self.db.get_into(key, out).map_err(failed(NAME, "get"))
     }
 
     fn scan(
@@ -63,14 +58,16 @@ impl Engine for OrbitCow {
         limit: usize,
         visit: &mut dyn FnMut(&[u8], &[u8]),
     ) -> Result<usize, EngineError> {
+        // Borrowed entries (like redb's access guards): the visitor sees
+        // every key and value, which it checks.
+        let mut entries = self.db.range(Bound::Included(from), Bound::Unbounded);
         let mut n = 0;
-        for item in self
-            .db
-            .range(Bound::Included(from), Bound::Unbounded)
-            .take(limit)
-        {
+        while n < limit {
+            let Some(item) = entries.next_ref() else {
+                break;
+            };
             let (k, v) = item.map_err(failed(NAME, "scan"))?;
-            visit(&k, &v);
+            visit(k, v);
             n += 1;
         }
         Ok(n)

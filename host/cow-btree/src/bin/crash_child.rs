@@ -1,7 +1,14 @@
-//! Crash-test child: opens the database given as argument with
-//! `SyncMode::PerCommit` and commits from several threads forever, printing
-//! `ack <thread> <seq>` on stdout after each `write` returns. The crash test
-//! SIGKILLs it at a random moment and checks every acknowledged commit.
+//! Crash-test child: opens the database given as argument and commits from
+//! several threads forever, printing `ack <thread> <seq>` on stdout once a
+//! commit is durable. The crash test SIGKILLs it at a random moment and
+//! checks every acknowledged commit.
+//!
+//! Mode `per-commit` (default): `SyncMode::PerCommit`, every `write` is
+//! durable when it returns and is acknowledged. Mode `deferred`:
+//! `SyncMode::None` with a small dirty-node budget (so deferred nodes are
+//! also written under memory pressure between syncs); each thread calls
+//! `sync` after every fourth commit and acknowledges that commit only then;
+//! the commits in between are non-durable and may be lost.
 //!
 //! Each commit of thread `t`, sequence `n` (in run `r`) writes three keys
 //! atomically: `r/t/n/a`, `r/t/n/b` (sometimes a multi-page value) and a
@@ -15,14 +22,25 @@ use orbit_cow_btree::{Db, Options, SyncMode, WriteBatch};
 fn main() {
     let mut args = std::env::args().skip(1);
     let (Some(dir), Some(run), Some(threads)) = (args.next(), args.next(), args.next()) else {
-        eprintln!("usage: cow-crash-child DIR RUN THREADS");
+        eprintln!("usage: cow-crash-child DIR RUN THREADS [per-commit|deferred]");
         std::process::exit(2);
     };
     let threads: usize = threads.parse().unwrap_or(4);
-    let opts = Options {
-        sync: SyncMode::PerCommit,
-        page_size: 4096,
-        ..Options::default()
+    let deferred = args.next().as_deref() == Some("deferred");
+    let opts = if deferred {
+        Options {
+            sync: SyncMode::None,
+            page_size: 4096,
+            cache_size: 1 << 20,
+            dirty_limit: 128 << 10,
+            ..Options::default()
+        }
+    } else {
+        Options {
+            sync: SyncMode::PerCommit,
+            page_size: 4096,
+            ..Options::default()
+        }
     };
     let db = match Db::open(&dir, opts) {
         Ok(db) => Arc::new(db),
@@ -51,6 +69,15 @@ fn main() {
                     if let Err(e) = db.write(b) {
                         eprintln!("write failed: {e}");
                         std::process::exit(4);
+                    }
+                    if deferred {
+                        if n % 4 != 3 {
+                            continue;
+                        }
+                        if let Err(e) = db.sync() {
+                            eprintln!("sync failed: {e}");
+                            std::process::exit(5);
+                        }
                     }
                     let mut o = out.lock().unwrap_or_else(|p| p.into_inner());
                     let _ = writeln!(o, "ack {t} {n}");
