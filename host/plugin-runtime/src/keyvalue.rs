@@ -82,17 +82,6 @@ impl CallState {
         Ok(full)
     }
 
-    fn check_value(&self, value: &[u8]) -> Result<(), Error> {
-        if value.len() > self.store_limits.max_value_bytes {
-            return Err(Error::Other(format!(
-                "value is {} bytes; the limit is {} bytes (ORBIT_MAX_VALUE_BYTES)",
-                value.len(),
-                self.store_limits.max_value_bytes
-            )));
-        }
-        Ok(())
-    }
-
     /// The backend, as an owned handle: a call's future must be `Send`, and
     /// `CallState` is not `Sync`, so no `&self` may live across an await.
     fn kv_backend(&self) -> Result<Arc<dyn Storage>, Error> {
@@ -175,7 +164,7 @@ impl store::HostBucket for CallState {
         value: Vec<u8>,
     ) -> Result<(), Error> {
         let key = self.full_key(&bucket, &key)?;
-        self.check_value(&value)?;
+        self.check_value(&value).map_err(other)?;
         write(&self.kv_backend()?, &key, value, Precondition::None)
             .await
             .map(drop)
@@ -292,7 +281,7 @@ impl atomics::Host for CallState {
             .delete(cas)
             .map_err(|_| atomics::CasError::StoreError(stale_handle("cas")))?;
         self.check_value(&value)
-            .map_err(atomics::CasError::StoreError)?;
+            .map_err(|e| atomics::CasError::StoreError(other(e)))?;
         let precondition = match handle.version {
             Some(v) => Precondition::Version(v),
             None => Precondition::Absent,
@@ -377,7 +366,7 @@ impl batch::Host for CallState {
         let mut ops = Vec::with_capacity(key_values.len());
         for (key, value) in key_values {
             let key = self.full_key(&bucket, &key)?;
-            self.check_value(&value)?;
+            self.check_value(&value).map_err(other)?;
             ops.push(BatchOp::Put {
                 key: Bytes::from(key),
                 value: Bytes::from(value),

@@ -97,15 +97,20 @@ impl CallState {
         Ok(())
     }
 
-    fn check_put(&self, req: &store::PutRequest) -> Result<PutOptions, StoreError> {
-        self.check_key(&req.key)?;
-        if req.value.len() > self.store_limits.max_value_bytes {
+    pub(crate) fn check_value(&self, value: &[u8]) -> Result<(), StoreError> {
+        if value.len() > self.store_limits.max_value_bytes {
             return Err(StoreError::Limit(format!(
                 "value is {} bytes; the limit is {} bytes (ORBIT_MAX_VALUE_BYTES)",
-                req.value.len(),
+                value.len(),
                 self.store_limits.max_value_bytes
             )));
         }
+        Ok(())
+    }
+
+    fn check_put(&self, req: &store::PutRequest) -> Result<PutOptions, StoreError> {
+        self.check_key(&req.key)?;
+        self.check_value(&req.value)?;
         Ok(PutOptions {
             precondition: precondition(req.precondition),
             expires_at: req.ttl_ms.map(|ttl| now_millis().saturating_add(ttl)),

@@ -10,29 +10,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use hyper::Method;
-use support::{Server, run_to_end};
+use support::{Server, built, run_to_end};
 
 fn repo() -> PathBuf {
     orbit_plugin_build::repo_root()
-}
-
-/// Builds the component of the plugin crate at `dir` (once per test binary)
-/// and writes it under the crate's `target/`.
-/// One target directory for every plugin built by the tests, so the wasm32
-/// standard library (built from source) and wit-bindgen are compiled once.
-fn shared_wasm_target() -> PathBuf {
-    orbit_plugin_build::repo_root().join("target/wasm-test-plugins")
-}
-
-fn built(cell: &'static OnceLock<PathBuf>, dir: PathBuf, name: &str) -> &'static Path {
-    cell.get_or_init(|| {
-        let bytes = orbit_plugin_build::build_component(&dir, Some(&shared_wasm_target()))
-            .unwrap_or_else(|e| panic!("building {}: {e:#}", dir.display()));
-        let out = shared_wasm_target().join(format!("{name}.wasm"));
-        std::fs::create_dir_all(shared_wasm_target()).unwrap();
-        std::fs::write(&out, bytes).unwrap();
-        out
-    })
 }
 
 fn example_selector() -> &'static Path {

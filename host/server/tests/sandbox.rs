@@ -6,33 +6,19 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use support::{Server, run_to_end};
+use support::{Server, built, run_to_end};
 
-/// One target directory for every plugin built by the tests, so the wasm32
-/// standard library (built from source) and wit-bindgen are compiled once.
-fn shared_wasm_target() -> PathBuf {
-    orbit_plugin_build::repo_root().join("target/wasm-test-plugins")
-}
-
-fn built(cell: &'static OnceLock<PathBuf>, dir: &str, name: &str) -> &'static Path {
-    cell.get_or_init(|| {
-        let dir = orbit_plugin_build::repo_root().join(dir);
-        let bytes = orbit_plugin_build::build_component(&dir, Some(&shared_wasm_target()))
-            .unwrap_or_else(|e| panic!("building {}: {e:#}", dir.display()));
-        let out = shared_wasm_target().join(format!("{name}.wasm"));
-        std::fs::create_dir_all(shared_wasm_target()).unwrap();
-        std::fs::write(&out, bytes).unwrap();
-        out
-    })
+fn repo(path: &str) -> PathBuf {
+    orbit_plugin_build::repo_root().join(path)
 }
 
 fn kv_canary() -> String {
     static CELL: OnceLock<PathBuf> = OnceLock::new();
-    built(&CELL, "examples/kv-canary", "kv-canary")
+    built(&CELL, repo("examples/kv-canary"), "kv-canary")
         .display()
         .to_string()
 }
@@ -41,7 +27,7 @@ fn sandbox_probe() -> String {
     static CELL: OnceLock<PathBuf> = OnceLock::new();
     built(
         &CELL,
-        "host/server/tests/fixtures/sandbox-probe",
+        repo("host/server/tests/fixtures/sandbox-probe"),
         "sandbox-probe",
     )
     .display()

@@ -200,9 +200,9 @@ impl Server {
     /// may not be here yet).
     #[allow(dead_code)]
     pub async fn log_shows(&self, needle: &str) -> bool {
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + Duration::from_secs(5);
         while !self.log().contains(needle) {
-            if std::time::Instant::now() > deadline {
+            if Instant::now() > deadline {
                 return false;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -283,4 +283,29 @@ impl Resp {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(String::as_str)
     }
+}
+
+/// One target directory for every plugin built by the tests, so the wasm32
+/// standard library (built from source) and wit-bindgen are compiled once.
+#[allow(dead_code)]
+pub fn shared_wasm_target() -> std::path::PathBuf {
+    orbit_plugin_build::repo_root().join("target/wasm-test-plugins")
+}
+
+/// Builds the component of the plugin crate at `dir` (once per test binary,
+/// through `cell`) into the shared wasm target, as `<name>.wasm`.
+#[allow(dead_code)]
+pub fn built(
+    cell: &'static std::sync::OnceLock<std::path::PathBuf>,
+    dir: std::path::PathBuf,
+    name: &str,
+) -> &'static std::path::Path {
+    cell.get_or_init(|| {
+        let bytes = orbit_plugin_build::build_component(&dir, Some(&shared_wasm_target()))
+            .unwrap_or_else(|e| panic!("building {}: {e:#}", dir.display()));
+        let out = shared_wasm_target().join(format!("{name}.wasm"));
+        std::fs::create_dir_all(shared_wasm_target()).unwrap();
+        std::fs::write(&out, bytes).unwrap();
+        out
+    })
 }
