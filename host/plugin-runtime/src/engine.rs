@@ -27,15 +27,36 @@ pub struct PluginEngine {
     allocator: String,
 }
 
+/// Bytes of a freed linear memory slot kept resident and reset in place
+/// rather than handed back to the kernel. The default health plugin touches
+/// about 1.1 MiB (its 1 MiB shadow stack plus data).
+pub const KEEP_RESIDENT_MEMORY: usize = 2 << 20;
+/// The same for a table slot.
+pub const KEEP_RESIDENT_TABLE: usize = 256 << 10;
+
 /// Instance strategy: a fresh instance per call (see `runtime`), whose
 /// memories, tables and fiber stacks come from a pre-reserved pool, so an
-/// instantiation reuses warm slots instead of mapping and unmapping memory:
-/// 30 us instead of 51 us per default-health call here (`plugin bench`). If
-/// the address space cannot be reserved (a `ulimit -v`, a small 32-bit-like
-/// sandbox), the engine falls back to on-demand allocation, and says so.
+/// instantiation reuses warm slots instead of mapping and unmapping memory.
+///
+/// A freed slot is reset by asking the kernel which pages the instance
+/// touched (`PAGEMAP_SCAN`, Linux 6.7+; without it wasmtime falls back to
+/// `madvise`) and restoring only those with `memset`, up to
+/// [`KEEP_RESIDENT_MEMORY`]; the pages stay mapped, so the next instance
+/// takes no page faults on them. Measured with `orbit-server plugin bench
+/// plugins/dist/health.wasm` on 2 cores, instantiate + call p50: 51 us on
+/// demand, 31 us pooled with `madvise` resets, 16 us with scanned resets. The
+/// price is resident memory: at most `KEEP_RESIDENT_MEMORY` per warm slot,
+/// and only slots that were used are warm.
+///
+/// If the address space cannot be reserved (a `ulimit -v`, a small
+/// 32-bit-like sandbox), the engine falls back to on-demand allocation, and
+/// says so.
 fn pooling(max_memory_bytes: usize) -> wasmtime::PoolingAllocationConfig {
     let mut pool = wasmtime::PoolingAllocationConfig::default();
-    pool.total_component_instances(POOL_INSTANCES)
+    pool.pagemap_scan(wasmtime::Enabled::Auto)
+        .linear_memory_keep_resident(KEEP_RESIDENT_MEMORY)
+        .table_keep_resident(KEEP_RESIDENT_TABLE)
+        .total_component_instances(POOL_INSTANCES)
         .total_core_instances(POOL_INSTANCES * 16)
         .total_memories(POOL_INSTANCES * 2)
         .total_tables(POOL_INSTANCES * 16)

@@ -6,10 +6,12 @@
 //! `InstancePre`, with slots from the pooling allocator (see `engine`).
 //! Nothing leaks between calls and a trapped or half-run instance is simply
 //! dropped. Measured with `orbit-server plugin bench plugins/dist/health.wasm`
-//! on 2 cores: instantiate + call p50 30 us (pooling; 51 us on demand)
-//! against 3.5 us for a call on a reused instance. Calls happen once at
+//! on 2 cores: instantiate + call p50 15 us (pooled slots, see `engine`)
+//! against 3.2 us for a call on a reused instance, of which about 1.4 us is
+//! the host lowering the context and report (a plugin returning a constant,
+//! `tests/fixtures/constant-health`, costs that much). Calls happen once at
 //! start-up (selector, translator) and at most once a second for health
-//! (readiness is cached), so 30 us buys isolation cheaply; reuse would make
+//! (readiness is cached), so 15 us buys isolation cheaply; reuse would make
 //! one bad call's state (a half-updated global, a leaked allocation) every
 //! later call's problem.
 

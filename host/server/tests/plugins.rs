@@ -34,6 +34,15 @@ fn misbehaving_health() -> &'static Path {
     )
 }
 
+fn constant_health() -> &'static Path {
+    static CELL: OnceLock<PathBuf> = OnceLock::new();
+    built(
+        &CELL,
+        repo().join("host/server/tests/fixtures/constant-health"),
+        "constant-health",
+    )
+}
+
 fn check_json(env: &[(&str, &str)]) -> serde_json::Value {
     let (ok, out, err) = run_to_end(env, &["config", "check", "--json"]);
     assert!(ok, "{out}\n{err}");
@@ -480,6 +489,20 @@ fn plugin_author_cli_inspects_and_checks() {
     ] {
         assert!(out.contains(line), "{line} missing: {out}");
     }
+}
+
+/// A plugin that ignores its input: `plugin bench` on it measures the host's
+/// own cost of a call (lowering the context and report, lifting the verdict).
+/// The figure is printed for the benchmark notes, not judged here.
+#[test]
+fn a_constant_plugin_shows_the_cost_of_the_call_itself() {
+    let plugin = constant_health().display().to_string();
+    let (ok, out, err) = run_to_end(&[], &["plugin", "run", &plugin, "--input", "{}"]);
+    assert!(ok, "{err}");
+    assert!(out.contains(r#""constant""#), "{out}");
+    let (ok, out, err) = run_to_end(&[], &["plugin", "bench", &plugin, "--iterations", "50"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("call, reused instance:   p50"), "{out}");
 }
 
 /// `plugin run`: one call with a context the author writes as JSON, the

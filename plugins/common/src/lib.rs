@@ -15,7 +15,7 @@ pub mod toml_doc;
 
 pub use diag::{Diag, Severity};
 pub use env::{Env, EnvValue};
-pub use human::{human_bytes, human_duration_us};
+pub use human::{Tenths, human_bytes, human_duration_us};
 pub use orbit_config_syntax::BackendKind;
 pub use setting::{Found, Raw, Source, find};
 pub use toml_doc::{TomlDoc, TomlScalar};

@@ -22,18 +22,27 @@ struct Health;
 
 impl Guest for Health {
     fn evaluate(context: DeploymentContext, report: HealthReport) -> HealthVerdict {
-        let env = glue::env(&context.env);
-        let data_root = context.facts.dirs.first().map(|d| policy::DataRoot {
-            path: d.path.clone(),
-            free_bytes: d.free_bytes,
-        });
+        // Only the variables the policy reads are copied out of the context.
+        let read: Vec<_> = (context.env.into_iter())
+            .filter(|v| policy::READS.contains(&v.name.as_str()))
+            .collect();
+        let env = glue::env(&read);
+        let data_root = context
+            .facts
+            .dirs
+            .into_iter()
+            .next()
+            .map(|d| policy::DataRoot {
+                path: d.path,
+                free_bytes: d.free_bytes,
+            });
         let last_error = report.recent_errors.iter().max_by_key(|e| e.unix_ms);
         let input = policy::Report {
             backend: glue::kind(report.backend),
             backend_open: report.backend_open,
             canary_ok: report.canary.ok,
             canary_latency_us: report.canary.latency_us,
-            canary_error: report.canary.error.clone(),
+            canary_error: report.canary.error,
             window_secs: report.window_secs,
             operations: report.operations,
             errors: report.errors,

@@ -7,7 +7,7 @@
 //! stops routing to it without killing it in a loop.
 
 use orbit_config_syntax::{BackendKind, Setting, ValueError, parse_byte_size, parse_fraction};
-use orbit_plugin_common::{Env, Raw, TomlDoc, find, human_bytes, human_duration_us};
+use orbit_plugin_common::{Env, Raw, Tenths, TomlDoc, find, human_bytes, human_duration_us};
 
 /// A backend still closed this long after start-up makes the pod not live.
 pub const OPEN_GRACE_SECS: u64 = 60;
@@ -16,6 +16,9 @@ pub const MIN_OPERATIONS: u64 = 20;
 
 const MIN_FREE: &str = "ORBIT_HEALTH_MIN_FREE_BYTES";
 const MAX_ERROR_RATE: &str = "ORBIT_HEALTH_MAX_ERROR_RATE";
+
+/// The only variables [`evaluate`] reads.
+pub const READS: [&str; 2] = [MIN_FREE, MAX_ERROR_RATE];
 
 /// The data root (first directory of the host facts).
 #[derive(Clone, Debug)]
@@ -141,24 +144,20 @@ pub fn evaluate(
             r.operations, r.window_secs
         )),
         Ok(max) => {
-            let rate = r.errors as f64 / r.operations as f64;
+            let percent = Tenths::percent(r.errors, r.operations);
+            let allowed = Tenths::percent_of_fraction(max.value);
             let counts = format!(
-                "{} of {} backend operations in the last {} s failed ({:.1}%",
-                r.errors,
-                r.operations,
-                r.window_secs,
-                rate * 100.0
+                "{} of {} backend operations in the last {} s failed ({percent}%",
+                r.errors, r.operations, r.window_secs,
             );
-            if rate > max.value {
+            if r.errors as f64 / r.operations as f64 > max.value {
                 let latest = r.last_error.as_ref().map(|e| format!("; latest: {e}")).unwrap_or_default();
                 failed.push(format!(
-                    "{counts}), above {}={} ({:.1}%){latest}",
-                    max.name,
-                    max.value,
-                    max.value * 100.0
+                    "{counts}), above {}={} ({allowed}%){latest}",
+                    max.name, max.value,
                 ));
             } else {
-                checked.push(format!("{counts}, at most {:.1}% allowed by {})", max.value * 100.0, max.name));
+                checked.push(format!("{counts}, at most {allowed}% allowed by {})", max.name));
             }
         }
     }

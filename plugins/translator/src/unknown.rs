@@ -79,33 +79,6 @@ fn is_service_link(name: &str) -> bool {
     false
 }
 
-#[cfg(test)]
-mod service_link_tests {
-    use super::is_service_link;
-
-    #[test]
-    fn kubelet_service_links_are_recognised() {
-        for n in [
-            "ORBIT_SERVER_SERVICE_HOST",
-            "ORBIT_SERVER_SERVICE_PORT",
-            "ORBIT_SERVER_SERVICE_PORT_HEALTH",
-            "ORBIT_SERVER_PORT",
-            "ORBIT_SERVER_PORT_8080_TCP",
-            "ORBIT_SERVER_METRICS_PORT_9090_TCP_ADDR",
-        ] {
-            assert!(is_service_link(n), "{n}");
-        }
-        for n in [
-            "ORBIT_LSM_MEMTABLE_SIZE",
-            "ORBIT_S3_REGOIN",
-            "ORBIT_HTTP_ADDR",
-            "ORBIT_PORT_X",
-        ] {
-            assert!(!is_service_link(n), "{n}");
-        }
-    }
-}
-
 /// The keys Orbit reads in the TOML table at `table` (e.g. `persistence.s3`).
 fn known_keys(table: &str) -> Vec<String> {
     let mut keys = Vec::new();
@@ -237,5 +210,32 @@ fn shown(key: &str, value: &DeValue<'_>) -> Option<String> {
     match scalar(value) {
         TomlScalar::Text(t) if !is_secret_name(key) => Some(t),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod service_link_tests {
+    use super::is_service_link;
+
+    #[test]
+    fn kubelet_service_links_are_recognised() {
+        for n in [
+            "ORBIT_SERVER_SERVICE_HOST",
+            "ORBIT_SERVER_SERVICE_PORT",
+            "ORBIT_SERVER_SERVICE_PORT_HEALTH",
+            "ORBIT_SERVER_PORT",
+            "ORBIT_SERVER_PORT_8080_TCP",
+            "ORBIT_SERVER_METRICS_PORT_9090_TCP_ADDR",
+        ] {
+            assert!(is_service_link(n), "{n}");
+        }
+        for n in [
+            "ORBIT_LSM_MEMTABLE_SIZE",
+            "ORBIT_S3_REGOIN",
+            "ORBIT_HTTP_ADDR",
+            "ORBIT_PORT_X",
+        ] {
+            assert!(!is_service_link(n), "{n}");
+        }
     }
 }
