@@ -6,7 +6,6 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use hyper::Method;
@@ -17,30 +16,15 @@ fn repo() -> PathBuf {
 }
 
 fn example_selector() -> &'static Path {
-    static CELL: OnceLock<PathBuf> = OnceLock::new();
-    built(
-        &CELL,
-        repo().join("examples/custom-selector"),
-        "custom-selector",
-    )
+    built("examples/custom-selector")
 }
 
 fn misbehaving_health() -> &'static Path {
-    static CELL: OnceLock<PathBuf> = OnceLock::new();
-    built(
-        &CELL,
-        repo().join("host/server/tests/fixtures/misbehaving-health"),
-        "misbehaving-health",
-    )
+    built("host/server/tests/fixtures/misbehaving-health")
 }
 
 fn constant_health() -> &'static Path {
-    static CELL: OnceLock<PathBuf> = OnceLock::new();
-    built(
-        &CELL,
-        repo().join("host/server/tests/fixtures/constant-health"),
-        "constant-health",
-    )
+    built("host/server/tests/fixtures/constant-health")
 }
 
 fn check_json(env: &[(&str, &str)]) -> serde_json::Value {
@@ -711,41 +695,43 @@ async fn signed_plugins_only_when_a_public_key_is_set() {
     );
 }
 
-fn python_health() -> &'static Path {
-    static CELL: OnceLock<PathBuf> = OnceLock::new();
-    CELL.get_or_init(|| {
-        let dir = repo().join("examples/python-health");
-        let out = std::process::Command::new("bash")
-            .arg(dir.join("build.sh"))
-            .output()
-            .expect("run build.sh");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        dir.join("dist/python-health.wasm")
-    })
+/// Runs `examples/<name>/build.sh` (once per test binary) and returns its
+/// `dist/<name>.wasm`.
+fn built_by_script(name: &str) -> &'static Path {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+    static BUILT: Mutex<BTreeMap<String, &'static Path>> = Mutex::new(BTreeMap::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(path) = built.get(name) {
+        return path;
+    }
+    let dir = repo().join("examples").join(name);
+    let out = std::process::Command::new("bash")
+        .arg(dir.join("build.sh"))
+        .output()
+        .expect("run build.sh");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let wasm: &'static Path = Box::leak(dir.join(format!("dist/{name}.wasm")).into_boxed_path());
+    built.insert(name.to_string(), wasm);
+    wasm
 }
 
-/// A health policy written in Python (componentize-py, WASI 0.2 linked with a
-/// deny-by-default context) decides readiness and reads the store.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_health_policy_decides_readiness() {
-    let plugin = python_health().display().to_string();
-    let dir = tempfile::tempdir().unwrap();
-    let env = [
-        ("ORBIT_MEMORY_DISK_BACKUP", "false"),
-        ("ORBIT_PLUGIN_HEALTH", plugin.as_str()),
-    ];
-    let s = Server::start(dir.path(), &env);
-    let (status, j, _) = readiness(&s).await;
+/// The maintenance switch both example policies implement, prefixing their
+/// sentences with `<policy> policy:`. Ready at first; a PUT of `maintenance`
+/// drains the pod (503, named in the reasons and in the plugin's own log
+/// line) while data keeps flowing; its DELETE makes it ready again.
+async fn check_maintenance_switch(s: &Server, policy: &str) {
+    let (status, j, _) = readiness(s).await;
     assert_eq!(status, 200, "{j}");
     assert!(
         j["reasons"][0]
             .as_str()
             .unwrap()
-            .starts_with("python policy: backend open"),
+            .starts_with(&format!("{policy} policy: backend open")),
         "{j}"
     );
 
@@ -754,23 +740,48 @@ async fn python_health_policy_decides_readiness() {
         200
     );
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let (status, j, _) = readiness(&s).await;
+    let (status, j, _) = readiness(s).await;
     assert_eq!(status, 503, "{j}");
     assert!(
-        j["reasons"]
-            .to_string()
-            .contains("drained for maintenance: kernel upgrade"),
+        j["reasons"].to_string().contains(&format!(
+            "{policy} policy: drained for maintenance: kernel upgrade"
+        )),
         "{j}"
     );
     assert!(
-        s.log_shows("python policy: drained for maintenance").await,
+        s.log_shows(&format!("{policy} policy: drained for maintenance"))
+            .await,
         "the plugin's log line reaches the server log"
     );
     assert_eq!(
-        s.get("/v1/kv/maintenance").await.status,
-        200,
+        s.get("/v1/kv/maintenance").await.text(),
+        "kernel upgrade",
         "data keeps flowing while not ready"
     );
+
+    assert_eq!(
+        s.call(Method::DELETE, "/v1/kv/maintenance", &[], "")
+            .await
+            .status,
+        204
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, j, _) = readiness(s).await;
+    assert_eq!(status, 200, "{j}");
+}
+
+/// A health policy written in Python (componentize-py, WASI 0.2 linked with a
+/// deny-by-default context) decides readiness and reads the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_health_policy_decides_readiness() {
+    let plugin = built_by_script("python-health").display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("ORBIT_MEMORY_DISK_BACKUP", "false"),
+        ("ORBIT_PLUGIN_HEALTH", plugin.as_str()),
+    ];
+    let s = Server::start(dir.path(), &env);
+    check_maintenance_switch(&s, "python").await;
     drop(s);
 
     // The second start takes the 18 MB component from the precompiled cache.
@@ -782,28 +793,11 @@ async fn python_health_policy_decides_readiness() {
     );
 }
 
-fn c_health() -> &'static Path {
-    static CELL: OnceLock<PathBuf> = OnceLock::new();
-    CELL.get_or_init(|| {
-        let dir = repo().join("examples/c-health");
-        let out = std::process::Command::new("bash")
-            .arg(dir.join("build.sh"))
-            .output()
-            .expect("run build.sh");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        dir.join("dist/c-health.wasm")
-    })
-}
-
 /// A health policy written in C (wit-bindgen's C bindings, Debian's clang,
 /// no libc and no WASI) decides readiness, reads the store and logs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn c_health_policy_decides_readiness() {
-    let plugin = c_health().display().to_string();
+    let plugin = built_by_script("c-health").display().to_string();
     let (ok, out, err) = run_to_end(&[], &["plugin", "inspect", &plugin]);
     assert!(ok, "{err}");
     assert!(
@@ -821,48 +815,5 @@ async fn c_health_policy_decides_readiness() {
         ("ORBIT_PLUGIN_HEALTH", plugin.as_str()),
     ];
     let s = Server::start(dir.path(), &env);
-    let (status, j, _) = readiness(&s).await;
-    assert_eq!(status, 200, "{j}");
-    assert_eq!(j["reasons"].as_array().unwrap().len(), 1, "{j}");
-    assert!(
-        j["reasons"][0]
-            .as_str()
-            .unwrap()
-            .starts_with("c policy: backend open, canary ok in "),
-        "{j}"
-    );
-
-    assert_eq!(
-        s.put("/v1/kv/maintenance", "kernel upgrade").await.status,
-        200
-    );
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let (status, j, _) = readiness(&s).await;
-    assert_eq!(status, 503, "{j}");
-    assert_eq!(
-        j["reasons"],
-        serde_json::json!(["c policy: drained for maintenance: kernel upgrade"]),
-        "{j}"
-    );
-    assert!(
-        s.log_shows("c policy: drained for maintenance: kernel upgrade")
-            .await,
-        "the plugin's log line reaches the server log"
-    );
-    assert_eq!(
-        s.get("/v1/kv/maintenance").await.text(),
-        "kernel upgrade",
-        "data keeps flowing while not ready"
-    );
-
-    // Undrained: ready again.
-    assert_eq!(
-        s.call(Method::DELETE, "/v1/kv/maintenance", &[], "")
-            .await
-            .status,
-        204
-    );
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let (status, j, _) = readiness(&s).await;
-    assert_eq!(status, 200, "{j}");
+    check_maintenance_switch(&s, "c").await;
 }

@@ -6,32 +6,18 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use support::{Server, built, run_to_end};
 
-fn repo(path: &str) -> PathBuf {
-    orbit_plugin_build::repo_root().join(path)
-}
-
 fn kv_canary() -> String {
-    static CELL: OnceLock<PathBuf> = OnceLock::new();
-    built(&CELL, repo("examples/kv-canary"), "kv-canary")
-        .display()
-        .to_string()
+    built("examples/kv-canary").display().to_string()
 }
 
 fn sandbox_probe() -> String {
-    static CELL: OnceLock<PathBuf> = OnceLock::new();
-    built(
-        &CELL,
-        repo("host/server/tests/fixtures/sandbox-probe"),
-        "sandbox-probe",
-    )
-    .display()
-    .to_string()
+    built("host/server/tests/fixtures/sandbox-probe")
+        .display()
+        .to_string()
 }
 
 /// Readiness is cached for a second; each call waits it out.

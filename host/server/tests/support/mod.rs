@@ -292,20 +292,26 @@ pub fn shared_wasm_target() -> std::path::PathBuf {
     orbit_plugin_build::repo_root().join("target/wasm-test-plugins")
 }
 
-/// Builds the component of the plugin crate at `dir` (once per test binary,
-/// through `cell`) into the shared wasm target, as `<name>.wasm`.
+/// Builds the component of the plugin crate at `dir` (relative to the
+/// repository) into the shared wasm target, as `<last part of dir>.wasm`,
+/// once per test binary.
 #[allow(dead_code)]
-pub fn built(
-    cell: &'static std::sync::OnceLock<std::path::PathBuf>,
-    dir: std::path::PathBuf,
-    name: &str,
-) -> &'static std::path::Path {
-    cell.get_or_init(|| {
-        let bytes = orbit_plugin_build::build_component(&dir, Some(&shared_wasm_target()))
-            .unwrap_or_else(|e| panic!("building {}: {e:#}", dir.display()));
-        let out = shared_wasm_target().join(format!("{name}.wasm"));
-        std::fs::create_dir_all(shared_wasm_target()).unwrap();
-        std::fs::write(&out, bytes).unwrap();
-        out
-    })
+pub fn built(dir: &str) -> &'static std::path::Path {
+    use std::collections::BTreeMap;
+    use std::sync::{Mutex, PoisonError};
+    static BUILT: Mutex<BTreeMap<String, &'static std::path::Path>> = Mutex::new(BTreeMap::new());
+    let mut built = BUILT.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(path) = built.get(dir) {
+        return path;
+    }
+    let src = orbit_plugin_build::repo_root().join(dir);
+    let bytes = orbit_plugin_build::build_component(&src, Some(&shared_wasm_target()))
+        .unwrap_or_else(|e| panic!("building {dir}: {e:#}"));
+    let name = src.file_name().unwrap().to_string_lossy();
+    let out = shared_wasm_target().join(format!("{name}.wasm"));
+    std::fs::create_dir_all(shared_wasm_target()).unwrap();
+    std::fs::write(&out, bytes).unwrap();
+    let out: &'static std::path::Path = Box::leak(out.into_boxed_path());
+    built.insert(dir.to_string(), out);
+    out
 }
