@@ -109,19 +109,16 @@ pub struct Resolved {
 
 /// Runs the selector, then the translator.
 pub async fn resolve(
-    plugins: &Plugins,
+    selector: &SelectorPlugin,
+    translator: &TranslatorPlugin,
     context: &wit::DeploymentContext,
 ) -> Result<Resolved, BootstrapError> {
-    let selection = plugins
-        .selector
+    let selection = selector
         .select(context)
         .await?
         .map_err(BootstrapError::Selection)?;
     let backend = convert::backend_kind_from_wit(selection.backend);
-    let translation = plugins
-        .translator
-        .translate(selection.backend, context)
-        .await?;
+    let translation = translator.translate(selection.backend, context).await?;
     let (errors, warnings): (Vec<_>, Vec<_>) = translation
         .diagnostics
         .into_iter()

@@ -37,6 +37,9 @@ pub struct Readiness {
     pub backend: BackendDetail,
     pub canary: CanaryDetail,
     pub plugin: PluginDetail,
+    /// The selector and translator in service, and changed files waiting
+    /// for the next start (see `policy`).
+    pub policy_plugins: Vec<crate::policy::PolicyPluginDetail>,
     pub uptime_secs: u64,
 }
 
@@ -98,6 +101,7 @@ pub struct HealthService {
     source: ConfigSource,
     data_dir: std::path::PathBuf,
     metrics: Arc<Metrics>,
+    policy: Arc<crate::policy::PolicyPlugins>,
     canary_key: Bytes,
     last: Mutex<Option<(Instant, Readiness)>>,
     /// Liveness of the last verdict, readable without waiting for a check.
@@ -111,6 +115,7 @@ impl HealthService {
         source: ConfigSource,
         data_dir: std::path::PathBuf,
         metrics: Arc<Metrics>,
+        policy: Arc<crate::policy::PolicyPlugins>,
     ) -> Self {
         let who = ["POD_NAME", "HOSTNAME"]
             .iter()
@@ -126,6 +131,7 @@ impl HealthService {
             source,
             data_dir,
             metrics,
+            policy,
             canary_key: Bytes::from(key),
             last: Mutex::new(None),
             live: std::sync::atomic::AtomicBool::new(true),
@@ -299,6 +305,7 @@ impl HealthService {
                 error: canary.error,
             },
             plugin: self.plugin.read().1.clone(),
+            policy_plugins: self.policy.details(),
             uptime_secs: report.uptime_secs,
         }
     }

@@ -29,6 +29,7 @@ pub mod instrumented;
 pub mod logging;
 pub mod metrics;
 pub mod plugin_cli;
+pub mod policy;
 pub mod reload;
 pub mod serve;
 pub mod settings;

@@ -57,7 +57,8 @@ pub struct PluginFnLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReloadLabels {
     pub role: String,
-    /// `ok` or `refused`.
+    /// `ok` (health: swapped in), `pending_restart` (selector, translator:
+    /// accepted for the next start) or `refused`.
     pub outcome: String,
 }
 

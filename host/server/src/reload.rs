@@ -1,28 +1,34 @@
-//! Hot reload of the health plugin.
+//! Watching plugin files.
 //!
-//! The configured file is polled (`ORBIT_PLUGIN_RELOAD_INTERVAL`). Polling
-//! `stat` through the path, rather than watching inotify events, also sees a
-//! Kubernetes ConfigMap update, which swaps a `..data` symlink and never
-//! writes the file itself. A changed file is loaded like at start-up (digest
-//! pin, world and version check, link), given a trial call on the current
-//! health report, and only then swapped in; calls in flight finish on the old
-//! version. A replacement that fails any step is refused with a logged
-//! reason, counted in `orbit_plugin_reloads_total{outcome="refused"}` and
-//! shown in `/health/ready`; the previous version keeps answering.
+//! Each configured plugin file is polled (`ORBIT_PLUGIN_RELOAD_INTERVAL`).
+//! Polling `stat` through the path, rather than watching inotify events, also
+//! sees a Kubernetes ConfigMap update, which swaps a `..data` symlink and
+//! never writes the file itself. With a public key configured, a new
+//! signature file is a new version too.
 //!
-//! The selector and the translator run once, at start-up: a new version of
-//! either takes effect at the next start.
+//! - **Health:** a changed file is loaded like at start-up (digest pin,
+//!   signature, world and version check, link), given a trial call on the
+//!   current health report, and only then swapped in; calls in flight finish
+//!   on the old version.
+//! - **Selector and translator:** they run once, at start-up, so a changed
+//!   file is loaded and checked the same way and then asked what the next
+//!   start would do with it (see `policy`); it is reported as pending.
+//!
+//! A replacement that fails any step is refused with a logged reason, counted
+//! in `orbit_plugin_reloads_total{outcome="refused"}` and shown in
+//! `/health/ready`; the previous version keeps answering.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use orbit_plugin_runtime::{PluginRuntime, PluginSpec};
+use orbit_plugin_runtime::{PluginRuntime, PluginSpec, Role};
 use tokio::sync::watch;
 
 use crate::health::HealthService;
 use crate::metrics::{Metrics, ReloadLabels};
+use crate::policy::PolicyPlugins;
 
 /// What identifies one version of a file on disk, following symlinks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,12 +49,21 @@ fn stamp(path: &PathBuf) -> std::io::Result<Stamp> {
     })
 }
 
-/// Polls `spec`'s file every `every` until `stop` changes.
-pub async fn watch_health_plugin(
+/// What a changed file is for.
+pub enum Target {
+    Health(Arc<HealthService>),
+    Policy(Arc<PolicyPlugins>),
+}
+
+/// Polls `path` (the plugin file of `role`) every `every` until `stop`
+/// changes, and judges each new version.
+#[allow(clippy::too_many_arguments)]
+pub async fn watch_plugin_file(
+    role: Role,
     runtime: Arc<PluginRuntime>,
     spec: PluginSpec,
     path: PathBuf,
-    health: Arc<HealthService>,
+    target: Target,
     metrics: Arc<Metrics>,
     every: Duration,
     mut stop: watch::Receiver<bool>,
@@ -78,7 +93,7 @@ pub async fn watch_health_plugin(
             Err(e) => {
                 // Mid-swap or removed: keep serving the loaded version.
                 if last.is_some() {
-                    tracing::warn!(path = %path.display(), error = %e, "health plugin file unreadable; keeping the loaded version");
+                    tracing::warn!(%role, path = %path.display(), error = %e, "plugin file unreadable; keeping the loaded version");
                     last = None;
                 }
                 continue;
@@ -88,22 +103,38 @@ pub async fn watch_health_plugin(
             continue;
         }
         last = Some(now);
-        let outcome = reload(&runtime, &spec, &health, &metrics).await;
+        let outcome = match &target {
+            Target::Health(health) => reload(&runtime, &spec, health, &metrics)
+                .await
+                .map(|swapped| swapped.then_some("ok")),
+            Target::Policy(policy) => policy
+                .changed(role, &runtime, &spec, &metrics)
+                .await
+                .map(|pending| {
+                    pending.map(|next_start| {
+                        tracing::warn!(%role, path = %path.display(), %next_start, "plugin file changed; it applies at the next start");
+                        "pending_restart"
+                    })
+                }),
+        };
         let label = match &outcome {
-            Ok(true) => "ok",
-            Ok(false) => continue,
+            Ok(Some(label)) => label,
+            Ok(None) => continue,
             Err(_) => "refused",
         };
         metrics
             .plugin_reloads
             .get_or_create(&ReloadLabels {
-                role: "health".into(),
-                outcome: label.into(),
+                role: role.name().into(),
+                outcome: (*label).into(),
             })
             .inc();
         if let Err(reason) = outcome {
-            tracing::warn!(path = %path.display(), %reason, "new health plugin refused; the previous version keeps serving");
-            health.refused(reason);
+            tracing::warn!(%role, path = %path.display(), %reason, "new plugin version refused; the previous version stays");
+            match &target {
+                Target::Health(health) => health.refused(reason),
+                Target::Policy(policy) => policy.refused(role, reason),
+            }
         }
     }
 }

@@ -17,17 +17,17 @@ use crate::health::HealthService;
 use crate::http::{self, AppState, Limits};
 use crate::instrumented::InstrumentedStorage;
 use crate::metrics::Metrics;
+use crate::policy::PolicyPlugins;
 use crate::settings::{ConfigSource, ServerSettings};
 use crate::{context, reload};
 use orbit_plugin_runtime::Role;
-use std::path::Path;
 
 /// Runs until SIGTERM or Ctrl-C.
 pub async fn run(src: ConfigSource, settings: ServerSettings) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let plugins = bootstrap::load_plugins(&settings, Some(metrics.clone()))?;
     let ctx = context::build(&src, &settings.data_dir);
-    let resolved = bootstrap::resolve(&plugins, &ctx).await?;
+    let resolved = bootstrap::resolve(&plugins.selector, &plugins.translator, &ctx).await?;
     // Selection and translation happen once; only the health plugin stays.
     for info in [
         plugins.selector.info(),
@@ -38,8 +38,18 @@ pub async fn run(src: ConfigSource, settings: ServerSettings) -> anyhow::Result<
         metrics.plugin_in_service(info);
     }
     let Plugins {
-        health, runtime, ..
+        health,
+        runtime,
+        selector,
+        translator,
     } = plugins;
+    let policy = Arc::new(PolicyPlugins::new(
+        selector,
+        translator,
+        &resolved,
+        src.clone(),
+        settings.data_dir.clone(),
+    ));
     for w in &resolved.warnings {
         tracing::warn!("{w}");
     }
@@ -55,6 +65,7 @@ pub async fn run(src: ConfigSource, settings: ServerSettings) -> anyhow::Result<
         src.clone(),
         settings.data_dir.clone(),
         metrics.clone(),
+        policy.clone(),
     ));
 
     let http_listener = TcpListener::bind(settings.http_addr)
@@ -93,19 +104,26 @@ pub async fn run(src: ConfigSource, settings: ServerSettings) -> anyhow::Result<
         stop_rx.clone(),
     );
     let mut background = background;
-    if let (Some(path), Some(every)) = (
-        settings.plugin_path(Role::Health).map(Path::to_path_buf),
-        settings.plugin_reload_interval,
-    ) {
-        background.push(tokio::spawn(reload::watch_health_plugin(
-            runtime,
-            settings.plugin_spec(Role::Health),
-            path,
-            state.health.clone(),
-            metrics.clone(),
-            every,
-            stop_rx.clone(),
-        )));
+    if let Some(every) = settings.plugin_reload_interval {
+        for role in Role::ALL {
+            let Some(path) = settings.plugin_path(role) else {
+                continue;
+            };
+            let target = match role {
+                Role::Health => reload::Target::Health(state.health.clone()),
+                _ => reload::Target::Policy(policy.clone()),
+            };
+            background.push(tokio::spawn(reload::watch_plugin_file(
+                role,
+                runtime.clone(),
+                settings.plugin_spec(role),
+                path.to_path_buf(),
+                target,
+                metrics.clone(),
+                every,
+                stop_rx.clone(),
+            )));
+        }
     }
     let http = tokio::spawn(
         axum::serve(http_listener, http::router(state))

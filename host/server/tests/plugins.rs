@@ -301,6 +301,127 @@ async fn wait_for_reason(
     }
 }
 
+/// Polls `/health/ready` until `found` accepts its JSON.
+async fn wait_for_ready_json(
+    s: &Server,
+    within: Duration,
+    found: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let t = Instant::now();
+    loop {
+        let j = s.get("/health/ready").await.json();
+        if found(&j) {
+            return j;
+        }
+        assert!(t.elapsed() < within, "not seen within {within:?}: {j}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Replaces `path` with `bytes` in one rename, as a deployment tool would.
+fn replace_file(path: &Path, bytes: &[u8]) {
+    let staged = path.with_extension("staged");
+    std::fs::write(&staged, bytes).unwrap();
+    std::fs::rename(&staged, path).unwrap();
+}
+
+/// The selector runs once, at start-up, but its file is still watched: a
+/// changed selector is checked and reported with what the next start would
+/// do (another backend here), a broken one is refused, and one that would
+/// make the next start fail is refused with that failure. The running
+/// backend never changes and readiness stays true.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_selector_is_judged_for_the_next_start() {
+    let default = std::fs::read(repo().join("plugins/dist/selector.wasm")).unwrap();
+    let custom = std::fs::read(example_selector()).unwrap();
+    let custom_sha = orbit_plugin_build::sha256_hex(&custom);
+    let pending = |j: &serde_json::Value| j["policy_plugins"][0]["pending"].clone();
+
+    for bad_lsm_setting in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let selector = dir.path().join("selector.wasm");
+        std::fs::write(&selector, &default).unwrap();
+        let path = selector.display().to_string();
+        let mut env = vec![
+            ("ORBIT_MEMORY_DISK_BACKUP", "false"),
+            ("ORBIT_PLUGIN_SELECTOR", path.as_str()),
+            ("ORBIT_PLUGIN_RELOAD_INTERVAL", "200ms"),
+            ("ORBIT_EXAMPLE_MIN_FREE_BYTES", "1"),
+        ];
+        if bad_lsm_setting {
+            // Harmless while the backend is memory; fatal for lsm_tree.
+            env.push(("ORBIT_LSM_MEMTABLE_SIZE", "lots"));
+        }
+        let s = Server::start(dir.path(), &env);
+        let (status, j, _) = readiness(&s).await;
+        assert_eq!(status, 200, "{j}");
+        assert_eq!(j["backend"]["kind"], "memory", "{j}");
+        assert_eq!(j["policy_plugins"][0]["role"], "selector", "{j}");
+        assert_eq!(j["policy_plugins"][1]["role"], "translator", "{j}");
+        assert!(pending(&j).is_null(), "{j}");
+
+        // The example selector would pick lsm_tree at the next start.
+        replace_file(&selector, &custom);
+        if bad_lsm_setting {
+            let j = wait_for_ready_json(&s, Duration::from_secs(5), |j| {
+                !j["policy_plugins"][0]["last_reload_error"].is_null()
+            })
+            .await;
+            let error = j["policy_plugins"][0]["last_reload_error"].to_string();
+            assert!(
+                error.contains("the next start would fail")
+                    && error.contains("ORBIT_LSM_MEMTABLE_SIZE"),
+                "{j}"
+            );
+            assert!(pending(&j).is_null(), "{j}");
+            let m = s.get("/metrics").await.text();
+            assert!(
+                m.contains(r#"orbit_plugin_reloads_total{role="selector",outcome="refused"} 1"#),
+                "{m}"
+            );
+            continue;
+        }
+        let j = wait_for_ready_json(&s, Duration::from_secs(5), |j| !pending(j).is_null()).await;
+        assert_eq!(pending(&j)["sha256"], custom_sha.as_str(), "{j}");
+        assert!(
+            pending(&j)["next_start"]
+                .as_str()
+                .unwrap()
+                .contains("would open backend lsm_tree instead of memory"),
+            "{j}"
+        );
+        assert_eq!(j["backend"]["kind"], "memory", "{j}");
+        assert_eq!(j["ready"], true, "{j}");
+
+        // Not a component: refused; the pending version stays pending.
+        replace_file(&selector, b"not a component");
+        let j = wait_for_ready_json(&s, Duration::from_secs(5), |j| {
+            !j["policy_plugins"][0]["last_reload_error"].is_null()
+        })
+        .await;
+        assert!(
+            j["policy_plugins"][0]["last_reload_error"]
+                .to_string()
+                .contains("not a valid WebAssembly component"),
+            "{j}"
+        );
+        assert_eq!(pending(&j)["sha256"], custom_sha.as_str(), "{j}");
+
+        // Back to the version in service: nothing pending.
+        replace_file(&selector, &default);
+        let j = wait_for_ready_json(&s, Duration::from_secs(5), |j| pending(j).is_null()).await;
+        assert!(j["policy_plugins"][0]["last_reload_error"].is_null(), "{j}");
+        let m = s.get("/metrics").await.text();
+        for line in [
+            r#"orbit_plugin_reloads_total{role="selector",outcome="pending_restart"} 2"#,
+            r#"orbit_plugin_reloads_total{role="selector",outcome="refused"} 1"#,
+        ] {
+            assert!(m.contains(line), "{line} missing: {m}");
+        }
+        assert!(s.log_shows("it applies at the next start").await);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hot_reload_through_a_configmap_symlink_swap() {
     let fixture = std::fs::read(misbehaving_health()).unwrap();

@@ -2,9 +2,8 @@
 //! plugins write.
 //!
 //! Everything here is integer arithmetic. Rust's `{:.1}` on an `f64` takes
-//! the exact (bignum) formatting path, which cost more than the whole rest of
-//! the default health policy: about 170 ns a figure natively and more in
-//! WebAssembly, on a call made once a second on every pod.
+//! the exact (bignum) formatting path: 166 ns a figure natively, when the
+//! whole default health policy took 661 ns with two such figures.
 
 use std::fmt;
 

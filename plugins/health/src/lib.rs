@@ -23,7 +23,9 @@ struct Health;
 impl Guest for Health {
     fn evaluate(context: DeploymentContext, report: HealthReport) -> HealthVerdict {
         // Only the variables the policy reads are copied out of the context.
-        let read: Vec<_> = (context.env.into_iter())
+        let read: Vec<_> = context
+            .env
+            .into_iter()
             .filter(|v| policy::READS.contains(&v.name.as_str()))
             .collect();
         let env = glue::env(&read);
