@@ -325,14 +325,16 @@ fn replace_file(path: &Path, bytes: &[u8]) {
     std::fs::rename(&staged, path).unwrap();
 }
 
-/// The selector runs once, at start-up, but its file is still watched: a
-/// changed selector is checked and reported with what the next start would
-/// do (another backend here), a broken one is refused, and one that would
-/// make the next start fail is refused with that failure. The running
-/// backend never changes and readiness stays true.
+/// The selector and translator run once, at start-up, but their files are
+/// still watched: a changed selector is checked and reported with what the
+/// next start would do (another backend here), a broken one is refused, and
+/// one that would make the next start fail is refused with that failure; the
+/// same for the translator. The running backend never changes and readiness
+/// stays true.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_changed_selector_is_judged_for_the_next_start() {
+async fn changed_selector_and_translator_files_are_judged_for_the_next_start() {
     let default = std::fs::read(repo().join("plugins/dist/selector.wasm")).unwrap();
+    let default_translator = std::fs::read(repo().join("plugins/dist/translator.wasm")).unwrap();
     let custom = std::fs::read(example_selector()).unwrap();
     let custom_sha = orbit_plugin_build::sha256_hex(&custom);
     let pending = |j: &serde_json::Value| j["policy_plugins"][0]["pending"].clone();
@@ -342,9 +344,13 @@ async fn a_changed_selector_is_judged_for_the_next_start() {
         let selector = dir.path().join("selector.wasm");
         std::fs::write(&selector, &default).unwrap();
         let path = selector.display().to_string();
+        let translator = dir.path().join("translator.wasm");
+        std::fs::write(&translator, &default_translator).unwrap();
+        let translator_path = translator.display().to_string();
         let mut env = vec![
             ("ORBIT_MEMORY_DISK_BACKUP", "false"),
             ("ORBIT_PLUGIN_SELECTOR", path.as_str()),
+            ("ORBIT_PLUGIN_TRANSLATOR", translator_path.as_str()),
             ("ORBIT_PLUGIN_RELOAD_INTERVAL", "200ms"),
             ("ORBIT_EXAMPLE_MIN_FREE_BYTES", "1"),
         ];
@@ -419,6 +425,34 @@ async fn a_changed_selector_is_judged_for_the_next_start() {
             assert!(m.contains(line), "{line} missing: {m}");
         }
         assert!(s.log_shows("it applies at the next start").await);
+
+        // The translator's file is watched the same way. A new build (here:
+        // the same code plus a custom section) is pending with the same
+        // configuration; a health component in its place is refused.
+        let mut rebuilt = default_translator.clone();
+        rebuilt.extend_from_slice(&[0, 5, 4, b'n', b'o', b't', b'e']);
+        replace_file(&translator, &rebuilt);
+        let j = wait_for_ready_json(&s, Duration::from_secs(5), |j| {
+            !j["policy_plugins"][1]["pending"].is_null()
+        })
+        .await;
+        assert_eq!(
+            j["policy_plugins"][1]["pending"]["next_start"],
+            "the next start would open backend memory with the same configuration",
+            "{j}"
+        );
+        let health = std::fs::read(repo().join("plugins/dist/health.wasm")).unwrap();
+        replace_file(&translator, &health);
+        let j = wait_for_ready_json(&s, Duration::from_secs(5), |j| {
+            !j["policy_plugins"][1]["last_reload_error"].is_null()
+        })
+        .await;
+        assert!(
+            j["policy_plugins"][1]["last_reload_error"]
+                .to_string()
+                .contains("is not a translator plugin"),
+            "{j}"
+        );
     }
 }
 
