@@ -318,6 +318,19 @@ async fn wait_for_ready_json(
     }
 }
 
+/// Waits until `/health/ready` shows why the changed file of policy plugin
+/// `slot` (0 selector, 1 translator) was refused, checks the reason contains
+/// `reason`, and returns the JSON.
+async fn policy_refused(s: &Server, slot: usize, reason: &str) -> serde_json::Value {
+    let j = wait_for_ready_json(s, Duration::from_secs(5), |j| {
+        !j["policy_plugins"][slot]["last_reload_error"].is_null()
+    })
+    .await;
+    let error = j["policy_plugins"][slot]["last_reload_error"].to_string();
+    assert!(error.contains(reason), "{j}");
+    j
+}
+
 /// Replaces `path` with `bytes` in one rename, as a deployment tool would.
 fn replace_file(path: &Path, bytes: &[u8]) {
     let staged = path.with_extension("staged");
@@ -369,14 +382,11 @@ async fn changed_selector_and_translator_files_are_judged_for_the_next_start() {
         // The example selector would pick lsm_tree at the next start.
         replace_file(&selector, &custom);
         if bad_lsm_setting {
-            let j = wait_for_ready_json(&s, Duration::from_secs(5), |j| {
-                !j["policy_plugins"][0]["last_reload_error"].is_null()
-            })
-            .await;
-            let error = j["policy_plugins"][0]["last_reload_error"].to_string();
+            let j = policy_refused(&s, 0, "the next start would fail").await;
             assert!(
-                error.contains("the next start would fail")
-                    && error.contains("ORBIT_LSM_MEMTABLE_SIZE"),
+                j["policy_plugins"][0]["last_reload_error"]
+                    .to_string()
+                    .contains("ORBIT_LSM_MEMTABLE_SIZE"),
                 "{j}"
             );
             assert!(pending(&j).is_null(), "{j}");
@@ -401,16 +411,7 @@ async fn changed_selector_and_translator_files_are_judged_for_the_next_start() {
 
         // Not a component: refused; the pending version stays pending.
         replace_file(&selector, b"not a component");
-        let j = wait_for_ready_json(&s, Duration::from_secs(5), |j| {
-            !j["policy_plugins"][0]["last_reload_error"].is_null()
-        })
-        .await;
-        assert!(
-            j["policy_plugins"][0]["last_reload_error"]
-                .to_string()
-                .contains("not a valid WebAssembly component"),
-            "{j}"
-        );
+        let j = policy_refused(&s, 0, "not a valid WebAssembly component").await;
         assert_eq!(pending(&j)["sha256"], custom_sha.as_str(), "{j}");
 
         // Back to the version in service: nothing pending.
@@ -443,16 +444,7 @@ async fn changed_selector_and_translator_files_are_judged_for_the_next_start() {
         );
         let health = std::fs::read(repo().join("plugins/dist/health.wasm")).unwrap();
         replace_file(&translator, &health);
-        let j = wait_for_ready_json(&s, Duration::from_secs(5), |j| {
-            !j["policy_plugins"][1]["last_reload_error"].is_null()
-        })
-        .await;
-        assert!(
-            j["policy_plugins"][1]["last_reload_error"]
-                .to_string()
-                .contains("is not a translator plugin"),
-            "{j}"
-        );
+        policy_refused(&s, 1, "is not a translator plugin").await;
     }
 }
 
