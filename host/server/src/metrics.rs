@@ -168,9 +168,23 @@ impl Metrics {
         );
         registry.register(
             "plugin_reloads",
-            "Hot reloads of plugin files by role and outcome (ok, refused)",
+            "Changed plugin files by role and outcome (health: ok, refused; selector and translator: pending_restart, refused)",
             m.plugin_reloads.clone(),
         );
+        // Every series starts at 0, so the first refusal is an increase that
+        // alerts (`OrbitPluginReplacementRefused`) can see.
+        for role in orbit_plugin_runtime::Role::ALL {
+            let changed = match role {
+                orbit_plugin_runtime::Role::Health => "ok",
+                _ => "pending_restart",
+            };
+            for outcome in [changed, "refused"] {
+                let _zero = m.plugin_reloads.get_or_create(&ReloadLabels {
+                    role: role.name().into(),
+                    outcome: outcome.into(),
+                });
+            }
+        }
         registry.register(
             "plugin_loads",
             "Plugin loads by role and precompiled-cache result (hit, miss, invalid, disabled)",

@@ -820,7 +820,7 @@ async fn signed_plugins_only_when_a_public_key_is_set() {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let m = s.get("/metrics").await.text();
-        if m.contains(r#"orbit_plugin_reloads_total{role="health",outcome="refused"}"#) {
+        if m.contains(r#"orbit_plugin_reloads_total{role="health",outcome="refused"} 1"#) {
             break;
         }
         assert!(Instant::now() < deadline, "reload not refused: {m}");
