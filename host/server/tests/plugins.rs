@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use hyper::Method;
-use support::{Server, built, run_to_end};
+use support::{Server, built, made_once, run_to_end};
 
 fn repo() -> PathBuf {
     orbit_plugin_build::repo_root()
@@ -288,17 +288,8 @@ async fn wait_for_reason(
     within: Duration,
 ) -> (Duration, serde_json::Value) {
     let t = Instant::now();
-    loop {
-        let j = s.get("/health/ready").await.json();
-        if j["reasons"].to_string().contains(needle) {
-            return (t.elapsed(), j);
-        }
-        assert!(
-            t.elapsed() < within,
-            "no verdict containing {needle:?} within {within:?}: {j}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let j = wait_for_ready_json(s, within, |j| j["reasons"].to_string().contains(needle)).await;
+    (t.elapsed(), j)
 }
 
 /// Polls `/health/ready` until `found` accepts its JSON.
@@ -314,7 +305,7 @@ async fn wait_for_ready_json(
             return j;
         }
         assert!(t.elapsed() < within, "not seen within {within:?}: {j}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -845,26 +836,19 @@ async fn signed_plugins_only_when_a_public_key_is_set() {
 /// Runs `examples/<name>/build.sh` (once per test binary) and returns its
 /// `dist/<name>.wasm`.
 fn built_by_script(name: &str) -> &'static Path {
-    use std::collections::BTreeMap;
-    use std::sync::Mutex;
-    static BUILT: Mutex<BTreeMap<String, &'static Path>> = Mutex::new(BTreeMap::new());
-    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(path) = built.get(name) {
-        return path;
-    }
-    let dir = repo().join("examples").join(name);
-    let out = std::process::Command::new("bash")
-        .arg(dir.join("build.sh"))
-        .output()
-        .expect("run build.sh");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let wasm: &'static Path = Box::leak(dir.join(format!("dist/{name}.wasm")).into_boxed_path());
-    built.insert(name.to_string(), wasm);
-    wasm
+    made_once(&format!("examples/{name}/build.sh"), || {
+        let dir = repo().join("examples").join(name);
+        let out = std::process::Command::new("bash")
+            .arg(dir.join("build.sh"))
+            .output()
+            .expect("run build.sh");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir.join(format!("dist/{name}.wasm"))
+    })
 }
 
 /// The maintenance switch both example policies implement, prefixing their

@@ -292,26 +292,35 @@ pub fn shared_wasm_target() -> std::path::PathBuf {
     orbit_plugin_build::repo_root().join("target/wasm-test-plugins")
 }
 
+/// The path `make` returns for `key`, made once per test binary (plugins
+/// built from source are shared by every test that loads them).
+#[allow(dead_code)]
+pub fn made_once(key: &str, make: impl FnOnce() -> std::path::PathBuf) -> &'static std::path::Path {
+    use std::collections::BTreeMap;
+    use std::sync::{Mutex, PoisonError};
+    static MADE: Mutex<BTreeMap<String, &'static std::path::Path>> = Mutex::new(BTreeMap::new());
+    let mut made = MADE.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(path) = made.get(key) {
+        return path;
+    }
+    let path: &'static std::path::Path = Box::leak(make().into_boxed_path());
+    made.insert(key.to_string(), path);
+    path
+}
+
 /// Builds the component of the plugin crate at `dir` (relative to the
 /// repository) into the shared wasm target, as `<last part of dir>.wasm`,
 /// once per test binary.
 #[allow(dead_code)]
 pub fn built(dir: &str) -> &'static std::path::Path {
-    use std::collections::BTreeMap;
-    use std::sync::{Mutex, PoisonError};
-    static BUILT: Mutex<BTreeMap<String, &'static std::path::Path>> = Mutex::new(BTreeMap::new());
-    let mut built = BUILT.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(path) = built.get(dir) {
-        return path;
-    }
-    let src = orbit_plugin_build::repo_root().join(dir);
-    let bytes = orbit_plugin_build::build_component(&src, Some(&shared_wasm_target()))
-        .unwrap_or_else(|e| panic!("building {dir}: {e:#}"));
-    let name = src.file_name().unwrap().to_string_lossy();
-    let out = shared_wasm_target().join(format!("{name}.wasm"));
-    std::fs::create_dir_all(shared_wasm_target()).unwrap();
-    std::fs::write(&out, bytes).unwrap();
-    let out: &'static std::path::Path = Box::leak(out.into_boxed_path());
-    built.insert(dir.to_string(), out);
-    out
+    made_once(dir, || {
+        let src = orbit_plugin_build::repo_root().join(dir);
+        let bytes = orbit_plugin_build::build_component(&src, Some(&shared_wasm_target()))
+            .unwrap_or_else(|e| panic!("building {dir}: {e:#}"));
+        let name = src.file_name().unwrap().to_string_lossy();
+        let out = shared_wasm_target().join(format!("{name}.wasm"));
+        std::fs::create_dir_all(shared_wasm_target()).unwrap();
+        std::fs::write(&out, bytes).unwrap();
+        out
+    })
 }
