@@ -337,7 +337,7 @@ static SETTINGS: &[Setting] = &[
         Plugins,
         Text,
         "",
-        "What the health plugin may reach beyond its empty sandbox, comma-separated: `env:NAME` (not secrets), `dir:/PATH` (read-only), `network`. `keyvalue:BUCKET` lets it open that wasi:keyvalue bucket (`default` is the whole keyspace).",
+        "What the health plugin may reach beyond its empty sandbox, comma-separated: `env:NAME` (not secrets), `dir:/PATH` (read-only), `network`. `keyvalue:BUCKET` lets it reach the keys BUCKET/... through wasi:keyvalue and the store import (`default` is the whole user keyspace; without it the store import reaches nothing).",
     ),
     s(
         "ORBIT_PLUGIN_PUBLIC_KEY",
@@ -353,7 +353,7 @@ static SETTINGS: &[Setting] = &[
         Plugins,
         Path,
         "",
-        "Precompiled-plugin cache (default: <data dir>/.plugin-cache if writable, else the temp dir; `off` disables).",
+        "Precompiled-plugin cache, a directory only the host may write (default: <data dir>/.plugin-cache if the data dir is writable, else none; `off` disables).",
     ),
     s(
         "ORBIT_PLUGIN_RELOAD_INTERVAL",

@@ -14,7 +14,7 @@
 //! Secret-named variables can never be granted: the check is made by the
 //! server, which knows the secret names, before a [`Grants`] exists.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// What one plugin may reach. `Default` is the empty sandbox.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -49,6 +49,44 @@ pub fn valid_bucket_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// Directories no `dir:` grant may open, nor any directory above them: the
+/// kernel's views of processes (`/proc/self/environ` holds every secret
+/// variable), devices and system state, and where Kubernetes mounts
+/// service-account tokens and secrets.
+pub const FORBIDDEN_DIRS: &[&str] = &["/proc", "/sys", "/dev", "/run/secrets", "/var/run/secrets"];
+
+/// Why `dir` cannot be granted, if it cannot: it is (or lies under, or
+/// above) a [`FORBIDDEN_DIRS`] entry, or it holds one of `secret_files`
+/// (each with the setting that names it). Symbolic links are resolved
+/// first, so a link to `/proc` is refused like `/proc` itself.
+pub fn dir_grant_refusal<'a>(
+    dir: &Path,
+    secret_files: impl IntoIterator<Item = (&'a str, &'a Path)>,
+) -> Option<String> {
+    let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let dir = match std::fs::canonicalize(dir) {
+        Ok(d) => d,
+        Err(e) => return Some(format!("cannot resolve the directory: {e}")),
+    };
+    for forbidden in FORBIDDEN_DIRS {
+        let f = real(Path::new(forbidden));
+        if dir.starts_with(&f) || f.starts_with(&dir) {
+            return Some(format!(
+                "it would let the plugin read {forbidden} (processes' environments and memory, devices, mounted service-account tokens); grant a directory that holds only what the plugin needs"
+            ));
+        }
+    }
+    for (setting, file) in secret_files {
+        if real(file).starts_with(&dir) || file.starts_with(&dir) {
+            return Some(format!(
+                "it holds the secret file {} named by {setting}; plugins never see secrets",
+                file.display()
+            ));
+        }
+    }
+    None
 }
 
 /// Parses a grant list; an error names the item and the accepted forms.
@@ -120,5 +158,35 @@ mod tests {
             let e = parse_grants(bad).unwrap_err();
             assert!(e.contains(says), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn dir_grants_refuse_kernel_views_and_secret_files() {
+        let none = std::iter::empty::<(&str, &Path)>;
+        for forbidden in ["/proc", "/proc/self", "/sys", "/dev", "/"] {
+            let why = dir_grant_refusal(Path::new(forbidden), none());
+            assert!(
+                why.is_some_and(|w| w.contains("would let the plugin read")),
+                "{forbidden}"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink("/proc", &link).unwrap();
+        assert!(
+            dir_grant_refusal(&link, none()).is_some(),
+            "a link to /proc"
+        );
+
+        let secrets = dir.path().join("secrets");
+        std::fs::create_dir(&secrets).unwrap();
+        let key = secrets.join("s3-key");
+        std::fs::write(&key, "k").unwrap();
+        let files = [("ORBIT_S3_SECRET_ACCESS_KEY", key.as_path())];
+        let why = dir_grant_refusal(dir.path(), files).unwrap();
+        assert!(why.contains("ORBIT_S3_SECRET_ACCESS_KEY"), "{why}");
+        let other = dir.path().join("config");
+        std::fs::create_dir(&other).unwrap();
+        assert_eq!(dir_grant_refusal(&other, files), None);
     }
 }

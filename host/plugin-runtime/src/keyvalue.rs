@@ -19,7 +19,9 @@
 //!   skipped.
 
 use bytes::Bytes;
-use orbit_storage::{BatchOp, KeyRange, ListQuery, PRIVATE_KEY_PREFIX, Precondition, PutOptions};
+use orbit_storage::{
+    BatchOp, KeyRange, ListQuery, MAX_BATCH_OPS, PRIVATE_KEY_PREFIX, Precondition, PutOptions,
+};
 use wasmtime::component::Resource;
 
 use crate::bindings::keyvalue::{atomics, batch, store};
@@ -43,13 +45,16 @@ pub struct Bucket {
 pub struct Cas {
     key: Vec<u8>,
     version: Option<u64>,
-    value: Option<Vec<u8>>,
+    value: Option<Bytes>,
+    /// Bytes charged to the plugin's memory cap while the handle lives.
+    charged: usize,
 }
+
+/// What a CAS handle costs the host beyond its key and value.
+const CAS_HANDLE_OVERHEAD: usize = 256;
 
 /// Keys per `list-keys` page.
 const LIST_PAGE: usize = 256;
-/// Most pairs in one `set-many` / `delete-many`.
-const MAX_BATCH: usize = 1000;
 /// Attempts of an `increment` racing other writers before it gives up.
 const INCREMENT_ATTEMPTS: usize = 64;
 
@@ -114,9 +119,9 @@ async fn write(
 }
 
 async fn apply(b: &Arc<dyn Storage>, ops: Vec<BatchOp>) -> Result<(), Error> {
-    if ops.len() > MAX_BATCH {
+    if ops.len() > MAX_BATCH_OPS {
         return Err(Error::Other(format!(
-            "{} keys in one batch; the limit is {MAX_BATCH}",
+            "{} keys in one batch; the limit is {MAX_BATCH_OPS}",
             ops.len()
         )));
     }
@@ -280,6 +285,7 @@ impl atomics::Host for CallState {
             .table
             .delete(cas)
             .map_err(|_| atomics::CasError::StoreError(stale_handle("cas")))?;
+        self.limiter.release_host(handle.charged);
         self.check_value(&value)
             .map_err(|e| atomics::CasError::StoreError(other(e)))?;
         let precondition = match handle.version {
@@ -302,16 +308,29 @@ impl atomics::Host for CallState {
 }
 
 impl CallState {
+    /// A handle remembering the key's version and value. The host keeps the
+    /// value until the handle is dropped or swapped, so it is charged to the
+    /// plugin's memory cap; past the cap the call fails (`memory_limit`).
     async fn read_cas(&mut self, key: Vec<u8>) -> Result<Resource<Cas>, Error> {
         let found = read(&self.kv_backend()?, &key).await?;
+        let value = found.as_ref().map(|e| e.value.clone());
+        let charged = CAS_HANDLE_OVERHEAD + key.len() + value.as_ref().map_or(0, Bytes::len);
+        if !self.limiter.charge_host(charged) {
+            return Err(Error::Other(
+                "compare-and-swap handles hold more than this plugin's memory limit; drop some"
+                    .into(),
+            ));
+        }
         let cas = Cas {
             key,
-            version: found.as_ref().map(|e| e.version),
-            value: found.map(|e| e.value.to_vec()),
+            version: found.map(|e| e.version),
+            value,
+            charged,
         };
-        self.table
-            .push(cas)
-            .map_err(|e| Error::Other(e.to_string()))
+        self.table.push(cas).map_err(|e| {
+            self.limiter.release_host(charged);
+            Error::Other(e.to_string())
+        })
     }
 }
 
@@ -327,11 +346,13 @@ impl atomics::HostCas for CallState {
             .get(&cas)
             .map_err(|_| stale_handle("cas"))?
             .value
-            .clone())
+            .as_ref()
+            .map(|v| v.to_vec()))
     }
 
     async fn drop(&mut self, cas: Resource<Cas>) -> wasmtime::Result<()> {
-        self.table.delete(cas)?;
+        let handle = self.table.delete(cas)?;
+        self.limiter.release_host(handle.charged);
         Ok(())
     }
 }
@@ -342,9 +363,9 @@ impl batch::Host for CallState {
         bucket: Resource<Bucket>,
         keys: Vec<String>,
     ) -> Result<Vec<(String, Option<Vec<u8>>)>, Error> {
-        if keys.len() > MAX_BATCH {
+        if keys.len() > MAX_BATCH_OPS {
             return Err(Error::Other(format!(
-                "{} keys in one get-many; the limit is {MAX_BATCH}",
+                "{} keys in one get-many; the limit is {MAX_BATCH_OPS}",
                 keys.len()
             )));
         }

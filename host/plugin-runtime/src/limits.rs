@@ -1,9 +1,18 @@
 //! Per-call limits: CPU deadline, wall-clock timeout, memory cap.
 //!
-//! The memory cap is enforced by [`CallLimiter`], a wasmtime
-//! `ResourceLimiter` that refuses linear-memory growth beyond the cap and
-//! remembers that it did, so the resulting trap is reported as a memory-cap
-//! error rather than a generic one.
+//! The memory cap bounds what one call of a plugin can make *anyone* hold:
+//! - its linear memories: [`CallLimiter`], a wasmtime `ResourceLimiter`,
+//!   refuses growth beyond the cap and remembers that it did, so the
+//!   resulting trap is reported as a memory-cap error rather than a generic
+//!   one;
+//! - what the host copies out of it: every transfer from guest to host (an
+//!   export's result, an import's arguments) may copy at most the cap
+//!   (wasmtime's hostcall fuel, set per store), so a result whose list
+//!   repeats one large string a million times fails instead of making the
+//!   host allocate a million copies;
+//! - what the host keeps for it between imports (`wasi:keyvalue` CAS handles
+//!   and the values they hold): charged to the same cap as its linear
+//!   memory through [`CallLimiter::charge_host`].
 
 use std::time::Duration;
 
@@ -31,6 +40,8 @@ impl Default for PluginLimits {
 pub struct CallLimiter {
     memory_cap: usize,
     memory_in_use: usize,
+    /// Bytes the host holds on the plugin's behalf (see [`Self::charge_host`]).
+    host_retained: usize,
     /// Set when growth beyond the cap was refused.
     pub memory_cap_hit: bool,
 }
@@ -40,8 +51,30 @@ impl CallLimiter {
         CallLimiter {
             memory_cap: limits.memory_bytes,
             memory_in_use: 0,
+            host_retained: 0,
             memory_cap_hit: false,
         }
+    }
+
+    /// Charges `bytes` the host keeps for the plugin until the call ends or
+    /// [`Self::release_host`] gives them back. Refused (and remembered, so
+    /// the call fails as over its memory limit whatever the guest does
+    /// next) if linear memory plus retained bytes would pass the cap.
+    pub fn charge_host(&mut self, bytes: usize) -> bool {
+        let after = self
+            .memory_in_use
+            .saturating_add(self.host_retained)
+            .saturating_add(bytes);
+        if after > self.memory_cap {
+            self.memory_cap_hit = true;
+            return false;
+        }
+        self.host_retained += bytes;
+        true
+    }
+
+    pub fn release_host(&mut self, bytes: usize) {
+        self.host_retained = self.host_retained.saturating_sub(bytes);
     }
 }
 
@@ -53,7 +86,8 @@ impl wasmtime::ResourceLimiter for CallLimiter {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         let after = self.memory_in_use - current.min(self.memory_in_use) + desired;
-        if after > self.memory_cap {
+        let after_with_host = after.saturating_add(self.host_retained);
+        if after_with_host > self.memory_cap {
             self.memory_cap_hit = true;
             // An error (rather than `Ok(false)`) traps at once: a guest that
             // ignores a failed `memory.grow` cannot limp on.

@@ -18,7 +18,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use orbit_storage::Storage;
+use orbit_storage::{SecretBindings, Storage};
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Store, Trap, UpdateDeadline};
 
@@ -242,6 +242,9 @@ impl<P> Plugin<P> {
             )?,
         );
         store.limiter(|s| &mut s.limiter);
+        // One transfer from the guest (a result, an import's arguments) may
+        // make the host copy at most the plugin's own memory cap.
+        store.set_hostcall_fuel(limits.memory_bytes);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|ctx| {
             if Instant::now() >= ctx.data().deadline {
@@ -303,6 +306,14 @@ impl<P> Plugin<P> {
     ) -> Result<R, PluginError> {
         let limits = self.limits;
         match outcome {
+            // The host refused to keep more for the plugin (see
+            // `CallLimiter::charge_host`): the call fails even if the guest
+            // carried on after the refusal.
+            Ok(Ok(_)) if store.data().limiter.memory_cap_hit => Err(PluginError::MemoryLimit {
+                plugin: self.info.role.name().to_string(),
+                function,
+                limit_bytes: limits.memory_bytes,
+            }),
             Ok(Ok(r)) => Ok(r),
             Ok(Err(e)) => Err(self.classify(function, store, e)),
             Err(_) => Err(PluginError::Timeout {
@@ -320,7 +331,7 @@ impl<P> Plugin<P> {
         e: wasmtime::Error,
     ) -> PluginError {
         let plugin = self.info.role.name().to_string();
-        if store.data().limiter.memory_cap_hit {
+        if store.data().limiter.memory_cap_hit || is_transfer_limit(&e) {
             return PluginError::MemoryLimit {
                 plugin,
                 function,
@@ -353,6 +364,17 @@ impl<P> Plugin<P> {
     }
 }
 
+/// wasmtime's hostcall fuel ran out: the guest tried to hand the host more
+/// bytes in one transfer than `set_hostcall_fuel` allows. wasmtime keeps the
+/// error type private, so it is recognised by its message (a test in
+/// `tests/boundary.rs` fails if a wasmtime upgrade changes it).
+fn is_transfer_limit(e: &wasmtime::Error) -> bool {
+    e.chain().any(|c| {
+        c.to_string()
+            .contains("fuel allocated for hostcalls has been exhausted")
+    })
+}
+
 type Selection = crate::bindings::selector_world::exports::orbit::storage::selection::Selection;
 type Translation =
     crate::bindings::translator_world::exports::orbit::storage::translation::Translation;
@@ -368,21 +390,28 @@ impl SelectorPlugin {
         let pre = self.pre.clone();
         self.run(pre.engine(), "select", None, async |store| {
             let instance = pre.instantiate_async(&mut *store).await?;
-            instance
+            let s = instance
                 .orbit_storage_selection()
                 .call_select(&mut *store, context)
-                .await
+                .await?;
+            if let Err(d) = &s {
+                check_count("diagnostics", d.len()).map_err(invalid)?;
+            }
+            Ok(s)
         })
         .await
     }
 }
 
 impl TranslatorPlugin {
-    /// Asks the translator for the typed configuration of `backend`.
+    /// Asks the translator for the typed configuration of `backend`. Every
+    /// secret reference in it must be one `secrets` allows for its field;
+    /// anything else is invalid output (the host never resolves it).
     pub async fn translate(
         &self,
         backend: types::BackendKind,
         context: &types::DeploymentContext,
+        secrets: &SecretBindings,
     ) -> Result<Translation, PluginError> {
         let pre = self.pre.clone();
         self.run(pre.engine(), "translate", None, async |store| {
@@ -391,7 +420,7 @@ impl TranslatorPlugin {
                 .orbit_storage_translation()
                 .call_translate(&mut *store, backend, context)
                 .await?;
-            check_translation(backend, &t).map_err(invalid)?;
+            check_translation(backend, &t, secrets).map_err(invalid)?;
             Ok(t)
         })
         .await
@@ -405,10 +434,12 @@ impl TranslatorPlugin {
         let pre = self.pre.clone();
         self.run(pre.engine(), "render-env", None, async |store| {
             let instance = pre.instantiate_async(&mut *store).await?;
-            instance
+            let vars = instance
                 .orbit_storage_translation()
                 .call_render_env(&mut *store, config)
-                .await
+                .await?;
+            check_count("variables", vars.len()).map_err(invalid)?;
+            Ok(vars)
         })
         .await
     }
@@ -464,7 +495,12 @@ impl HealthPlugin {
 
 /// A translation must carry a configuration exactly when it has no error,
 /// and the configuration must be for the backend asked about.
-fn check_translation(backend: types::BackendKind, t: &Translation) -> Result<(), String> {
+fn check_translation(
+    backend: types::BackendKind,
+    t: &Translation,
+    secrets: &SecretBindings,
+) -> Result<(), String> {
+    check_count("diagnostics", t.diagnostics.len())?;
     let errors = t.diagnostics.iter().filter(|d| d.is_error()).count();
     match &t.config {
         None if errors == 0 => Err("neither a configuration nor an error diagnostic".into()),
@@ -472,28 +508,65 @@ fn check_translation(backend: types::BackendKind, t: &Translation) -> Result<(),
             "a configuration together with {errors} error diagnostic(s)"
         )),
         Some(c) => {
-            let got = crate::convert::config_from_wit(c.clone()).kind();
-            let want = crate::convert::backend_kind_from_wit(backend);
-            if got == want {
-                Ok(())
-            } else {
-                Err(format!(
+            let config = crate::convert::config_from_wit(c.clone());
+            let (got, want) = (
+                config.kind(),
+                crate::convert::backend_kind_from_wit(backend),
+            );
+            if got != want {
+                return Err(format!(
                     "asked for backend {want}, returned a configuration for {got}"
-                ))
+                ));
             }
+            secrets.check(&config)
         }
         None => Ok(()),
     }
 }
 
+/// Most reasons a verdict may give; each is at most [`MAX_REASON_BYTES`].
+/// The verdict is kept and served on every `/health/ready`, so its size is
+/// bounded here, not only by the transfer limit.
+pub const MAX_REASONS: usize = 64;
+pub const MAX_REASON_BYTES: usize = 4096;
+/// Most diagnostics in a selection or translation, and variables in a
+/// rendered environment.
+pub const MAX_DIAGNOSTICS: usize = 1000;
+
+fn check_count(what: &str, n: usize) -> Result<(), String> {
+    if n > MAX_DIAGNOSTICS {
+        Err(format!("{n} {what}; the limit is {MAX_DIAGNOSTICS}"))
+    } else {
+        Ok(())
+    }
+}
+
 /// A verdict needs a status and at least one reason, and cannot be ready
-/// while not live.
+/// while not live; its size is bounded.
 fn check_verdict(v: &types::HealthVerdict) -> Result<(), String> {
     if v.status.trim().is_empty() {
         return Err("the verdict has an empty status".into());
     }
+    if v.status.len() > MAX_REASON_BYTES {
+        return Err(format!(
+            "the verdict's status is {} bytes; the limit is {MAX_REASON_BYTES}",
+            v.status.len()
+        ));
+    }
     if v.reasons.is_empty() {
         return Err("the verdict gives no reason".into());
+    }
+    if v.reasons.len() > MAX_REASONS {
+        return Err(format!(
+            "the verdict gives {} reasons; the limit is {MAX_REASONS}",
+            v.reasons.len()
+        ));
+    }
+    if let Some(r) = v.reasons.iter().find(|r| r.len() > MAX_REASON_BYTES) {
+        return Err(format!(
+            "a reason is {} bytes; the limit is {MAX_REASON_BYTES}",
+            r.len()
+        ));
     }
     if v.ready && !v.live {
         return Err("the verdict is ready but not live".into());

@@ -2,11 +2,16 @@
 //! store can do, mapped onto the [`Storage`] trait with the same validation
 //! and limits as the HTTP API. Keys starting with `0xFF` (the host's private
 //! keyspace) are refused.
+//!
+//! The store import reaches only the buckets granted to the plugin, the same
+//! grants as `wasi:keyvalue` (`keyvalue:NAME` in `ORBIT_PLUGIN_<ROLE>_GRANTS`):
+//! `NAME` covers the keys that start with `NAME/`, and `default` covers the
+//! whole user keyspace. Without a grant, every key is refused.
 
 use bytes::Bytes;
 use orbit_storage::{
-    BatchOp, KeyRange, ListQuery, PRIVATE_KEY_PREFIX, Precondition, PutOptions, Storage,
-    StorageError, now_millis,
+    BatchOp, KeyRange, ListQuery, MAX_BATCH_OPS, PRIVATE_KEY_PREFIX, Precondition, PutOptions,
+    Storage, StorageError, now_millis,
 };
 
 use crate::bindings::store::{self, StoreError};
@@ -43,6 +48,22 @@ impl crate::bindings::log::Host for CallState {
             tracing::warn!(target: "orbit_plugin", plugin, "log limit of {} lines per call reached; further lines dropped", crate::state::LOG_LINES_PER_CALL);
         }
     }
+}
+
+/// The key prefix of bucket `name` (`name/`); none for `default`.
+fn bucket_of(name: &str) -> Option<Vec<u8>> {
+    (name != "default").then(|| format!("{name}/").into_bytes())
+}
+
+fn not_granted(buckets: &[String]) -> StoreError {
+    let granted = if buckets.is_empty() {
+        "none".to_string()
+    } else {
+        buckets.join(", ")
+    };
+    StoreError::Invalid(format!(
+        "outside the buckets granted to this plugin (granted: {granted}); grant keyvalue:NAME for the keys NAME/..., or keyvalue:default for every key"
+    ))
 }
 
 fn precondition(p: store::Precondition) -> Precondition {
@@ -108,8 +129,51 @@ impl CallState {
         Ok(())
     }
 
+    /// The store import's key check: a valid user key, inside a granted bucket.
+    fn check_granted_key(&self, key: &[u8]) -> Result<(), StoreError> {
+        self.check_key(key)?;
+        let buckets = &self.grants.keyvalue_buckets;
+        let granted = buckets
+            .iter()
+            .any(|b| b == "default" || bucket_of(b).is_some_and(|p| key.starts_with(&p)));
+        if granted {
+            Ok(())
+        } else {
+            Err(not_granted(buckets))
+        }
+    }
+
+    /// The store import's listing check: the range must lie inside one
+    /// granted bucket (or anywhere in the user keyspace with `default`).
+    fn check_granted_range(&self, range: &KeyRange) -> Result<(), StoreError> {
+        let buckets = &self.grants.keyvalue_buckets;
+        if buckets.iter().any(|b| b == "default") {
+            return Ok(());
+        }
+        let inside = |b: &String| {
+            let Some(low) = bucket_of(b) else {
+                return false;
+            };
+            // Every key of bucket `b` is in [`b/`, `b0`) ('0' follows '/').
+            let mut high = low.clone();
+            *high.last_mut().expect("bucket prefix ends with '/'") = b'0';
+            match range {
+                KeyRange::Prefix(p) => p.starts_with(&low),
+                KeyRange::Range { start, end } => {
+                    start.as_deref().is_some_and(|s| s >= low.as_slice())
+                        && end.as_deref().is_some_and(|e| e <= high.as_slice())
+                }
+            }
+        };
+        if buckets.iter().any(inside) {
+            Ok(())
+        } else {
+            Err(not_granted(buckets))
+        }
+    }
+
     fn check_put(&self, req: &store::PutRequest) -> Result<PutOptions, StoreError> {
-        self.check_key(&req.key)?;
+        self.check_granted_key(&req.key)?;
         self.check_value(&req.value)?;
         Ok(PutOptions {
             precondition: precondition(req.precondition),
@@ -120,7 +184,7 @@ impl CallState {
 
 impl store::Host for CallState {
     async fn get(&mut self, key: Vec<u8>) -> Result<Option<store::Entry>, StoreError> {
-        self.check_key(&key)?;
+        self.check_granted_key(&key)?;
         let found = self.backend()?.get(&key).await.map_err(store_error)?;
         Ok(found.map(entry))
     }
@@ -138,7 +202,7 @@ impl store::Host for CallState {
         key: Vec<u8>,
         precondition_: store::Precondition,
     ) -> Result<bool, StoreError> {
-        self.check_key(&key)?;
+        self.check_granted_key(&key)?;
         self.backend()?
             .delete(&key, precondition(precondition_))
             .await
@@ -150,8 +214,7 @@ impl store::Host for CallState {
             (Some(p), None, None) => KeyRange::Prefix(Bytes::from(p)),
             (None, start, end) => KeyRange::Range {
                 start: start.map(Bytes::from),
-                // Never reach into the host's private keyspace.
-                end: Some(Bytes::from(end.unwrap_or_else(|| vec![PRIVATE_KEY_PREFIX]))),
+                end: end.map(Bytes::from),
             },
             _ => {
                 return Err(StoreError::Invalid(
@@ -159,13 +222,9 @@ impl store::Host for CallState {
                 ));
             }
         };
-        if let KeyRange::Prefix(p) = &range
-            && p.first() == Some(&PRIVATE_KEY_PREFIX)
-        {
-            return Err(StoreError::Invalid(
-                "keys starting with byte 0xFF are reserved for the host".into(),
-            ));
-        }
+        // Never reach into the host's private keyspace.
+        let range = range.clamp_to_user_keyspace().map_err(store_error)?;
+        self.check_granted_range(&range)?;
         let query = ListQuery {
             range,
             limit: request.limit.clamp(1, 1000) as usize,
@@ -179,6 +238,12 @@ impl store::Host for CallState {
     }
 
     async fn batch(&mut self, ops: Vec<store::BatchOp>) -> Result<Vec<Option<u64>>, StoreError> {
+        if ops.len() > MAX_BATCH_OPS {
+            return Err(StoreError::Limit(format!(
+                "a batch holds at most {MAX_BATCH_OPS} operations; this one has {}",
+                ops.len()
+            )));
+        }
         let mut batch = Vec::with_capacity(ops.len());
         for op in ops {
             batch.push(match op {
@@ -191,7 +256,7 @@ impl store::Host for CallState {
                     }
                 }
                 store::BatchOp::Delete((key, p)) => {
-                    self.check_key(&key)?;
+                    self.check_granted_key(&key)?;
                     BatchOp::Delete {
                         key: Bytes::from(key),
                         precondition: precondition(p),

@@ -2,15 +2,17 @@
 //! load the three plugins (the operator's or the embedded defaults), ask the
 //! selector for a backend, ask the translator for its configuration.
 
+use std::path::Path;
 use std::sync::Arc;
 
+use orbit_plugin_runtime::cache::CacheError;
 use orbit_plugin_runtime::{
     CallObserver, ComponentCache, HealthPlugin, PluginError, PluginRuntime, Role, SelectorPlugin,
     TranslatorPlugin, convert, types as wit,
 };
-use orbit_storage::{BackendConfig, BackendKind};
+use orbit_storage::{BackendConfig, BackendKind, SecretBindings};
 
-use crate::settings::ServerSettings;
+use crate::settings::{PluginCacheDir, ServerSettings};
 
 /// The three loaded policy plugins.
 pub struct Plugins {
@@ -48,16 +50,7 @@ pub fn load_plugins(
     settings: &ServerSettings,
     observer: Option<Arc<dyn CallObserver>>,
 ) -> Result<Plugins, BootstrapError> {
-    let cache = settings
-        .plugin_cache_dir
-        .as_ref()
-        .and_then(|dir| match ComponentCache::new(dir) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                tracing::warn!(dir = %dir.display(), error = %e, "precompiled-plugin cache unusable; compiling in memory");
-                None
-            }
-        });
+    let cache = open_cache(&settings.plugin_cache_dir, &settings.data_dir);
     let runtime = PluginRuntime::new(
         settings.store_access_limits(),
         observer,
@@ -78,6 +71,45 @@ pub fn load_plugins(
         translator,
         health,
     })
+}
+
+/// The precompiled-plugin cache, or `None` (every plugin is compiled in
+/// memory) with one log line saying why. The default directory,
+/// `<data dir>/.plugin-cache`, is created (with the data dir if missing) when
+/// possible; if not, there is no cache: never a fallback to a shared
+/// directory. A directory the host does not own is refused (see
+/// [`orbit_plugin_runtime::cache`]).
+fn open_cache(dir: &PluginCacheDir, data_dir: &Path) -> Option<ComponentCache> {
+    let (dir, default) = match dir {
+        PluginCacheDir::Off => return None,
+        PluginCacheDir::Configured(dir) => (dir, false),
+        PluginCacheDir::InDataDir(dir) => (dir, true),
+    };
+    // The default cache lives in the data dir but never creates it: a
+    // missing data root is a fact the selector decides from (the backend
+    // creates it once chosen), so that start compiles in memory.
+    let not_writable = || {
+        tracing::warn!(
+            dir = %dir.display(),
+            "precompiled-plugin cache off: {} is not a writable directory; plugins are compiled in memory at each start",
+            data_dir.display()
+        );
+        None
+    };
+    if default && !data_dir.is_dir() {
+        return not_writable();
+    }
+    match ComponentCache::new(dir) {
+        Ok(cache) => Some(cache),
+        Err(CacheError::Create { .. }) if default => not_writable(),
+        Err(e) => {
+            tracing::warn!(
+                dir = %dir.display(),
+                "precompiled-plugin cache off: {e}; plugins are compiled in memory at each start"
+            );
+            None
+        }
+    }
 }
 
 /// One log line per loaded plugin, with where its code came from.
@@ -107,18 +139,22 @@ pub struct Resolved {
     pub warnings: Vec<wit::Diagnostic>,
 }
 
-/// Runs the selector, then the translator.
+/// Runs the selector, then the translator. The translator's secret
+/// references must be ones `secrets` allows (see [`crate::secrets`]).
 pub async fn resolve(
     selector: &SelectorPlugin,
     translator: &TranslatorPlugin,
     context: &wit::DeploymentContext,
+    secrets: &SecretBindings,
 ) -> Result<Resolved, BootstrapError> {
     let selection = selector
         .select(context)
         .await?
         .map_err(BootstrapError::Selection)?;
     let backend = convert::backend_kind_from_wit(selection.backend);
-    let translation = translator.translate(selection.backend, context).await?;
+    let translation = translator
+        .translate(selection.backend, context, secrets)
+        .await?;
     let (errors, warnings): (Vec<_>, Vec<_>) = translation
         .diagnostics
         .into_iter()

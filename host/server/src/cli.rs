@@ -147,7 +147,14 @@ async fn check(src: ConfigSource, settings: ServerSettings, env: bool, json: boo
         Err(e) => return fail(&e),
     };
     let ctx = context::build(&src, &settings.data_dir);
-    let resolved = match bootstrap::resolve(&plugins.selector, &plugins.translator, &ctx).await {
+    let resolved = match bootstrap::resolve(
+        &plugins.selector,
+        &plugins.translator,
+        &ctx,
+        &crate::secrets::bindings(&src),
+    )
+    .await
+    {
         Ok(r) => r,
         Err(e @ (BootstrapError::Selection(_) | BootstrapError::Translation { .. })) => {
             eprintln!("{e}");

@@ -31,5 +31,6 @@ pub mod metrics;
 pub mod plugin_cli;
 pub mod policy;
 pub mod reload;
+pub mod secrets;
 pub mod serve;
 pub mod settings;

@@ -163,6 +163,7 @@ async fn execute(
 ) -> Result<(), String> {
     let rt = runtime(settings)?;
     let ctx = context::build(src, &settings.data_dir);
+    let secrets = crate::secrets::bindings(src);
     match cmd {
         PluginCommand::Inspect { file } => {
             let bytes = read(&file)?;
@@ -216,7 +217,7 @@ async fn execute(
                 Role::Translator => {
                     let p = rt.load_translator(&spec).map_err(|e| e.to_string())?;
                     let t = p
-                        .translate(wit::BackendKind::Memory, &ctx)
+                        .translate(wit::BackendKind::Memory, &ctx, &secrets)
                         .await
                         .map_err(|e| e.to_string())?;
                     println!(
@@ -331,7 +332,7 @@ async fn execute(
                     print_start(t.elapsed(), again.info());
                     for _ in 0..n {
                         let t = Instant::now();
-                        p.translate(wit::BackendKind::Memory, &ctx)
+                        p.translate(wit::BackendKind::Memory, &ctx, &secrets)
                             .await
                             .map_err(|e| e.to_string())?;
                         fresh.push(t.elapsed());
@@ -432,6 +433,7 @@ async fn run_once(
     let src = ConfigSource::new(env, input.config.as_deref()).map_err(|e| e.to_string())?;
     let settings = ServerSettings::from_source(&src).map_err(|e| e.to_string())?;
     let ctx = context::build(&src, &settings.data_dir);
+    let secrets = crate::secrets::bindings(&src);
     let spec = PluginSpec {
         source: PluginSource::File(file),
         ..settings.plugin_spec(role)
@@ -455,7 +457,7 @@ async fn run_once(
             let kind: BackendKind = name.parse().map_err(|e| format!("backend: {e}"))?;
             let p = rt.load_translator(&spec).map_err(|e| e.to_string())?;
             let t = p
-                .translate(convert::backend_kind_to_wit(kind), &ctx)
+                .translate(convert::backend_kind_to_wit(kind), &ctx, &secrets)
                 .await
                 .map_err(failed)?;
             serde_json::json!({

@@ -135,9 +135,10 @@ impl PolicyPlugins {
         }
         metrics.plugin_loaded(&info);
         let ctx = crate::context::build(&self.source, &self.data_dir);
+        let secrets = crate::secrets::bindings(&self.source);
         let trial = match &loaded {
-            Loaded::Selector(p) => bootstrap::resolve(p, &newest.translator, &ctx).await,
-            Loaded::Translator(p) => bootstrap::resolve(&newest.selector, p, &ctx).await,
+            Loaded::Selector(p) => bootstrap::resolve(p, &newest.translator, &ctx, &secrets).await,
+            Loaded::Translator(p) => bootstrap::resolve(&newest.selector, p, &ctx, &secrets).await,
         };
         let next_start = match trial {
             Ok(r) => self.compare(&r),

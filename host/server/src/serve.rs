@@ -27,7 +27,13 @@ pub async fn run(src: ConfigSource, settings: ServerSettings) -> anyhow::Result<
     let metrics = Arc::new(Metrics::new());
     let plugins = bootstrap::load_plugins(&settings, Some(metrics.clone()))?;
     let ctx = context::build(&src, &settings.data_dir);
-    let resolved = bootstrap::resolve(&plugins.selector, &plugins.translator, &ctx).await?;
+    let resolved = bootstrap::resolve(
+        &plugins.selector,
+        &plugins.translator,
+        &ctx,
+        &crate::secrets::bindings(&src),
+    )
+    .await?;
     // Selection and translation happen once; only the health plugin stays.
     for info in [
         plugins.selector.info(),

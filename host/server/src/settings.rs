@@ -114,7 +114,7 @@ impl ConfigSource {
     }
 }
 
-fn lookup_path<'a>(table: &'a toml::Table, path: &str) -> Option<&'a toml::Value> {
+pub(crate) fn lookup_path<'a>(table: &'a toml::Table, path: &str) -> Option<&'a toml::Value> {
     let mut parts = path.split('.');
     let mut current = table.get(parts.next()?)?;
     for part in parts {
@@ -163,8 +163,8 @@ pub struct ServerSettings {
     pub shutdown_timeout: Duration,
     pub ttl_purge_interval: Duration,
     pub data_dir: PathBuf,
-    /// Precompiled-plugin cache directory (`None`: disabled).
-    pub plugin_cache_dir: Option<PathBuf>,
+    /// Where the precompiled-plugin cache lives, if anywhere.
+    pub plugin_cache_dir: PluginCacheDir,
     /// If set, plugin files need a detached ed25519 signature by this key.
     pub plugin_public_key: Option<PublicKey>,
     /// How often the health plugin's file is checked (`None`: never).
@@ -243,9 +243,9 @@ impl ServerSettings {
             PublicKey::parse_hex(v).map_err(|accepted| syntax::ValueError { accepted })
         });
         let plugin_cache_dir = match r.path("ORBIT_PLUGIN_CACHE_DIR") {
-            Some(p) if p.as_os_str() == "off" => None,
-            Some(p) => Some(p),
-            None => Some(default_cache_dir(Path::new(&data_dir))),
+            Some(p) if p.as_os_str() == "off" => PluginCacheDir::Off,
+            Some(p) => PluginCacheDir::Configured(p),
+            None => PluginCacheDir::InDataDir(Path::new(&data_dir).join(".plugin-cache")),
         };
         let reload_ms = r.millis("ORBIT_PLUGIN_RELOAD_INTERVAL");
         let plugin_reload_interval = (reload_ms > 0).then(|| Duration::from_millis(reload_ms));
@@ -324,18 +324,19 @@ impl ServerSettings {
     }
 }
 
-/// `<data dir>/.plugin-cache` when the data dir is writable, else a
-/// per-user directory under the system temp dir.
-fn default_cache_dir(data_dir: &Path) -> PathBuf {
-    let writable =
-        std::fs::metadata(data_dir).is_ok_and(|m| m.is_dir() && !m.permissions().readonly());
-    if writable {
-        data_dir.join(".plugin-cache")
-    } else {
-        // SAFETY: getuid has no preconditions.
-        let uid = unsafe { libc::getuid() };
-        std::env::temp_dir().join(format!("orbit-plugin-cache-{uid}"))
-    }
+/// Where the precompiled-plugin cache lives. Whichever directory it is, the
+/// cache is used only if this host owns it (see
+/// [`orbit_plugin_runtime::cache`]); there is no fallback to a shared
+/// directory such as the temp dir.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PluginCacheDir {
+    /// `ORBIT_PLUGIN_CACHE_DIR=off`: compile in memory.
+    Off,
+    /// `ORBIT_PLUGIN_CACHE_DIR=<dir>`.
+    Configured(PathBuf),
+    /// The default, `<data dir>/.plugin-cache`: used if it (and the data
+    /// dir, when missing) can be created, else no cache.
+    InDataDir(PathBuf),
 }
 
 fn parse_sha256(v: &str) -> Result<String, syntax::ValueError> {
@@ -447,7 +448,17 @@ impl Reader<'_> {
                         "{origin}: env:{name} is granted but {name} is not set"
                     )),
                 },
-                GrantItem::Dir(dir) if dir.is_dir() => g.dirs.push(dir),
+                GrantItem::Dir(dir) if dir.is_dir() => {
+                    let secrets = crate::secrets::bindings(self.src);
+                    let files = secrets.files().map(|(s, f)| (s, Path::new(f)));
+                    match grants::dir_grant_refusal(&dir, files) {
+                        Some(why) => self.errors.push(format!(
+                            "{origin}: dir:{} is refused: {why}",
+                            dir.display()
+                        )),
+                        None => g.dirs.push(dir),
+                    }
+                }
                 GrantItem::Dir(dir) => self.errors.push(format!(
                     "{origin}: dir:{} is not a directory this process can see",
                     dir.display()
@@ -490,23 +501,66 @@ impl Reader<'_> {
         )
     }
 
-    /// A secret from `NAME` or the file `NAME_FILE`; refused in TOML.
+    /// A secret token from `NAME` or the file `NAME_FILE` (newlines ending
+    /// the file are dropped); refused in TOML. Unset means `None`;
+    /// set but empty, whitespace-only or not sendable in an HTTP header is
+    /// an error naming the variable (and file), never the value, so a blank
+    /// secret can never quietly switch a protection off.
     fn secret(&mut self, env: &str) -> Option<String> {
-        if let Some(v) = self.src.env.get(env) {
-            return (!v.is_empty()).then(|| v.clone());
-        }
         let file_var = format!("{env}_FILE");
-        if let Some(path) = self.src.env.get(&file_var) {
-            return match std::fs::read_to_string(path) {
-                Ok(s) => Some(s.trim_end_matches(['\n', '\r']).to_string()),
+        if self.src.env.contains_key(env) && self.src.env.contains_key(&file_var) {
+            self.errors.push(format!(
+                "{env} and {file_var} are both set: expected only one of them"
+            ));
+            return None;
+        }
+        let (origin, value) = if let Some(v) = self.src.env.get(env) {
+            (env.to_string(), v.clone())
+        } else if let Some(path) = self.src.env.get(&file_var) {
+            if path.is_empty() {
+                self.errors.push(format!(
+                    "{file_var} is set but empty: expected the path of a file holding {env}"
+                ));
+                return None;
+            }
+            match std::fs::read_to_string(path) {
+                Ok(s) => (
+                    format!("{file_var}={path:?}"),
+                    s.trim_end_matches(['\n', '\r']).to_string(),
+                ),
                 Err(e) => {
                     self.errors.push(format!(
                         "{file_var}={path:?}: cannot read the secret file: {e}"
                     ));
-                    None
+                    return None;
                 }
-            };
+            }
+        } else {
+            self.refuse_toml_secret(env, &file_var);
+            return None;
+        };
+        let problem = if value.trim().is_empty() {
+            Some("the secret is empty or only whitespace")
+        } else if value.trim() != value {
+            Some("the secret starts or ends with whitespace")
+        } else if !value.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
+            Some("the secret holds characters other than printable ASCII")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            self.errors.push(format!(
+                "{origin}: {problem}; expected a non-empty token of printable ASCII characters \
+                 without leading or trailing whitespace (newlines ending a file are ignored); \
+                 unset {env} and {file_var} to run without it"
+            ));
+            return None;
         }
+        Some(value)
+    }
+
+    /// Secrets in the TOML file are an error (they belong in the environment).
+    fn refuse_toml_secret(&mut self, env: &str, file_var: &str) {
         let s = self.setting(env);
         if let Some(toml) = &self.src.toml
             && lookup_path(&toml.table, s.toml).is_some()
@@ -517,7 +571,6 @@ impl Reader<'_> {
                 toml.path.display()
             ));
         }
-        None
     }
 }
 
@@ -571,6 +624,75 @@ mod tests {
     fn token_is_never_printed() {
         let s = ServerSettings::from_source(&source(&[("ORBIT_API_TOKEN", "hunter2")])).unwrap();
         assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn blank_or_unsendable_tokens_are_start_up_errors() {
+        for value in ["", " ", "  \t ", "\n"] {
+            let err = ServerSettings::from_source(&source(&[("ORBIT_API_TOKEN", value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with("ORBIT_API_TOKEN: the secret is empty or only whitespace")
+                    && err.contains("expected a non-empty token"),
+                "{value:?}: {err}"
+            );
+        }
+        for value in [" hunter2", "hunter2 ", "hunter2\u{e9}", "hun\nter2"] {
+            let err = ServerSettings::from_source(&source(&[("ORBIT_API_TOKEN", value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with("ORBIT_API_TOKEN: ") && !err.contains("hunter2"),
+                "{value:?}: {err}"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        for (name, contents) in [("empty", ""), ("blank", "  \n"), ("crlf", "\r\n")] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, contents).unwrap();
+            let path = path.to_str().unwrap();
+            let err = ServerSettings::from_source(&source(&[("ORBIT_API_TOKEN_FILE", path)]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with(&format!(
+                    "ORBIT_API_TOKEN_FILE={path:?}: the secret is empty"
+                )),
+                "{name}: {err}"
+            );
+        }
+        let err = ServerSettings::from_source(&source(&[("ORBIT_API_TOKEN_FILE", "")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("ORBIT_API_TOKEN_FILE is set but empty"),
+            "{err}"
+        );
+        let err = ServerSettings::from_source(&source(&[
+            ("ORBIT_API_TOKEN", "hunter2"),
+            ("ORBIT_API_TOKEN_FILE", "/nonexistent"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("ORBIT_API_TOKEN and ORBIT_API_TOKEN_FILE are both set")
+                && !err.contains("hunter2"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn token_file_loses_its_trailing_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "s3cret-token\r\n").unwrap();
+        let s = ServerSettings::from_source(&source(&[(
+            "ORBIT_API_TOKEN_FILE",
+            path.to_str().unwrap(),
+        )]))
+        .unwrap();
+        assert_eq!(s.api_token.unwrap().0, "s3cret-token");
     }
 
     #[test]

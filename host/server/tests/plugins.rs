@@ -158,6 +158,8 @@ async fn runaway_health_plugin_is_stopped_while_data_keeps_flowing() {
         &[
             ("ORBIT_MEMORY_DISK_BACKUP", "false"),
             ("ORBIT_PLUGIN_HEALTH", &plugin),
+            // It reads its mode from the key `misbehave`.
+            ("ORBIT_PLUGIN_HEALTH_GRANTS", "keyvalue:default"),
             ("ORBIT_PLUGIN_TIMEOUT", "500ms"),
             ("ORBIT_PLUGIN_MEMORY_LIMIT", "16MiB"),
         ],
@@ -910,6 +912,8 @@ async fn python_health_policy_decides_readiness() {
     let env = [
         ("ORBIT_MEMORY_DISK_BACKUP", "false"),
         ("ORBIT_PLUGIN_HEALTH", plugin.as_str()),
+        // The maintenance switch is the key `maintenance`, outside any bucket.
+        ("ORBIT_PLUGIN_HEALTH_GRANTS", "keyvalue:default"),
     ];
     let s = Server::start(dir.path(), &env);
     check_maintenance_switch(&s, "python").await;
@@ -944,6 +948,8 @@ async fn c_health_policy_decides_readiness() {
     let env = [
         ("ORBIT_MEMORY_DISK_BACKUP", "false"),
         ("ORBIT_PLUGIN_HEALTH", plugin.as_str()),
+        // The maintenance switch is the key `maintenance`, outside any bucket.
+        ("ORBIT_PLUGIN_HEALTH_GRANTS", "keyvalue:default"),
     ];
     let s = Server::start(dir.path(), &env);
     check_maintenance_switch(&s, "c").await;

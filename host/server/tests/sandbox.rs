@@ -162,6 +162,10 @@ async fn wasi_grants_open_exactly_what_they_name() {
 /// and what is accepted; a secret is never granted and never printed.
 #[test]
 fn bad_grants_are_refused_at_start_up() {
+    let secrets = tempfile::tempdir().unwrap();
+    let secret_file = secrets.path().join("s3-secret").display().to_string();
+    std::fs::write(&secret_file, "s3-secret-value").unwrap();
+    let secret_dir_grant = format!("dir:{}", secrets.path().display());
     for (var, value, says) in [
         (
             "ORBIT_PLUGIN_HEALTH_GRANTS",
@@ -188,9 +192,34 @@ fn bad_grants_are_refused_at_start_up() {
             "keyvalue:canary",
             "apply to the health plugin only",
         ),
+        // A plugin granted /proc could read /proc/self/environ, every secret.
+        (
+            "ORBIT_PLUGIN_HEALTH_GRANTS",
+            "dir:/proc",
+            "dir:/proc is refused: it would let the plugin read /proc",
+        ),
+        (
+            "ORBIT_PLUGIN_TRANSLATOR_GRANTS",
+            "dir:/",
+            "would let the plugin read /proc",
+        ),
+        (
+            "ORBIT_PLUGIN_HEALTH_GRANTS",
+            "dir:/dev/fd",
+            "would let the plugin read /dev",
+        ),
+        (
+            "ORBIT_PLUGIN_HEALTH_GRANTS",
+            &secret_dir_grant,
+            "holds the secret file",
+        ),
     ] {
         let (ok, out, err) = run_to_end(
-            &[(var, value), ("ORBIT_API_TOKEN", "t0k3n-value")],
+            &[
+                (var, value),
+                ("ORBIT_API_TOKEN", "t0k3n-value"),
+                ("ORBIT_S3_SECRET_ACCESS_KEY_FILE", &secret_file),
+            ],
             &["config", "check"],
         );
         assert!(!ok, "{var}={value} accepted: {out}");
@@ -199,5 +228,6 @@ fn bad_grants_are_refused_at_start_up() {
             "{var}={value}: {err}"
         );
         assert!(!err.contains("t0k3n-value"), "{err}");
+        assert!(!err.contains("s3-secret-value"), "{err}");
     }
 }

@@ -30,6 +30,87 @@ impl SecretRef {
     }
 }
 
+/// Which references each secret field of a backend configuration may hold.
+///
+/// A configuration comes from the translator plugin, which the host does not
+/// trust with secrets: left alone, a translator could point
+/// `s3.access_key_id` at `env ORBIT_API_TOKEN` or at any readable file, and
+/// the host would send that value to an endpoint the translator chose. So
+/// the host binds every secret field to its own setting before anything is
+/// resolved: the field of `ORBIT_S3_SECRET_ACCESS_KEY` accepts only
+/// `env ORBIT_S3_SECRET_ACCESS_KEY`, or the file that the operator named in
+/// `ORBIT_S3_SECRET_ACCESS_KEY_FILE` (or the TOML `..._file` key). The host
+/// builds the allowed references from its own configuration sources.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SecretBindings {
+    allowed: std::collections::BTreeMap<&'static str, Vec<SecretRef>>,
+}
+
+impl SecretBindings {
+    /// Allows `reference` in the field of `setting` (an environment name).
+    pub fn allow(&mut self, setting: &'static str, reference: SecretRef) {
+        let refs = self.allowed.entry(setting).or_default();
+        if !refs.contains(&reference) {
+            refs.push(reference);
+        }
+    }
+
+    /// Every file a secret may be read from, with its setting.
+    pub fn files(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.allowed.iter().flat_map(|(setting, refs)| {
+            refs.iter().filter_map(move |r| match r {
+                SecretRef::File(path) => Some((*setting, path.as_str())),
+                SecretRef::Env(_) => None,
+            })
+        })
+    }
+
+    /// The references allowed for `setting`.
+    pub fn allowed(&self, setting: &str) -> &[SecretRef] {
+        self.allowed.get(setting).map_or(&[], Vec::as_slice)
+    }
+
+    /// Checks every secret reference of `config`; the error names the field,
+    /// the reference and what the field accepts (references are names and
+    /// paths, never values).
+    pub fn check(&self, config: &BackendConfig) -> Result<(), String> {
+        let mut wrong = Vec::new();
+        for (setting, reference) in config.secret_refs() {
+            let allowed = self.allowed(setting);
+            if allowed.contains(reference) {
+                continue;
+            }
+            let accepted = if allowed.is_empty() {
+                "nothing: the operator configured no secret for it".to_string()
+            } else {
+                allowed
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            };
+            wrong.push(format!(
+                "the field of {setting} refers to {reference}, which it may not (it accepts {accepted})"
+            ));
+        }
+        if wrong.is_empty() {
+            Ok(())
+        } else {
+            Err(wrong.join("; "))
+        }
+    }
+}
+
+impl std::fmt::Display for SecretRef {
+    /// `env NAME` or `file PATH`: where the secret is, never what it is.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretRef::Env(name) => write!(f, "env {name}"),
+            SecretRef::File(path) => write!(f, "file {path}"),
+        }
+    }
+}
+
 /// When a local engine acknowledges a write (`ORBIT_<ENGINE>_DURABILITY`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -141,6 +222,27 @@ pub enum BackendConfig {
 }
 
 impl BackendConfig {
+    /// Every secret reference this configuration holds, with the setting
+    /// (its environment name) whose field it fills.
+    pub fn secret_refs(&self) -> Vec<(&'static str, &SecretRef)> {
+        let fields: Vec<(&'static str, &Option<SecretRef>)> = match self {
+            BackendConfig::S3(c) => vec![
+                ("ORBIT_S3_ACCESS_KEY_ID", &c.access_key_id),
+                ("ORBIT_S3_SECRET_ACCESS_KEY", &c.secret_access_key),
+            ],
+            BackendConfig::Azure(c) => vec![("ORBIT_AZURE_ACCOUNT_KEY", &c.account_key)],
+            BackendConfig::Gcp(c) => vec![
+                ("ORBIT_GCP_CREDENTIALS_PATH", &c.credentials_path),
+                ("ORBIT_GCP_SERVICE_ACCOUNT_KEY", &c.service_account_key),
+            ],
+            _ => Vec::new(),
+        };
+        fields
+            .into_iter()
+            .filter_map(|(setting, r)| r.as_ref().map(|r| (setting, r)))
+            .collect()
+    }
+
     pub fn kind(&self) -> crate::BackendKind {
         use crate::BackendKind as K;
         match self {

@@ -58,6 +58,16 @@ impl StorageError {
         }
     }
 
+    /// The refusal of a key, prefix or range start in the host's private
+    /// keyspace (see [`crate::PRIVATE_KEY_PREFIX`]).
+    pub fn private_key() -> Self {
+        StorageError::Invalid(
+            "keys starting with byte 0xFF are reserved for the host's private keyspace; \
+             use keys that do not start with 0xFF"
+                .into(),
+        )
+    }
+
     pub fn conflict(key: &[u8], current: Option<Version>) -> Self {
         StorageError::Conflict {
             key: String::from_utf8_lossy(key).into_owned(),

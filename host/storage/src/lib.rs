@@ -47,6 +47,9 @@ pub const MAX_KEY_LEN: usize = 64 * 1024;
 /// First byte of the host's private keys.
 pub const PRIVATE_KEY_PREFIX: u8 = 0xFF;
 
+/// Most operations in one batch, for every caller (HTTP, plugins).
+pub const MAX_BATCH_OPS: usize = 1000;
+
 /// One key-value store. All methods are safe to call concurrently.
 #[async_trait]
 pub trait Storage: Send + Sync + 'static {

@@ -80,6 +80,48 @@ pub enum KeyRange {
     },
 }
 
+/// Whether `key` is in the host's private keyspace (starts with
+/// [`PRIVATE_KEY_PREFIX`](crate::PRIVATE_KEY_PREFIX)).
+pub fn is_private_key(key: &[u8]) -> bool {
+    key.first() == Some(&crate::PRIVATE_KEY_PREFIX)
+}
+
+impl KeyRange {
+    /// This range confined to the user keyspace (every key that does not
+    /// start with [`PRIVATE_KEY_PREFIX`](crate::PRIVATE_KEY_PREFIX)), for
+    /// listings on behalf of anyone but the host itself (HTTP clients,
+    /// plugins):
+    /// - an empty prefix becomes `[.., [0xFF])`, the whole user keyspace;
+    /// - a prefix starting with 0xFF is refused;
+    /// - a range's end is at most `[0xFF]` (an unbounded or larger end is
+    ///   lowered to it);
+    /// - a range whose start begins with 0xFF is refused.
+    ///
+    /// Refusals are [`StorageError::Invalid`](crate::StorageError::Invalid)
+    /// ([`StorageError::private_key`](crate::StorageError::private_key)).
+    pub fn clamp_to_user_keyspace(self) -> crate::StorageResult<KeyRange> {
+        const USER_END: &[u8] = &[crate::PRIVATE_KEY_PREFIX];
+        match self {
+            KeyRange::Prefix(p) if p.is_empty() => Ok(KeyRange::Range {
+                start: None,
+                end: Some(Bytes::from_static(USER_END)),
+            }),
+            KeyRange::Prefix(p) if is_private_key(&p) => Err(crate::StorageError::private_key()),
+            KeyRange::Prefix(p) => Ok(KeyRange::Prefix(p)),
+            KeyRange::Range { start, .. } if start.as_deref().is_some_and(is_private_key) => {
+                Err(crate::StorageError::private_key())
+            }
+            KeyRange::Range { start, end } => Ok(KeyRange::Range {
+                start,
+                end: Some(match end {
+                    Some(e) if e.as_ref() <= USER_END => e,
+                    _ => Bytes::from_static(USER_END),
+                }),
+            }),
+        }
+    }
+}
+
 /// A listing request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ListQuery {
@@ -154,6 +196,98 @@ impl EngineMetric {
             help,
             value,
             counter: true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{PRIVATE_KEY_PREFIX, StorageError};
+
+    fn b(v: &[u8]) -> Bytes {
+        Bytes::copy_from_slice(v)
+    }
+
+    fn range(start: Option<&[u8]>, end: Option<&[u8]>) -> KeyRange {
+        KeyRange::Range {
+            start: start.map(b),
+            end: end.map(b),
+        }
+    }
+
+    fn refused(r: KeyRange) -> String {
+        match r.clone().clamp_to_user_keyspace() {
+            Err(e @ StorageError::Invalid(_)) => e.to_string(),
+            other => panic!("{r:?} was not refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn private_keys_are_those_starting_with_0xff() {
+        assert!(is_private_key(&[PRIVATE_KEY_PREFIX]));
+        assert!(is_private_key(b"\xFForbit/canary/x"));
+        assert!(!is_private_key(b""));
+        assert!(!is_private_key(b"\xFEz"));
+        assert!(!is_private_key("\u{FFFF}".as_bytes()));
+    }
+
+    #[test]
+    fn empty_prefix_becomes_the_user_keyspace() {
+        assert_eq!(
+            KeyRange::Prefix(Bytes::new())
+                .clamp_to_user_keyspace()
+                .unwrap(),
+            range(None, Some(&[0xFF]))
+        );
+    }
+
+    #[test]
+    fn user_prefixes_are_kept() {
+        for p in [&b"a"[..], b"\xFE", b"\x00", b"actors/\xFF"] {
+            assert_eq!(
+                KeyRange::Prefix(b(p)).clamp_to_user_keyspace().unwrap(),
+                KeyRange::Prefix(b(p))
+            );
+        }
+    }
+
+    #[test]
+    fn private_prefixes_are_refused() {
+        for p in [&[0xFF][..], &[0xFF, 0xFF], b"\xFForbit/canary/"] {
+            let e = refused(KeyRange::Prefix(b(p)));
+            assert!(e.contains("0xFF") && e.contains("reserved"), "{e}");
+        }
+    }
+
+    #[test]
+    fn range_ends_stop_at_the_private_keyspace() {
+        let clamp = |r: KeyRange| r.clamp_to_user_keyspace().unwrap();
+        let user_end = Some(&[0xFF][..]);
+        assert_eq!(clamp(range(None, None)), range(None, user_end));
+        assert_eq!(clamp(range(Some(b"a"), None)), range(Some(b"a"), user_end));
+        assert_eq!(clamp(range(None, Some(&[0xFF]))), range(None, user_end));
+        assert_eq!(clamp(range(None, Some(&[0xFF, 0]))), range(None, user_end));
+        assert_eq!(
+            clamp(range(Some(b""), Some(&[0xFF, 0xFF]))),
+            range(Some(b""), user_end)
+        );
+        // Ends inside the user keyspace are untouched.
+        assert_eq!(
+            clamp(range(Some(b"a"), Some(b"m"))),
+            range(Some(b"a"), Some(b"m"))
+        );
+        assert_eq!(
+            clamp(range(None, Some(&[0xFE, 0xFF, 0xFF]))),
+            range(None, Some(&[0xFE, 0xFF, 0xFF]))
+        );
+    }
+
+    #[test]
+    fn range_starts_in_the_private_keyspace_are_refused() {
+        for start in [&[0xFF][..], &[0xFF, 0], b"\xFForbit"] {
+            refused(range(Some(start), None));
+            refused(range(Some(start), Some(&[0xFF, 0xFF])));
         }
     }
 }

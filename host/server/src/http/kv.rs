@@ -1,6 +1,9 @@
 //! `/v1/kv`: one key at a time, and listings.
 //!
 //! Keys are the (percent-decoded) rest of the path and must be UTF-8.
+//! Keys starting with byte 0xFF (the host's private keyspace) are refused
+//! everywhere, and listings never reach them
+//! ([`KeyRange::clamp_to_user_keyspace`]).
 //! Versions travel as ETags (`"17"`); `If-Match: "17"` updates or deletes
 //! only that version, `If-None-Match: *` creates only if absent; a failed
 //! precondition is `412` with the current version in the body. `?ttl=30s`
@@ -9,15 +12,16 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 
 use orbit_storage::{
-    Entry, KeyRange, ListQuery, PRIVATE_KEY_PREFIX, Precondition, PutOptions, Storage, now_millis,
+    Entry, KeyRange, ListQuery, Precondition, PutOptions, Storage, StorageError, is_private_key,
+    now_millis,
 };
 
 use super::error::{ApiError, rejection};
@@ -27,6 +31,9 @@ use super::{AppState, Limits, MAX_LIST_LIMIT};
 pub fn check_key(key: &str, limits: &Limits) -> Result<(), ApiError> {
     if key.is_empty() {
         return Err(ApiError::BadRequest("the key is empty".into()));
+    }
+    if is_private_key(key.as_bytes()) {
+        return Err(StorageError::private_key().into());
     }
     if key.len() > limits.max_key_bytes {
         return Err(ApiError::PayloadTooLarge(format!(
@@ -40,9 +47,14 @@ pub fn check_key(key: &str, limits: &Limits) -> Result<(), ApiError> {
 
 fn path_key(
     path: Result<Path<String>, PathRejection>,
+    uri: &Uri,
     limits: &Limits,
 ) -> Result<String, ApiError> {
     let Path(key) = path.map_err(|r| {
+        // `%FF...` is not UTF-8, so the extractor refuses it; say why.
+        if raw_key_is_private(uri) {
+            return StorageError::private_key().into();
+        }
         rejection(
             r.status(),
             format!("invalid key in the path: {}", r.body_text()),
@@ -50,6 +62,14 @@ fn path_key(
     })?;
     check_key(&key, limits)?;
     Ok(key)
+}
+
+/// Whether the key in `/v1/kv/{key}`, percent-decoded, starts with 0xFF.
+fn raw_key_is_private(uri: &Uri) -> bool {
+    uri.path()
+        .strip_prefix("/v1/kv/")
+        .and_then(|raw| raw.get(..3))
+        .is_some_and(|first| first.eq_ignore_ascii_case("%ff"))
 }
 
 /// A TTL such as `30`, `30s`, `500ms`, `5m`, turned into an absolute expiry.
@@ -116,9 +136,10 @@ struct Written {
 
 pub async fn get(
     State(state): State<AppState>,
+    uri: Uri,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let key = path_key(path, &state.limits)?;
+    let key = path_key(path, &uri, &state.limits)?;
     let Some(entry) = state.storage.get(key.as_bytes()).await? else {
         return Err(ApiError::NotFound(format!("key {key:?} does not exist")));
     };
@@ -137,12 +158,13 @@ pub async fn get(
 
 pub async fn put(
     State(state): State<AppState>,
+    uri: Uri,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<PutParams>, QueryRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let key = path_key(path, &state.limits)?;
+    let key = path_key(path, &uri, &state.limits)?;
     let Query(params) = query.map_err(|r| rejection(r.status(), r.body_text()))?;
     let value = body.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -179,10 +201,11 @@ pub async fn put(
 
 pub async fn delete(
     State(state): State<AppState>,
+    uri: Uri,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let key = path_key(path, &state.limits)?;
+    let key = path_key(path, &uri, &state.limits)?;
     let precondition = match precondition(&headers)? {
         Precondition::Absent => {
             return Err(ApiError::BadRequest(
@@ -249,35 +272,56 @@ fn item(e: Entry, values: bool) -> ListItem {
     }
 }
 
+/// The exact bytes of query parameter `name`: percent-decoded with `+` as a
+/// space, like form decoding but without its lossy UTF-8 step, so `%FF` is
+/// the byte 0xFF (not U+FFFD) and non-UTF-8 keys can be listed by range.
+fn query_bytes(raw: Option<&str>, name: &str) -> Option<Vec<u8>> {
+    let decode = |s: &str| -> Vec<u8> {
+        percent_encoding::percent_decode_str(&s.replace('+', " ")).collect()
+    };
+    raw?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (decode(k) == name.as_bytes()).then(|| decode(v))
+    })
+}
+
 pub async fn list(
     State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
     query: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(p) = query.map_err(|r| rejection(r.status(), r.body_text()))?;
+    let exact = |name: &str, lossy: Option<String>| -> Option<Bytes> {
+        lossy.map(|s| {
+            query_bytes(raw.as_deref(), name)
+                .unwrap_or_else(|| s.into_bytes())
+                .into()
+        })
+    };
+    let (prefix, start, end) = (
+        exact("prefix", p.prefix),
+        exact("start", p.start),
+        exact("end", p.end),
+    );
     let limit = p.limit.unwrap_or(100);
     if limit == 0 || limit > MAX_LIST_LIMIT {
         return Err(ApiError::BadRequest(format!(
             "limit={limit}: expected 1 to {MAX_LIST_LIMIT}"
         )));
     }
-    let range = match (p.prefix, p.start, p.end) {
-        (Some(prefix), None, None) => KeyRange::Prefix(prefix.into()),
+    let range = match (prefix, start, end) {
+        (Some(prefix), None, None) => KeyRange::Prefix(prefix),
         (None, start, end) => {
             if let (Some(s), Some(e)) = (&start, &end)
                 && s > e
             {
                 return Err(ApiError::BadRequest(format!(
-                    "start={s:?} is after end={e:?}"
+                    "start={:?} is after end={:?}",
+                    String::from_utf8_lossy(s),
+                    String::from_utf8_lossy(e)
                 )));
             }
-            // Unbounded listings stop before the host's private keyspace.
-            let end = end
-                .map(Into::into)
-                .unwrap_or_else(|| vec![PRIVATE_KEY_PREFIX].into());
-            KeyRange::Range {
-                start: start.map(Into::into),
-                end: Some(end),
-            }
+            KeyRange::Range { start, end }
         }
         _ => {
             return Err(ApiError::BadRequest(
@@ -285,6 +329,9 @@ pub async fn list(
             ));
         }
     };
+    // Never into the host's private keyspace: an empty prefix or no end
+    // stops before it, an end past it is lowered, a 0xFF prefix is refused.
+    let range = range.clamp_to_user_keyspace()?;
     let cursor = p
         .cursor
         .map(|c| {
@@ -322,5 +369,31 @@ mod tests {
         assert_eq!(parse_etag("W/\"17\""), Some(17));
         assert_eq!(parse_etag("17"), Some(17));
         assert_eq!(parse_etag("\"abc\""), None);
+    }
+
+    #[test]
+    fn query_values_keep_their_exact_bytes() {
+        let raw = Some("limit=5&prefix=%FFa&end=%ff%FF&start=a+b%2Bc&x");
+        assert_eq!(query_bytes(raw, "prefix"), Some(vec![0xFF, b'a']));
+        assert_eq!(query_bytes(raw, "end"), Some(vec![0xFF, 0xFF]));
+        assert_eq!(query_bytes(raw, "start"), Some(b"a b+c".to_vec()));
+        assert_eq!(query_bytes(raw, "x"), Some(vec![]));
+        assert_eq!(query_bytes(raw, "cursor"), None);
+        assert_eq!(query_bytes(None, "prefix"), None);
+        assert_eq!(query_bytes(Some("pre%66ix="), "prefix"), Some(vec![]));
+    }
+
+    #[test]
+    fn private_path_keys_are_recognised_before_decoding() {
+        for (uri, private) in [
+            ("/v1/kv/%FFanything", true),
+            ("/v1/kv/%ff", true),
+            ("/v1/kv/%FE", false),
+            ("/v1/kv/a%FF", false),
+            ("/v1/kv/", false),
+        ] {
+            let uri: Uri = uri.parse().unwrap();
+            assert_eq!(raw_key_is_private(&uri), private, "{uri}");
+        }
     }
 }

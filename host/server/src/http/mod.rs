@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -51,7 +51,7 @@ pub struct Limits {
 }
 
 /// Most operations in one batch.
-pub const MAX_BATCH_OPS: usize = 1000;
+pub use orbit_storage::MAX_BATCH_OPS;
 /// Most entries in one listing page.
 pub const MAX_LIST_LIMIT: usize = 1000;
 
@@ -110,13 +110,16 @@ pub fn metrics_router(metrics: Arc<Metrics>, storage: Arc<dyn Storage>) -> Route
 }
 
 /// Counts and times every request by route template, method and status.
+/// Every label takes a bounded set of values whatever a client sends: the
+/// route is a template of the router or `unmatched`, the method a standard
+/// one or `other` ([`method_label`]), the status a number.
 async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
-    let method = request.method().as_str().to_string();
+    let method = method_label(request.method()).to_string();
     let started = Instant::now();
     let response = next.run(request).await;
     let labels = HttpLabels {
@@ -133,7 +136,27 @@ async fn track(State(state): State<AppState>, request: Request, next: Next) -> R
     response
 }
 
+/// The `method` label of a request: the standard methods by name, any
+/// other token (clients may send any) as `other`, so unauthenticated
+/// clients cannot grow the metrics without bound.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::PUT => "PUT",
+        Method::POST => "POST",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "other",
+    }
+}
+
 /// `Authorization: Bearer <token>` on `/v1/*` when a token is configured.
+/// Settings refuse an empty token, and a missing, malformed or empty
+/// credential is refused before any comparison.
 async fn require_token(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -141,24 +164,37 @@ async fn require_token(
     next: Next,
 ) -> Response {
     if let Some(token) = &state.token {
-        let presented = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        if !constant_time_eq(presented.as_bytes(), token.0.as_bytes()) {
+        let accepted = bearer_token(&headers)
+            .is_some_and(|presented| tokens_match(presented.as_bytes(), token.0.as_bytes()));
+        if !accepted {
             return ApiError::Unauthorized.into_response();
         }
     }
     next.run(request).await
 }
 
-/// Compares without an early exit on the first differing byte.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
+/// The non-empty credential of `Authorization: Bearer <token>` (the scheme
+/// is case-insensitive, RFC 9110 11.1), or `None`.
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim_start_matches(' ');
+    (scheme.eq_ignore_ascii_case("Bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Compares SHA-256 digests without an early exit, so neither the position
+/// of the first differing byte nor the token's length shows in the timing.
+/// An empty side never matches.
+fn tokens_match(presented: &[u8], expected: &[u8]) -> bool {
+    use sha2::{Digest, Sha256};
+    if presented.is_empty() || expected.is_empty() {
         return false;
     }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    let (a, b) = (Sha256::digest(presented), Sha256::digest(expected));
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 async fn live(State(state): State<AppState>) -> Response {
@@ -195,4 +231,56 @@ async fn ready(State(state): State<AppState>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, axum::Json(r)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn methods_outside_the_standard_set_share_one_label() {
+        for (m, label) in [
+            (Method::GET, "GET"),
+            (Method::HEAD, "HEAD"),
+            (Method::PUT, "PUT"),
+            (Method::POST, "POST"),
+            (Method::DELETE, "DELETE"),
+            (Method::OPTIONS, "OPTIONS"),
+            (Method::PATCH, "PATCH"),
+            (Method::TRACE, "TRACE"),
+            (Method::CONNECT, "CONNECT"),
+        ] {
+            assert_eq!(method_label(&m), label);
+        }
+        for token in ["get", "PROPFIND", "XYZZY123", "BREW"] {
+            let m = Method::from_bytes(token.as_bytes()).unwrap();
+            assert_eq!(method_label(&m), "other", "{token}");
+        }
+    }
+
+    fn auth(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        h
+    }
+
+    #[test]
+    fn bearer_credentials() {
+        assert_eq!(bearer_token(&HeaderMap::new()), None);
+        assert_eq!(bearer_token(&auth("Bearer")), None);
+        assert_eq!(bearer_token(&auth("Bearer ")), None);
+        assert_eq!(bearer_token(&auth("Basic dXNlcjpw")), None);
+        assert_eq!(bearer_token(&auth("Bearer t0k")), Some("t0k"));
+        assert_eq!(bearer_token(&auth("bearer t0k")), Some("t0k"));
+    }
+
+    #[test]
+    fn token_comparison() {
+        assert!(tokens_match(b"t0k3n", b"t0k3n"));
+        assert!(!tokens_match(b"t0k3n", b"t0k3m"));
+        assert!(!tokens_match(b"t0k", b"t0k3n"));
+        assert!(!tokens_match(b"", b""));
+        assert!(!tokens_match(b"", b"t0k3n"));
+    }
 }

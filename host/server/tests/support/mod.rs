@@ -324,3 +324,24 @@ pub fn built(dir: &str) -> &'static std::path::Path {
         out
     })
 }
+
+/// Writes the memory backend's snapshot at `path` holding `entries`, with
+/// the backend's own code (so a test can plant keys no client may write,
+/// such as the host's private ones, which start with byte 0xFF).
+pub async fn plant_memory_snapshot(path: &Path, entries: &[(&[u8], &[u8])]) {
+    use orbit_storage::{MemoryConfig, MemoryStorage, PutOptions, Storage};
+    let store = MemoryStorage::open(&MemoryConfig {
+        max_entries: 1_000,
+        disk_backup: true,
+        backup_path: path.display().to_string(),
+        backup_interval_secs: 3600,
+    })
+    .expect("open the memory backend");
+    for (k, v) in entries {
+        store
+            .put(k, Bytes::copy_from_slice(v), PutOptions::default())
+            .await
+            .expect("plant an entry");
+    }
+    store.flush().await.expect("write the snapshot");
+}
