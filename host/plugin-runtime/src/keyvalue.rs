@@ -371,10 +371,18 @@ impl batch::Host for CallState {
         }
         let b = self.kv_backend()?;
         let mut out = Vec::with_capacity(keys.len());
+        let mut bytes = 0usize;
         for key in keys {
             let full = self.full_key(&bucket, &key)?;
-            let value = read(&b, &full).await?.map(|e| e.value.to_vec());
-            out.push((key, value));
+            let value = read(&b, &full).await?.map(|e| e.value);
+            bytes += key.len() + value.as_ref().map_or(0, Bytes::len);
+            if bytes > self.limiter.answer_budget() {
+                return Err(Error::Other(format!(
+                    "get-many would return more than {} bytes (a quarter of this plugin's memory limit); ask for fewer keys",
+                    self.limiter.answer_budget()
+                )));
+            }
+            out.push((key, value.map(|v| v.to_vec())));
         }
         Ok(out)
     }

@@ -73,6 +73,13 @@ impl CallLimiter {
         true
     }
 
+    /// The most one answer of an import may carry back to the plugin (a
+    /// listing page, a `get-many`): a quarter of the memory cap, so that the
+    /// plugin has room to receive it.
+    pub fn answer_budget(&self) -> usize {
+        self.memory_cap / 4
+    }
+
     pub fn release_host(&mut self, bytes: usize) {
         self.host_retained = self.host_retained.saturating_sub(bytes);
     }

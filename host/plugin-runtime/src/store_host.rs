@@ -231,9 +231,27 @@ impl store::Host for CallState {
             cursor: request.cursor.map(Bytes::from),
         };
         let page = self.backend()?.list(&query).await.map_err(store_error)?;
+        // A page carries at most a quarter of the plugin's memory cap back
+        // to it: the rest follows from the cursor.
+        let budget = self.limiter.answer_budget();
+        let (mut entries, mut bytes): (Vec<store::Entry>, usize) = (Vec::new(), 0);
+        let mut next_cursor = page.next_cursor.map(|c| c.to_vec());
+        for e in page.entries {
+            bytes += e.key.len() + e.value.len();
+            if bytes > budget {
+                let Some(last) = entries.last() else {
+                    return Err(StoreError::Limit(format!(
+                        "the first entry alone is larger than {budget} bytes (a quarter of this plugin's memory limit)"
+                    )));
+                };
+                next_cursor = Some(last.key.clone());
+                break;
+            }
+            entries.push(entry(e));
+        }
         Ok(store::ListPage {
-            entries: page.entries.into_iter().map(entry).collect(),
-            next_cursor: page.next_cursor.map(|c| c.to_vec()),
+            entries,
+            next_cursor,
         })
     }
 

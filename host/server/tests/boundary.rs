@@ -204,6 +204,23 @@ async fn a_plugin_cannot_make_the_host_hold_more_than_its_memory_cap() {
         "{j}"
     );
     assert_eq!(s.get("/v1/kv/big-batch/0").await.status, 404);
+    // A listing page brings back at most the cap; the cursor says there is more.
+    for i in 0..24 {
+        assert_eq!(s.put(&format!("/v1/kv/big/{i:02}"), &big).await.status, 200);
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(s.put("/v1/kv/misbehave", "list-big").await.status, 200);
+    let (_, j) = fresh_readiness(&s).await;
+    let reason = j["reasons"][0].as_str().unwrap_or_default().to_string();
+    let n: usize = reason
+        .strip_prefix("list-big page of ")
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{j}"));
+    assert!(
+        (1..16).contains(&n) && reason.ends_with("more: true"),
+        "{j}"
+    );
 
     let (now, peak) = rss(pid);
     eprintln!(
