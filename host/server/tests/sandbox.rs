@@ -203,10 +203,16 @@ fn bad_grants_are_refused_at_start_up() {
             "dir:/",
             "would let the plugin read /proc",
         ),
+        // A link into /proc (/dev/fd -> /proc/self/fd) is judged where it leads.
         (
             "ORBIT_PLUGIN_HEALTH_GRANTS",
             "dir:/dev/fd",
-            "would let the plugin read /dev",
+            "would let the plugin read /proc",
+        ),
+        (
+            "ORBIT_PLUGIN_HEALTH_GRANTS",
+            "dir:/sys/kernel",
+            "would let the plugin read /sys",
         ),
         (
             "ORBIT_PLUGIN_HEALTH_GRANTS",
