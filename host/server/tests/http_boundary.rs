@@ -7,50 +7,21 @@ mod support;
 
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use hyper::Method;
-use support::{Resp, Server, command, free_port};
+use support::{Resp, Server};
 
 /// Runs the server with `env` and expects it to exit before it listens;
-/// returns its exit status and stderr (kills it and fails if it starts).
-fn start_failure(dir: &Path, env: &[(&str, &str)]) -> (ExitStatus, String) {
-    let http = format!("127.0.0.1:{}", free_port());
-    let metrics = format!("127.0.0.1:{}", free_port());
-    let data = dir.display().to_string();
-    let mut all = vec![
-        ("ORBIT_HTTP_ADDR", http.as_str()),
-        ("ORBIT_METRICS_ADDR", metrics.as_str()),
-        ("ORBIT_DATA_DIR", data.as_str()),
-        ("ORBIT_MEMORY_DISK_BACKUP", "false"),
-    ];
+/// returns its stderr.
+fn start_failure(dir: &Path, env: &[(&str, &str)]) -> String {
+    let mut all = vec![("ORBIT_MEMORY_DISK_BACKUP", "false")];
     all.extend_from_slice(env);
-    let mut child = command(&all, &[])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut err = String::new();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
-            return (status, err);
-        }
-        if std::net::TcpStream::connect(&http).is_ok() || Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the server started with {env:?}; expected a start-up error");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    match Server::try_start(dir, &all) {
+        Ok(_) => panic!("the server started with {env:?}; expected a start-up error"),
+        Err(stderr) => stderr,
     }
 }
 
@@ -61,8 +32,7 @@ fn blank_token_file_is_a_start_up_error() {
         let path = dir.path().join(format!("{name}-token"));
         std::fs::write(&path, contents).unwrap();
         let path = path.display().to_string();
-        let (status, err) = start_failure(dir.path(), &[("ORBIT_API_TOKEN_FILE", &path)]);
-        assert!(!status.success(), "{name}: {status}");
+        let err = start_failure(dir.path(), &[("ORBIT_API_TOKEN_FILE", &path)]);
         assert!(
             err.contains(&format!("ORBIT_API_TOKEN_FILE={path:?}"))
                 && err.contains("empty or only whitespace")
@@ -76,8 +46,7 @@ fn blank_token_file_is_a_start_up_error() {
 fn blank_token_variable_is_a_start_up_error() {
     let dir = tempfile::tempdir().unwrap();
     for value in ["", "   "] {
-        let (status, err) = start_failure(dir.path(), &[("ORBIT_API_TOKEN", value)]);
-        assert!(!status.success(), "{value:?}: {status}");
+        let err = start_failure(dir.path(), &[("ORBIT_API_TOKEN", value)]);
         assert!(
             err.contains("ORBIT_API_TOKEN: the secret is empty or only whitespace")
                 && err.contains("expected a non-empty token"),
@@ -89,8 +58,7 @@ fn blank_token_variable_is_a_start_up_error() {
 #[test]
 fn token_with_surrounding_spaces_is_refused_without_showing_it() {
     let dir = tempfile::tempdir().unwrap();
-    let (status, err) = start_failure(dir.path(), &[("ORBIT_API_TOKEN", " s3cret-token ")]);
-    assert!(!status.success());
+    let err = start_failure(dir.path(), &[("ORBIT_API_TOKEN", " s3cret-token ")]);
     assert!(err.contains("ORBIT_API_TOKEN: "), "{err}");
     assert!(!err.contains("s3cret-token"), "the token leaked: {err}");
 }
