@@ -147,6 +147,17 @@ for bad_values in "orbitServer.replicCount=2:additional properties 'replicCount'
     elif grep -q "$want" <<<"$out"; then ok "values schema refuses --set $set_arg"
     else echo "$out"; bad "values schema: unexpected error for --set $set_arg"; fi
 done
+# A chart-only version bump must not change the pod template (it would restart
+# every storage pod): render the chart and a copy with another version.
+bumped=$(mktemp -d)
+cp -r helm/orbit-rs "$bumped/"
+sed -i 's/^version: .*/version: 99.0.0/' "$bumped/orbit-rs/Chart.yaml"
+pod_templates() { "$helm" template orbit-rs "$1" --namespace orbit-rs -f examples/values-lsm_tree.yaml | to_json \
+    | "$py" -c 'import sys, json; print(json.dumps([d["spec"]["template"] for d in json.load(sys.stdin) if d["kind"] in ("StatefulSet", "Deployment")], sort_keys=True))'; }
+if [ "$(pod_templates helm/orbit-rs)" == "$(pod_templates "$bumped/orbit-rs")" ] && [ -n "$(pod_templates helm/orbit-rs)" ]; then
+    ok "a chart-only version bump leaves the pod template unchanged"
+else bad "a chart-only version bump changes the pod template (pods would restart)"; fi
+rm -rf "$bumped"
 if out=$("$helm" template orbit-rs helm/orbit-rs --set persistence.backend=rocksdb --set orbitServer.replicaCount=3 2>&1); then
     bad "chart accepted 3 independent rocksdb replicas"
 elif grep -q "independent store" <<<"$out"; then ok "chart refuses several replicas of a local backend"; else echo "$out"; bad "chart: replicas check"; fi

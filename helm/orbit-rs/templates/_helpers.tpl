@@ -42,6 +42,17 @@ app.kubernetes.io/part-of: orbit-rs
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 
+{{- /*
+Labels of the pod template: without the chart version and app version, so a
+chart-only upgrade does not change the template and restart every storage pod
+(the image tag, which does change the template, says which version runs).
+*/ -}}
+{{- define "orbit-rs.podLabels" -}}
+{{ include "orbit-rs.selectorLabels" . }}
+app.kubernetes.io/part-of: orbit-rs
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
 {{- define "orbit-rs.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create -}}
 {{- default (include "orbit-rs.fullname" .) .Values.serviceAccount.name -}}
@@ -214,7 +225,7 @@ The pod template shared by the StatefulSet and the Deployment.
 {{- $pluginsVolume := include "orbit-rs.pluginsVolume" . -}}
 metadata:
   labels:
-    {{- include "orbit-rs.labels" . | nindent 4 }}
+    {{- include "orbit-rs.podLabels" . | nindent 4 }}
     {{- with $o.podLabels }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -225,9 +236,10 @@ metadata:
     prometheus.io/port: {{ .Values.orbitServer.ports.metrics | quote }}
     prometheus.io/path: /metrics
     {{- end }}
-    checksum/config: {{ include (print $.Template.BasePath "/configmap.yaml") . | sha256sum }}
+    {{- /* Checksums of the ConfigMaps' contents only (not their labels, which carry the chart version). */}}
+    checksum/config: {{ (include (print $.Template.BasePath "/configmap.yaml") . | fromYaml).data | toYaml | sha256sum }}
     {{- if .Values.plugins.binaryData }}
-    checksum/plugins: {{ include (print $.Template.BasePath "/plugins-configmap.yaml") . | sha256sum }}
+    checksum/plugins: {{ (include (print $.Template.BasePath "/plugins-configmap.yaml") . | fromYaml).binaryData | toYaml | sha256sum }}
     {{- end }}
     {{- with $o.podAnnotations }}
     {{- toYaml . | nindent 4 }}
