@@ -140,13 +140,21 @@ for f in "${values_files[@]}"; do
 done
 for bad_values in "orbitServer.replicCount=2:additional properties 'replicCount' not allowed" \
                   "persistence.backend=lsm:value must be one of" \
-                  "persistence.s3.enableSSL=true:additional properties 'enableSSL' not allowed"; do
+                  "persistence.s3.enableSSL=true:additional properties 'enableSSL' not allowed" \
+                  "persistence.lsmTree.bloomFpRate=1.5:does not match pattern"; do
     set_arg=${bad_values%%:*}; want=${bad_values#*:}
     if out=$("$helm" template orbit-rs helm/orbit-rs --set "$set_arg" 2>&1); then
         bad "values schema accepted --set $set_arg"
     elif grep -q "$want" <<<"$out"; then ok "values schema refuses --set $set_arg"
     else echo "$out"; bad "values schema: unexpected error for --set $set_arg"; fi
 done
+# Decimals given with --set arrive as strings; the schema takes them, in range.
+if out=$("$helm" template orbit-rs helm/orbit-rs --set persistence.backend=lsm_tree \
+        --set persistence.lsmTree.bloomFpRate=0.02 --set orbitServer.health.maxErrorRate=0.5 2>&1) \
+        && grep -q 'bloom_fp_rate = "0.02"' <<<"$out" && grep -q 'max_error_rate = "0.5"' <<<"$out"; then
+    ok "decimals can be set with --set"
+else echo "$out" | head -5; bad "decimals with --set"; fi
+
 # A chart-only version bump must not change the pod template (it would restart
 # every storage pod): render the chart and a copy with another version.
 bumped=$(mktemp -d)
