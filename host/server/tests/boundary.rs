@@ -150,6 +150,20 @@ fn counted(metrics: &str, outcome: &str) -> u64 {
         .map_or(0, |v| v.trim().parse().unwrap())
 }
 
+fn misbehaving_health() -> String {
+    built("host/server/tests/fixtures/misbehaving-health")
+        .display()
+        .to_string()
+}
+
+/// Puts the fixture in `mode` (after the readiness cache of the last
+/// verdict ran out) and returns the next fresh readiness answer.
+async fn in_mode(s: &Server, mode: &str) -> (u16, serde_json::Value) {
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(s.put("/v1/kv/misbehave", mode).await.status, 200);
+    fresh_readiness(s).await
+}
+
 /// The bound this test holds the server to: its peak RSS stays within this
 /// many bytes above its RSS when idle (four times the plugin memory cap of
 /// 16 MiB: its linear memory, one transfer, and room for the allocator).
@@ -157,9 +171,7 @@ const PEAK_ABOVE_IDLE: u64 = 64 << 20;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_cannot_make_the_host_hold_more_than_its_memory_cap() {
-    let plugin = built("host/server/tests/fixtures/misbehaving-health")
-        .display()
-        .to_string();
+    let plugin = misbehaving_health();
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(
         dir.path(),
@@ -183,9 +195,7 @@ async fn a_plugin_cannot_make_the_host_hold_more_than_its_memory_cap() {
         .iter()
         .enumerate()
     {
-        tokio::time::sleep(Duration::from_millis(1100)).await;
-        assert_eq!(s.put("/v1/kv/misbehave", mode).await.status, 200);
-        let (status, j) = fresh_readiness(&s).await;
+        let (status, j) = in_mode(&s, mode).await;
         assert_eq!(status, 503, "{mode}: {j}");
         assert!(
             j["reasons"]
@@ -196,9 +206,7 @@ async fn a_plugin_cannot_make_the_host_hold_more_than_its_memory_cap() {
         data_flows(&s, round + 1).await;
     }
     // A batch over the operation limit is refused to the plugin.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(s.put("/v1/kv/misbehave", "big-batch").await.status, 200);
-    let (_, j) = fresh_readiness(&s).await;
+    let (_, j) = in_mode(&s, "big-batch").await;
     assert!(
         j["reasons"].to_string().contains("at most 1000 operations"),
         "{j}"
@@ -208,9 +216,7 @@ async fn a_plugin_cannot_make_the_host_hold_more_than_its_memory_cap() {
     for i in 0..24 {
         assert_eq!(s.put(&format!("/v1/kv/big/{i:02}"), &big).await.status, 200);
     }
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(s.put("/v1/kv/misbehave", "list-big").await.status, 200);
-    let (_, j) = fresh_readiness(&s).await;
+    let (_, j) = in_mode(&s, "list-big").await;
     let reason = j["reasons"][0].as_str().unwrap_or_default().to_string();
     let n: usize = reason
         .strip_prefix("list-big page of ")
@@ -241,9 +247,7 @@ async fn a_plugin_cannot_make_the_host_hold_more_than_its_memory_cap() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_store_import_reaches_only_granted_buckets_and_never_private_keys() {
-    let plugin = built("host/server/tests/fixtures/misbehaving-health")
-        .display()
-        .to_string();
+    let plugin = misbehaving_health();
     let dir = tempfile::tempdir().unwrap();
     // Granted the bucket `canary` only: the fixture's read of the key
     // `misbehave` is refused, and its verdict echoes the refusal.
@@ -287,8 +291,7 @@ async fn the_store_import_reaches_only_granted_buckets_and_never_private_keys() 
     );
     let (status, _) = fresh_readiness(&s).await;
     assert_eq!(status, 200);
-    assert_eq!(s.put("/v1/kv/misbehave", "list-private").await.status, 200);
-    let (_, j) = fresh_readiness(&s).await;
+    let (_, j) = in_mode(&s, "list-private").await;
     assert!(
         j["reasons"]
             .to_string()
