@@ -10,8 +10,8 @@
 
 use bytes::Bytes;
 use orbit_storage::{
-    BatchOp, KeyRange, ListQuery, MAX_BATCH_OPS, PRIVATE_KEY_PREFIX, Precondition, PutOptions,
-    Storage, StorageError, now_millis,
+    BatchOp, KeyRange, ListQuery, MAX_BATCH_OPS, Precondition, PutOptions, Storage, StorageError,
+    now_millis,
 };
 
 use crate::bindings::store::{self, StoreError};
@@ -103,10 +103,8 @@ impl CallState {
         if key.is_empty() {
             return Err(StoreError::Invalid("key is empty".into()));
         }
-        if key[0] == PRIVATE_KEY_PREFIX {
-            return Err(StoreError::Invalid(
-                "keys starting with byte 0xFF are reserved for the host".into(),
-            ));
+        if orbit_storage::is_private_key(key) {
+            return Err(store_error(StorageError::private_key()));
         }
         if key.len() > self.store_limits.max_key_bytes {
             return Err(StoreError::Limit(format!(

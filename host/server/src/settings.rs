@@ -432,6 +432,7 @@ impl Reader<'_> {
                 return Grants::default();
             }
         };
+        let secrets = crate::secrets::bindings(self.src);
         let mut g = Grants::default();
         for item in items {
             match item {
@@ -449,7 +450,6 @@ impl Reader<'_> {
                     )),
                 },
                 GrantItem::Dir(dir) if dir.is_dir() => {
-                    let secrets = crate::secrets::bindings(self.src);
                     let files = secrets.files().map(|(s, f)| (s, Path::new(f)));
                     match grants::dir_grant_refusal(&dir, files) {
                         Some(why) => self.errors.push(format!(
