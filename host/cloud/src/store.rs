@@ -480,6 +480,20 @@ impl CloudStorage {
     }
 
     // ---- single writes -----------------------------------------------------
+    /// Writes one key's record object. Every write of a key record goes
+    /// through here, so whatever must accompany a record (an index entry,
+    /// a request counter) has one home.
+    async fn put_record(
+        &self,
+        path: &Path,
+        record: &Record,
+        mode: OsPutOptions,
+    ) -> Result<object_store::PutResult, object_store::Error> {
+        self.clients
+            .write
+            .put_opts(path, record.encode().into(), mode)
+            .await
+    }
 
     /// Put or delete one key. Returns the version written, or `None` for a
     /// delete that found nothing live.
@@ -572,13 +586,7 @@ impl CloudStorage {
             };
             tried = true;
             match self
-                .clients
-                .write
-                .put_opts(
-                    &path,
-                    record.encode().into(),
-                    put_mode(object_version.as_ref()),
-                )
+                .put_record(&path, &record, put_mode(object_version.as_ref()))
                 .await
             {
                 Ok(_) => return Ok(Some(version)),
@@ -723,11 +731,9 @@ impl CloudStorage {
                 };
                 let path = self.layout.key_path(key);
                 match self
-                    .clients
-                    .write
-                    .put_opts(
+                    .put_record(
                         &path,
-                        record.encode().into(),
+                        &record,
                         put_mode(current.as_ref().map(|c| &c.version)),
                     )
                     .await
@@ -797,9 +803,7 @@ impl CloudStorage {
                 }
                 let path = self.layout.key_path(&key);
                 match self
-                    .clients
-                    .write
-                    .put_opts(&path, record.encode().into(), put_mode(Some(&version)))
+                    .put_record(&path, &record, put_mode(Some(&version)))
                     .await
                 {
                     Ok(_) => {}
@@ -841,9 +845,7 @@ impl CloudStorage {
             let mut record = record.clone();
             record.intent = None;
             let path = self.layout.key_path(key);
-            self.clients
-                .write
-                .put_opts(&path, record.encode().into(), put_mode(Some(version)))
+            self.put_record(&path, &record, put_mode(Some(version)))
                 .await
                 .ok();
         }
@@ -1223,13 +1225,7 @@ impl orbit_storage::Storage for CloudStorage {
             record.cell = Cell::tombstone(record.cell.version);
             record.written_at = now;
             match self
-                .clients
-                .write
-                .put_opts(
-                    &path,
-                    record.encode().into(),
-                    put_mode(Some(&current.version)),
-                )
+                .put_record(&path, &record, put_mode(Some(&current.version)))
                 .await
             {
                 Ok(_) => purged += 1,
@@ -1248,13 +1244,7 @@ impl orbit_storage::Storage for CloudStorage {
             record.cell = cell;
             record.intent = None;
             match self
-                .clients
-                .write
-                .put_opts(
-                    &path,
-                    record.encode().into(),
-                    put_mode(Some(&current.version)),
-                )
+                .put_record(&path, &record, put_mode(Some(&current.version)))
                 .await
             {
                 Ok(_) => {
