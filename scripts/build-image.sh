@@ -30,7 +30,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 command -v buildah >/dev/null || { echo "buildah not found: apt-get install -y --no-install-recommends buildah" >&2; exit 1; }
-[ -x "$bin" ] || { echo "no binary at $bin: cargo build --release -p orbit-server" >&2; exit 1; }
+[ -x "$bin" ] || { echo "no binary at $bin: cargo build --release --bin orbit-server" >&2; exit 1; }
 b() { buildah --storage-driver vfs "${root_args[@]}" "$@"; }
 
 uid=65532

@@ -96,13 +96,13 @@ if ! command -v buildah >/dev/null; then
 fi
 if [ ! -x "$bin" ]; then
     echo "building $bin"
-    cargo build --release --locked -q -p orbit-server || die "cargo build -p orbit-server failed"
+    cargo build --release --locked -q --bin orbit-server || die "cargo build --bin orbit-server failed"
 fi
 # The cloud stand-ins of the manifest-driven test: SeaweedFS and Azurite
 # (scripts/install-stand-ins.sh) and the GCS XML-API test server.
 bash scripts/install-stand-ins.sh >/dev/null || die "scripts/install-stand-ins.sh failed"
 if [ -z "${ORBIT_GCS_TEST_SERVER_BIN:-}" ] && [ ! -x target/release/orbit-gcs-test-server ]; then
-    cargo build --release --locked -q -p orbit-cloud --bin orbit-gcs-test-server || die "cargo build orbit-gcs-test-server failed"
+    cargo build --release --locked -q --bin orbit-gcs-test-server || die "cargo build orbit-gcs-test-server failed"
 fi
 echo "yamllint $("$venv/bin/yamllint" --version | cut -d' ' -f2), kubernetes-validate $("$venv/bin/kubernetes-validate" --version)," \
     "helm $("$helm" version --template '{{.Version}}'), kubectl $("$kubectl" version --client 2>/dev/null | head -1 | awk '{print $3}')," \

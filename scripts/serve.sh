@@ -14,4 +14,4 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bash "$root/scripts/install-native-deps.sh"
 export ORBIT_DATA_DIR="${ORBIT_DATA_DIR:-./data}"
-exec cargo run --release --locked --manifest-path "$root/Cargo.toml" -p orbit-server -- "$@"
+exec cargo run --release --locked --manifest-path "$root/Cargo.toml" --bin orbit-server -- "$@"

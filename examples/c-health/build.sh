@@ -31,7 +31,7 @@ if [ -n "${ORBIT_PLUGIN_BUILD:-}" ]; then
     plugin_build() { "$ORBIT_PLUGIN_BUILD" "$@"; }
 else
     plugin_build() {
-        cargo run --release --locked -q --manifest-path "$ROOT/Cargo.toml" -p orbit-plugin-build -- "$@"
+        cargo run --release --locked -q --manifest-path "$ROOT/Cargo.toml" --bin orbit-plugin-build -- "$@"
     }
 fi
 

@@ -1,12 +1,12 @@
 //! `orbit-plugin-build`: builds Orbit's plugins into `plugins/dist/`, checks
 //! the committed ones, or builds any plugin crate.
 //!
-//!     cargo run -p orbit-plugin-build                      # build plugins/dist/*.wasm
-//!     cargo run -p orbit-plugin-build -- --check           # rebuild and compare, exit 1 on mismatch
-//!     cargo run -p orbit-plugin-build -- --crate DIR [--out FILE]
-//!     cargo run -p orbit-plugin-build -- --example NAME [--out FILE]
-//!     cargo run -p orbit-plugin-build -- c-bindings WIT_DIR WORLD OUT_DIR
-//!     cargo run -p orbit-plugin-build -- componentize CORE.wasm COMPONENT.wasm
+//!     cargo run --bin orbit-plugin-build                      # build plugins/dist/*.wasm
+//!     cargo run --bin orbit-plugin-build -- --check           # rebuild and compare, exit 1 on mismatch
+//!     cargo run --bin orbit-plugin-build -- --crate DIR [--out FILE]
+//!     cargo run --bin orbit-plugin-build -- --example NAME [--out FILE]
+//!     cargo run --bin orbit-plugin-build -- c-bindings WIT_DIR WORLD OUT_DIR
+//!     cargo run --bin orbit-plugin-build -- componentize CORE.wasm COMPONENT.wasm
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -133,7 +133,7 @@ fn run() -> Result<bool> {
             }
             if !ok {
                 eprintln!(
-                    "the committed plugins do not match their source; rebuild them with `cargo run -p orbit-plugin-build` and commit plugins/dist/"
+                    "the committed plugins do not match their source; rebuild them with `cargo run --bin orbit-plugin-build` and commit plugins/dist/"
                 );
                 return Ok(false);
             }

@@ -161,7 +161,7 @@ pub(crate) fn compile(
             plugin,
             source_name,
             reason: "this is a core WebAssembly module, not a component; turn it into a component \
-                     (`wasm-tools component new`, or build it with `cargo run -p orbit-plugin-build -- --crate DIR`)"
+                     (`wasm-tools component new`, or build it with `cargo run --bin orbit-plugin-build -- --crate DIR`)"
                 .into(),
         });
     }

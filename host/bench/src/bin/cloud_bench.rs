@@ -10,7 +10,7 @@
 //! Prints a table with each one's latency and the backend's overhead.
 //!
 //!     bash scripts/install-stand-ins.sh
-//!     cargo build --release -p orbit-server -p orbit-bench
+//!     cargo build --release --bins
 //!     target/release/cloud-bench --ops 500
 
 use std::path::PathBuf;

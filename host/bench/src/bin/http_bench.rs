@@ -4,7 +4,7 @@
 //! with the same concurrency, value size and key space. Prints a markdown
 //! table with the ratio to Redis.
 //!
-//!     cargo build --release -p orbit-server -p orbit-bench
+//!     cargo build --release --bins
 //!     target/release/http-bench --connections 64 --seconds 10
 //!
 //! Needs `redis-server` and `redis-benchmark` on PATH (apt-get install
@@ -62,7 +62,7 @@ fn start_orbit(args: &Args) -> anyhow::Result<(Killed, u16)> {
         .spawn()
         .with_context(|| {
             format!(
-                "cannot start {} (build it: cargo build --release -p orbit-server)",
+                "cannot start {} (build it: cargo build --release --bin orbit-server)",
                 bin.display()
             )
         })?;

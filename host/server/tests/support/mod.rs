@@ -88,7 +88,10 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
+        // Generous: a cold start compiles every plugin (the Python one is
+        // tens of megabytes of wasm), and CI runs a test binary's servers in
+        // parallel on two cores.
+        let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             if let Some(_status) = child.try_wait().unwrap() {
                 let mut err = String::new();
@@ -105,7 +108,7 @@ impl Server {
             }
             assert!(
                 Instant::now() < deadline,
-                "server did not listen within 30 s"
+                "server did not listen within 120 s"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
