@@ -5,6 +5,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use hyper::Method;
 use support::{Server, run_to_end};
 
 #[test]
@@ -240,4 +241,88 @@ async fn rocksdb_statistics_are_in_metrics() {
         metrics.trim_end().ends_with("# EOF"),
         "one # EOF, at the end"
     );
+}
+
+/// Issue 15, hole 1: a version names one write forever. A write acknowledged
+/// after the last snapshot and lost to `kill -9` must not have its version
+/// given to a different write after the restart, or a client holding its
+/// ETag could overwrite the new value.
+#[tokio::test]
+async fn versions_never_repeat_after_kill_9_with_or_without_a_snapshot() {
+    let version = |r: support::Resp| r.json()["version"].as_u64().unwrap();
+    for disk_backup in ["true", "false"] {
+        let dir = tempfile::tempdir().unwrap();
+        // A long interval: only SIGTERM writes a snapshot here.
+        let env = [
+            ("ORBIT_MEMORY_DISK_BACKUP", disk_backup),
+            ("ORBIT_MEMORY_BACKUP_INTERVAL", "3600"),
+        ];
+        let s = Server::start(dir.path(), &env);
+        let v1 = version(s.put("/v1/kv/k", "one").await);
+        assert!(s.terminate(), "clean shutdown");
+        let s = Server::start(dir.path(), &env);
+        let v2 = version(s.put("/v1/kv/k", "two").await);
+        assert!(v2 > v1, "disk_backup={disk_backup}: {v2} after {v1}");
+        s.kill9(); // the write of v2 is lost with the process
+        let s = Server::start(dir.path(), &env);
+        let v3 = version(s.put("/v1/kv/k", "three").await);
+        assert!(
+            v3 > v2,
+            "disk_backup={disk_backup}: version {v3} after a crash that lost {v2}"
+        );
+        // The stale ETag of the lost write matches nothing.
+        let stale = s
+            .call(
+                Method::PUT,
+                "/v1/kv/k",
+                &[("if-match", &format!("\"{v2}\""))],
+                "four",
+            )
+            .await;
+        assert_eq!(stale.status, 412, "disk_backup={disk_backup}");
+        assert_eq!(s.get("/v1/kv/k").await.text(), "three");
+    }
+}
+
+/// Issue 15, hole 9: the health canary's write-and-delete leaves the data
+/// unchanged, so an idle store does not rewrite its snapshot every interval.
+#[tokio::test]
+async fn an_idle_store_is_not_rewritten_by_health_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = dir.path().join("orbit_backup.json");
+    let s = Server::start(dir.path(), &[("ORBIT_MEMORY_BACKUP_INTERVAL", "1")]);
+    assert_eq!(s.put("/v1/kv/k", "v").await.status, 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&snapshot)
+        .unwrap_or_default()
+        .contains("\"aw==\"")
+    {
+        assert!(Instant::now() < deadline, "no snapshot within 10 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let written = std::fs::metadata(&snapshot).unwrap().modified().unwrap();
+    // Readiness runs the canary (a write and a delete) on every uncached
+    // call; ask several times across three snapshot intervals.
+    for _ in 0..6 {
+        assert_eq!(s.get("/health/ready").await.status, 200);
+        tokio::time::sleep(Duration::from_millis(600)).await;
+    }
+    assert_eq!(
+        std::fs::metadata(&snapshot).unwrap().modified().unwrap(),
+        written,
+        "the snapshot was rewritten although no user data changed"
+    );
+    // A real change is still captured.
+    assert_eq!(s.put("/v1/kv/k2", "v").await.status, 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&snapshot)
+        .unwrap_or_default()
+        .contains("\"azI=\"")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the change was not snapshotted within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

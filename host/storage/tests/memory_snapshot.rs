@@ -195,8 +195,9 @@ async fn snapshot_is_a_header_line_and_a_json_body() {
     let json: serde_json::Value = serde_json::from_str(body).expect("the body is JSON");
     assert_eq!(json["next_version"], 21);
     assert_eq!(json["entries"].as_array().map(Vec::len), Some(20));
-    // No temporary file is left behind.
-    let names: Vec<String> = std::fs::read_dir(path.parent().expect("dir"))
+    // No temporary file is left behind: the snapshot and its version
+    // reservation are all there is.
+    let mut names: Vec<String> = std::fs::read_dir(path.parent().expect("dir"))
         .expect("read dir")
         .map(|entry| {
             entry
@@ -206,7 +207,11 @@ async fn snapshot_is_a_header_line_and_a_json_body() {
                 .into_owned()
         })
         .collect();
-    assert_eq!(names, vec![SNAPSHOT.to_string()]);
+    names.sort();
+    assert_eq!(
+        names,
+        vec![SNAPSHOT.to_string(), format!("{SNAPSHOT}.versions")]
+    );
 }
 
 #[tokio::test]

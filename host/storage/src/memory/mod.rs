@@ -15,7 +15,10 @@
 //!   atomic write);
 //! - a corrupt or truncated snapshot fails `open` with
 //!   [`StorageError::Corrupt`] instead of silently starting empty;
-//! - versions never go backwards across a restart (the counter is saved);
+//! - a version is never handed out twice, across restarts and crashes
+//!   included: with `disk_backup` on, versions are reserved ahead in a
+//!   small file next to the snapshot; with it off, the counter starts from
+//!   the clock (see [`reserve`]);
 //! - at most `max_entries` live keys (`ORBIT_MEMORY_MAX_ENTRIES`): a write
 //!   that would add one more fails with [`StorageError::CapacityExceeded`];
 //!   nothing is ever evicted.
@@ -27,6 +30,7 @@
 //! serialised among themselves so an older copy never overwrites a newer
 //! snapshot.
 
+mod reserve;
 mod snapshot;
 mod state;
 
@@ -37,6 +41,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
+use self::reserve::Reservation;
 use self::state::State;
 use crate::{
     BackendKind, BatchOp, Entry, ListPage, ListQuery, MemoryConfig, Precondition, PutOptions,
@@ -59,15 +64,17 @@ struct Backup {
     path: PathBuf,
     /// Held for a whole flush, so flushes never interleave.
     flushed: Mutex<Flushed>,
+    /// Versions reserved ahead; taken inside the state's write lock.
+    reservation: Mutex<Reservation>,
     /// Size of the snapshot file, for `stats`; separate from `flushed` so
     /// `stats` never waits for a flush in progress.
     disk_bytes: Mutex<Option<u64>>,
 }
 
 struct Flushed {
-    /// `State::generation` captured by the last successful snapshot (or the
+    /// `State::content` captured by the last successful snapshot (or the
     /// restore): the state is clean while the two are equal.
-    generation: u64,
+    content: u64,
 }
 
 impl std::fmt::Debug for MemoryStorage {
@@ -140,14 +147,18 @@ impl MemoryStorage {
                     None
                 }
             };
+            let (reservation, start) = Reservation::open(&path, state.next_version())?;
+            state.raise_next_version(start);
             Some(Backup {
                 path,
                 flushed: Mutex::new(Flushed {
-                    generation: state.generation(),
+                    content: state.content(),
                 }),
+                reservation: Mutex::new(reservation),
                 disk_bytes: Mutex::new(disk_bytes),
             })
         } else {
+            state.raise_next_version(reserve::clock_floor());
             None
         };
         Ok(MemoryStorage {
@@ -160,22 +171,32 @@ impl MemoryStorage {
 }
 
 impl Shared {
+    /// Makes sure the next `count` versions are reserved (`disk_backup`
+    /// on); called with the state's write lock held, so reservations follow
+    /// the counter. Blocking once per `reserve::STEP` versions.
+    fn reserve(&self, state: &State, count: u64) -> StorageResult<()> {
+        match &self.backup {
+            Some(backup) => backup.reservation.lock().cover(state.next_version(), count),
+            None => Ok(()),
+        }
+    }
+
     /// Writes a snapshot if anything changed since the last one. Blocking.
     fn flush_blocking(&self) -> StorageResult<()> {
         let Some(backup) = &self.backup else {
             return Ok(());
         };
         let mut flushed = backup.flushed.lock();
-        let (generation, data) = {
+        let (content, data) = {
             let state = self.state.read();
-            if state.generation() == flushed.generation {
+            if state.content() == flushed.content {
                 return Ok(());
             }
-            (state.generation(), state.snapshot(now_millis()))
+            (state.content(), state.snapshot(now_millis()))
         };
         let file = snapshot::encode(&backup.path, &data)?;
         snapshot::write_atomic(&backup.path, &file)?;
-        flushed.generation = generation;
+        flushed.content = content;
         *backup.disk_bytes.lock() = Some(file.len() as u64);
         tracing::debug!(
             path = %backup.path.display(),
@@ -203,13 +224,17 @@ impl Storage for MemoryStorage {
         validate::key(key)?;
         let key = Bytes::copy_from_slice(key);
         let now = now_millis();
-        self.shared.state.write().put(key, value, options, now)
+        let mut state = self.shared.state.write();
+        self.shared.reserve(&state, 1)?;
+        state.put(key, value, options, now)
     }
 
     async fn delete(&self, key: &[u8], precondition: Precondition) -> StorageResult<bool> {
         validate::key(key)?;
         let now = now_millis();
-        self.shared.state.write().delete(key, precondition, now)
+        let mut state = self.shared.state.write();
+        self.shared.reserve(&state, 1)?;
+        state.delete(key, precondition, now)
     }
 
     async fn list(&self, query: &ListQuery) -> StorageResult<ListPage> {
@@ -221,7 +246,9 @@ impl Storage for MemoryStorage {
     async fn batch(&self, ops: Vec<BatchOp>) -> StorageResult<Vec<Option<Version>>> {
         validate::batch(&ops)?;
         let now = now_millis();
-        self.shared.state.write().batch(ops, now)
+        let mut state = self.shared.state.write();
+        self.shared.reserve(&state, ops.len() as u64)?;
+        state.batch(ops, now)
     }
 
     async fn purge_expired(&self) -> StorageResult<u64> {

@@ -17,6 +17,7 @@
 
 use std::collections::btree_map::Entry as MapEntry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{BuildHasher, RandomState};
 use std::ops::Bound;
 
 use bytes::Bytes;
@@ -61,9 +62,13 @@ pub(crate) struct State {
     next_version: Version,
     /// Sum of key and value lengths over `entries`.
     bytes: u64,
-    /// Bumped by every change a snapshot must capture (not by purging
-    /// expired entries: a snapshot skips those anyway).
-    generation: u64,
+    /// XOR over the entries of a keyed hash of `(key, version)`: what a
+    /// snapshot holds, in eight bytes. A write and a delete that cancel out
+    /// (the health canary's) leave it unchanged, so an idle store is not
+    /// rewritten; the hash keys are random per process, so clients cannot
+    /// steer it to collide.
+    content: u64,
+    hasher: RandomState,
     /// Most live keys (`ORBIT_MEMORY_MAX_ENTRIES`).
     max_entries: u64,
 }
@@ -75,7 +80,8 @@ impl State {
             expiries: BTreeSet::new(),
             next_version: 1,
             bytes: 0,
-            generation: 0,
+            content: 0,
+            hasher: RandomState::new(),
             max_entries,
         }
     }
@@ -88,14 +94,24 @@ impl State {
         for (key, slot) in snapshot.entries {
             state.insert(key, slot);
         }
-        state.generation = 0;
         state
     }
 
-    /// Changes since the state was created; compare with the value seen by
-    /// the last successful snapshot.
-    pub fn generation(&self) -> u64 {
-        self.generation
+    /// A fingerprint of the entries; compare with the value seen by the
+    /// last successful snapshot to know whether a new one is needed.
+    pub fn content(&self) -> u64 {
+        self.content
+    }
+
+    /// The version the next write gets.
+    pub fn next_version(&self) -> Version {
+        self.next_version
+    }
+
+    /// Starts the counter at `floor` if it is below it (a reservation or a
+    /// clock floor; see `reserve`).
+    pub fn raise_next_version(&mut self, floor: Version) {
+        self.next_version = self.next_version.max(floor);
     }
 
     /// Number of entries held, expired-but-unpurged ones included.
@@ -154,7 +170,6 @@ impl State {
                 expires_at: options.expires_at,
             },
         );
-        self.generation += 1;
         Ok(version)
     }
 
@@ -170,9 +185,7 @@ impl State {
         // live one counts as deleted and needs a new snapshot.
         let removed = self.remove(key);
         let deleted = removed.is_some_and(|slot| slot.is_live(now));
-        if deleted {
-            self.generation += 1;
-        }
+        if deleted {}
         Ok(deleted)
     }
 
@@ -251,7 +264,6 @@ impl State {
             }
         }
         self.next_version = next_version;
-        self.generation += 1;
         Ok(versions)
     }
 
@@ -312,6 +324,7 @@ impl State {
             };
             if let Some(slot) = self.entries.remove(&key) {
                 self.bytes -= entry_bytes(&key, &slot);
+                self.content ^= self.hasher.hash_one((&key, slot.version));
                 purged += 1;
             }
         }
@@ -351,9 +364,10 @@ impl State {
     }
 
     /// Inserts or replaces an entry, keeping the expiry index and the byte
-    /// count in step. Does not touch versions or the generation.
+    /// count and the content fingerprint in step. Does not touch versions.
     fn insert(&mut self, key: Bytes, slot: Slot) {
         let added = entry_bytes(&key, &slot);
+        self.content ^= self.hasher.hash_one((&key, slot.version));
         if let Some(at) = slot.expires_at {
             self.expiries.insert((at, key.clone()));
         }
@@ -361,6 +375,7 @@ impl State {
             MapEntry::Occupied(mut occupied) => {
                 let old = occupied.insert(slot);
                 self.bytes -= entry_bytes(occupied.key(), &old);
+                self.content ^= self.hasher.hash_one((occupied.key(), old.version));
                 if let Some(at) = old.expires_at
                     && Some(at) != occupied.get().expires_at
                 {
@@ -377,6 +392,7 @@ impl State {
     fn remove(&mut self, key: &[u8]) -> Option<Slot> {
         let (key, slot) = self.entries.remove_entry(key)?;
         self.bytes -= entry_bytes(&key, &slot);
+        self.content ^= self.hasher.hash_one((&key, slot.version));
         if let Some(at) = slot.expires_at {
             self.expiries.remove(&(at, key));
         }
