@@ -21,8 +21,8 @@ use object_store::{
     ObjectStore, ObjectStoreExt, PutMode, PutOptions as OsPutOptions, UpdateVersion,
 };
 use orbit_storage::{
-    BackendKind, BatchOp, Entry, KeyRange, ListPage, ListQuery, MAX_KEY_LEN, Precondition,
-    PutOptions, StorageError, StorageResult, StorageStats, Version, now_millis,
+    BackendKind, BatchOp, Entry, KeyRange, ListPage, ListQuery, MAX_KEY_LEN, PageBuilder,
+    Precondition, PutOptions, StorageError, StorageResult, StorageStats, Version, now_millis,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -981,16 +981,15 @@ impl CloudStorage {
             false
         };
         let mut names = self.scan_names(offset.as_ref()).await?;
-        let mut entries: Vec<Entry> = Vec::new();
+        let mut page = PageBuilder::new(query);
         let mut cache = HashMap::new();
-        let mut more = false;
         let mut last_name: Option<String> = None;
         let mut exhausted = false;
         let mut carry: Option<Path> = None;
         'pages: while !exhausted || carry.is_some() {
             // Gather a chunk of candidate names, never splitting a group.
             let mut chunk: Vec<Path> = carry.take().into_iter().collect();
-            let want = (query.limit + 1 - entries.len().min(query.limit)).clamp(4, 256);
+            let want = (query.limit + 1 - page.len().min(query.limit)).clamp(4, 256);
             while !exhausted {
                 let meta = match names.next().await {
                     None => {
@@ -1047,24 +1046,20 @@ impl CloudStorage {
                 if !in_range(&record.key) {
                     continue;
                 }
-                if let Some(entry) = self.visible_entry(record, &mut cache, now).await? {
-                    if entries.len() == query.limit {
-                        more = true;
-                        break 'pages;
-                    }
-                    entries.push(entry);
+                if let Some(entry) = self.visible_entry(record, &mut cache, now).await?
+                    && !page.offer(
+                        &entry.key,
+                        entry.version,
+                        entry.expires_at,
+                        entry.value.len(),
+                        || entry.value.clone(),
+                    )
+                {
+                    break 'pages;
                 }
             }
         }
-        let next_cursor = if more {
-            entries.last().map(|e| e.key.clone())
-        } else {
-            None
-        };
-        Ok(ListPage {
-            entries,
-            next_cursor,
-        })
+        Ok(page.finish())
     }
 
     /// Every key object, settled, in batches (stats and purge).

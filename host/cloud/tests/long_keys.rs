@@ -49,9 +49,8 @@ async fn long_keys_list_in_key_order_across_pages() {
         loop {
             let page = store
                 .list(&ListQuery {
-                    range: KeyRange::Prefix(Bytes::new()),
-                    limit,
                     cursor: cursor.clone(),
+                    ..ListQuery::new(KeyRange::Prefix(Bytes::new()), limit)
                 })
                 .await
                 .unwrap();
@@ -67,11 +66,10 @@ async fn long_keys_list_in_key_order_across_pages() {
     let mut prefix = head.clone();
     prefix.push(b'm');
     let page = store
-        .list(&ListQuery {
-            range: KeyRange::Prefix(Bytes::from(prefix.clone())),
-            limit: 10,
-            cursor: None,
-        })
+        .list(&ListQuery::new(
+            KeyRange::Prefix(Bytes::from(prefix.clone())),
+            10,
+        ))
         .await
         .unwrap();
     assert_eq!(page.entries.len(), 1);

@@ -218,9 +218,9 @@ impl store::HostBucket for CallState {
         let page = self
             .kv_backend()?
             .list(&ListQuery {
-                range,
-                limit: LIST_PAGE,
                 cursor,
+                values: false,
+                ..ListQuery::new(range, LIST_PAGE)
             })
             .await
             .map_err(storage_error)?;

@@ -83,6 +83,15 @@ pub(crate) fn store_error(e: StorageError) -> StoreError {
     }
 }
 
+fn listed(e: orbit_storage::Listed) -> store::Entry {
+    store::Entry {
+        key: e.key.to_vec(),
+        value: e.value.map(|v| v.to_vec()).unwrap_or_default(),
+        version: e.version,
+        expires_at_ms: e.expires_at,
+    }
+}
+
 fn entry(e: orbit_storage::Entry) -> store::Entry {
     store::Entry {
         key: e.key.to_vec(),
@@ -223,33 +232,26 @@ impl store::Host for CallState {
         // Never reach into the host's private keyspace.
         let range = range.clamp_to_user_keyspace().map_err(store_error)?;
         self.check_granted_range(&range)?;
+        // A page carries at most a quarter of the plugin's memory cap back
+        // to it: the backend stops the page there, the rest follows from
+        // the cursor.
+        let budget = self.limiter.answer_budget();
         let query = ListQuery {
-            range,
-            limit: request.limit.clamp(1, 1000) as usize,
             cursor: request.cursor.map(Bytes::from),
+            max_bytes: budget,
+            ..ListQuery::new(range, request.limit.clamp(1, 1000) as usize)
         };
         let page = self.backend()?.list(&query).await.map_err(store_error)?;
-        // A page carries at most a quarter of the plugin's memory cap back
-        // to it: the rest follows from the cursor.
-        let budget = self.limiter.answer_budget();
-        let (mut entries, mut bytes): (Vec<store::Entry>, usize) = (Vec::new(), 0);
-        let mut next_cursor = page.next_cursor.map(|c| c.to_vec());
-        for e in page.entries {
-            bytes += e.key.len() + e.value.len();
-            if bytes > budget {
-                let Some(last) = entries.last() else {
-                    return Err(StoreError::Limit(format!(
-                        "the first entry alone is larger than {budget} bytes (a quarter of this plugin's memory limit)"
-                    )));
-                };
-                next_cursor = Some(last.key.clone());
-                break;
-            }
-            entries.push(entry(e));
+        if let [only] = page.entries.as_slice()
+            && only.key.len() as u64 + only.size > budget as u64
+        {
+            return Err(StoreError::Limit(format!(
+                "the first entry alone is larger than {budget} bytes (a quarter of this plugin's memory limit)"
+            )));
         }
         Ok(store::ListPage {
-            entries,
-            next_cursor,
+            entries: page.entries.into_iter().map(listed).collect(),
+            next_cursor: page.next_cursor.map(|c| c.to_vec()),
         })
     }
 

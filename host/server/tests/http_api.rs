@@ -124,6 +124,156 @@ async fn compare_and_set_over_http() {
     );
 }
 
+/// Issue 15, hole 7: If-Match and If-None-Match as RFC 9110 defines them.
+#[tokio::test]
+async fn conditional_requests_follow_rfc_9110() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &memory_only());
+    let put = |headers: &'static [(&'static str, &'static str)]| {
+        let s = &s;
+        async move { s.call(Method::PUT, "/v1/kv/c", headers, "x").await }
+    };
+    // Absent key: If-Match never holds, * included.
+    assert_eq!(put(&[("if-match", "*")]).await.status, 412);
+    assert_eq!(put(&[("if-match", "\"nope\"")]).await.status, 412);
+    let v = s.put("/v1/kv/c", "one").await.json()["version"]
+        .as_u64()
+        .unwrap();
+    let tag = format!("\"{v}\"");
+    let weak = format!("W/{tag}");
+    let call = |method: Method, headers: Vec<(&'static str, String)>| {
+        let s = &s;
+        async move {
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            s.call(method, "/v1/kv/c", &headers, "x").await
+        }
+    };
+    // A well-formed tag that names no version is 412, not 400.
+    let r = call(Method::PUT, vec![("if-match", "\"nope\"".into())]).await;
+    assert_eq!(r.status, 412, "{}", r.text());
+    assert_eq!(r.json()["error"]["current_version"], v);
+    // Strong comparison: a weak tag never matches If-Match.
+    assert_eq!(
+        call(Method::PUT, vec![("if-match", weak.clone())])
+            .await
+            .status,
+        412
+    );
+    // If-Match: * holds for an existing key.
+    let r = call(Method::PUT, vec![("if-match", "*".into())]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json()["version"].as_u64().unwrap();
+    let tag = format!("\"{v}\"");
+    // A list matches if any member does, over several header lines too.
+    let r = call(
+        Method::PUT,
+        vec![
+            ("if-match", "\"1\", W/\"2\"".into()),
+            ("if-match", tag.clone()),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json()["version"].as_u64().unwrap();
+    let tag = format!("\"{v}\"");
+    let weak = format!("W/{tag}");
+    // If-None-Match uses the weak comparison: GET answers 304 with the ETag,
+    // a write answers 412; a tag that does not match lets the request through.
+    let r = call(Method::GET, vec![("if-none-match", weak.clone())]).await;
+    assert_eq!(r.status, 304);
+    assert_eq!(r.header("etag"), Some(tag.as_str()));
+    assert_eq!(
+        call(Method::PUT, vec![("if-none-match", weak)])
+            .await
+            .status,
+        412
+    );
+    assert_eq!(
+        call(Method::GET, vec![("if-none-match", "\"0\"".into())])
+            .await
+            .status,
+        200
+    );
+    // GET with a failing If-Match is 412.
+    assert_eq!(
+        call(Method::GET, vec![("if-match", "\"0\"".into())])
+            .await
+            .status,
+        412
+    );
+    // If-Match evaluated before If-None-Match (RFC 9110 §13.2.2).
+    let r = call(
+        Method::PUT,
+        vec![("if-match", tag.clone()), ("if-none-match", "\"0\"".into())],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json()["version"].as_u64().unwrap();
+    // DELETE with a list.
+    let r = call(
+        Method::DELETE,
+        vec![("if-match", format!("\"0\", \"{v}\""))],
+    )
+    .await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    // Malformed fields are 400 and say what is accepted.
+    for bad in ["17", "W/17", "\"a", "*, \"1\""] {
+        let r = call(Method::PUT, vec![("if-match", bad.into())]).await;
+        assert_eq!(r.status, 400, "{bad}");
+        assert!(r.text().contains("entity-tags"), "{}", r.text());
+    }
+}
+
+/// Issue 15, hole 8: a listing page is bounded by bytes as well as entries.
+#[tokio::test]
+async fn listing_pages_stop_at_their_byte_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path(), &memory_only());
+    let big = vec![b'v'; 1 << 20];
+    for i in 0..10 {
+        let r = s
+            .call(Method::PUT, &format!("/v1/kv/big/{i}"), &[], big.clone())
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let mut cursor: Option<String> = None;
+    let mut seen = 0;
+    let mut pages = 0;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/kv?prefix=big/&limit=1000&values=true&cursor={c}"),
+            None => "/v1/kv?prefix=big/&limit=1000&values=true".to_string(),
+        };
+        let r = s.get(&path).await;
+        assert_eq!(r.status, 200);
+        assert!(r.body.len() < 7 << 20, "a page of {} bytes", r.body.len());
+        let j = r.json();
+        let items = j["items"].as_array().unwrap();
+        assert!(
+            !items.is_empty() && items.len() <= 4,
+            "{} items",
+            items.len()
+        );
+        seen += items.len();
+        pages += 1;
+        match j["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!((seen, pages >= 3), (10, true), "{pages} pages");
+    // Without values, one page holds every key with its size.
+    let j = s.get("/v1/kv?prefix=big/&limit=1000").await.json();
+    let items = j["items"].as_array().unwrap();
+    assert_eq!(items.len(), 10);
+    assert!(
+        items
+            .iter()
+            .all(|i| i["size"] == 1 << 20 && i.get("value_base64").is_none())
+    );
+}
+
 #[tokio::test]
 async fn ttl_expires_keys() {
     let dir = tempfile::tempdir().unwrap();
@@ -245,7 +395,7 @@ async fn malformed_requests_get_json_4xx() {
         (
             Method::PUT,
             "/v1/kv/x".into(),
-            vec![("if-match", "\"1\""), ("if-none-match", "*")],
+            vec![("if-match", "\"1\", *")],
             b"v".to_vec(),
             400,
         ),

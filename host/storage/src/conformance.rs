@@ -64,6 +64,8 @@ macro_rules! conformance_tests {
             list_by_range,
             list_pagination_returns_everything_once,
             list_skips_expired_and_deleted,
+            list_pages_are_bounded_by_bytes,
+            list_without_values_reports_sizes,
             empty_prefix_lists_everything,
             batch_is_atomic,
             batch_versions_and_ordering,
@@ -166,9 +168,8 @@ async fn list(
     cursor: Option<Bytes>,
 ) -> ListPage {
     let query = ListQuery {
-        range,
-        limit,
         cursor,
+        ..ListQuery::new(range, limit)
     };
     store
         .list(&query)
@@ -636,7 +637,12 @@ pub async fn list_by_prefix(store: Arc<dyn Storage>) {
         page.next_cursor, None,
         "a complete listing has no next_cursor"
     );
-    assert_eq!(page.entries[0].value, b(b"v"), "listing returns values");
+    assert_eq!(
+        page.entries[0].value,
+        Some(b(b"v")),
+        "listing returns values"
+    );
+    assert_eq!(page.entries[0].size, 1, "listing reports value sizes");
     assert_eq!(
         keys_of(&list(store, prefix(b"user"), 100, None).await),
         keys(&[b"user/1", b"user/10", b"user/2", b"user0", b"users"])
@@ -1026,24 +1032,11 @@ pub async fn invalid_input_is_rejected(store: Arc<dyn Storage>) {
 
     assert_invalid(
         store
-            .list(&ListQuery {
-                range: range(Some(b"b"), Some(b"a")),
-                limit: 10,
-                cursor: None,
-            })
+            .list(&ListQuery::new(range(Some(b"b"), Some(b"a")), 10))
             .await,
         "range with start > end",
     );
-    assert_invalid(
-        store
-            .list(&ListQuery {
-                range: prefix(b""),
-                limit: 0,
-                cursor: None,
-            })
-            .await,
-        "limit 0",
-    );
+    assert_invalid(store.list(&ListQuery::new(prefix(b""), 0)).await, "limit 0");
 
     let ops = vec![
         BatchOp::Put {
@@ -1166,9 +1159,85 @@ pub async fn large_value(store: Arc<dyn Storage>) {
     assert!(entry.value == value, "1 MiB value comes back byte for byte");
     let page = list(store, prefix(b"big"), 1, None).await;
     assert!(
-        page.entries.len() == 1 && page.entries[0].value == value,
+        page.entries.len() == 1 && page.entries[0].value.as_ref() == Some(&value),
         "list returns the 1 MiB value intact"
     );
+}
+
+/// A page stops before the entry that would take it past `max_bytes` (keys
+/// plus values) and returns a cursor; every entry still comes back exactly
+/// once, and an entry larger than the budget alone is a page of its own.
+pub async fn list_pages_are_bounded_by_bytes(store: Arc<dyn Storage>) {
+    let store = store.as_ref();
+    for i in 0..10u8 {
+        put(store, &[b'p', b'/', b'0' + i], &[i; 100]).await;
+    }
+    put(store, b"p/big", &[7u8; 1000]).await;
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    let mut pages = 0;
+    loop {
+        let query = ListQuery {
+            cursor: cursor.take(),
+            max_bytes: 350,
+            ..ListQuery::new(prefix(b"p/"), 100)
+        };
+        let page = store.list(&query).await.expect("list");
+        pages += 1;
+        let bytes: usize = page
+            .entries
+            .iter()
+            .map(|e| e.key.len() + e.value.as_ref().map_or(0, Bytes::len))
+            .sum();
+        assert!(
+            bytes <= 350 || page.entries.len() == 1,
+            "page {pages} holds {bytes} bytes in {} entries",
+            page.entries.len()
+        );
+        for e in &page.entries {
+            assert_eq!(e.value.as_ref().map(Bytes::len), Some(e.size as usize));
+        }
+        seen.extend(keys_of(&page));
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+        assert!(pages < 20, "paging does not end");
+    }
+    let mut expected: Vec<Bytes> = (0..10u8).map(|i| b(&[b'p', b'/', b'0' + i])).collect();
+    expected.push(b(b"p/big"));
+    assert_eq!(seen, expected, "every entry exactly once, in order");
+    assert!(
+        pages >= 4,
+        "3 entries of 103 bytes fit in 350; got {pages} pages"
+    );
+}
+
+/// Without values a listing carries sizes, and the byte budget counts keys
+/// only.
+pub async fn list_without_values_reports_sizes(store: Arc<dyn Storage>) {
+    let store = store.as_ref();
+    put(store, b"s/a", &[1u8; 300]).await;
+    put(store, b"s/b", b"").await;
+    let page = store
+        .list(&ListQuery {
+            values: false,
+            max_bytes: 10,
+            ..ListQuery::new(prefix(b"s/"), 10)
+        })
+        .await
+        .expect("list");
+    let got: Vec<(Bytes, u64, Option<Bytes>)> = page
+        .entries
+        .into_iter()
+        .map(|e| (e.key, e.size, e.value))
+        .collect();
+    assert_eq!(
+        got,
+        vec![(b(b"s/a"), 300, None), (b(b"s/b"), 0, None)],
+        "keys and sizes, no values; two 3-byte keys fit in 10 bytes"
+    );
+    assert_eq!(page.next_cursor, None);
 }
 
 /// 16 tasks increment one counter with compare-and-set and retries; no

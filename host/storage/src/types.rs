@@ -122,6 +122,10 @@ impl KeyRange {
     }
 }
 
+/// Most bytes of keys and values a listing page holds unless the caller asks
+/// for fewer ([`ListQuery::max_bytes`]): 8 MiB.
+pub const MAX_LIST_PAGE_BYTES: usize = 8 << 20;
+
 /// A listing request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ListQuery {
@@ -130,15 +134,127 @@ pub struct ListQuery {
     pub limit: usize,
     /// Resume strictly after this key.
     pub cursor: Option<Bytes>,
+    /// Return values. Without them a page carries keys, versions, expiries
+    /// and value sizes, and backends do not copy values.
+    pub values: bool,
+    /// Most bytes of keys (and values, when returned) in the page: a page
+    /// ends early, with a cursor, before the entry that would pass it, but
+    /// always holds at least one entry.
+    pub max_bytes: usize,
+}
+
+impl ListQuery {
+    /// The first page of `range`, up to `limit` entries with their values
+    /// and at most [`MAX_LIST_PAGE_BYTES`].
+    pub fn new(range: KeyRange, limit: usize) -> Self {
+        ListQuery {
+            range,
+            limit,
+            cursor: None,
+            values: true,
+            max_bytes: MAX_LIST_PAGE_BYTES,
+        }
+    }
+}
+
+/// One entry of a listing page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed {
+    pub key: Bytes,
+    pub version: Version,
+    pub expires_at: Option<UnixMillis>,
+    /// Length of the value in bytes.
+    pub size: u64,
+    /// The value, when the query asked for values.
+    pub value: Option<Bytes>,
 }
 
 /// A page of a listing.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ListPage {
-    pub entries: Vec<Entry>,
+    pub entries: Vec<Listed>,
     /// The key to pass as the next query's cursor; `None` when the listing is
     /// complete.
     pub next_cursor: Option<Bytes>,
+}
+
+/// Builds a page the way every backend must: live entries in key order are
+/// offered one by one until one does not fit (by count or by bytes); the
+/// page then ends with a cursor at its last key. The one home of the paging
+/// rule, so backends cannot disagree on it.
+#[derive(Debug)]
+pub struct PageBuilder<'q> {
+    query: &'q ListQuery,
+    entries: Vec<Listed>,
+    bytes: usize,
+    full: bool,
+}
+
+impl<'q> PageBuilder<'q> {
+    pub fn new(query: &'q ListQuery) -> Self {
+        PageBuilder {
+            query,
+            entries: Vec::new(),
+            bytes: 0,
+            full: false,
+        }
+    }
+
+    /// Offers the next live entry in key order. Returns `false`, taking
+    /// nothing, once the page is full: stop scanning and call
+    /// [`PageBuilder::finish`]. `value` is called only when the query asks
+    /// for values.
+    pub fn offer(
+        &mut self,
+        key: &[u8],
+        version: Version,
+        expires_at: Option<UnixMillis>,
+        value_len: usize,
+        value: impl FnOnce() -> Bytes,
+    ) -> bool {
+        let cost = key.len() + if self.query.values { value_len } else { 0 };
+        if self.entries.len() >= self.query.limit
+            || (!self.entries.is_empty() && self.bytes.saturating_add(cost) > self.query.max_bytes)
+        {
+            self.full = true;
+            return false;
+        }
+        self.bytes += cost;
+        self.entries.push(Listed {
+            key: Bytes::copy_from_slice(key),
+            version,
+            expires_at,
+            size: value_len as u64,
+            value: self.query.values.then(value),
+        });
+        true
+    }
+
+    /// Entries taken so far.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Whether the page is full (the last offer was refused).
+    pub fn is_full(&self) -> bool {
+        self.full
+    }
+
+    pub fn finish(self) -> ListPage {
+        let next_cursor = if self.full {
+            self.entries.last().map(|e| e.key.clone())
+        } else {
+            None
+        };
+        ListPage {
+            entries: self.entries,
+            next_cursor,
+        }
+    }
 }
 
 /// Sizes and counts of a backend.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use orbit_storage::{
-    BatchOp, Entry, KeyRange, ListQuery, MemoryConfig, MemoryStorage, Precondition, PutOptions,
+    BatchOp, KeyRange, ListQuery, Listed, MemoryConfig, MemoryStorage, Precondition, PutOptions,
     Storage, StorageError, StorageResult, now_millis,
 };
 use tempfile::TempDir;
@@ -50,14 +50,13 @@ async fn put(store: &MemoryStorage, key: &[u8], value: &[u8]) -> u64 {
         .expect("put")
 }
 
-async fn all_entries(store: &MemoryStorage) -> Vec<Entry> {
+async fn all_entries(store: &MemoryStorage) -> Vec<Listed> {
     let mut entries = Vec::new();
     let mut cursor = None;
     loop {
         let query = ListQuery {
-            range: KeyRange::Prefix(Bytes::new()),
-            limit: 100,
             cursor,
+            ..ListQuery::new(KeyRange::Prefix(Bytes::new()), 100)
         };
         let page = store.list(&query).await.expect("list");
         entries.extend(page.entries);
@@ -696,7 +695,7 @@ fn kill9_and_reopen(path: &Path, mode: &str) -> Vec<usize> {
                 .expect("a key the child wrote");
             assert_eq!(
                 entry.value,
-                Bytes::from(kill9_value(i)),
+                Some(Bytes::from(kill9_value(i))),
                 "key {i} has the value the child wrote"
             );
             present.push(i);

@@ -4,10 +4,13 @@
 //! Keys starting with byte 0xFF (the host's private keyspace) are refused
 //! everywhere, and listings never reach them
 //! ([`KeyRange::clamp_to_user_keyspace`]).
-//! Versions travel as ETags (`"17"`); `If-Match: "17"` updates or deletes
-//! only that version, `If-None-Match: *` creates only if absent; a failed
-//! precondition is `412` with the current version in the body. `?ttl=30s`
-//! gives a key an expiry.
+//! Versions travel as strong ETags (`"17"`); `If-Match` and `If-None-Match`
+//! follow RFC 9110 (see [`super::conditional`]): `If-Match: "17"` updates or
+//! deletes only that version, `If-None-Match: *` creates only if absent, a
+//! failed precondition is `412` with the current version in the body, and a
+//! GET whose `If-None-Match` matches is `304`. `?ttl=30s` gives a key an
+//! expiry. Listings stop a page at [`LIST_PAGE_BYTES`] as well as at
+//! `limit`.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -20,10 +23,11 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 
 use orbit_storage::{
-    Entry, KeyRange, ListQuery, Precondition, PutOptions, Storage, StorageError, is_private_key,
+    KeyRange, ListQuery, Listed, Precondition, PutOptions, Storage, StorageError, is_private_key,
     now_millis,
 };
 
+use super::conditional::{Conditions, Failed};
 use super::error::{ApiError, rejection};
 use super::{AppState, Limits, MAX_LIST_LIMIT};
 
@@ -88,37 +92,41 @@ fn etag(version: u64) -> HeaderValue {
         .expect("digits and quotes are a valid header value")
 }
 
-fn parse_etag(value: &str) -> Option<u64> {
-    let v = value.trim();
-    let v = v.strip_prefix("W/").unwrap_or(v);
-    v.trim_matches('"').parse().ok()
-}
+/// How often a conditional write that is not one storage precondition
+/// re-reads after losing a race before it answers `412`.
+const CONDITIONAL_ATTEMPTS: usize = 8;
 
-/// `If-Match` / `If-None-Match` as a precondition.
-fn precondition(headers: &HeaderMap) -> Result<Precondition, ApiError> {
-    let text = |name: header::HeaderName| -> Result<Option<String>, ApiError> {
-        headers
-            .get(&name)
-            .map(|v| {
-                v.to_str()
-                    .map(str::to_string)
-                    .map_err(|_| ApiError::BadRequest(format!("header {name} is not valid ASCII")))
-            })
-            .transpose()
-    };
-    match (text(header::IF_MATCH)?, text(header::IF_NONE_MATCH)?) {
-        (Some(_), Some(_)) => Err(ApiError::BadRequest("give If-Match or If-None-Match, not both".into())),
-        (None, Some(v)) if v.trim() == "*" => Ok(Precondition::Absent),
-        (None, Some(v)) => Err(ApiError::BadRequest(format!(
-            "If-None-Match: {v:?} is not supported; only If-None-Match: * (create if absent) is"
-        ))),
-        (Some(v), None) => parse_etag(&v).map(Precondition::Version).ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "If-Match: {v:?} is not a version; expected the ETag of a previous response, e.g. If-Match: \"17\""
-            ))
-        }),
-        (None, None) => Ok(Precondition::None),
+/// Runs `write` under `conditions`: directly when they are exactly one
+/// storage precondition; otherwise reads the key, evaluates them against its
+/// version, and writes with that version (or absence) as the precondition,
+/// so the write is still atomic, re-reading after a lost race. Returns the
+/// write's result and the precondition it ran under.
+async fn conditionally<T, F, Fut>(
+    storage: &dyn Storage,
+    key: &str,
+    conditions: &Conditions,
+    mut write: F,
+) -> Result<(T, Precondition), ApiError>
+where
+    F: FnMut(Precondition) -> Fut,
+    Fut: Future<Output = Result<T, StorageError>>,
+{
+    if let Some(precondition) = conditions.as_precondition() {
+        return Ok((write(precondition).await?, precondition));
     }
+    let mut current = None;
+    for _ in 0..CONDITIONAL_ATTEMPTS {
+        current = storage.get(key.as_bytes()).await?.map(|e| e.version);
+        if conditions.evaluate(current, false).is_err() {
+            break;
+        }
+        let guard = current.map_or(Precondition::Absent, Precondition::Version);
+        match write(guard).await {
+            Err(StorageError::Conflict { .. }) => continue,
+            result => return Ok((result?, guard)),
+        }
+    }
+    Err(StorageError::conflict(key.as_bytes(), current).into())
 }
 
 #[derive(Debug, Deserialize)]
@@ -138,11 +146,26 @@ pub async fn get(
     State(state): State<AppState>,
     uri: Uri,
     path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let key = path_key(path, &uri, &state.limits)?;
+    let conditions = Conditions::from_headers(&headers)?;
     let Some(entry) = state.storage.get(key.as_bytes()).await? else {
         return Err(ApiError::NotFound(format!("key {key:?} does not exist")));
     };
+    match conditions.evaluate(Some(entry.version), true) {
+        Ok(()) => {}
+        Err(Failed::NotModified) => {
+            let mut response = StatusCode::NOT_MODIFIED.into_response();
+            response
+                .headers_mut()
+                .insert(header::ETAG, etag(entry.version));
+            return Ok(response);
+        }
+        Err(Failed::Precondition) => {
+            return Err(StorageError::conflict(key.as_bytes(), Some(entry.version)).into());
+        }
+    }
     let mut response = entry.value.clone().into_response();
     let h = response.headers_mut();
     h.insert(
@@ -176,12 +199,21 @@ pub async fn put(
             rejection(r.status(), r.body_text())
         }
     })?;
-    let options = PutOptions {
-        precondition: precondition(&headers)?,
-        expires_at: expiry(params.ttl.as_deref())?,
-    };
-    let version = state.storage.put(key.as_bytes(), value, options).await?;
-    let status = if options.precondition == Precondition::Absent {
+    let conditions = Conditions::from_headers(&headers)?;
+    let expires_at = expiry(params.ttl.as_deref())?;
+    let storage = state.storage.as_ref();
+    let (version, precondition) = conditionally(storage, &key, &conditions, |precondition| {
+        storage.put(
+            key.as_bytes(),
+            value.clone(),
+            PutOptions {
+                precondition,
+                expires_at,
+            },
+        )
+    })
+    .await?;
+    let status = if precondition == Precondition::Absent {
         StatusCode::CREATED
     } else {
         StatusCode::OK
@@ -191,7 +223,7 @@ pub async fn put(
         Json(Written {
             key,
             version,
-            expires_at_ms: options.expires_at,
+            expires_at_ms: expires_at,
         }),
     )
         .into_response();
@@ -206,20 +238,23 @@ pub async fn delete(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let key = path_key(path, &uri, &state.limits)?;
-    let precondition = match precondition(&headers)? {
-        Precondition::Absent => {
-            return Err(ApiError::BadRequest(
-                "If-None-Match: * makes no sense on DELETE; use If-Match".into(),
-            ));
-        }
-        p => p,
-    };
-    if state.storage.delete(key.as_bytes(), precondition).await? {
+    let conditions = Conditions::from_headers(&headers)?;
+    let storage = state.storage.as_ref();
+    let (deleted, _) = conditionally(storage, &key, &conditions, |precondition| {
+        storage.delete(key.as_bytes(), precondition)
+    })
+    .await?;
+    if deleted {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Err(ApiError::NotFound(format!("key {key:?} does not exist")))
     }
 }
+
+/// Most bytes of keys and values in one listing page (before base64): a
+/// page with values stops early, with a cursor, rather than build a response
+/// of gigabytes from `limit=1000` large values.
+pub const LIST_PAGE_BYTES: usize = 4 << 20;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -242,7 +277,7 @@ struct ListItem {
     key_base64: Option<String>,
     version: u64,
     expires_at_ms: Option<u64>,
-    size: usize,
+    size: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     value_base64: Option<String>,
 }
@@ -254,7 +289,7 @@ struct ListResponse {
     next_cursor: Option<String>,
 }
 
-fn item(e: Entry, values: bool) -> ListItem {
+fn item(e: Listed) -> ListItem {
     let (key, key_base64) = match std::str::from_utf8(&e.key) {
         Ok(s) => (s.to_string(), None),
         Err(_) => (
@@ -267,8 +302,8 @@ fn item(e: Entry, values: bool) -> ListItem {
         key_base64,
         version: e.version,
         expires_at_ms: e.expires_at,
-        size: e.value.len(),
-        value_base64: values.then(|| STANDARD.encode(&e.value)),
+        size: e.size,
+        value_base64: e.value.map(|v| STANDARD.encode(&v)),
     }
 }
 
@@ -343,17 +378,14 @@ pub async fn list(
     let page = state
         .storage
         .list(&ListQuery {
-            range,
-            limit,
             cursor: cursor.map(Into::into),
+            values: p.values,
+            max_bytes: LIST_PAGE_BYTES,
+            ..ListQuery::new(range, limit)
         })
         .await?;
     Ok(Json(ListResponse {
-        items: page
-            .entries
-            .into_iter()
-            .map(|e| item(e, p.values))
-            .collect(),
+        items: page.entries.into_iter().map(item).collect(),
         next_cursor: page.next_cursor.map(|c| URL_SAFE_NO_PAD.encode(&c)),
     })
     .into_response())
@@ -362,14 +394,6 @@ pub async fn list(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn etags() {
-        assert_eq!(parse_etag("\"17\""), Some(17));
-        assert_eq!(parse_etag("W/\"17\""), Some(17));
-        assert_eq!(parse_etag("17"), Some(17));
-        assert_eq!(parse_etag("\"abc\""), None);
-    }
 
     #[test]
     fn query_values_keep_their_exact_bytes() {

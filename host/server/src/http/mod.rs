@@ -12,6 +12,7 @@
 //! | `GET /metrics` (metrics port) | Prometheus text |
 
 pub mod batch;
+pub mod conditional;
 pub mod error;
 pub mod kv;
 

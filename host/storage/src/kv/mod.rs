@@ -38,9 +38,9 @@ use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
 
 use crate::{
-    BackendKind, BatchOp, EngineMetric, Entry, KeyRange, ListPage, ListQuery, Precondition,
-    PutOptions, Storage, StorageError, StorageResult, StorageStats, UnixMillis, Version,
-    now_millis, validate,
+    BackendKind, BatchOp, EngineMetric, Entry, KeyRange, ListPage, ListQuery, PageBuilder,
+    Precondition, PutOptions, Storage, StorageError, StorageResult, StorageStats, UnixMillis,
+    Version, now_millis, validate,
 };
 use record::Record;
 
@@ -374,25 +374,17 @@ impl<E: OrderedKv> Inner<E> {
         {
             return Ok(ListPage::default());
         }
-        let mut entries = Vec::new();
-        let mut more = false;
+        let mut page = PageBuilder::new(query);
         let mut failure = None;
         self.engine.scan(lower, upper, &mut |key, value| {
             let user_key = &key[1..];
             match record::header(value, &self.location, user_key) {
                 Ok((_, expires_at)) if expires_at.is_some_and(|at| at <= now) => true,
                 Ok((version, expires_at)) => {
-                    if entries.len() == query.limit {
-                        more = true;
-                        return false;
-                    }
-                    entries.push(Entry {
-                        key: Bytes::copy_from_slice(user_key),
-                        value: Bytes::copy_from_slice(&value[record::HEADER_LEN..]),
-                        version,
-                        expires_at,
-                    });
-                    true
+                    let body = &value[record::HEADER_LEN..];
+                    page.offer(user_key, version, expires_at, body.len(), || {
+                        Bytes::copy_from_slice(body)
+                    })
                 }
                 Err(e) => {
                     failure = Some(e);
@@ -403,15 +395,7 @@ impl<E: OrderedKv> Inner<E> {
         if let Some(e) = failure {
             return Err(e);
         }
-        let next_cursor = if more {
-            entries.last().map(|e| e.key.clone())
-        } else {
-            None
-        };
-        Ok(ListPage {
-            entries,
-            next_cursor,
-        })
+        Ok(page.finish())
     }
 
     /// Reads the expired part of the expiry index and deletes each entry

@@ -23,8 +23,8 @@ use std::ops::Bound;
 use bytes::Bytes;
 
 use crate::{
-    BatchOp, Entry, KeyRange, ListPage, ListQuery, Precondition, PutOptions, StorageError,
-    StorageResult, UnixMillis, Version,
+    BatchOp, Entry, KeyRange, ListPage, ListQuery, PageBuilder, Precondition, PutOptions,
+    StorageError, StorageResult, UnixMillis, Version,
 };
 
 /// One stored value and its metadata (the key is the map key).
@@ -182,11 +182,9 @@ impl State {
         let current = self.live_version(key, now);
         check_precondition(key, precondition, current)?;
         // An expired entry is removed as well (it is garbage), but only a
-        // live one counts as deleted and needs a new snapshot.
+        // live one counts as deleted.
         let removed = self.remove(key);
-        let deleted = removed.is_some_and(|slot| slot.is_live(now));
-        if deleted {}
-        Ok(deleted)
+        Ok(removed.is_some_and(|slot| slot.is_live(now)))
     }
 
     /// Validates every precondition against the state as the earlier
@@ -288,28 +286,20 @@ impl State {
         }
         let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
 
-        let mut live = self
+        let live = self
             .entries
             .range::<[u8], _>((lower, upper))
             .take_while(|(key, _)| prefix.is_none_or(|prefix| key.starts_with(prefix)))
             .filter(|(_, slot)| slot.is_live(now));
-        let mut entries = Vec::new();
-        for (key, slot) in live.by_ref().take(query.limit) {
-            entries.push(Entry {
-                key: key.clone(),
-                value: slot.value.clone(),
-                version: slot.version,
-                expires_at: slot.expires_at,
-            });
+        let mut page = PageBuilder::new(query);
+        for (key, slot) in live {
+            if !page.offer(key, slot.version, slot.expires_at, slot.value.len(), || {
+                slot.value.clone()
+            }) {
+                break;
+            }
         }
-        let next_cursor = match live.next() {
-            Some(_) => entries.last().map(|entry| entry.key.clone()),
-            None => None,
-        };
-        ListPage {
-            entries,
-            next_cursor,
-        }
+        page.finish()
     }
 
     /// Removes every entry expired at `now`; returns how many.
