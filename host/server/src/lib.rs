@@ -23,6 +23,7 @@
 pub mod bootstrap;
 pub mod cli;
 pub mod context;
+pub mod gate;
 pub mod health;
 pub mod http;
 pub mod instrumented;

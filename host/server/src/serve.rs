@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use orbit_storage::Storage;
 
 use crate::bootstrap::{self, Plugins};
+use crate::gate::WriteGate;
 use crate::health::HealthService;
 use crate::http::{self, AppState, Limits};
 use crate::instrumented::InstrumentedStorage;
@@ -64,7 +65,8 @@ pub async fn run(src: ConfigSource, settings: ServerSettings) -> anyhow::Result<
     let inner = orbit_backends::open(&resolved.config)
         .await
         .with_context(|| format!("cannot open the {} backend", resolved.backend))?;
-    let storage = Arc::new(InstrumentedStorage::new(inner, metrics.clone()));
+    let gate = Arc::new(WriteGate::new(inner));
+    let storage = Arc::new(InstrumentedStorage::new(gate.clone(), metrics.clone()));
     let health = Arc::new(HealthService::new(
         storage.clone(),
         health,
@@ -131,12 +133,12 @@ pub async fn run(src: ConfigSource, settings: ServerSettings) -> anyhow::Result<
             )));
         }
     }
-    let http = tokio::spawn(
+    let mut http = tokio::spawn(
         axum::serve(http_listener, http::router(state))
             .with_graceful_shutdown(stopped(stop_rx.clone()))
             .into_future(),
     );
-    let metrics_server = tokio::spawn(
+    let mut metrics_server = tokio::spawn(
         axum::serve(
             metrics_listener,
             http::metrics_router(metrics.clone(), storage.clone()),
@@ -149,17 +151,22 @@ pub async fn run(src: ConfigSource, settings: ServerSettings) -> anyhow::Result<
     tracing::info!(signal, "shutting down: draining requests in flight");
     let _ = stop_tx.send(true);
     if tokio::time::timeout(settings.shutdown_timeout, async {
-        let _ = http.await;
-        let _ = metrics_server.await;
+        let _ = (&mut http).await;
+        let _ = (&mut metrics_server).await;
     })
     .await
     .is_err()
     {
-        tracing::warn!(timeout = ?settings.shutdown_timeout, "requests still in flight after ORBIT_SHUTDOWN_TIMEOUT; closing anyway");
+        tracing::warn!(timeout = ?settings.shutdown_timeout, "requests still in flight after ORBIT_SHUTDOWN_TIMEOUT; closing anyway (their writes are refused)");
+        http.abort();
+        metrics_server.abort();
     }
     for task in background {
         let _ = task.await;
     }
+    // No write may be acknowledged after the final flush: wait for the
+    // writes in the backend, refuse every later one, then flush.
+    gate.close().await;
     storage
         .flush()
         .await

@@ -967,6 +967,28 @@ pub async fn batch_versions_and_ordering(store: Arc<dyn Storage>) {
         "delete-if-absent after a put in the same batch: expected Conflict, got {result:?}"
     );
     assert_eq!(get_value(store, b"three").await, None);
+    // A put earlier in the batch gives its key a real version: no
+    // placeholder (such as 0) matches it.
+    for guess in [0, 1, u64::MAX] {
+        let ops = vec![
+            BatchOp::Put {
+                key: b(b"four"),
+                value: b(b"4"),
+                options: PutOptions::default(),
+            },
+            BatchOp::Put {
+                key: b(b"four"),
+                value: b(b"4b"),
+                options: opts(Precondition::Version(guess)),
+            },
+        ];
+        let result = store.batch(ops).await;
+        assert!(
+            matches!(result, Err(StorageError::Conflict { .. })),
+            "if_version {guess} on a key put earlier in the batch: expected Conflict, got {result:?}"
+        );
+        assert_eq!(get_value(store, b"four").await, None);
+    }
     let ops = vec![
         BatchOp::Delete {
             key: b(b"two"),

@@ -284,10 +284,18 @@ impl<E: OrderedKv> Inner<E> {
                 stored.insert(op.key().clone(), self.read(op.key())?);
             }
         }
+        // Versions first, so a precondition on a key put earlier in the
+        // batch sees the version that put will have (a conflict leaves them
+        // unused, which is harmless: versions are unique, not dense).
+        let puts = ops
+            .iter()
+            .filter(|op| matches!(op, BatchOp::Put { .. }))
+            .count() as u64;
+        let first = self.allocate(puts)?;
         // Check every precondition against the state the earlier operations
         // leave; a conflict reports the committed version.
         let mut pending: HashMap<&Bytes, Option<Version>> = HashMap::new();
-        let mut puts = 0;
+        let mut next = first;
         for op in &ops {
             let current = match pending.get(op.key()) {
                 Some(v) => *v,
@@ -295,9 +303,9 @@ impl<E: OrderedKv> Inner<E> {
             };
             let (precondition, after) = match op {
                 BatchOp::Put { options, .. } => {
-                    puts += 1;
                     let live = options.expires_at.is_none_or(|at| at > now);
-                    (options.precondition, live.then_some(0))
+                    next += 1;
+                    (options.precondition, live.then_some(next - 1))
                 }
                 BatchOp::Delete { precondition, .. } => (*precondition, None),
             };
@@ -306,7 +314,6 @@ impl<E: OrderedKv> Inner<E> {
             })?;
             pending.insert(op.key(), after);
         }
-        let first = self.allocate(puts)?;
         let mut versions = Vec::with_capacity(ops.len());
         // The last operation on a key decides what is stored.
         let mut last: HashMap<&Bytes, (&BatchOp, Version)> = HashMap::new();
