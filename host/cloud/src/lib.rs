@@ -123,6 +123,7 @@
 //! way object_store uses it. GCS was not checked against Google.
 
 mod azure;
+mod batch;
 mod clock;
 mod gcp;
 mod layout;
