@@ -126,6 +126,7 @@ mod azure;
 mod batch;
 mod clock;
 mod gcp;
+mod hooks;
 mod layout;
 mod options;
 mod provider;
@@ -138,7 +139,11 @@ use std::sync::Arc;
 pub use azure::open_azure;
 pub use gcp::open_gcp;
 pub use layout::{DIRECT_KEY_LEN, MAX_PREFIX_LEN};
+#[doc(hidden)]
+pub use hooks::{TestHooks, WrapClient};
 pub use s3::open_s3;
+#[doc(hidden)]
+pub use s3::open_s3_with_hooks;
 pub use store::CloudStorage;
 
 use orbit_storage::{BackendConfig, Storage, StorageError};

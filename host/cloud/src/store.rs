@@ -26,7 +26,7 @@ use orbit_storage::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::batch::TxnView;
+use crate::batch::{BatchState, TxnView};
 pub use crate::batch::{TXN_RETENTION_MS, TXN_TIMEOUT_MS};
 use crate::clock::VersionClock;
 use crate::layout::{Cell, Layout, NameHint, OP_HISTORY, Record, parse_name};
@@ -64,6 +64,8 @@ pub struct CloudStorage {
     pub(crate) scrubber: Scrubber,
     pub(crate) writer_id: String,
     pub(crate) next_op: AtomicU64,
+    /// Batch settings and what this store saw of other writers' batches.
+    pub(crate) batch: BatchState,
     /// Keys and bytes of the last full count (`stats`), for the cheap
     /// health report.
     pub(crate) last_count: parking_lot::Mutex<(u64, u64)>,
@@ -91,11 +93,7 @@ pub(crate) enum Settled {
     Cell(Cell),
     /// An intent of a batch still pending: `cell` is the committed state
     /// before the batch.
-    Pending {
-        cell: Cell,
-        txn: String,
-        created_at: u64,
-    },
+    Pending { cell: Cell, txn: String },
 }
 
 enum Change {
@@ -152,7 +150,7 @@ pub(crate) fn history(mut ops: Vec<String>, op: &str, version: u64) -> Vec<Strin
 }
 
 /// The version `op` wrote, if the record's history holds it.
-fn applied(record: &Record, op: &str) -> Option<u64> {
+pub(crate) fn applied(record: &Record, op: &str) -> Option<u64> {
     record.ops.iter().find_map(|entry| {
         let (id, version) = entry.rsplit_once('@')?;
         (id == op).then(|| version.parse().ok()).flatten()
@@ -217,6 +215,7 @@ impl CloudStorage {
             scrubber,
             writer_id,
             next_op: AtomicU64::new(0),
+            batch: BatchState::new(Duration::from_millis(TXN_TIMEOUT_MS)),
             last_count: parking_lot::Mutex::new((0, 0)),
         }
     }
@@ -309,10 +308,9 @@ impl CloudStorage {
         Ok(match view {
             TxnView::Committed => Settled::Cell(intent.cell.clone()),
             TxnView::Aborted | TxnView::Missing => Settled::Cell(record.cell.clone()),
-            TxnView::Pending { created_at, .. } => Settled::Pending {
+            TxnView::Pending { .. } => Settled::Pending {
                 cell: record.cell.clone(),
                 txn: intent.txn.clone(),
-                created_at,
             },
         })
     }
@@ -413,27 +411,29 @@ impl CloudStorage {
             }
             let (base, floor, ops, object_version) = match current {
                 None => (None, 0, Vec::new(), None),
-                Some(current) => {
-                    let floor = current
-                        .record
-                        .cell
-                        .version
-                        .max(current.record.intent.as_ref().map_or(0, |i| i.cell.version));
-                    match self.settle(&current.record, &mut HashMap::new()).await? {
-                        Settled::Pending {
-                            txn, created_at, ..
-                        } => {
-                            self.wait_or_abort(&txn, created_at, attempt).await?;
-                            attempt += 1;
-                            continue;
-                        }
-                        Settled::Cell(cell) => {
-                            (Some(cell), floor, current.record.ops, Some(current.version))
+                // A missing transaction re-reads the key (see batch.rs).
+                Some(current) => match self.settle_for_write(key, current).await? {
+                    None => (None, 0, Vec::new(), None),
+                    Some((current, settled)) => {
+                        let floor = current
+                            .record
+                            .cell
+                            .version
+                            .max(current.record.intent.as_ref().map_or(0, |i| i.cell.version));
+                        match settled {
+                            Settled::Pending { txn, .. } => {
+                                self.wait_or_abort(&txn, attempt).await?;
+                                attempt += 1;
+                                continue;
+                            }
+                            Settled::Cell(cell) => {
+                                (Some(cell), floor, current.record.ops, Some(current.version))
+                            }
                         }
                     }
-                }
+                },
             };
-            let now = now_millis();
+            let now = self.clock.now_ms();
             let visible = base.as_ref().filter(|c| c.visible(now)).map(|c| c.version);
             check_precondition(key, pre, visible)?;
             let version = self.clock.next(floor);
