@@ -337,7 +337,10 @@ impl CloudStorage {
 
     // ---- the batch ---------------------------------------------------------
 
-    pub(crate) async fn batch_many(&self, ops: Vec<BatchOp>) -> StorageResult<Vec<Option<Version>>> {
+    pub(crate) async fn batch_many(
+        &self,
+        ops: Vec<BatchOp>,
+    ) -> StorageResult<Vec<Option<Version>>> {
         let op = self.op_id();
         let started = Instant::now();
         let mut attempt = 0u32;
@@ -389,7 +392,12 @@ impl CloudStorage {
         Ok(Ok(slots))
     }
 
-    async fn batch_attempt(&self, ops: &[BatchOp], op: &str, attempt: u32) -> StorageResult<Attempt> {
+    async fn batch_attempt(
+        &self,
+        ops: &[BatchOp],
+        op: &str,
+        attempt: u32,
+    ) -> StorageResult<Attempt> {
         // 1. Read every key, settled.
         let slots = match self.read_batch_keys(ops).await? {
             Ok(slots) => slots,
@@ -490,7 +498,9 @@ impl CloudStorage {
             done: tokio::sync::Notify::new(),
         };
         let intents = async {
-            let outcomes = self.write_intents(&txn, op, now, &slots, &finals, &lease).await;
+            let outcomes = self
+                .write_intents(&txn, op, now, &slots, &finals, &lease)
+                .await;
             lease.done.notify_one();
             outcomes
         };
@@ -748,7 +758,10 @@ impl CloudStorage {
                 Err(e) => e,
             };
             last_error = if is_race(&error) {
-                format!("committing transaction {} met a precondition failure", lease.txn)
+                format!(
+                    "committing transaction {} met a precondition failure",
+                    lease.txn
+                )
             } else {
                 inner(&self.fail("put", &self.txn_path(lease.txn), error))
             };
@@ -763,7 +776,9 @@ impl CloudStorage {
                     version = v;
                     renewals = r;
                 }
-                Ok(TxnView::Missing) => return self.commit_of_missing(lease.txn, op, written).await,
+                Ok(TxnView::Missing) => {
+                    return self.commit_of_missing(lease.txn, op, written).await;
+                }
                 Err(e) => {
                     return CommitOutcome::Unknown(format!(
                         "committing transaction {} failed ({last_error}) and re-reading it failed ({})",
@@ -797,9 +812,7 @@ impl CloudStorage {
             {
                 CommitOutcome::Aborted
             }
-            Ok(Some(current)) if applied(&current.record, op).is_some() => {
-                CommitOutcome::Committed
-            }
+            Ok(Some(current)) if applied(&current.record, op).is_some() => CommitOutcome::Committed,
             Ok(_) => CommitOutcome::Unknown(format!(
                 "transaction {txn} disappeared during its commit and key {} no longer shows its intent",
                 hex::encode(&first.key)
@@ -865,7 +878,10 @@ impl CloudStorage {
             .collect();
         let all = futures::stream::iter(undo)
             .map(|(path, record, version)| async move {
-                match self.put_record(&path, &record, put_mode(Some(&version))).await {
+                match self
+                    .put_record(&path, &record, put_mode(Some(&version)))
+                    .await
+                {
                     Ok(_) => true,
                     Err(e) => is_race(&e),
                 }
@@ -928,7 +944,6 @@ impl CloudStorage {
         }
         Ok(())
     }
-
 }
 
 /// The writer's hold on its pending transaction while it writes intents.

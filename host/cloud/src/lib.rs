@@ -138,9 +138,9 @@ use std::sync::Arc;
 
 pub use azure::open_azure;
 pub use gcp::open_gcp;
-pub use layout::{DIRECT_KEY_LEN, MAX_PREFIX_LEN};
 #[doc(hidden)]
 pub use hooks::{TestHooks, WrapClient};
+pub use layout::{DIRECT_KEY_LEN, MAX_PREFIX_LEN};
 pub use s3::open_s3;
 #[doc(hidden)]
 pub use s3::open_s3_with_hooks;

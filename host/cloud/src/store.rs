@@ -93,7 +93,10 @@ pub(crate) enum Settled {
     Cell(Cell),
     /// An intent of a batch still pending: `cell` is the committed state
     /// before the batch.
-    Pending { cell: Cell, txn: String },
+    Pending {
+        cell: Cell,
+        txn: String,
+    },
 }
 
 enum Change {
