@@ -161,6 +161,8 @@ enum Attempt {
     Done(Vec<Option<Version>>),
     /// Not applied; run again from a fresh read (after a backoff).
     Retry,
+    /// Not applied; run again at once (a batch in the way just finished).
+    Again,
 }
 
 /// One intent as written: the key, the record written, and the object
@@ -173,7 +175,7 @@ struct Written {
 
 /// How an intent write ended.
 enum IntentOutcome {
-    Written(Written),
+    Written(Box<Written>),
     /// Another writer changed the key first: retry the batch.
     Lost,
     Failed(StorageError),
@@ -283,32 +285,41 @@ impl CloudStorage {
     /// or abort it once this store has seen its transaction object
     /// unchanged for the timeout (the batch's writer stopped renewing it).
     pub(crate) async fn wait_or_abort(&self, txn: &str, attempt: u32) -> StorageResult<()> {
-        match self.txn_view(txn).await? {
-            TxnView::Pending {
-                version,
-                created_at,
-                renewals,
-            } => {
-                if self.batch.unchanged_for_timeout(txn, &version) {
-                    let aborted = self
-                        .set_txn_phase(txn, created_at, renewals, TxnPhase::Aborted, &version)
-                        .await
-                        .is_ok();
-                    self.batch.forget(txn);
-                    if aborted {
-                        tracing::warn!(
-                            provider = self.provider,
-                            txn,
-                            "aborted a batch transaction whose writer stopped renewing it"
-                        );
-                    }
-                } else {
-                    backoff(attempt).await;
-                }
-            }
-            _ => self.batch.forget(txn),
+        if !self.observe_or_abort(txn).await? {
+            backoff(attempt).await;
         }
         Ok(())
+    }
+
+    /// Looks at a pending transaction once: aborts it if this store has
+    /// seen its object unchanged for the timeout. True when it is no
+    /// longer pending (finished, or aborted now).
+    async fn observe_or_abort(&self, txn: &str) -> StorageResult<bool> {
+        let TxnView::Pending {
+            version,
+            created_at,
+            renewals,
+        } = self.txn_view(txn).await?
+        else {
+            self.batch.forget(txn);
+            return Ok(true);
+        };
+        if !self.batch.unchanged_for_timeout(txn, &version) {
+            return Ok(false);
+        }
+        let aborted = self
+            .set_txn_phase(txn, created_at, renewals, TxnPhase::Aborted, &version)
+            .await
+            .is_ok();
+        self.batch.forget(txn);
+        if aborted {
+            tracing::warn!(
+                provider = self.provider,
+                txn,
+                "aborted a batch transaction whose writer stopped renewing it"
+            );
+        }
+        Ok(true)
     }
 
     async fn set_txn_phase(
@@ -355,17 +366,18 @@ impl CloudStorage {
             match self.batch_attempt(&ops, &op, attempt).await? {
                 Attempt::Done(results) => return Ok(results),
                 Attempt::Retry => backoff(attempt).await,
+                Attempt::Again => {}
             }
         }
     }
 
-    /// Reads every key of the batch (concurrently), settled. `Err(txn)`:
-    /// a key holds an intent of the pending transaction `txn`.
+    /// Reads every key of the batch (concurrently), settled. `Err(txns)`:
+    /// keys hold intents of these pending transactions.
     #[allow(clippy::type_complexity)]
     async fn read_batch_keys(
         &self,
         ops: &[BatchOp],
-    ) -> StorageResult<Result<BTreeMap<Bytes, (Option<Cell>, Option<Current>)>, String>> {
+    ) -> StorageResult<Result<BTreeMap<Bytes, (Option<Cell>, Option<Current>)>, Vec<String>>> {
         let mut keys: Vec<Bytes> = ops.iter().map(|o| o.key().clone()).collect();
         keys.sort();
         keys.dedup();
@@ -381,15 +393,25 @@ impl CloudStorage {
             .try_collect()
             .await?;
         let mut slots = BTreeMap::new();
+        let mut pending = Vec::new();
         for (key, read) in reads {
             let slot = match read {
                 None => (None, None),
-                Some((_, Settled::Pending { txn, .. })) => return Ok(Err(txn)),
+                Some((_, Settled::Pending { txn, .. })) => {
+                    if !pending.contains(&txn) {
+                        pending.push(txn);
+                    }
+                    continue;
+                }
                 Some((current, Settled::Cell(cell))) => (Some(cell), Some(current)),
             };
             slots.insert(key, slot);
         }
-        Ok(Ok(slots))
+        Ok(if pending.is_empty() {
+            Ok(slots)
+        } else {
+            Err(pending)
+        })
     }
 
     async fn batch_attempt(
@@ -401,9 +423,17 @@ impl CloudStorage {
         // 1. Read every key, settled.
         let slots = match self.read_batch_keys(ops).await? {
             Ok(slots) => slots,
-            Err(txn) => {
-                self.wait_or_abort(&txn, attempt).await?;
-                return Ok(Attempt::Retry);
+            Err(pending) => {
+                // Watch all of them, so their timeouts run together.
+                let mut finished = 0;
+                for txn in &pending {
+                    finished += usize::from(self.observe_or_abort(txn).await?);
+                }
+                return Ok(if finished > 0 {
+                    Attempt::Again
+                } else {
+                    Attempt::Retry
+                });
             }
         };
         let floor = slots
@@ -510,7 +540,7 @@ impl CloudStorage {
         let mut failure = None;
         for outcome in outcomes {
             match outcome {
-                IntentOutcome::Written(w) => written.push(w),
+                IntentOutcome::Written(w) => written.push(*w),
                 IntentOutcome::Lost => lost = true,
                 IntentOutcome::Failed(e) => failure = failure.or(Some(e)),
                 IntentOutcome::Skipped => {}
@@ -648,11 +678,11 @@ impl CloudStorage {
         let path = self.layout.key_path(&record.key);
         let error = match self.put_record(&path, &record, put_mode(version)).await {
             Ok(result) => {
-                return IntentOutcome::Written(Written {
+                return IntentOutcome::Written(Box::new(Written {
                     key: record.key.clone(),
                     record,
                     version: result.into(),
-                });
+                }));
             }
             Err(e) => e,
         };
@@ -670,11 +700,11 @@ impl CloudStorage {
                     .as_ref()
                     .is_some_and(|intent| intent.txn == txn) =>
             {
-                IntentOutcome::Written(Written {
+                IntentOutcome::Written(Box::new(Written {
                     key: record.key.clone(),
                     record,
                     version: current.version,
-                })
+                }))
             }
             // Not there: a lost race, or a failed write. Should a failed
             // request still land later, it names a transaction that will
@@ -921,13 +951,11 @@ impl CloudStorage {
                     created_at,
                     renewals,
                     version,
-                } => {
-                    if self.batch.unchanged_for_timeout(&txn, &version) {
-                        self.set_txn_phase(&txn, created_at, renewals, TxnPhase::Aborted, &version)
-                            .await
-                            .ok();
-                        self.batch.forget(&txn);
-                    }
+                } if self.batch.unchanged_for_timeout(&txn, &version) => {
+                    self.set_txn_phase(&txn, created_at, renewals, TxnPhase::Aborted, &version)
+                        .await
+                        .ok();
+                    self.batch.forget(&txn);
                 }
                 TxnView::Aborted | TxnView::Committed
                     if !referenced.contains(&txn)

@@ -219,8 +219,8 @@ impl ObjectStore for FaultStore {
             };
             let every = self.faults.lose_commit_every.load(Ordering::Relaxed);
             let kind = queued.or_else(|| {
-                (every > 0 && n % every == 0).then(|| {
-                    if (n / every) % 2 == 0 {
+                (every > 0 && n.is_multiple_of(every)).then(|| {
+                    if (n / every).is_multiple_of(2) {
                         LostResponse::ServerError
                     } else {
                         LostResponse::RetrySees412
