@@ -588,3 +588,75 @@ async fn replicas_transfer_exactly_once_despite_lost_commit_responses_on_s3() {
         );
     }
 }
+
+/// A batch writer stuck between its intents and its commit (it stops
+/// renewing its lease) is aborted by a writer that saw its transaction
+/// object unchanged for the timeout (1.5 s here); when the stuck writer
+/// wakes up its commit fails, it rolls back and runs the batch again, so
+/// the batch is applied once, after the other write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stuck_batch_is_aborted_after_the_timeout_and_retried_on_s3() {
+    const TIMEOUT: Duration = Duration::from_millis(1500);
+    let prefix = support::fresh_prefix("stuck");
+    let faults = Arc::new(Faults::default());
+    let stuck = support::ready(s3_store(&prefix, &faults, |h| {
+        h.txn_timeout = Some(TIMEOUT)
+    }))
+    .await;
+    let other = orbit_cloud::open_s3_with_hooks(
+        &support::weed().config(&prefix),
+        TestHooks {
+            txn_timeout: Some(TIMEOUT),
+            ..TestHooks::default()
+        },
+    )
+    .unwrap();
+    let free = |key: &str, value: &str| BatchOp::Put {
+        key: Bytes::from(key.to_string()),
+        value: Bytes::from(value.to_string()),
+        options: PutOptions::default(),
+    };
+    stuck
+        .batch(vec![free("x", "0"), free("y", "0")])
+        .await
+        .unwrap();
+    faults.arm_hold_commit();
+    let batch = {
+        let stuck = stuck.clone();
+        tokio::spawn(async move { stuck.batch(vec![free("x", "1"), free("y", "1")]).await })
+    };
+    faults.wait_holding().await;
+    assert_eq!(text(&other.get(b"x").await.unwrap()), "0");
+    let started = Instant::now();
+    let version = other
+        .put(b"x", Bytes::from_static(b"other"), PutOptions::default())
+        .await
+        .expect("the other writer gets through");
+    let waited = started.elapsed();
+    eprintln!("the other writer aborted the stuck batch after {waited:?}");
+    assert!(
+        waited >= TIMEOUT,
+        "aborted only after the timeout ({waited:?})"
+    );
+    assert!(waited < TIMEOUT * 6, "and not much later ({waited:?})");
+    assert!(!batch.is_finished());
+    faults.release();
+    let versions = batch
+        .await
+        .unwrap()
+        .expect("the batch ran again and committed");
+    assert!(
+        versions[0].unwrap() > version,
+        "the batch was applied after the other write"
+    );
+    let x = other.get(b"x").await.unwrap();
+    assert_eq!(
+        (text(&x), x.map(|e| e.version)),
+        ("1".to_string(), versions[0])
+    );
+    let y = other.get(b"y").await.unwrap();
+    assert_eq!(
+        (text(&y), y.map(|e| e.version)),
+        ("1".to_string(), versions[1])
+    );
+}

@@ -53,6 +53,9 @@ pub struct Faults {
     /// While set, key writes after a commit was seen (the roll-forward)
     /// wait for `release`.
     pub hold_roll_forward: AtomicBool,
+    /// While set, commit writes wait for `release` (a writer stuck
+    /// between its intents and its commit).
+    pub hold_commit: AtomicBool,
     committed_seen: AtomicBool,
     release: watch::Sender<bool>,
     /// Set to true when a `holding` key write is waiting.
@@ -75,6 +78,7 @@ impl Default for Faults {
             intent_writes: AtomicU64::new(0),
             commit_writes: AtomicU64::new(0),
             hold_roll_forward: AtomicBool::new(false),
+            hold_commit: AtomicBool::new(false),
             committed_seen: AtomicBool::new(false),
             release: watch::channel(false).0,
             holding: watch::channel(false).0,
@@ -109,6 +113,13 @@ impl Faults {
         self.hold_roll_forward.store(true, Ordering::SeqCst);
     }
 
+    /// Holds the next commit writes until `release`.
+    pub fn arm_hold_commit(&self) {
+        self.release.send_replace(false);
+        self.holding.send_replace(false);
+        self.hold_commit.store(true, Ordering::SeqCst);
+    }
+
     pub async fn wait_holding(&self) {
         let mut rx = self.holding.subscribe();
         rx.wait_for(|h| *h).await.unwrap();
@@ -117,6 +128,7 @@ impl Faults {
     /// Lets the held roll-forward go on.
     pub fn release(&self) {
         self.hold_roll_forward.store(false, Ordering::SeqCst);
+        self.hold_commit.store(false, Ordering::SeqCst);
         self.release.send_replace(true);
     }
 
@@ -198,10 +210,14 @@ impl ObjectStore for FaultStore {
         let is_commit =
             folder.as_deref() == Some("t") && contains(&payload, br#""state":"committed""#);
         let is_intent = folder.as_deref() == Some("k") && contains(&payload, br#""intent":{"#);
-        if folder.as_deref() == Some("k")
-            && self.faults.hold_roll_forward.load(Ordering::SeqCst)
-            && self.faults.committed_seen.load(Ordering::SeqCst)
-        {
+        let hold = if is_commit {
+            self.faults.hold_commit.load(Ordering::SeqCst)
+        } else {
+            folder.as_deref() == Some("k")
+                && self.faults.hold_roll_forward.load(Ordering::SeqCst)
+                && self.faults.committed_seen.load(Ordering::SeqCst)
+        };
+        if hold {
             self.faults.holding.send_replace(true);
             let mut rx = self.faults.release.subscribe();
             rx.wait_for(|r| *r).await.unwrap();
