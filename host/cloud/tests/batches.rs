@@ -188,6 +188,7 @@ async fn lost_commit_and_intent_responses_apply_exactly_once_on_s3() {
             &faults.intent_faults
         };
         queue.lock().unwrap().push(kind);
+        let commits = faults.commit_writes.load(Ordering::Relaxed);
         // A conditional transfer: re-running it after its commit would
         // answer 412 although it was applied.
         let versions = store
@@ -195,6 +196,11 @@ async fn lost_commit_and_intent_responses_apply_exactly_once_on_s3() {
             .await
             .unwrap_or_else(|e| panic!("{what} {kind:?}: the applied batch was reported as {e}"));
         assert!(queue.lock().unwrap().is_empty(), "the fault was injected");
+        assert_eq!(
+            faults.commit_writes.load(Ordering::Relaxed),
+            commits + 1,
+            "{what} {kind:?}: one commit, no second run of the batch"
+        );
         let got_a = store.get(b"a").await.unwrap();
         let got_b = store.get(b"b").await.unwrap();
         assert_eq!(number(&got_a), (a - 1, versions[0]), "{what} {kind:?}");
@@ -202,6 +208,7 @@ async fn lost_commit_and_intent_responses_apply_exactly_once_on_s3() {
         // Unconditional puts: a re-run would apply them again, with
         // newer versions than the ones reported.
         queue.lock().unwrap().push(kind);
+        let commits = faults.commit_writes.load(Ordering::Relaxed);
         let key_c = format!("c{round}");
         let key_d = format!("d{round}");
         let free = |key: &str, value: i64| BatchOp::Put {
@@ -213,6 +220,11 @@ async fn lost_commit_and_intent_responses_apply_exactly_once_on_s3() {
             .batch(vec![free(&key_c, 1), free(&key_d, 2)])
             .await
             .unwrap_or_else(|e| panic!("{what} {kind:?}: {e}"));
+        assert_eq!(
+            faults.commit_writes.load(Ordering::Relaxed),
+            commits + 1,
+            "{what} {kind:?}: one commit, no second run of the batch"
+        );
         assert_eq!(
             store
                 .get(key_c.as_bytes())
@@ -339,7 +351,12 @@ async fn skewed_replica_does_not_abort_a_live_slow_batch_on_s3() {
         .unwrap()
         .expect("the live batch was not aborted");
     let took = started.elapsed();
-    eprintln!("slow batch took {took:?} (timeout {TIMEOUT:?}); the skewed replica waited for it");
+    eprintln!("slow batch took {took:?} (timeout {TIMEOUT:?})");
+    assert_eq!(
+        faults.commit_writes.load(Ordering::Relaxed),
+        1,
+        "one attempt: the live batch was never aborted"
+    );
     assert!(
         took > TIMEOUT * 2,
         "the batch outlived the timeout ({took:?})"

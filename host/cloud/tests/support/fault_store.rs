@@ -49,7 +49,9 @@ pub struct Faults {
     pub lost_intents: AtomicU64,
     /// Intent writes that landed.
     pub intent_writes: AtomicU64,
-    commit_writes: AtomicU64,
+    /// Commit writes sent (landed ones, including those whose response
+    /// was then lost).
+    pub commit_writes: AtomicU64,
     /// While set, key writes after a commit was seen (the roll-forward)
     /// wait for `release`.
     pub hold_roll_forward: AtomicBool,
