@@ -5,9 +5,10 @@
 //! Every mutation is read-check-conditional-write on the key's object,
 //! retried from a fresh read on a lost race; batches add a transaction
 //! object whose conditional flip from `pending` to `committed` is the one
-//! commit point (module `batch`, specified in `DESIGN.md`). Guarantees: nothing acknowledged is lost by a race (every
-//! write is conditional on the object it read); an ambiguous failure is
-//! settled by looking for the operation's id in the object's history.
+//! commit point (module `batch`, specified in `DESIGN.md`). Guarantees:
+//! nothing acknowledged is lost by a race (every write is conditional on
+//! the object it read); an ambiguous failure is settled by looking for the
+//! operation's id in the object's history.
 
 use std::collections::HashMap;
 use std::sync::Arc;
