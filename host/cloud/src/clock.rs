@@ -20,12 +20,28 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[derive(Debug, Default)]
 pub struct VersionClock {
     last: AtomicU64,
+    /// Added to the system clock: zero except in tests that simulate a
+    /// replica whose wall clock is off (see `TestHooks`).
+    offset_ms: i64,
 }
 
 impl VersionClock {
+    /// A clock whose wall time is the system's plus `offset_ms`.
+    pub fn with_offset(offset_ms: i64) -> Self {
+        VersionClock {
+            last: AtomicU64::new(0),
+            offset_ms,
+        }
+    }
+
+    /// This store's wall-clock milliseconds since the Unix epoch.
+    pub fn now_ms(&self) -> u64 {
+        orbit_storage::now_millis().saturating_add_signed(self.offset_ms)
+    }
+
     /// A fresh version above `floor` and every version this clock issued.
     pub fn next(&self, floor: u64) -> u64 {
-        let physical = orbit_storage::now_millis() << 16;
+        let physical = self.now_ms() << 16;
         let mut last = self.last.load(Ordering::Relaxed);
         loop {
             let next = physical

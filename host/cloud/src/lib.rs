@@ -80,26 +80,34 @@
 //! once.
 //!
 //! # Batches
-//! Truly atomic, with a commit record: the batch reads all its keys,
-//! applies its operations to a model (preconditions see earlier operations
-//! of the batch), creates `P/t/<txn>` as `pending`, then writes each key's
-//! object with an *intent* (the planned state next to the committed one),
-//! each conditional on the ETag read. The commit point is one conditional
+//! Truly atomic, with a commit record; specified in `host/cloud/DESIGN.md`
+//! (module `batch`). The batch reads its keys, applies its operations to
+//! a model, creates `P/t/<txn>` as `pending`, writes each key's object with
+//! an *intent* (the planned state next to the committed one; 32 at a time,
+//! each conditional on the ETag read), and commits with one conditional
 //! update of the transaction object to `committed`; then the intents are
 //! rolled forward and the transaction object is deleted. Readers that meet
 //! an intent read its transaction object: committed -> the planned state,
-//! pending or aborted -> the old state. Writers that meet an intent of a
-//! pending batch wait, and after [`store::TXN_TIMEOUT_MS`] abort it with a
-//! conditional write to its transaction object, which makes the batch's
-//! own commit fail: a batch is never half applied. Single-operation
-//! batches are plain writes. Cost: `3 + 2n` requests for `n` keys (plus
-//! the reads). Purge cleans up after crashed batches: it writes the settled
-//! state of intents whose batch finished (conditional), aborts transactions
-//! pending past the timeout, and deletes finished transaction objects that
-//! no intent names once they are 10 minutes old
-//! ([`store::TXN_RETENTION_MS`]). `tests/replicas.rs` SIGKILLs a batch
-//! writer three times and checks that no batch is half applied, no
-//! acknowledged batch is lost, and the next writer gets through.
+//! pending or aborted -> the old state, gone -> re-read the key.
+//! - Lease: while it writes intents the writer renews its transaction
+//!   object every `timeout / 5`. Another writer aborts a pending
+//!   transaction only after seeing its object unchanged (same ETag /
+//!   generation) for [`store::TXN_TIMEOUT_MS`] on its own monotonic clock,
+//!   so wall-clock skew never aborts a live batch.
+//! - Ambiguity: a failed or 412-answered write of the protocol is settled
+//!   by reading back (the transaction object for the commit, the key for
+//!   an intent); a batch that may have committed is never run again, and
+//!   when the read-back fails too the error says the outcome is unknown.
+//! - Not guaranteed: a writer paused longer than the timeout may be
+//!   aborted (it then rolls back and retries); no fairness between batches.
+//!
+//! Cost: reads, then `3 + 2n` writes for `n` keys (plus renewals).
+//! Single-operation batches are plain writes. Purge settles intents of
+//! finished batches, aborts abandoned ones under the same rule, and deletes
+//! finished transaction objects no intent names after
+//! [`store::TXN_RETENTION_MS`]. `tests/replicas.rs` SIGKILLs a batch writer;
+//! `tests/batches.rs` injects lost responses, slow writes, clock skew and
+//! vanished transactions through an `ObjectStore` wrapper.
 //!
 //! # Costs and limits
 //! - get: 1 GET (+1 if an intent is pending); put/delete: 1 GET + 1 PUT.
@@ -123,8 +131,10 @@
 //! way object_store uses it. GCS was not checked against Google.
 
 mod azure;
+mod batch;
 mod clock;
 mod gcp;
+mod hooks;
 mod layout;
 mod options;
 mod provider;
@@ -136,8 +146,12 @@ use std::sync::Arc;
 
 pub use azure::open_azure;
 pub use gcp::open_gcp;
+#[doc(hidden)]
+pub use hooks::{TestHooks, WrapClient};
 pub use layout::{DIRECT_KEY_LEN, MAX_PREFIX_LEN};
 pub use s3::open_s3;
+#[doc(hidden)]
+pub use s3::open_s3_with_hooks;
 pub use store::CloudStorage;
 
 use orbit_storage::{BackendConfig, Storage, StorageError};

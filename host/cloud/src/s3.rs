@@ -15,6 +15,7 @@ use std::sync::Arc;
 use object_store::aws::AmazonS3Builder;
 use orbit_storage::{BackendKind, S3Config, SecretRef, StorageError};
 
+use crate::hooks::TestHooks;
 use crate::options::{client_options, retry_config};
 use crate::provider::{check_prefix, secret};
 use crate::remote::{Counters, CountingConnector, Scrubber};
@@ -22,6 +23,19 @@ use crate::store::{Clients, CloudStorage};
 
 /// Opens the S3 store; no request is sent (see [`CloudStorage::probe`]).
 pub fn open_s3(config: &S3Config) -> Result<Arc<CloudStorage>, StorageError> {
+    Ok(Arc::new(build_s3(config)?))
+}
+
+/// [`open_s3`] with test hooks (fault injection, clock skew); tests only.
+#[doc(hidden)]
+pub fn open_s3_with_hooks(
+    config: &S3Config,
+    hooks: TestHooks,
+) -> Result<Arc<CloudStorage>, StorageError> {
+    Ok(Arc::new(build_s3(config)?.with_test_hooks(hooks)))
+}
+
+fn build_s3(config: &S3Config) -> Result<CloudStorage, StorageError> {
     check_prefix("ORBIT_S3_PREFIX", &config.prefix)?;
     if config.bucket.is_empty() {
         return Err(StorageError::Invalid("ORBIT_S3_BUCKET is empty".into()));
@@ -96,7 +110,7 @@ pub fn open_s3(config: &S3Config) -> Result<Arc<CloudStorage>, StorageError> {
         read: Arc::new(build(config.read_timeout_secs)?),
         write: Arc::new(build(config.write_timeout_secs)?),
     };
-    Ok(Arc::new(CloudStorage::new(
+    Ok(CloudStorage::new(
         BackendKind::S3,
         "s3",
         config.bucket.clone(),
@@ -104,7 +118,7 @@ pub fn open_s3(config: &S3Config) -> Result<Arc<CloudStorage>, StorageError> {
         &config.prefix,
         counters,
         scrubber,
-    )))
+    ))
 }
 
 fn resolve(

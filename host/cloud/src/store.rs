@@ -5,11 +5,12 @@
 //! Every mutation is read-check-conditional-write on the key's object,
 //! retried from a fresh read on a lost race; batches add a transaction
 //! object whose conditional flip from `pending` to `committed` is the one
-//! commit point. Guarantees: nothing acknowledged is lost by a race (every
-//! write is conditional on the object it read); an ambiguous failure is
-//! settled by looking for the operation's id in the object's history.
+//! commit point (module `batch`, specified in `DESIGN.md`). Guarantees:
+//! nothing acknowledged is lost by a race (every write is conditional on
+//! the object it read); an ambiguous failure is settled by looking for the
+//! operation's id in the object's history.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -24,29 +25,21 @@ use orbit_storage::{
     BackendKind, BatchOp, Entry, KeyRange, ListPage, ListQuery, MAX_KEY_LEN, PageBuilder,
     Precondition, PutOptions, StorageError, StorageResult, StorageStats, Version, now_millis,
 };
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::batch::{BatchState, TxnView};
+pub use crate::batch::{TXN_RETENTION_MS, TXN_TIMEOUT_MS};
 use crate::clock::VersionClock;
-use crate::layout::{Cell, Intent, Layout, NameHint, OP_HISTORY, Record, parse_name};
+use crate::layout::{Cell, Layout, NameHint, OP_HISTORY, Record, parse_name};
 use crate::remote::{Counters, Scrubber, translate};
-
-/// A batch whose transaction stays `pending` this long is presumed dead
-/// and may be aborted by any writer that meets one of its intents.
-pub const TXN_TIMEOUT_MS: u64 = 20_000;
-
 /// Tombstones younger than this are kept by purge, so that a writer that
 /// read one just before cannot have its write removed by the purge's
 /// unconditional delete (see the crate docs, "deletes").
 pub const TOMBSTONE_GRACE_MS: u64 = 60_000;
 
-/// Finished transaction objects no intent names are deleted by purge
-/// once they are this old.
-pub const TXN_RETENTION_MS: u64 = 600_000;
-
 /// A single write gives up (Unavailable) after this long of lost races or
 /// waiting for a pending batch.
-const WRITE_DEADLINE: Duration = Duration::from_secs(90);
+pub(crate) const WRITE_DEADLINE: Duration = Duration::from_secs(90);
 
 /// How many objects a listing, stats or purge fetches at once.
 const FETCH_CONCURRENCY: usize = 16;
@@ -62,19 +55,21 @@ pub struct Clients {
 /// A key-value store kept in one bucket / container under one prefix.
 /// Several processes may open the same prefix at once.
 pub struct CloudStorage {
-    kind: BackendKind,
-    provider: &'static str,
-    bucket: String,
-    clients: Clients,
-    layout: Layout,
-    clock: VersionClock,
-    counters: Arc<Counters>,
-    scrubber: Scrubber,
-    writer_id: String,
-    next_op: AtomicU64,
+    pub(crate) kind: BackendKind,
+    pub(crate) provider: &'static str,
+    pub(crate) bucket: String,
+    pub(crate) clients: Clients,
+    pub(crate) layout: Layout,
+    pub(crate) clock: VersionClock,
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) scrubber: Scrubber,
+    pub(crate) writer_id: String,
+    pub(crate) next_op: AtomicU64,
+    /// Batch settings and what this store saw of other writers' batches.
+    pub(crate) batch: BatchState,
     /// Keys and bytes of the last full count (`stats`), for the cheap
     /// health report.
-    last_count: parking_lot::Mutex<(u64, u64)>,
+    pub(crate) last_count: parking_lot::Mutex<(u64, u64)>,
 }
 
 impl std::fmt::Debug for CloudStorage {
@@ -88,54 +83,20 @@ impl std::fmt::Debug for CloudStorage {
     }
 }
 
-/// What a transaction object says.
-#[derive(Serialize, Deserialize)]
-struct TxnRecord {
-    state: TxnPhase,
-    created_at: u64,
-    /// Hex keys, for people inspecting a bucket.
-    keys: Vec<String>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum TxnPhase {
-    Pending,
-    Committed,
-    Aborted,
-}
-
-/// A transaction's phase as last read, with what is needed to change it.
-#[derive(Clone)]
-enum TxnView {
-    Pending {
-        created_at: u64,
-        version: UpdateVersion,
-    },
-    Committed,
-    Aborted,
-    /// The object is gone: a committed batch deletes it once its intents
-    /// are rolled forward, an aborted one after rolling back. An intent
-    /// still naming it is from an abort whose rollback failed, unless the
-    /// key was rolled forward since it was read: readers re-read the key.
-    Missing,
-}
-
 /// A key's object as read, with the version to make a write conditional on.
-struct Current {
-    record: Record,
-    version: UpdateVersion,
+pub(crate) struct Current {
+    pub(crate) record: Record,
+    pub(crate) version: UpdateVersion,
 }
 
 /// The committed state of a record once its intent (if any) is settled.
-enum Settled {
+pub(crate) enum Settled {
     Cell(Cell),
     /// An intent of a batch still pending: `cell` is the committed state
     /// before the batch.
     Pending {
         cell: Cell,
         txn: String,
-        created_at: u64,
     },
 }
 
@@ -147,7 +108,7 @@ enum Change {
     Delete,
 }
 
-fn is_race(error: &object_store::Error) -> bool {
+pub(crate) fn is_race(error: &object_store::Error) -> bool {
     matches!(
         error,
         object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }
@@ -167,7 +128,7 @@ fn check_key(key: &[u8]) -> StorageResult<()> {
     Ok(())
 }
 
-fn check_precondition(
+pub(crate) fn check_precondition(
     key: &[u8],
     pre: Precondition,
     current: Option<Version>,
@@ -184,7 +145,7 @@ fn check_precondition(
     }
 }
 
-fn history(mut ops: Vec<String>, op: &str, version: u64) -> Vec<String> {
+pub(crate) fn history(mut ops: Vec<String>, op: &str, version: u64) -> Vec<String> {
     ops.push(format!("{op}@{version}"));
     if ops.len() > OP_HISTORY {
         ops.drain(..ops.len() - OP_HISTORY);
@@ -193,28 +154,28 @@ fn history(mut ops: Vec<String>, op: &str, version: u64) -> Vec<String> {
 }
 
 /// The version `op` wrote, if the record's history holds it.
-fn applied(record: &Record, op: &str) -> Option<u64> {
+pub(crate) fn applied(record: &Record, op: &str) -> Option<u64> {
     record.ops.iter().find_map(|entry| {
         let (id, version) = entry.rsplit_once('@')?;
         (id == op).then(|| version.parse().ok()).flatten()
     })
 }
 
-fn put_mode(version: Option<&UpdateVersion>) -> OsPutOptions {
+pub(crate) fn put_mode(version: Option<&UpdateVersion>) -> OsPutOptions {
     match version {
         None => PutMode::Create.into(),
         Some(v) => PutMode::Update(v.clone()).into(),
     }
 }
 
-fn update_version(meta: &object_store::ObjectMeta) -> UpdateVersion {
+pub(crate) fn update_version(meta: &object_store::ObjectMeta) -> UpdateVersion {
     UpdateVersion {
         e_tag: meta.e_tag.clone(),
         version: meta.version.clone(),
     }
 }
 
-async fn backoff(attempt: u32) {
+pub(crate) async fn backoff(attempt: u32) {
     // 10 ms doubling to 320 ms, with jitter from the clock's low bits.
     let base = 10u64 << attempt.min(5);
     let jitter = (std::time::SystemTime::now()
@@ -258,6 +219,7 @@ impl CloudStorage {
             scrubber,
             writer_id,
             next_op: AtomicU64::new(0),
+            batch: BatchState::new(Duration::from_millis(TXN_TIMEOUT_MS)),
             last_count: parking_lot::Mutex::new((0, 0)),
         }
     }
@@ -282,7 +244,7 @@ impl CloudStorage {
         }
     }
 
-    fn op_id(&self) -> String {
+    pub(crate) fn op_id(&self) -> String {
         format!(
             "{}.{}",
             self.writer_id,
@@ -290,7 +252,7 @@ impl CloudStorage {
         )
     }
 
-    fn fail(&self, op: &str, path: &Path, error: object_store::Error) -> StorageError {
+    pub(crate) fn fail(&self, op: &str, path: &Path, error: object_store::Error) -> StorageError {
         let shown = format!("{}/{}", self.bucket, path);
         let error = translate(self.provider, op, &shown, &error, &self.scrubber);
         self.counters.failure(&error.to_string());
@@ -298,7 +260,7 @@ impl CloudStorage {
         error
     }
 
-    fn corrupt(&self, path: &Path, reason: String) -> StorageError {
+    pub(crate) fn corrupt(&self, path: &Path, reason: String) -> StorageError {
         StorageError::Corrupt {
             path: format!("{} {}/{}", self.provider, self.bucket, path),
             reason,
@@ -334,50 +296,11 @@ impl CloudStorage {
         Ok(Some(Current { record, version }))
     }
 
-    async fn read_key(&self, key: &[u8]) -> StorageResult<Option<Current>> {
+    pub(crate) async fn read_key(&self, key: &[u8]) -> StorageResult<Option<Current>> {
         self.read_path(&self.layout.key_path(key), Some(key)).await
     }
 
-    async fn txn_view(&self, txn: &str) -> StorageResult<TxnView> {
-        let path = self.layout.txns().clone().join(txn);
-        let result = match self.clients.read.get(&path).await {
-            Ok(result) => result,
-            Err(object_store::Error::NotFound { .. }) => return Ok(TxnView::Missing),
-            Err(e) => return Err(self.fail("get", &path, e)),
-        };
-        let version = update_version(&result.meta);
-        let bytes = match result.bytes().await {
-            Ok(bytes) => bytes,
-            Err(object_store::Error::NotFound { .. }) => return Ok(TxnView::Missing),
-            Err(e) => return Err(self.fail("get", &path, e)),
-        };
-        let record: TxnRecord = serde_json::from_slice(&bytes).map_err(|e| {
-            self.corrupt(&path, format!("transaction record is not valid JSON: {e}"))
-        })?;
-        Ok(match record.state {
-            TxnPhase::Pending => TxnView::Pending {
-                created_at: record.created_at,
-                version,
-            },
-            TxnPhase::Committed => TxnView::Committed,
-            TxnPhase::Aborted => TxnView::Aborted,
-        })
-    }
-
-    async fn txn_view_cached(
-        &self,
-        txn: &str,
-        cache: &mut HashMap<String, TxnView>,
-    ) -> StorageResult<TxnView> {
-        if let Some(view) = cache.get(txn) {
-            return Ok(view.clone());
-        }
-        let view = self.txn_view(txn).await?;
-        cache.insert(txn.to_string(), view.clone());
-        Ok(view)
-    }
-
-    async fn settle(
+    pub(crate) async fn settle(
         &self,
         record: &Record,
         cache: &mut HashMap<String, TxnView>,
@@ -389,10 +312,9 @@ impl CloudStorage {
         Ok(match view {
             TxnView::Committed => Settled::Cell(intent.cell.clone()),
             TxnView::Aborted | TxnView::Missing => Settled::Cell(record.cell.clone()),
-            TxnView::Pending { created_at, .. } => Settled::Pending {
+            TxnView::Pending { .. } => Settled::Pending {
                 cell: record.cell.clone(),
                 txn: intent.txn.clone(),
-                created_at,
             },
         })
     }
@@ -433,57 +355,11 @@ impl CloudStorage {
         }))
     }
 
-    /// A writer met an intent of a pending batch: wait for it, or abort it
-    /// once it is older than [`TXN_TIMEOUT_MS`].
-    async fn wait_or_abort(&self, txn: &str, created_at: u64, attempt: u32) -> StorageResult<()> {
-        if now_millis() < created_at.saturating_add(TXN_TIMEOUT_MS) {
-            backoff(attempt).await;
-            return Ok(());
-        }
-        if let TxnView::Pending {
-            version,
-            created_at,
-        } = self.txn_view(txn).await?
-        {
-            self.set_txn_phase(txn, created_at, TxnPhase::Aborted, &version)
-                .await
-                .ok();
-            tracing::warn!(
-                provider = self.provider,
-                txn,
-                "aborted a batch transaction left pending past its timeout"
-            );
-        }
-        Ok(())
-    }
-
-    async fn set_txn_phase(
-        &self,
-        txn: &str,
-        created_at: u64,
-        phase: TxnPhase,
-        version: &UpdateVersion,
-    ) -> Result<UpdateVersion, object_store::Error> {
-        let body = serde_json::to_vec(&TxnRecord {
-            state: phase,
-            created_at,
-            keys: Vec::new(),
-        })
-        .unwrap_or_default();
-        let path = self.layout.txns().clone().join(txn);
-        let result = self
-            .clients
-            .write
-            .put_opts(&path, Bytes::from(body).into(), put_mode(Some(version)))
-            .await?;
-        Ok(result.into())
-    }
-
     // ---- single writes -----------------------------------------------------
     /// Writes one key's record object. Every write of a key record goes
     /// through here, so whatever must accompany a record (an index entry,
     /// a request counter) has one home.
-    async fn put_record(
+    pub(crate) async fn put_record(
         &self,
         path: &Path,
         record: &Record,
@@ -539,27 +415,29 @@ impl CloudStorage {
             }
             let (base, floor, ops, object_version) = match current {
                 None => (None, 0, Vec::new(), None),
-                Some(current) => {
-                    let floor = current
-                        .record
-                        .cell
-                        .version
-                        .max(current.record.intent.as_ref().map_or(0, |i| i.cell.version));
-                    match self.settle(&current.record, &mut HashMap::new()).await? {
-                        Settled::Pending {
-                            txn, created_at, ..
-                        } => {
-                            self.wait_or_abort(&txn, created_at, attempt).await?;
-                            attempt += 1;
-                            continue;
-                        }
-                        Settled::Cell(cell) => {
-                            (Some(cell), floor, current.record.ops, Some(current.version))
+                // A missing transaction re-reads the key (see batch.rs).
+                Some(current) => match self.settle_for_write(key, current).await? {
+                    None => (None, 0, Vec::new(), None),
+                    Some((current, settled)) => {
+                        let floor = current
+                            .record
+                            .cell
+                            .version
+                            .max(current.record.intent.as_ref().map_or(0, |i| i.cell.version));
+                        match settled {
+                            Settled::Pending { txn, .. } => {
+                                self.wait_or_abort(&txn, attempt).await?;
+                                attempt += 1;
+                                continue;
+                            }
+                            Settled::Cell(cell) => {
+                                (Some(cell), floor, current.record.ops, Some(current.version))
+                            }
                         }
                     }
-                }
+                },
             };
-            let now = now_millis();
+            let now = self.clock.now_ms();
             let visible = base.as_ref().filter(|c| c.visible(now)).map(|c| c.version);
             check_precondition(key, pre, visible)?;
             let version = self.clock.next(floor);
@@ -607,298 +485,6 @@ impl CloudStorage {
             }
             attempt += 1;
         }
-    }
-
-    // ---- batches -----------------------------------------------------------
-
-    async fn batch_many(&self, ops: Vec<BatchOp>) -> StorageResult<Vec<Option<Version>>> {
-        let op = self.op_id();
-        let started = Instant::now();
-        let mut attempt = 0u32;
-        'attempt: loop {
-            if started.elapsed() > WRITE_DEADLINE {
-                return Err(StorageError::Unavailable(format!(
-                    "{} batch: gave up after {:?} of lost races",
-                    self.provider, WRITE_DEADLINE
-                )));
-            }
-            attempt += 1;
-            // 1. Read every key, settled.
-            let mut slots: BTreeMap<Bytes, (Option<Cell>, Option<Current>)> = BTreeMap::new();
-            let mut floor = 0u64;
-            for batch_op in &ops {
-                let key = batch_op.key().clone();
-                if slots.contains_key(&key) {
-                    continue;
-                }
-                let current = self.read_key(&key).await?;
-                let base = match &current {
-                    None => None,
-                    Some(c) => {
-                        floor = floor
-                            .max(c.record.cell.version)
-                            .max(c.record.intent.as_ref().map_or(0, |i| i.cell.version));
-                        match self.settle(&c.record, &mut HashMap::new()).await? {
-                            Settled::Pending {
-                                txn, created_at, ..
-                            } => {
-                                self.wait_or_abort(&txn, created_at, attempt).await?;
-                                continue 'attempt;
-                            }
-                            Settled::Cell(cell) => Some(cell),
-                        }
-                    }
-                };
-                slots.insert(key, (base, current));
-            }
-            // 2. Apply the operations to a model of those keys.
-            let now = now_millis();
-            let mut state: BTreeMap<Bytes, Option<Version>> = slots
-                .iter()
-                .map(|(k, (base, _))| {
-                    (
-                        k.clone(),
-                        base.as_ref().filter(|c| c.visible(now)).map(|c| c.version),
-                    )
-                })
-                .collect();
-            let mut finals: BTreeMap<Bytes, Cell> = BTreeMap::new();
-            let mut results = Vec::with_capacity(ops.len());
-            for batch_op in &ops {
-                let key = batch_op.key();
-                let current = state.get(key).copied().flatten();
-                match batch_op {
-                    BatchOp::Put { value, options, .. } => {
-                        check_precondition(key, options.precondition, current)?;
-                        let version = self.clock.next(floor);
-                        let cell = Cell {
-                            version,
-                            live: true,
-                            expires_at: options.expires_at,
-                            value: value.clone(),
-                        };
-                        state.insert(key.clone(), cell.visible(now).then_some(version));
-                        finals.insert(key.clone(), cell);
-                        results.push(Some(version));
-                    }
-                    BatchOp::Delete { precondition, .. } => {
-                        check_precondition(key, *precondition, current)?;
-                        state.insert(key.clone(), None);
-                        finals.insert(key.clone(), Cell::tombstone(self.clock.next(floor)));
-                        results.push(None);
-                    }
-                }
-            }
-            // 3. The transaction object, pending.
-            let txn = format!("{:016x}-{}", now, op.replace('.', "-"));
-            let txn = format!("{txn}-{attempt}");
-            let txn_path = self.layout.txns().clone().join(txn.as_str());
-            let body = serde_json::to_vec(&TxnRecord {
-                state: TxnPhase::Pending,
-                created_at: now,
-                keys: finals.keys().map(hex::encode).collect(),
-            })
-            .unwrap_or_default();
-            let txn_version: UpdateVersion = match self
-                .clients
-                .write
-                .put_opts(&txn_path, Bytes::from(body).into(), PutMode::Create.into())
-                .await
-            {
-                Ok(result) => result.into(),
-                Err(e) => return Err(self.fail("put", &txn_path, e)),
-            };
-            // 4. Intents, in key order.
-            let mut written: Vec<(Bytes, Record, UpdateVersion)> = Vec::new();
-            for (key, cell) in &finals {
-                let (base, current) = &slots[key];
-                let record = Record {
-                    key: key.clone(),
-                    cell: base.clone().unwrap_or_else(|| Cell::tombstone(0)),
-                    intent: Some(Intent {
-                        txn: txn.clone(),
-                        cell: cell.clone(),
-                    }),
-                    ops: history(
-                        current
-                            .as_ref()
-                            .map(|c| c.record.ops.clone())
-                            .unwrap_or_default(),
-                        &op,
-                        cell.version,
-                    ),
-                    written_at: now,
-                };
-                let path = self.layout.key_path(key);
-                match self
-                    .put_record(
-                        &path,
-                        &record,
-                        put_mode(current.as_ref().map(|c| &c.version)),
-                    )
-                    .await
-                {
-                    Ok(result) => written.push((key.clone(), record, result.into())),
-                    Err(e) => {
-                        let race = is_race(&e);
-                        let error = if race {
-                            None
-                        } else {
-                            Some(self.fail("put", &path, e))
-                        };
-                        self.abandon(&txn, now, &txn_version, &written).await;
-                        match error {
-                            None => {
-                                backoff(attempt).await;
-                                continue 'attempt;
-                            }
-                            Some(error) => {
-                                return Err(StorageError::Unavailable(format!(
-                                    "batch not applied (rolled back): {}",
-                                    inner(&error)
-                                )));
-                            }
-                        }
-                    }
-                }
-            }
-            // 5. Commit point.
-            match self
-                .set_txn_phase(&txn, now, TxnPhase::Committed, &txn_version)
-                .await
-            {
-                Ok(_) => {}
-                Err(e) if is_race(&e) => {
-                    // A writer aborted us (we were too slow).
-                    self.abandon(&txn, now, &txn_version, &written).await;
-                    backoff(attempt).await;
-                    continue 'attempt;
-                }
-                Err(e) => {
-                    let error = self.fail("put", &txn_path, e);
-                    match self.txn_view(&txn).await {
-                        Ok(TxnView::Committed) => {}
-                        Ok(_) => {
-                            self.abandon(&txn, now, &txn_version, &written).await;
-                            return Err(StorageError::Unavailable(format!(
-                                "batch not applied (rolled back): {}",
-                                inner(&error)
-                            )));
-                        }
-                        Err(e2) => {
-                            return Err(StorageError::Unavailable(format!(
-                                "batch outcome unknown: committing transaction {txn} failed ({}) and re-reading it failed ({}); readers settle it from the transaction object once the store answers",
-                                inner(&error),
-                                inner(&e2)
-                            )));
-                        }
-                    }
-                }
-            }
-            // 6. Roll intents forward; readers do it themselves if this fails.
-            let mut all_settled = true;
-            for (key, mut record, version) in written {
-                if let Some(intent) = record.intent.take() {
-                    record.cell = intent.cell;
-                }
-                let path = self.layout.key_path(&key);
-                match self
-                    .put_record(&path, &record, put_mode(Some(&version)))
-                    .await
-                {
-                    Ok(_) => {}
-                    Err(e) if is_race(&e) => {} // someone settled or overwrote it
-                    Err(e) => {
-                        all_settled = false;
-                        tracing::warn!(provider = self.provider, error = %self.fail("put", &path, e), "committed batch: intent left for readers to settle");
-                    }
-                }
-            }
-            if all_settled {
-                self.clients.write.delete(&txn_path).await.ok();
-            }
-            return Ok(results);
-        }
-    }
-
-    /// Aborts a transaction and rolls its intents back (best effort: a
-    /// rollback that fails leaves an intent of an aborted transaction,
-    /// which every reader and writer treats as absent).
-    async fn abandon(
-        &self,
-        txn: &str,
-        created_at: u64,
-        txn_version: &UpdateVersion,
-        written: &[(Bytes, Record, UpdateVersion)],
-    ) {
-        match self
-            .set_txn_phase(txn, created_at, TxnPhase::Aborted, txn_version)
-            .await
-        {
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(provider = self.provider, txn, error = %self.scrubber.scrub(&e.to_string()), "could not mark a batch aborted; it times out instead");
-                return;
-            }
-        }
-        for (key, record, version) in written {
-            let mut record = record.clone();
-            record.intent = None;
-            let path = self.layout.key_path(key);
-            self.put_record(&path, &record, put_mode(Some(version)))
-                .await
-                .ok();
-        }
-        self.clients
-            .write
-            .delete(&self.layout.txns().clone().join(txn))
-            .await
-            .ok();
-    }
-
-    /// Transaction objects left behind by crashed or failed batches:
-    /// pending past [`TXN_TIMEOUT_MS`] -> aborted (conditional); aborted,
-    /// or committed and referenced by no intent, and older than
-    /// [`TXN_RETENTION_MS`] -> deleted. After a commit no new intent can
-    /// name a transaction, so "no intent seen by this full scan" stays true.
-    async fn purge_txns(
-        &self,
-        now: u64,
-        referenced: &std::collections::HashSet<String>,
-    ) -> StorageResult<()> {
-        let folder = self.layout.txns().clone();
-        let metas: Vec<object_store::ObjectMeta> =
-            match self.clients.read.list(Some(&folder)).try_collect().await {
-                Ok(metas) => metas,
-                Err(e) => return Err(self.fail("list", &folder, e)),
-            };
-        for meta in metas {
-            let Some(txn) = meta.location.filename().map(str::to_string) else {
-                continue;
-            };
-            let created_at = meta.last_modified.timestamp_millis().max(0) as u64;
-            match self.txn_view(&txn).await? {
-                TxnView::Pending {
-                    created_at,
-                    version,
-                } if created_at.saturating_add(TXN_TIMEOUT_MS) < now => {
-                    self.set_txn_phase(&txn, created_at, TxnPhase::Aborted, &version)
-                        .await
-                        .ok();
-                }
-                TxnView::Aborted | TxnView::Committed
-                    if !referenced.contains(&txn)
-                        && created_at.saturating_add(TXN_RETENTION_MS) < now =>
-                {
-                    match self.clients.write.delete(&meta.location).await {
-                        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                        Err(e) => return Err(self.fail("delete", &meta.location, e)),
-                    }
-                }
-                _ => {}
-            }
-        }
-        Ok(())
     }
 
     // ---- scanning ----------------------------------------------------------
@@ -1103,7 +689,7 @@ type Bounds<'a> = (Option<&'a [u8]>, Option<&'a [u8]>, Option<&'a [u8]>);
 
 /// The message of an error without its `backend unavailable:` prefix, for
 /// wrapping it in another.
-fn inner(error: &StorageError) -> String {
+pub(crate) fn inner(error: &StorageError) -> String {
     match error {
         StorageError::Unavailable(message) => message.clone(),
         other => other.to_string(),

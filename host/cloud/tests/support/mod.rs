@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 pub mod dates;
+pub mod fault_store;
 pub mod gcs;
 
 pub use dates::{http_date, rfc3339};
