@@ -83,5 +83,8 @@ pub fn open_azure(config: &AzureConfig) -> Result<Arc<CloudStorage>, StorageErro
         &config.prefix,
         counters,
         scrubber,
-    )))
+    )
+    .with_endpoint(config.endpoint.clone().unwrap_or_else(|| {
+        format!("https://{}.blob.core.windows.net", config.account_name)
+    }))))
 }

@@ -124,8 +124,10 @@
 
 mod azure;
 mod clock;
+mod expiry;
 mod gcp;
 mod layout;
+mod lease;
 mod options;
 mod provider;
 mod remote;
@@ -137,13 +139,30 @@ use std::sync::Arc;
 pub use azure::open_azure;
 pub use gcp::open_gcp;
 pub use layout::{DIRECT_KEY_LEN, MAX_PREFIX_LEN};
-pub use s3::open_s3;
+pub use lease::DEFAULT_LEASE_PERIOD;
+pub use s3::{open_s3, open_s3_wrapped};
 pub use store::CloudStorage;
 
 use orbit_storage::{BackendConfig, Storage, StorageError};
 
 /// Opens the cloud backend `config` names; `Invalid` for a local backend.
+/// Sends no request (see [`open_checked`]).
 pub fn open(config: &BackendConfig) -> Result<Arc<dyn Storage>, StorageError> {
+    Ok(open_concrete(config)?)
+}
+
+/// Opens the cloud backend `config` names and proves that the store
+/// honours conditional writes ([`CloudStorage::check_conditional_writes`],
+/// five requests): the server's start-up path. Fails, naming the provider,
+/// the endpoint and what failed, if the store cannot be reached or ignores
+/// preconditions.
+pub async fn open_checked(config: &BackendConfig) -> Result<Arc<dyn Storage>, StorageError> {
+    let store = open_concrete(config)?;
+    store.check_conditional_writes().await?;
+    Ok(store)
+}
+
+fn open_concrete(config: &BackendConfig) -> Result<Arc<CloudStorage>, StorageError> {
     Ok(match config {
         BackendConfig::S3(c) => open_s3(c)?,
         BackendConfig::Azure(c) => open_azure(c)?,

@@ -12,6 +12,7 @@
 
 use std::sync::Arc;
 
+use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
 use orbit_storage::{BackendKind, S3Config, SecretRef, StorageError};
 
@@ -20,8 +21,19 @@ use crate::provider::{check_prefix, secret};
 use crate::remote::{Counters, CountingConnector, Scrubber};
 use crate::store::{Clients, CloudStorage};
 
-/// Opens the S3 store; no request is sent (see [`CloudStorage::probe`]).
+/// Opens the S3 store; no request is sent (see [`CloudStorage::probe`]
+/// and [`CloudStorage::check_conditional_writes`]).
 pub fn open_s3(config: &S3Config) -> Result<Arc<CloudStorage>, StorageError> {
+    open_s3_wrapped(config, |store| store)
+}
+
+/// [`open_s3`] with each object_store client passed through `wrap` (tests
+/// put fault-injecting or misbehaving stores between the engine and a real
+/// service this way).
+pub fn open_s3_wrapped(
+    config: &S3Config,
+    wrap: impl Fn(Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore>,
+) -> Result<Arc<CloudStorage>, StorageError> {
     check_prefix("ORBIT_S3_PREFIX", &config.prefix)?;
     if config.bucket.is_empty() {
         return Err(StorageError::Invalid("ORBIT_S3_BUCKET is empty".into()));
@@ -93,9 +105,12 @@ pub fn open_s3(config: &S3Config) -> Result<Arc<CloudStorage>, StorageError> {
         })
     };
     let clients = Clients {
-        read: Arc::new(build(config.read_timeout_secs)?),
-        write: Arc::new(build(config.write_timeout_secs)?),
+        read: wrap(Arc::new(build(config.read_timeout_secs)?)),
+        write: wrap(Arc::new(build(config.write_timeout_secs)?)),
     };
+    let shown = endpoint
+        .clone()
+        .unwrap_or_else(|| format!("the AWS S3 endpoint of region {}", config.region));
     Ok(Arc::new(CloudStorage::new(
         BackendKind::S3,
         "s3",
@@ -104,7 +119,8 @@ pub fn open_s3(config: &S3Config) -> Result<Arc<CloudStorage>, StorageError> {
         &config.prefix,
         counters,
         scrubber,
-    )))
+    )
+    .with_endpoint(shown)))
 }
 
 fn resolve(
