@@ -115,7 +115,12 @@ impl Entry {
     /// The entry's object name (last segment) and, for long key names, the
     /// body that holds the key object name.
     pub fn name(&self) -> (String, Option<String>) {
-        let head = format!("{:013}.{}{:016x}", self.due, self.kind.letter(), self.version);
+        let head = format!(
+            "{:013}.{}{:016x}",
+            self.due,
+            self.kind.letter(),
+            self.version
+        );
         match &self.key_name {
             Some(name) if name.len() <= INLINE_NAME_LEN => (format!("{head}.{name}"), None),
             Some(name) => {
@@ -232,7 +237,10 @@ mod tests {
         let e = entries_for(&record(expiring, None), "6b", 60, 20);
         assert_eq!((e.len(), e[0].due, e[0].kind), (1, 5_000, Kind::Expiry));
         let e = entries_for(&record(Cell::tombstone(4), None), "6b", 60, 20);
-        assert_eq!((e[0].due, e[0].kind, e[0].version), (1_060, Kind::Tombstone, 4));
+        assert_eq!(
+            (e[0].due, e[0].kind, e[0].version),
+            (1_060, Kind::Tombstone, 4)
+        );
         let intent = Intent {
             txn: "t".into(),
             cell: Cell {
@@ -241,7 +249,10 @@ mod tests {
             },
         };
         let e = entries_for(&record(plain, Some(intent)), "6b", 60, 20);
-        assert_eq!((e.len(), e[0].due, e[0].kind, e[0].version), (1, 1_020, Kind::Intent, 9));
+        assert_eq!(
+            (e.len(), e[0].due, e[0].kind, e[0].version),
+            (1, 1_020, Kind::Intent, 9)
+        );
         assert_eq!(Entry::parse("junk"), None);
         assert_eq!(Entry::parse("0000000000001.x0000000000000001.ab"), None);
     }

@@ -111,16 +111,18 @@ pub fn open_s3_wrapped(
     let shown = endpoint
         .clone()
         .unwrap_or_else(|| format!("the AWS S3 endpoint of region {}", config.region));
-    Ok(Arc::new(CloudStorage::new(
-        BackendKind::S3,
-        "s3",
-        config.bucket.clone(),
-        clients,
-        &config.prefix,
-        counters,
-        scrubber,
-    )
-    .with_endpoint(shown)))
+    Ok(Arc::new(
+        CloudStorage::new(
+            BackendKind::S3,
+            "s3",
+            config.bucket.clone(),
+            clients,
+            &config.prefix,
+            counters,
+            scrubber,
+        )
+        .with_endpoint(shown),
+    ))
 }
 
 fn resolve(

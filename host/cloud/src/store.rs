@@ -360,7 +360,11 @@ impl CloudStorage {
     /// server refuses to start (see `open_checked`). A request that fails
     /// is `Unavailable` with the provider's error.
     pub async fn check_conditional_writes(&self) -> StorageResult<()> {
-        let path = self.layout.cas_probe().clone().join(self.writer_id.as_str());
+        let path = self
+            .layout
+            .cas_probe()
+            .clone()
+            .join(self.writer_id.as_str());
         let result = self.conditional_write_steps(&path).await;
         // Best effort: a leftover probe object is a few bytes under a name
         // nothing else reads.
@@ -372,7 +376,10 @@ impl CloudStorage {
         let lying = |what: &str| {
             StorageError::Invalid(format!(
                 "{} at {} (bucket {}) does not honour conditional writes, which orbit-cloud needs to keep replicas from losing each other's updates: {what}; tested on {}/{path}. Use a store that supports If-None-Match: * and If-Match on PUT (AWS S3 since 2024, Azure Blob Storage and Google Cloud Storage do)",
-                self.provider, self.endpoint_shown(), self.bucket, self.bucket
+                self.provider,
+                self.endpoint_shown(),
+                self.bucket,
+                self.bucket
             ))
         };
         let put = |body: &'static [u8], mode: OsPutOptions| {
@@ -640,12 +647,7 @@ impl CloudStorage {
         // whose version the key object does not hold, which purge deletes
         // as stale; never a due record without an entry.
         let name = path.filename().unwrap_or_default();
-        for entry in expiry::entries_for(
-            record,
-            name,
-            self.tombstone_grace_ms(),
-            TXN_TIMEOUT_MS,
-        ) {
+        for entry in expiry::entries_for(record, name, self.tombstone_grace_ms(), TXN_TIMEOUT_MS) {
             let (entry_name, body) = entry.name();
             let entry_path = self.layout.index().clone().join(entry_name);
             self.clients
@@ -1184,7 +1186,11 @@ impl CloudStorage {
     }
 
     /// The key object name an index entry is about.
-    async fn entry_key_name(&self, entry: &expiry::Entry, path: &Path) -> StorageResult<Option<String>> {
+    async fn entry_key_name(
+        &self,
+        entry: &expiry::Entry,
+        path: &Path,
+    ) -> StorageResult<Option<String>> {
         if let Some(name) = &entry.key_name {
             return Ok(Some(name.clone()));
         }
@@ -1206,7 +1212,12 @@ impl CloudStorage {
     /// Handles one due index entry: `Done` when the entry can go (the work
     /// is done, or the key was rewritten since and its newer record has
     /// entries of its own), `Keep` when it must be looked at again.
-    async fn purge_entry(&self, entry: &expiry::Entry, path: &Path, now: u64) -> StorageResult<Handled> {
+    async fn purge_entry(
+        &self,
+        entry: &expiry::Entry,
+        path: &Path,
+        now: u64,
+    ) -> StorageResult<Handled> {
         let done = Handled::Done { purged: false };
         let Some(name) = self.entry_key_name(entry, path).await? else {
             return Ok(done);
@@ -1243,7 +1254,7 @@ impl CloudStorage {
                 }
             }
             expiry::Kind::Tombstone => {
-                if !(this_cell && !record.cell.live) {
+                if !this_cell || record.cell.live {
                     return Ok(done);
                 }
                 if record.intent.is_some()

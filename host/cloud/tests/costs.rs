@@ -201,17 +201,18 @@ async fn expired_keys_and_tombstones_are_purged_through_the_index() {
     assert!(store.delete(b"deleted", Precondition::None).await.unwrap());
     // A long key (its index entry names it in its body).
     let long = vec![b'L'; 300];
-    store
-        .put(&long, Bytes::from("x"), ttl(soon))
-        .await
-        .unwrap();
+    store.put(&long, Bytes::from("x"), ttl(soon)).await.unwrap();
     // 5 + 1 stale + later + tombstone + long.
     assert_eq!(count(&raw, &format!("{prefix}/x")).await, 9);
     tokio::time::sleep(Duration::from_millis(
         soon.saturating_sub(now_millis()) + 100,
     ))
     .await;
-    assert_eq!(store.purge_expired().await.unwrap(), 6, "5 short keys + long");
+    assert_eq!(
+        store.purge_expired().await.unwrap(),
+        6,
+        "5 short keys + long"
+    );
     assert_eq!(store.purge_expired().await.unwrap(), 0, "nothing left due");
     // The expired keys are tombstones now, each indexed for deletion.
     assert_eq!(count(&raw, &format!("{prefix}/k")).await, 9);
@@ -262,7 +263,10 @@ async fn idle_purge_makes_a_constant_number_of_requests() {
         // Two fresh replicas and no lease yet: the first takes it (GET,
         // PUT), the other only ever reads it.
         let (raw, _) = raw_s3(&prefix);
-        match raw.delete(&Path::from(format!("{prefix}/purge-lease"))).await {
+        match raw
+            .delete(&Path::from(format!("{prefix}/purge-lease")))
+            .await
+        {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => panic!("{e}"),
         }
@@ -284,15 +288,25 @@ async fn idle_purge_makes_a_constant_number_of_requests() {
                 other.remote_stats().requests - o0,
             ));
         }
-        assert_eq!(holder.purge_passes().len(), 6, "the holder purged every time");
+        assert_eq!(
+            holder.purge_passes().len(),
+            6,
+            "the holder purged every time"
+        );
         assert!(other.purge_passes().is_empty(), "the other never did");
     }
     eprintln!("(keys, holder requests, other requests) per purge: {per_purge:?}");
     for (keys, holder, other) in per_purge {
         // Renew the lease, list the index (first page), list P/t/.
-        assert!(holder <= 3, "{keys} keys: the holder's purge made {holder} requests");
+        assert!(
+            holder <= 3,
+            "{keys} keys: the holder's purge made {holder} requests"
+        );
         // One GET of the lease.
-        assert!(other <= 1, "{keys} keys: a waiting replica's purge made {other} requests");
+        assert!(
+            other <= 1,
+            "{keys} keys: a waiting replica's purge made {other} requests"
+        );
     }
 }
 
@@ -312,8 +326,7 @@ async fn lease_run(n: usize, stores: Vec<Arc<CloudStorage>>) {
     let purgers: Vec<_> = stores
         .iter()
         .cloned()
-        .enumerate()
-        .map(|(_, store)| {
+        .map(|store| {
             let retired = retired.clone();
             tokio::spawn(async move {
                 let mut purged = 0;
@@ -347,13 +360,16 @@ async fn lease_run(n: usize, stores: Vec<Arc<CloudStorage>>) {
             while Instant::now() < stop_at {
                 let key = format!("k{}", i % 40);
                 let value = format!("v{i}");
-                let expires = (i % 3 == 0).then(|| now_millis() + 150);
+                let expires = i.is_multiple_of(3).then(|| now_millis() + 150);
                 let options = PutOptions {
                     precondition: Precondition::None,
                     expires_at: expires,
                 };
-                if i % 7 == 0 {
-                    store.delete(key.as_bytes(), Precondition::None).await.unwrap();
+                if i.is_multiple_of(7) {
+                    store
+                        .delete(key.as_bytes(), Precondition::None)
+                        .await
+                        .unwrap();
                     last.remove(&key);
                 } else {
                     store
