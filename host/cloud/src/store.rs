@@ -312,7 +312,7 @@ impl CloudStorage {
     }
 
     /// Changes the purge lease period (default
-    /// [`crate::lease::DEFAULT_LEASE_PERIOD`]); every handle of a prefix
+    /// [`crate::DEFAULT_LEASE_PERIOD`]); every handle of a prefix
     /// must use the same value (see the crate docs, "purge lease").
     pub fn set_purge_lease_period(&self, period: Duration) {
         self.lease.set_period(period);
