@@ -26,9 +26,18 @@ pub use lsm::LsmEngine;
 pub use rocks::RocksEngine;
 
 /// Opens the backend `config` describes, on a blocking thread (engine
-/// recovery, counting keys). Object storage sends no request at open: the
-/// health canary finds an unreachable store.
+/// recovery, counting keys). Object storage is opened on the caller's task
+/// and proves at once that the store honours conditional writes
+/// (`orbit_cloud::open_checked`, five requests): an unreachable store or one
+/// that ignores preconditions fails here, with the provider, the endpoint
+/// and what failed.
 pub async fn open(config: &BackendConfig) -> Result<Arc<dyn Storage>, StorageError> {
+    if matches!(
+        config,
+        BackendConfig::S3(_) | BackendConfig::Azure(_) | BackendConfig::Gcp(_)
+    ) {
+        return orbit_cloud::open_checked(config).await;
+    }
     let config = config.clone();
     let kind = config.kind();
     tokio::task::spawn_blocking(move || open_blocking(&config))

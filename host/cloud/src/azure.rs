@@ -75,13 +75,20 @@ pub fn open_azure(config: &AzureConfig) -> Result<Arc<CloudStorage>, StorageErro
         read: Arc::new(build()?),
         write: Arc::new(build()?),
     };
-    Ok(Arc::new(CloudStorage::new(
-        BackendKind::Azure,
-        "azure",
-        format!("{}/{}", config.account_name, config.container_name),
-        clients,
-        &config.prefix,
-        counters,
-        scrubber,
-    )))
+    Ok(Arc::new(
+        CloudStorage::new(
+            BackendKind::Azure,
+            "azure",
+            format!("{}/{}", config.account_name, config.container_name),
+            clients,
+            &config.prefix,
+            counters,
+            scrubber,
+        )
+        .with_endpoint(
+            config.endpoint.clone().unwrap_or_else(|| {
+                format!("https://{}.blob.core.windows.net", config.account_name)
+            }),
+        ),
+    ))
 }

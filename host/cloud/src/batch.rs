@@ -930,10 +930,37 @@ impl CloudStorage {
     /// referenced by no intent, and older than [`TXN_RETENTION_MS`] ->
     /// deleted. After a commit no new intent can name a transaction, so
     /// "no intent seen by this full scan" stays true.
+    /// The transaction's state, after aborting it if it is pending and this
+    /// store has seen it unchanged for the timeout (its writer stopped
+    /// renewing it). For purge, which settles intents it finds in the
+    /// expiry index.
+    pub(crate) async fn txn_view_aborting_stale(&self, txn: &str) -> StorageResult<TxnView> {
+        let view = self.txn_view(txn).await?;
+        if let TxnView::Pending {
+            created_at,
+            renewals,
+            version,
+        } = &view
+            && self.batch.unchanged_for_timeout(txn, version)
+        {
+            self.set_txn_phase(txn, *created_at, *renewals, TxnPhase::Aborted, version)
+                .await
+                .ok();
+            self.batch.forget(txn);
+            return self.txn_view(txn).await;
+        }
+        Ok(view)
+    }
+
+    /// Aborts pending transactions seen unchanged for the timeout, and
+    /// deletes finished ones older than [`TXN_RETENTION_MS`] once no intent
+    /// can still name them (the expiry index holds no intent entry that old;
+    /// see `purge_due`). After a commit no new intent can name a
+    /// transaction, so that stays true.
     pub(crate) async fn purge_txns(
         &self,
         now: u64,
-        referenced: &std::collections::HashSet<String>,
+        intents_settled_before: u64,
     ) -> StorageResult<()> {
         let folder = self.layout.txns().clone();
         let metas: Vec<object_store::ObjectMeta> =
@@ -958,7 +985,7 @@ impl CloudStorage {
                     self.batch.forget(&txn);
                 }
                 TxnView::Aborted | TxnView::Committed
-                    if !referenced.contains(&txn)
+                    if modified_at < intents_settled_before
                         && modified_at.saturating_add(TXN_RETENTION_MS) < now =>
                 {
                     self.batch.forget(&txn);

@@ -79,5 +79,9 @@ pub fn open_gcp(config: &GcpConfig) -> Result<Arc<CloudStorage>, StorageError> {
         &config.prefix,
         counters,
         scrubber,
+    )
+    .with_endpoint(
+        "the GCS endpoint (storage.googleapis.com unless the service-account key names another)"
+            .into(),
     )))
 }

@@ -41,6 +41,9 @@ pub struct Layout {
     keys: Path,
     txns: Path,
     probe: Path,
+    index: Path,
+    lease: Path,
+    cas_probe: Path,
 }
 
 impl Layout {
@@ -50,6 +53,9 @@ impl Layout {
             keys: root.clone().join("k"),
             txns: root.clone().join("t"),
             probe: root.clone().join("probe"),
+            index: root.clone().join("x"),
+            lease: root.clone().join("purge-lease"),
+            cas_probe: root.clone().join("probe-cas"),
         }
     }
 
@@ -66,6 +72,22 @@ impl Layout {
     /// The object the health probe looks up (it need not exist).
     pub fn probe(&self) -> &Path {
         &self.probe
+    }
+
+    /// The folder of the expiry index (see `expiry`).
+    pub fn index(&self) -> &Path {
+        &self.index
+    }
+
+    /// The purge lease object (see `lease`).
+    pub fn lease(&self) -> &Path {
+        &self.lease
+    }
+
+    /// The folder where the start-up check of conditional writes puts its
+    /// probe objects (one per writer id, deleted afterwards).
+    pub fn cas_probe(&self) -> &Path {
+        &self.cas_probe
     }
 
     pub fn key_path(&self, key: &[u8]) -> Path {

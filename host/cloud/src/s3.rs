@@ -12,6 +12,7 @@
 
 use std::sync::Arc;
 
+use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
 use orbit_storage::{BackendKind, S3Config, SecretRef, StorageError};
 
@@ -21,7 +22,8 @@ use crate::provider::{check_prefix, secret};
 use crate::remote::{Counters, CountingConnector, Scrubber};
 use crate::store::{Clients, CloudStorage};
 
-/// Opens the S3 store; no request is sent (see [`CloudStorage::probe`]).
+/// Opens the S3 store; no request is sent (see [`CloudStorage::probe`]
+/// and [`CloudStorage::check_conditional_writes`]).
 pub fn open_s3(config: &S3Config) -> Result<Arc<CloudStorage>, StorageError> {
     Ok(Arc::new(build_s3(config)?))
 }
@@ -33,6 +35,23 @@ pub fn open_s3_with_hooks(
     hooks: TestHooks,
 ) -> Result<Arc<CloudStorage>, StorageError> {
     Ok(Arc::new(build_s3(config)?.with_test_hooks(hooks)))
+}
+
+/// [`open_s3`] with each object_store client passed through `wrap` (tests
+/// put fault-injecting or misbehaving stores between the engine and a real
+/// service this way).
+#[doc(hidden)]
+pub fn open_s3_wrapped(
+    config: &S3Config,
+    wrap: impl Fn(Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore> + Send + Sync + 'static,
+) -> Result<Arc<CloudStorage>, StorageError> {
+    open_s3_with_hooks(
+        config,
+        TestHooks {
+            wrap: Some(Arc::new(wrap)),
+            ..TestHooks::default()
+        },
+    )
 }
 
 fn build_s3(config: &S3Config) -> Result<CloudStorage, StorageError> {
@@ -110,6 +129,9 @@ fn build_s3(config: &S3Config) -> Result<CloudStorage, StorageError> {
         read: Arc::new(build(config.read_timeout_secs)?),
         write: Arc::new(build(config.write_timeout_secs)?),
     };
+    let shown = endpoint
+        .clone()
+        .unwrap_or_else(|| format!("the AWS S3 endpoint of region {}", config.region));
     Ok(CloudStorage::new(
         BackendKind::S3,
         "s3",
@@ -118,7 +140,8 @@ fn build_s3(config: &S3Config) -> Result<CloudStorage, StorageError> {
         &config.prefix,
         counters,
         scrubber,
-    ))
+    )
+    .with_endpoint(shown))
 }
 
 fn resolve(

@@ -30,7 +30,9 @@ use sha2::{Digest, Sha256};
 use crate::batch::{BatchState, TxnView};
 pub use crate::batch::{TXN_RETENTION_MS, TXN_TIMEOUT_MS};
 use crate::clock::VersionClock;
+use crate::expiry;
 use crate::layout::{Cell, Layout, NameHint, OP_HISTORY, Record, parse_name};
+use crate::lease::Lease;
 use crate::remote::{Counters, Scrubber, translate};
 /// Tombstones younger than this are kept by purge, so that a writer that
 /// read one just before cannot have its write removed by the purge's
@@ -43,6 +45,22 @@ pub(crate) const WRITE_DEADLINE: Duration = Duration::from_secs(90);
 
 /// How many objects a listing, stats or purge fetches at once.
 const FETCH_CONCURRENCY: usize = 16;
+
+/// Most index entries one purge pass handles (the next pass goes on).
+const PURGE_MAX_ENTRIES: usize = 10_000;
+
+/// How far the wall clocks of writers and of the object store may be
+/// apart before purge could delete a transaction object an unsettled
+/// intent still names (see `purge_due`).
+const CLOCK_MARGIN_MS: u64 = 300_000;
+
+/// What purge did with one index entry.
+enum Handled {
+    /// Delete the entry; `purged`: an expired entry became a tombstone.
+    Done { purged: bool },
+    /// Leave it for a later pass.
+    Keep,
+}
 
 /// The two object_store clients of one store: reads (GET, HEAD, LIST)
 /// use `read` with the read timeout, writes (PUT, DELETE) use `write` with
@@ -67,9 +85,15 @@ pub struct CloudStorage {
     pub(crate) next_op: AtomicU64,
     /// Batch settings and what this store saw of other writers' batches.
     pub(crate) batch: BatchState,
-    /// Keys and bytes of the last full count (`stats`), for the cheap
-    /// health report.
-    pub(crate) last_count: parking_lot::Mutex<(u64, u64)>,
+    /// Where the service is, for messages (`endpoint` of the config, or
+    /// the provider's default).
+    pub(crate) endpoint: String,
+    /// [`TOMBSTONE_GRACE_MS`] unless a test changed it.
+    pub(crate) tombstone_grace_ms: AtomicU64,
+    pub(crate) lease: Lease,
+    /// Start and end of the last purge passes this handle ran holding the
+    /// lease (tests check that two handles never overlap).
+    pub(crate) purge_log: parking_lot::Mutex<std::collections::VecDeque<(Instant, Instant)>>,
 }
 
 impl std::fmt::Debug for CloudStorage {
@@ -168,6 +192,10 @@ pub(crate) fn put_mode(version: Option<&UpdateVersion>) -> OsPutOptions {
     }
 }
 
+fn same_version(a: &UpdateVersion, b: &UpdateVersion) -> bool {
+    a.e_tag == b.e_tag && a.version == b.version
+}
+
 pub(crate) fn update_version(meta: &object_store::ObjectMeta) -> UpdateVersion {
     UpdateVersion {
         e_tag: meta.e_tag.clone(),
@@ -208,20 +236,58 @@ impl CloudStorage {
         let local = 0u8;
         seed.update((&local as *const u8 as usize).to_le_bytes());
         let writer_id = hex::encode(&seed.finalize()[..8]);
+        let layout = Layout::new(prefix);
+        let lease = Lease::new(layout.lease().clone(), writer_id.clone());
         CloudStorage {
             kind,
             provider,
             bucket,
             clients,
-            layout: Layout::new(prefix),
+            layout,
             clock: VersionClock::default(),
             counters,
             scrubber,
             writer_id,
             next_op: AtomicU64::new(0),
             batch: BatchState::new(Duration::from_millis(TXN_TIMEOUT_MS)),
-            last_count: parking_lot::Mutex::new((0, 0)),
+            endpoint: String::new(),
+            tombstone_grace_ms: AtomicU64::new(TOMBSTONE_GRACE_MS),
+            lease,
+            purge_log: parking_lot::Mutex::new(Default::default()),
         }
+    }
+
+    /// Names the service's address in messages (set by the provider
+    /// modules before the store is shared).
+    pub(crate) fn with_endpoint(mut self, endpoint: String) -> Self {
+        self.endpoint = endpoint;
+        self
+    }
+
+    /// Changes how long tombstones are kept before purge deletes them
+    /// (default [`TOMBSTONE_GRACE_MS`]). For tests and benchmarks: every
+    /// handle of a prefix should use the same value, and shorter values
+    /// widen the window described in the crate docs ("deletes").
+    pub fn set_tombstone_grace(&self, grace: Duration) {
+        self.tombstone_grace_ms
+            .store(grace.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Changes the purge lease period (default
+    /// [`crate::DEFAULT_LEASE_PERIOD`]); every handle of a prefix
+    /// must use the same value (see the crate docs, "purge lease").
+    pub fn set_purge_lease_period(&self, period: Duration) {
+        self.lease.set_period(period);
+    }
+
+    /// Start and end (this process's monotonic clock) of the last 256
+    /// purge passes this handle ran while holding the purge lease.
+    pub fn purge_passes(&self) -> Vec<(Instant, Instant)> {
+        self.purge_log.lock().iter().copied().collect()
+    }
+
+    fn tombstone_grace_ms(&self) -> u64 {
+        self.tombstone_grace_ms.load(Ordering::Relaxed)
     }
 
     /// The random id of this handle, written into every object it changes.
@@ -241,6 +307,94 @@ impl CloudStorage {
         match self.clients.read.head(self.layout.probe()).await {
             Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(self.fail("probe", self.layout.probe(), e)),
+        }
+    }
+
+    /// Proves that the store honours conditional writes, which are this
+    /// backend's only coordination: on a probe object of its own
+    /// (`P/probe-cas/<writer id>`, deleted afterwards) a create
+    /// (`PutMode::Create`) over an existing object must fail, an update
+    /// (`PutMode::Update`) on the current ETag / generation must succeed, and
+    /// one on a stale ETag / generation must fail. Five requests. A store
+    /// that ignores `If-None-Match` / `If-Match` (older MinIO, some
+    /// gateways) would silently lose updates; this returns `Invalid` naming
+    /// the provider, the endpoint, what was tested and what failed, and the
+    /// server refuses to start (see `open_checked`). A request that fails
+    /// is `Unavailable` with the provider's error.
+    pub async fn check_conditional_writes(&self) -> StorageResult<()> {
+        let path = self
+            .layout
+            .cas_probe()
+            .clone()
+            .join(self.writer_id.as_str());
+        let result = self.conditional_write_steps(&path).await;
+        // Best effort: a leftover probe object is a few bytes under a name
+        // nothing else reads.
+        self.clients.write.delete(&path).await.ok();
+        result
+    }
+
+    async fn conditional_write_steps(&self, path: &Path) -> StorageResult<()> {
+        let lying = |what: &str| {
+            StorageError::Invalid(format!(
+                "{} at {} (bucket {}) does not honour conditional writes, which orbit-cloud needs to keep replicas from losing each other's updates: {what}; tested on {}/{path}. Use a store that supports If-None-Match: * and If-Match on PUT (AWS S3 since 2024, Azure Blob Storage and Google Cloud Storage do)",
+                self.provider,
+                self.endpoint_shown(),
+                self.bucket,
+                self.bucket
+            ))
+        };
+        let put = |body: &'static [u8], mode: OsPutOptions| {
+            let path = path.clone();
+            async move {
+                self.clients
+                    .write
+                    .put_opts(&path, Bytes::from_static(body).into(), mode)
+                    .await
+            }
+        };
+        let first: UpdateVersion = put(b"1", PutMode::Overwrite.into())
+            .await
+            .map_err(|e| self.fail("put (conditional-write check)", path, e))?
+            .into();
+        match put(b"2", PutMode::Create.into()).await {
+            Err(e) if is_race(&e) => {}
+            Ok(_) => {
+                return Err(lying(
+                    "a conditional create (PutMode::Create, If-None-Match: *) of an object that exists succeeded instead of failing with \"already exists\"",
+                ));
+            }
+            Err(e) => return Err(self.fail("put (conditional create check)", path, e)),
+        }
+        let second: UpdateVersion = match put(b"3", PutMode::Update(first.clone()).into()).await {
+            Ok(result) => result.into(),
+            Err(e) if is_race(&e) => {
+                return Err(lying(&format!(
+                    "a conditional update (PutMode::Update, If-Match) on the current version was refused: {}",
+                    self.scrubber.scrub(&e.to_string())
+                )));
+            }
+            Err(e) => return Err(self.fail("put (conditional update check)", path, e)),
+        };
+        if same_version(&first, &second) {
+            return Err(lying(
+                "two writes of different content returned the same ETag / generation, so a stale version cannot be told from the current one",
+            ));
+        }
+        match put(b"4", PutMode::Update(first).into()).await {
+            Err(e) if is_race(&e) => Ok(()),
+            Ok(_) => Err(lying(
+                "a conditional update (PutMode::Update, If-Match) on a stale ETag / generation succeeded instead of failing with \"precondition failed\"",
+            )),
+            Err(e) => Err(self.fail("put (conditional update check)", path, e)),
+        }
+    }
+
+    fn endpoint_shown(&self) -> &str {
+        if self.endpoint.is_empty() {
+            "the provider's default endpoint"
+        } else {
+            &self.endpoint
         }
     }
 
@@ -365,6 +519,22 @@ impl CloudStorage {
         record: &Record,
         mode: OsPutOptions,
     ) -> Result<object_store::PutResult, object_store::Error> {
+        // The expiry index first: a crash between the two leaves an entry
+        // whose version the key object does not hold, which purge deletes
+        // as stale; never a due record without an entry.
+        let name = path.filename().unwrap_or_default();
+        for entry in expiry::entries_for(record, name, self.tombstone_grace_ms(), TXN_TIMEOUT_MS) {
+            let (entry_name, body) = entry.name();
+            let entry_path = self.layout.index().clone().join(entry_name);
+            self.clients
+                .write
+                .put_opts(
+                    &entry_path,
+                    Bytes::from(body.unwrap_or_default()).into(),
+                    PutMode::Overwrite.into(),
+                )
+                .await?;
+        }
         self.clients
             .write
             .put_opts(path, record.encode().into(), mode)
@@ -484,6 +654,241 @@ impl CloudStorage {
                 }
             }
             attempt += 1;
+        }
+    }
+
+    // ---- purge (expiry index) ----------------------------------------------
+
+    /// One purge pass while holding the lease: lists the expiry index from
+    /// its start, handles the entries that are due (at most
+    /// [`PURGE_MAX_ENTRIES`], [`FETCH_CONCURRENCY`] at a time), stops at
+    /// the first entry that is not, then tidies transaction objects.
+    async fn purge_due(&self) -> StorageResult<u64> {
+        let now = now_millis();
+        let folder = self.layout.index().clone();
+        let mut listing = self.clients.read.list(Some(&folder));
+        let mut purged = 0u64;
+        // Due time of the oldest entry this pass leaves in the index.
+        let mut oldest_left = u64::MAX;
+        let mut handled = 0usize;
+        let mut last_name: Option<String> = None;
+        let mut done = false;
+        while !done {
+            let mut chunk: Vec<(expiry::Entry, Path)> = Vec::new();
+            while chunk.len() < 4 * FETCH_CONCURRENCY {
+                let meta = match listing.next().await {
+                    None => {
+                        done = true;
+                        break;
+                    }
+                    Some(Ok(meta)) => meta,
+                    Some(Err(e)) => return Err(self.fail("list", &folder, e)),
+                };
+                let Some(name) = meta.location.filename().map(str::to_string) else {
+                    continue;
+                };
+                if let Some(prev) = &last_name
+                    && name <= *prev
+                {
+                    return Err(self.corrupt(
+                        &folder,
+                        format!("listing is not in name order ({name} after {prev}); purge needs name-ordered listings"),
+                    ));
+                }
+                last_name = Some(name.clone());
+                let Some(entry) = expiry::Entry::parse(&name) else {
+                    continue;
+                };
+                if entry.due > now || handled >= PURGE_MAX_ENTRIES {
+                    oldest_left = oldest_left.min(entry.due);
+                    done = true;
+                    break;
+                }
+                handled += 1;
+                chunk.push((entry, meta.location));
+            }
+            if chunk.is_empty() {
+                break;
+            }
+            if !self.lease.valid().await
+                && !self
+                    .lease
+                    .acquire(&self.clients.read, &self.clients.write)
+                    .await
+                    .map_err(|e| self.fail("put", self.lease.path(), e))?
+            {
+                // Lost the lease mid-pass: whoever holds it carries on.
+                tracing::info!(provider = self.provider, "purge lease lost during a pass");
+                return Ok(purged);
+            }
+            let outcomes: Vec<(expiry::Entry, StorageResult<Handled>)> =
+                futures::stream::iter(chunk)
+                    .map(|(entry, path)| async move {
+                        let outcome = self.purge_entry(&entry, &path, now).await;
+                        let outcome = match outcome {
+                            Ok(Handled::Done { purged }) => {
+                                match self.clients.write.delete(&path).await {
+                                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {
+                                        Ok(Handled::Done { purged })
+                                    }
+                                    Err(e) => Err(self.fail("delete", &path, e)),
+                                }
+                            }
+                            other => other,
+                        };
+                        (entry, outcome)
+                    })
+                    .buffer_unordered(FETCH_CONCURRENCY)
+                    .collect()
+                    .await;
+            let mut first_error = None;
+            for (entry, outcome) in outcomes {
+                match outcome {
+                    Ok(Handled::Done { purged: true }) => purged += 1,
+                    Ok(Handled::Done { purged: false }) => {}
+                    Ok(Handled::Keep) => oldest_left = oldest_left.min(entry.due),
+                    Err(StorageError::Corrupt { path, reason }) => {
+                        // One bad object must not stop the purge of others.
+                        oldest_left = oldest_left.min(entry.due);
+                        tracing::warn!(provider = self.provider, %path, %reason, "purge skipped an unreadable key object");
+                    }
+                    Err(e) => {
+                        oldest_left = oldest_left.min(entry.due);
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+            if let Some(e) = first_error {
+                return Err(e);
+            }
+        }
+        drop(listing);
+        // Every intent has an index entry due TXN_TIMEOUT_MS after its
+        // batch started, deleted only once the intent is settled: no entry
+        // due before `oldest_left` is left, so no unsettled intent names a
+        // transaction that finished before this bound (with a margin for
+        // the clocks of writers and of the store).
+        let settled_before = oldest_left.saturating_sub(TXN_TIMEOUT_MS + CLOCK_MARGIN_MS);
+        self.purge_txns(now, settled_before).await?;
+        Ok(purged)
+    }
+
+    /// The key object name an index entry is about.
+    async fn entry_key_name(
+        &self,
+        entry: &expiry::Entry,
+        path: &Path,
+    ) -> StorageResult<Option<String>> {
+        if let Some(name) = &entry.key_name {
+            return Ok(Some(name.clone()));
+        }
+        let bytes = match self.clients.read.get(path).await {
+            Ok(result) => match result.bytes().await {
+                Ok(bytes) => bytes,
+                Err(object_store::Error::NotFound { .. }) => return Ok(None),
+                Err(e) => return Err(self.fail("get", path, e)),
+            },
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(self.fail("get", path, e)),
+        };
+        match String::from_utf8(bytes.to_vec()) {
+            Ok(name) if parse_name(&name).is_some() => Ok(Some(name)),
+            _ => Err(self.corrupt(path, "index entry body is not a key object name".into())),
+        }
+    }
+
+    /// Handles one due index entry: `Done` when the entry can go (the work
+    /// is done, or the key was rewritten since and its newer record has
+    /// entries of its own), `Keep` when it must be looked at again.
+    async fn purge_entry(
+        &self,
+        entry: &expiry::Entry,
+        path: &Path,
+        now: u64,
+    ) -> StorageResult<Handled> {
+        let done = Handled::Done { purged: false };
+        let Some(name) = self.entry_key_name(entry, path).await? else {
+            return Ok(done);
+        };
+        let key_path = self.layout.keys().clone().join(name);
+        let Some(current) = self.read_path(&key_path, None).await? else {
+            return Ok(done);
+        };
+        let record = &current.record;
+        let this_cell = record.cell.version == entry.version;
+        match entry.kind {
+            expiry::Kind::Expiry => {
+                if !(this_cell && record.cell.live) {
+                    return Ok(done);
+                }
+                if record.intent.is_some() {
+                    // The intent's own entry settles it first.
+                    return Ok(Handled::Keep);
+                }
+                if record.cell.visible(now) {
+                    return Ok(done);
+                }
+                // Conditional on the object we read: a concurrent rewrite wins.
+                let mut tombstone = record.clone();
+                tombstone.cell = Cell::tombstone(record.cell.version);
+                tombstone.written_at = now;
+                match self
+                    .put_record(&key_path, &tombstone, put_mode(Some(&current.version)))
+                    .await
+                {
+                    Ok(_) => Ok(Handled::Done { purged: true }),
+                    Err(e) if is_race(&e) => Ok(Handled::Keep),
+                    Err(e) => Err(self.fail("put", &key_path, e)),
+                }
+            }
+            expiry::Kind::Tombstone => {
+                if !this_cell || record.cell.live {
+                    return Ok(done);
+                }
+                if record.intent.is_some()
+                    || record.written_at.saturating_add(self.tombstone_grace_ms()) >= now
+                {
+                    return Ok(Handled::Keep);
+                }
+                // object_store has no conditional delete: re-check just before.
+                match self.clients.read.head(&key_path).await {
+                    Ok(meta) if same_version(&update_version(&meta), &current.version) => {
+                        match self.clients.write.delete(&key_path).await {
+                            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(done),
+                            Err(e) => Err(self.fail("delete", &key_path, e)),
+                        }
+                    }
+                    Ok(_) => Ok(Handled::Keep),
+                    Err(object_store::Error::NotFound { .. }) => Ok(done),
+                    Err(e) => Err(self.fail("head", &key_path, e)),
+                }
+            }
+            expiry::Kind::Intent => {
+                let Some(intent) = record
+                    .intent
+                    .as_ref()
+                    .filter(|i| i.cell.version == entry.version)
+                else {
+                    return Ok(done);
+                };
+                let view = self.txn_view_aborting_stale(&intent.txn).await?;
+                let cell = match view {
+                    TxnView::Committed => intent.cell.clone(),
+                    TxnView::Aborted | TxnView::Missing => record.cell.clone(),
+                    TxnView::Pending { .. } => return Ok(Handled::Keep),
+                };
+                let mut settled = record.clone();
+                settled.cell = cell;
+                settled.intent = None;
+                match self
+                    .put_record(&key_path, &settled, put_mode(Some(&current.version)))
+                    .await
+                {
+                    Ok(_) => Ok(done),
+                    Err(e) if is_race(&e) => Ok(Handled::Keep),
+                    Err(e) => Err(self.fail("put", &key_path, e)),
+                }
+            }
         }
     }
 
@@ -775,87 +1180,29 @@ impl orbit_storage::Storage for CloudStorage {
         }
     }
 
+    /// Due work from the expiry index, by the holder of the purge lease
+    /// only (the others return 0 after one GET); see the crate docs.
     async fn purge_expired(&self) -> StorageResult<u64> {
-        let now = now_millis();
-        let mut expired = Vec::new();
-        let mut old_tombstones = Vec::new();
-        let mut settled = Vec::new();
-        let mut referenced = std::collections::HashSet::new();
-        self.for_each_record(|current, cell, pending| {
-            if let Some(intent) = &current.record.intent {
-                referenced.insert(intent.txn.clone());
-                if !pending {
-                    settled.push((current, cell));
-                }
-                return;
-            }
-            if cell.live && !cell.visible(now) {
-                expired.push(current);
-            } else if !cell.live
-                && current.record.written_at.saturating_add(TOMBSTONE_GRACE_MS) < now
-            {
-                old_tombstones.push(current);
-            }
-        })
-        .await?;
-        let mut purged = 0u64;
-        for current in expired {
-            // Conditional on the object we read: a concurrent rewrite wins.
-            let path = self.layout.key_path(&current.record.key);
-            let mut record = current.record;
-            record.cell = Cell::tombstone(record.cell.version);
-            record.written_at = now;
-            match self
-                .put_record(&path, &record, put_mode(Some(&current.version)))
-                .await
-            {
-                Ok(_) => purged += 1,
-                Err(e) if is_race(&e) => {}
-                Err(e) => return Err(self.fail("put", &path, e)),
-            }
+        let held = self
+            .lease
+            .acquire(&self.clients.read, &self.clients.write)
+            .await
+            .map_err(|e| self.fail("put", self.lease.path(), e))?;
+        if !held {
+            return Ok(0);
         }
-        // Intents of finished batches: write the settled state in place
-        // (conditional), so their transaction objects can go.
-        for (current, cell) in settled {
-            let path = self.layout.key_path(&current.record.key);
-            let Some(txn) = current.record.intent.as_ref().map(|i| i.txn.clone()) else {
-                continue;
-            };
-            let mut record = current.record;
-            record.cell = cell;
-            record.intent = None;
-            match self
-                .put_record(&path, &record, put_mode(Some(&current.version)))
-                .await
-            {
-                Ok(_) => {
-                    referenced.remove(&txn);
-                }
-                Err(e) if is_race(&e) => {}
-                Err(e) => return Err(self.fail("put", &path, e)),
-            }
+        let started = Instant::now();
+        let result = self.purge_due().await;
+        let mut log = self.purge_log.lock();
+        if log.len() >= 256 {
+            log.pop_front();
         }
-        self.purge_txns(now, &referenced).await?;
-        for current in old_tombstones {
-            let path = self.layout.key_path(&current.record.key);
-            // object_store has no conditional delete: re-check just before.
-            match self.clients.read.head(&path).await {
-                Ok(meta)
-                    if meta.e_tag == current.version.e_tag
-                        && meta.version == current.version.version =>
-                {
-                    match self.clients.write.delete(&path).await {
-                        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                        Err(e) => return Err(self.fail("delete", &path, e)),
-                    }
-                }
-                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(self.fail("head", &path, e)),
-            }
-        }
-        Ok(purged)
+        log.push_back((started, Instant::now()));
+        result
     }
 
+    /// Exact: reads every key object (O(keys) requests). The server never
+    /// calls it (readiness and metrics use `health_stats`).
     async fn stats(&self) -> StorageResult<StorageStats> {
         let mut keys = 0u64;
         let mut bytes = 0u64;
@@ -866,22 +1213,23 @@ impl orbit_storage::Storage for CloudStorage {
             }
         })
         .await?;
-        *self.last_count.lock() = (keys, bytes);
         Ok(StorageStats {
             keys,
             bytes,
+            sizes_known: true,
             disk_bytes: None,
             remote: Some(self.counters.snapshot()),
         })
     }
 
-    /// Counting reads every object, so the health report gets the last full
-    /// count (zero until `stats` first ran) and the live request counters.
+    /// No request: counting keys would read every object, and replicas
+    /// keep no shared counter, so keys and bytes are reported as unknown
+    /// (`sizes_known: false`); the request counters are live.
     async fn health_stats(&self) -> StorageResult<StorageStats> {
-        let (keys, bytes) = *self.last_count.lock();
         Ok(StorageStats {
-            keys,
-            bytes,
+            keys: 0,
+            bytes: 0,
+            sizes_known: false,
             disk_bytes: None,
             remote: Some(self.counters.snapshot()),
         })

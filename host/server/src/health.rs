@@ -47,8 +47,10 @@ pub struct Readiness {
 pub struct BackendDetail {
     pub kind: &'static str,
     pub open: bool,
-    pub keys: u64,
-    pub bytes: u64,
+    /// `None` (null): the backend does not count keys cheaply (object
+    /// storage), not zero.
+    pub keys: Option<u64>,
+    pub bytes: Option<u64>,
     pub disk_bytes: Option<u64>,
     pub window_operations: u64,
     pub window_errors: u64,
@@ -287,8 +289,8 @@ impl HealthService {
             backend: BackendDetail {
                 kind: self.storage.kind().name(),
                 open,
-                keys: stats.keys,
-                bytes: stats.bytes,
+                keys: stats.sizes_known.then_some(stats.keys),
+                bytes: stats.sizes_known.then_some(stats.bytes),
                 disk_bytes: stats.disk_bytes,
                 window_operations: report.operations,
                 window_errors: report.errors,

@@ -92,7 +92,11 @@ impl InstrumentedStorage {
 
     /// Sets the size gauges from a stats answer.
     fn record_sizes(&self, r: &StorageResult<StorageStats>) {
-        if let Ok(s) = r {
+        // Unknown sizes (object storage) leave the gauges unset rather
+        // than reporting zero.
+        if let Ok(s) = r
+            && s.sizes_known
+        {
             let label = crate::metrics::BackendKindLabel {
                 backend: self.backend.clone(),
             };

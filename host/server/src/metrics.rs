@@ -202,12 +202,12 @@ impl Metrics {
         );
         registry.register(
             "backend_keys",
-            "Keys held by the backend",
+            "Keys held by the backend (not exported for object storage, which does not count keys cheaply)",
             m.backend_keys.clone(),
         );
         registry.register(
             "backend_bytes",
-            "Bytes of keys and values held by the backend",
+            "Bytes of keys and values held by the backend (not exported for object storage)",
             m.backend_bytes.clone(),
         );
         registry.register(

@@ -264,6 +264,10 @@ pub struct StorageStats {
     pub keys: u64,
     /// Bytes of keys and values of those entries.
     pub bytes: u64,
+    /// `false`: `keys` and `bytes` were not counted and mean nothing (an
+    /// object-storage backend answering `health_stats`, which would have to
+    /// read every object to count). The server then reports them as unknown.
+    pub sizes_known: bool,
     /// Bytes on disk, for backends with a disk footprint.
     pub disk_bytes: Option<u64>,
     /// Request counters of a backend that talks to a remote service.

@@ -597,6 +597,7 @@ impl<E: OrderedKv> Storage for KvStorage<E> {
         Ok(StorageStats {
             keys: inner.keys.load(Ordering::Relaxed),
             bytes: inner.bytes.load(Ordering::Relaxed),
+            sizes_known: true,
             disk_bytes: inner.engine.disk_bytes(),
             remote: None,
         })

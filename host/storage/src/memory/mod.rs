@@ -269,6 +269,7 @@ impl Storage for MemoryStorage {
         Ok(StorageStats {
             keys,
             bytes,
+            sizes_known: true,
             disk_bytes,
             remote: None,
         })
