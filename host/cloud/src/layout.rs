@@ -44,6 +44,7 @@ pub struct Layout {
     index: Path,
     lease: Path,
     cas_probe: Path,
+    index_complete: Path,
 }
 
 impl Layout {
@@ -56,6 +57,7 @@ impl Layout {
             index: root.clone().join("x"),
             lease: root.clone().join("purge-lease"),
             cas_probe: root.clone().join("probe-cas"),
+            index_complete: root.clone().join("index-complete"),
         }
     }
 
@@ -77,6 +79,13 @@ impl Layout {
     /// The folder of the expiry index (see `expiry`).
     pub fn index(&self) -> &Path {
         &self.index
+    }
+
+    /// The marker written once every record of the prefix has its expiry
+    /// index entries (records from versions before the index get them by a
+    /// one-time scan; see `CloudStorage::backfill_index`).
+    pub fn index_complete(&self) -> &Path {
+        &self.index_complete
     }
 
     /// The purge lease object (see `lease`).

@@ -91,6 +91,8 @@ pub struct CloudStorage {
     /// [`TOMBSTONE_GRACE_MS`] unless a test changed it.
     pub(crate) tombstone_grace_ms: AtomicU64,
     pub(crate) lease: Lease,
+    /// Whether `P/index-complete` was seen or written (see `backfill_index`).
+    pub(crate) index_complete: std::sync::atomic::AtomicBool,
     /// Start and end of the last purge passes this handle ran holding the
     /// lease (tests check that two handles never overlap).
     pub(crate) purge_log: parking_lot::Mutex<std::collections::VecDeque<(Instant, Instant)>>,
@@ -253,6 +255,7 @@ impl CloudStorage {
             endpoint: String::new(),
             tombstone_grace_ms: AtomicU64::new(TOMBSTONE_GRACE_MS),
             lease,
+            index_complete: std::sync::atomic::AtomicBool::new(false),
             purge_log: parking_lot::Mutex::new(Default::default()),
         }
     }
@@ -524,21 +527,84 @@ impl CloudStorage {
         // as stale; never a due record without an entry.
         let name = path.filename().unwrap_or_default();
         for entry in expiry::entries_for(record, name, self.tombstone_grace_ms(), TXN_TIMEOUT_MS) {
-            let (entry_name, body) = entry.name();
-            let entry_path = self.layout.index().clone().join(entry_name);
-            self.clients
-                .write
-                .put_opts(
-                    &entry_path,
-                    Bytes::from(body.unwrap_or_default()).into(),
-                    PutMode::Overwrite.into(),
-                )
-                .await?;
+            self.put_index_entry(entry).await?;
         }
         self.clients
             .write
             .put_opts(path, record.encode().into(), mode)
             .await
+    }
+
+    async fn put_index_entry(
+        &self,
+        entry: expiry::Entry,
+    ) -> Result<object_store::PutResult, object_store::Error> {
+        let (entry_name, body) = entry.name();
+        let entry_path = self.layout.index().clone().join(entry_name);
+        self.clients
+            .write
+            .put_opts(
+                &entry_path,
+                Bytes::from(body.unwrap_or_default()).into(),
+                PutMode::Overwrite.into(),
+            )
+            .await
+    }
+
+    /// Once per prefix, by the purge lease holder: gives the records
+    /// written before the expiry index existed their entries (earlier
+    /// versions of this crate wrote none, so their expired keys and
+    /// tombstones would never be purged). One full scan, then the marker
+    /// `P/index-complete`; idempotent, so a holder that dies half-way is
+    /// followed by one that starts over. Later calls cost nothing (the
+    /// marker is remembered) or one HEAD (a new handle).
+    async fn backfill_index(&self) -> StorageResult<()> {
+        if self.index_complete.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let marker = self.layout.index_complete();
+        match self.clients.read.head(marker).await {
+            Ok(_) => {
+                self.index_complete.store(true, Ordering::Relaxed);
+                return Ok(());
+            }
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(self.fail("head", marker, e)),
+        }
+        let grace = self.tombstone_grace_ms();
+        let mut entries = Vec::new();
+        self.for_each_record(|current, _, _| {
+            let path = self.layout.key_path(&current.record.key);
+            let name = path.filename().unwrap_or_default();
+            entries.extend(expiry::entries_for(
+                &current.record,
+                name,
+                grace,
+                TXN_TIMEOUT_MS,
+            ));
+        })
+        .await?;
+        let written = entries.len();
+        futures::stream::iter(entries)
+            .map(|entry| self.put_index_entry(entry))
+            .buffer_unordered(FETCH_CONCURRENCY)
+            .try_collect::<Vec<_>>()
+            .await
+            .map_err(|e| self.fail("put", self.layout.index(), e))?;
+        self.clients
+            .write
+            .put_opts(marker, Bytes::new().into(), PutMode::Overwrite.into())
+            .await
+            .map_err(|e| self.fail("put", marker, e))?;
+        if written > 0 {
+            tracing::info!(
+                provider = self.provider,
+                entries = written,
+                "expiry index backfilled for records written before it existed"
+            );
+        }
+        self.index_complete.store(true, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Put or delete one key. Returns the version written, or `None` for a
@@ -1191,6 +1257,7 @@ impl orbit_storage::Storage for CloudStorage {
         if !held {
             return Ok(0);
         }
+        self.backfill_index().await?;
         let started = Instant::now();
         let result = self.purge_due().await;
         let mut log = self.purge_log.lock();

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::StreamExt;
 use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
@@ -231,6 +231,70 @@ async fn expired_keys_and_tombstones_are_purged_through_the_index() {
     assert!(store.get(b"ttl/rewritten").await.unwrap().is_some());
     assert!(store.get(b"later").await.unwrap().is_some());
     assert_eq!(store.stats().await.unwrap().keys, 2);
+}
+
+/// A prefix written before the expiry index existed (simulated by deleting
+/// the index and its completion marker): the first purge by the lease
+/// holder indexes every record once, then purges through the index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_from_before_the_index_are_backfilled_once() {
+    let prefix = support::fresh_prefix("backfill");
+    let (raw, store) = raw_s3(&prefix);
+    let store = support::ready(store).await;
+    store.set_tombstone_grace(Duration::from_millis(500));
+    let soon = now_millis() + 300;
+    for i in 0..4 {
+        store
+            .put(format!("old/{i}").as_bytes(), Bytes::from("x"), ttl(soon))
+            .await
+            .unwrap();
+    }
+    store
+        .put(b"kept", Bytes::from("x"), PutOptions::default())
+        .await
+        .unwrap();
+    // Forget the index, as a bucket written by an older version has none.
+    let index: Vec<Path> = raw
+        .list(Some(&Path::from(format!("{prefix}/x"))))
+        .map_ok(|m| m.location)
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(index.len(), 4);
+    for path in index {
+        raw.delete(&path).await.unwrap();
+    }
+    raw.delete(&Path::from(format!("{prefix}/index-complete")))
+        .await
+        .ok();
+    tokio::time::sleep(Duration::from_millis(
+        soon.saturating_sub(now_millis()) + 100,
+    ))
+    .await;
+    // A new handle (a restarted replica) takes the lease and backfills.
+    let fresh = orbit_cloud::open_s3(&support::weed().config(&prefix)).unwrap();
+    fresh.set_tombstone_grace(Duration::from_millis(500));
+    assert_eq!(
+        fresh.purge_expired().await.unwrap(),
+        4,
+        "the old keys expire"
+    );
+    assert_eq!(count(&raw, &format!("{prefix}/index-complete")).await, 1);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    fresh.purge_expired().await.unwrap();
+    assert_eq!(
+        count(&raw, &format!("{prefix}/k")).await,
+        1,
+        "the tombstones are gone; only the kept key is left"
+    );
+    // Once complete, an idle purge does not scan again.
+    let before = fresh.remote_stats().requests;
+    fresh.purge_expired().await.unwrap();
+    assert!(
+        fresh.remote_stats().requests - before <= 3,
+        "an idle purge after the backfill made {} requests",
+        fresh.remote_stats().requests - before
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
