@@ -105,13 +105,20 @@
 //! is stale and is just deleted, because the newer record was written with
 //! entries of its own. Otherwise it does the work: expired -> tombstone
 //! (conditional), old tombstone -> HEAD-checked delete, intent -> abort the
-//! batch if it is pending past its timeout, then write the settled state
+//! batch if this store has seen it pending and unchanged for the timeout
+//! (the batch protocol's rule, see `host/cloud/DESIGN.md`), then write the settled state
 //! (conditional). Then it deletes the entry. A lost race or a failure keeps
 //! the entry for the next pass, so nothing due is forgotten: the entry is
 //! written before the record, and removed only after the work is done or
 //! proved unnecessary. A crash between the entry and the record leaves a
 //! stale entry, nothing worse. One pass handles at most 10 000 entries
 //! (the next pass goes on).
+//!
+//! Records written by versions of this crate that predate the index have
+//! no entries. The first lease holder to purge a prefix without the marker
+//! `P/index-complete` scans every record once, writes the entries those
+//! records need, then the marker (idempotent; a holder that dies half-way
+//! is followed by one that starts over); after that no pass scans.
 //!
 //! Transaction objects: purge deletes a finished transaction object older
 //! than [`store::TXN_RETENTION_MS`] only once the index holds no intent
