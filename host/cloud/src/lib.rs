@@ -118,7 +118,10 @@
 //! no entries. The first lease holder to purge a prefix without the marker
 //! `P/index-complete` scans every record once, writes the entries those
 //! records need, then the marker (idempotent; a holder that dies half-way
-//! is followed by one that starts over); after that no pass scans.
+//! is followed by one that starts over); after that no pass scans. The
+//! start-up check marks a prefix with no key object complete at once. Not
+//! covered: replicas of an older version still writing (a rolling upgrade)
+//! after the scan; deleting the marker once they are gone scans again.
 //!
 //! Transaction objects: purge deletes a finished transaction object older
 //! than [`store::TXN_RETENTION_MS`] only once the index holds no intent

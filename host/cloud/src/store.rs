@@ -318,7 +318,8 @@ impl CloudStorage {
     /// (`P/probe-cas/<writer id>`, deleted afterwards) a create
     /// (`PutMode::Create`) over an existing object must fail, an update
     /// (`PutMode::Update`) on the current ETag / generation must succeed, and
-    /// one on a stale ETag / generation must fail. Five requests. A store
+    /// one on a stale ETag / generation must fail. Five requests (plus two
+    /// or three to mark a fresh prefix's expiry index complete). A store
     /// that ignores `If-None-Match` / `If-Match` (older MinIO, some
     /// gateways) would silently lose updates; this returns `Invalid` naming
     /// the provider, the endpoint, what was tested and what failed, and the
@@ -334,7 +335,37 @@ impl CloudStorage {
         // Best effort: a leftover probe object is a few bytes under a name
         // nothing else reads.
         self.clients.write.delete(&path).await.ok();
-        result
+        result?;
+        self.mark_fresh_prefix_indexed().await
+    }
+
+    /// A prefix with no key object yet has nothing to backfill: mark its
+    /// expiry index complete at once, so the first purge does not scan
+    /// what this version wrote (see `backfill_index`). Two or three
+    /// requests, at open only.
+    async fn mark_fresh_prefix_indexed(&self) -> StorageResult<()> {
+        let marker = self.layout.index_complete();
+        match self.clients.read.head(marker).await {
+            Ok(_) => {
+                self.index_complete.store(true, Ordering::Relaxed);
+                return Ok(());
+            }
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(self.fail("head", marker, e)),
+        }
+        let keys = self.layout.keys();
+        match self.clients.read.list(Some(keys)).next().await {
+            Some(Err(e)) => return Err(self.fail("list", keys, e)),
+            Some(Ok(_)) => return Ok(()), // written before: the first purge backfills
+            None => {}
+        }
+        self.clients
+            .write
+            .put_opts(marker, Bytes::new().into(), PutMode::Overwrite.into())
+            .await
+            .map_err(|e| self.fail("put", marker, e))?;
+        self.index_complete.store(true, Ordering::Relaxed);
+        Ok(())
     }
 
     async fn conditional_write_steps(&self, path: &Path) -> StorageResult<()> {
