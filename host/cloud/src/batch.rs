@@ -32,8 +32,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::layout::{Cell, Intent, Record};
 use crate::store::{
-    CloudStorage, Current, Settled, WRITE_DEADLINE, applied, backoff, check_precondition, history,
-    inner, is_race, put_mode, update_version,
+    CloudStorage, Current, Settled, WRITE_DEADLINE, applied, backoff, history, inner, is_race,
+    put_mode, update_version,
 };
 
 /// A pending transaction whose object another writer has seen unchanged
@@ -465,7 +465,7 @@ impl CloudStorage {
             let current = state.get(key).copied().flatten();
             match batch_op {
                 BatchOp::Put { value, options, .. } => {
-                    check_precondition(key, options.precondition, current)?;
+                    options.precondition.check(key, current)?;
                     let version = self.clock.next(floor);
                     let cell = Cell {
                         version,
@@ -478,7 +478,7 @@ impl CloudStorage {
                     results.push(Some(version));
                 }
                 BatchOp::Delete { precondition, .. } => {
-                    check_precondition(key, *precondition, current)?;
+                    precondition.check(key, current)?;
                     state.insert(key.clone(), None);
                     finals.insert(key.clone(), Cell::tombstone(self.clock.next(floor)));
                     results.push(None);

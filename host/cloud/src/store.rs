@@ -21,9 +21,10 @@ use object_store::path::Path;
 use object_store::{
     ObjectStore, ObjectStoreExt, PutMode, PutOptions as OsPutOptions, UpdateVersion,
 };
+use orbit_storage::validate;
 use orbit_storage::{
-    BackendKind, BatchOp, Entry, KeyRange, ListPage, ListQuery, MAX_KEY_LEN, PageBuilder,
-    Precondition, PutOptions, StorageError, StorageResult, StorageStats, Version, now_millis,
+    BackendKind, BatchOp, Entry, KeyRange, ListPage, ListQuery, PageBuilder, Precondition,
+    PutOptions, StorageError, StorageResult, StorageStats, Version, now_millis,
 };
 use sha2::{Digest, Sha256};
 
@@ -139,36 +140,6 @@ pub(crate) fn is_race(error: &object_store::Error) -> bool {
         error,
         object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }
     )
-}
-
-fn check_key(key: &[u8]) -> StorageResult<()> {
-    if key.is_empty() {
-        return Err(StorageError::Invalid("key is empty".into()));
-    }
-    if key.len() > MAX_KEY_LEN {
-        return Err(StorageError::Invalid(format!(
-            "key is {} bytes, longer than the limit of {MAX_KEY_LEN} bytes",
-            key.len()
-        )));
-    }
-    Ok(())
-}
-
-pub(crate) fn check_precondition(
-    key: &[u8],
-    pre: Precondition,
-    current: Option<Version>,
-) -> StorageResult<()> {
-    let holds = match pre {
-        Precondition::None => true,
-        Precondition::Absent => current.is_none(),
-        Precondition::Version(v) => current == Some(v),
-    };
-    if holds {
-        Ok(())
-    } else {
-        Err(StorageError::conflict(key, current))
-    }
 }
 
 pub(crate) fn history(mut ops: Vec<String>, op: &str, version: u64) -> Vec<String> {
@@ -706,7 +677,7 @@ impl CloudStorage {
             };
             let now = self.clock.now_ms();
             let visible = base.as_ref().filter(|c| c.visible(now)).map(|c| c.version);
-            check_precondition(key, pre, visible)?;
+            pre.check(key, visible)?;
             let version = self.clock.next(floor);
             let cell = match &change {
                 Change::Put { value, expires_at } => Cell {
@@ -1212,7 +1183,7 @@ impl orbit_storage::Storage for CloudStorage {
     }
 
     async fn get(&self, key: &[u8]) -> StorageResult<Option<Entry>> {
-        check_key(key)?;
+        validate::key(key)?;
         match self.read_key(key).await? {
             None => Ok(None),
             Some(current) => {
@@ -1223,7 +1194,7 @@ impl orbit_storage::Storage for CloudStorage {
     }
 
     async fn put(&self, key: &[u8], value: Bytes, options: PutOptions) -> StorageResult<Version> {
-        check_key(key)?;
+        validate::key(key)?;
         let change = Change::Put {
             value,
             expires_at: options.expires_at,
@@ -1235,7 +1206,7 @@ impl orbit_storage::Storage for CloudStorage {
     }
 
     async fn delete(&self, key: &[u8], precondition: Precondition) -> StorageResult<bool> {
-        check_key(key)?;
+        validate::key(key)?;
         Ok(self
             .write_one(key, Change::Delete, precondition)
             .await?
@@ -1247,14 +1218,7 @@ impl orbit_storage::Storage for CloudStorage {
     }
 
     async fn batch(&self, ops: Vec<BatchOp>) -> StorageResult<Vec<Option<Version>>> {
-        for (index, op) in ops.iter().enumerate() {
-            check_key(op.key()).map_err(|e| match e {
-                StorageError::Invalid(reason) => {
-                    StorageError::Invalid(format!("batch operation {index}: {reason}"))
-                }
-                other => other,
-            })?;
-        }
+        validate::batch(&ops)?;
         match ops.len() {
             0 => Ok(Vec::new()),
             1 => {

@@ -26,7 +26,7 @@ mod config;
 mod error;
 mod memory;
 mod types;
-mod validate;
+pub mod validate;
 
 pub mod kv;
 

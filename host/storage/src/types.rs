@@ -38,6 +38,29 @@ pub enum Precondition {
     Version(Version),
 }
 
+impl Precondition {
+    /// Whether the precondition holds for a key whose live version is
+    /// `current` (`None`: absent, expired or deleted).
+    pub fn holds(self, current: Option<Version>) -> bool {
+        match self {
+            Precondition::None => true,
+            Precondition::Absent => current.is_none(),
+            Precondition::Version(expected) => current == Some(expected),
+        }
+    }
+
+    /// `Ok` if it holds, else the [`Conflict`](crate::StorageError::Conflict)
+    /// naming `key` and its current version: the one home of this rule for
+    /// every backend.
+    pub fn check(self, key: &[u8], current: Option<Version>) -> crate::StorageResult<()> {
+        if self.holds(current) {
+            Ok(())
+        } else {
+            Err(crate::StorageError::conflict(key, current))
+        }
+    }
+}
+
 /// Options of a put.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PutOptions {

@@ -1,4 +1,5 @@
-//! Input validation shared by every backend built in this crate.
+//! Input validation shared by every backend (the object-storage backends
+//! in `orbit-cloud` included): the one home of these rules.
 //!
 //! Bad input is refused with [`StorageError::Invalid`] before any lock is
 //! taken, so a malformed request can neither change state nor panic (for
@@ -9,7 +10,7 @@
 use crate::{BatchOp, KeyRange, ListQuery, MAX_KEY_LEN, StorageError, StorageResult};
 
 /// A key must be non-empty and at most [`MAX_KEY_LEN`] bytes.
-pub(crate) fn key(key: &[u8]) -> StorageResult<()> {
+pub fn key(key: &[u8]) -> StorageResult<()> {
     if key.is_empty() {
         return Err(StorageError::Invalid("key is empty".into()));
     }
@@ -24,7 +25,7 @@ pub(crate) fn key(key: &[u8]) -> StorageResult<()> {
 
 /// A listing needs a limit of at least 1 and a range whose start is not
 /// after its end (`start == end` is a valid, empty range).
-pub(crate) fn query(query: &ListQuery) -> StorageResult<()> {
+pub fn query(query: &ListQuery) -> StorageResult<()> {
     if query.limit == 0 {
         return Err(StorageError::Invalid(
             "list limit must be at least 1".into(),
@@ -44,7 +45,7 @@ pub(crate) fn query(query: &ListQuery) -> StorageResult<()> {
 }
 
 /// Every key of a batch must be valid; the error names the operation index.
-pub(crate) fn batch(ops: &[BatchOp]) -> StorageResult<()> {
+pub fn batch(ops: &[BatchOp]) -> StorageResult<()> {
     for (index, op) in ops.iter().enumerate() {
         key(op.key()).map_err(|e| match e {
             StorageError::Invalid(reason) => {

@@ -249,7 +249,7 @@ impl<E: OrderedKv> Inner<E> {
         let _guard = self.locks[self.stripe(key)].lock();
         let old = self.read(key)?;
         let now = now_millis();
-        check(key, options.precondition, live_version(&old, now))?;
+        options.precondition.check(key, live_version(&old, now))?;
         let version = self.allocate(1)?;
         let mut ops = Vec::with_capacity(3);
         plan_put(&mut ops, key, value, version, options.expires_at, &old);
@@ -263,7 +263,7 @@ impl<E: OrderedKv> Inner<E> {
         let old = self.read(key)?;
         let now = now_millis();
         let live = live_version(&old, now);
-        check(key, precondition, live)?;
+        precondition.check(key, live)?;
         if old.is_none() {
             return Ok(false);
         }
@@ -309,7 +309,7 @@ impl<E: OrderedKv> Inner<E> {
                 }
                 BatchOp::Delete { precondition, .. } => (*precondition, None),
             };
-            check(op.key(), precondition, current).map_err(|_| {
+            precondition.check(op.key(), current).map_err(|_| {
                 StorageError::conflict(op.key(), live_version(&stored[op.key()], now))
             })?;
             pending.insert(op.key(), after);
@@ -513,19 +513,6 @@ fn live_version(record: &Option<Record>, now: UnixMillis) -> Option<Version> {
         .as_ref()
         .filter(|r| r.is_live(now))
         .map(|r| r.version)
-}
-
-fn check(key: &[u8], precondition: Precondition, current: Option<Version>) -> StorageResult<()> {
-    let holds = match precondition {
-        Precondition::None => true,
-        Precondition::Absent => current.is_none(),
-        Precondition::Version(v) => current == Some(v),
-    };
-    if holds {
-        Ok(())
-    } else {
-        Err(StorageError::conflict(key, current))
-    }
 }
 
 /// The first data key after every key starting with `prefix`.

@@ -156,7 +156,7 @@ impl State {
         now: UnixMillis,
     ) -> StorageResult<Version> {
         let current = self.live_version(&key, now);
-        check_precondition(&key, options.precondition, current)?;
+        options.precondition.check(&key, current)?;
         if current.is_none() && is_live(options.expires_at, now) {
             self.ensure_room(1, now)?;
         }
@@ -180,7 +180,7 @@ impl State {
         now: UnixMillis,
     ) -> StorageResult<bool> {
         let current = self.live_version(key, now);
-        check_precondition(key, precondition, current)?;
+        precondition.check(key, current)?;
         // An expired entry is removed as well (it is garbage), but only a
         // live one counts as deleted.
         let removed = self.remove(key);
@@ -216,7 +216,9 @@ impl State {
                     value,
                     options,
                 } => {
-                    check_precondition(&key, options.precondition, current)
+                    options
+                        .precondition
+                        .check(&key, current)
                         .map_err(|_| self.committed_conflict(&key, now))?;
                     let version = next_version;
                     next_version = bump(version)?;
@@ -235,7 +237,8 @@ impl State {
                     ));
                 }
                 BatchOp::Delete { key, precondition } => {
-                    check_precondition(&key, precondition, current)
+                    precondition
+                        .check(&key, current)
                         .map_err(|_| self.committed_conflict(&key, now))?;
                     versions.push(None);
                     pending.insert(key.clone(), None);
@@ -400,21 +403,4 @@ fn bump(version: Version) -> StorageResult<Version> {
     version.checked_add(1).ok_or_else(|| {
         StorageError::Unavailable("the memory backend's version counter is exhausted".into())
     })
-}
-
-fn check_precondition(
-    key: &[u8],
-    precondition: Precondition,
-    current: Option<Version>,
-) -> StorageResult<()> {
-    let holds = match precondition {
-        Precondition::None => true,
-        Precondition::Absent => current.is_none(),
-        Precondition::Version(expected) => current == Some(expected),
-    };
-    if holds {
-        Ok(())
-    } else {
-        Err(StorageError::conflict(key, current))
-    }
 }
