@@ -250,6 +250,7 @@ mod layout;
 mod lease;
 mod options;
 mod provider;
+mod purge;
 mod remote;
 mod s3;
 pub mod store;
