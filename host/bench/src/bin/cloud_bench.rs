@@ -29,9 +29,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, UpdateVersion};
 use orbit_bench::Latencies;
 use orbit_bench::process::{Killed, free_port, wait_listening};
 
-const ACCESS_KEY: &str = "orbit-bench-key";
-const SECRET_KEY: &str = "orbit-bench-secret-0123456789";
-const BUCKET: &str = "orbit";
+use orbit_bench::weed::{ACCESS_KEY, BUCKET, SECRET_KEY, start_weed};
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -47,61 +45,6 @@ struct Args {
     /// orbit-server binary (default: next to this program).
     #[arg(long)]
     server: Option<PathBuf>,
-}
-
-/// A port `p` with `p + 10000` free too (SeaweedFS puts gRPC there).
-fn port_pair() -> anyhow::Result<u16> {
-    loop {
-        let p = free_port()?;
-        if p < 55_000 && std::net::TcpListener::bind(("127.0.0.1", p + 10_000)).is_ok() {
-            return Ok(p);
-        }
-    }
-}
-
-fn start_weed(args: &Args, dir: &std::path::Path) -> anyhow::Result<(Killed, u16)> {
-    let bin = args
-        .weed
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(".tools/py/bin/weed"));
-    let config = dir.join("s3.json");
-    std::fs::write(
-        &config,
-        format!(
-            r#"{{"identities":[{{"name":"orbit","credentials":[{{"accessKey":"{ACCESS_KEY}","secretKey":"{SECRET_KEY}"}}],"actions":["Admin","Read","Write","List","Tagging"]}}]}}"#
-        ),
-    )?;
-    std::fs::create_dir_all(dir.join("data"))?;
-    let ports: Vec<u16> = (0..5).map(|_| port_pair()).collect::<anyhow::Result<_>>()?;
-    let child = Command::new(&bin)
-        .arg("mini")
-        .arg(format!("-dir={}", dir.join("data").display()))
-        .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1"])
-        .arg(format!("-master.port={}", ports[0]))
-        .arg(format!("-volume.port={}", ports[1]))
-        .arg(format!("-filer.port={}", ports[2]))
-        .arg(format!("-s3.port={}", ports[3]))
-        .arg(format!("-admin.port={}", ports[4]))
-        .arg(format!("-s3.config={}", config.display()))
-        .arg(format!("-bucket={BUCKET}"))
-        .args([
-            "-webdav=false",
-            "-admin.ui=false",
-            "-s3.port.iceberg=0",
-            "-s3.port.lance=0",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| {
-            format!(
-                "cannot start SeaweedFS at {} (bash scripts/install-stand-ins.sh)",
-                bin.display()
-            )
-        })?;
-    let child = Killed(child);
-    wait_listening(ports[3])?;
-    Ok((child, ports[3]))
 }
 
 fn start_orbit(args: &Args, dir: &std::path::Path, s3_port: u16) -> anyhow::Result<(Killed, u16)> {
@@ -217,7 +160,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let dir = std::env::temp_dir().join(format!("orbit-cloud-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let (_weed, s3_port) = start_weed(&args, &dir)?;
+    let (_weed, s3_port) = start_weed(args.weed.as_deref(), &dir)?;
     let (_orbit, port) = start_orbit(&args, &dir, s3_port)?;
     // Warm both paths (connections, bucket) before measuring.
     let warm = Args {
