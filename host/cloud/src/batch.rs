@@ -693,13 +693,7 @@ impl CloudStorage {
             Some(self.fail("put", &path, error))
         };
         match self.read_key(&record.key).await {
-            Ok(Some(current))
-                if current
-                    .record
-                    .intent
-                    .as_ref()
-                    .is_some_and(|intent| intent.txn == txn) =>
-            {
+            Ok(Some(current)) if current.record.has_intent_of(txn) => {
                 IntentOutcome::Written(Box::new(Written {
                     key: record.key.clone(),
                     record,
@@ -833,15 +827,7 @@ impl CloudStorage {
             return CommitOutcome::Aborted;
         };
         match self.read_key(&first.key).await {
-            Ok(Some(current))
-                if current
-                    .record
-                    .intent
-                    .as_ref()
-                    .is_some_and(|intent| intent.txn == txn) =>
-            {
-                CommitOutcome::Aborted
-            }
+            Ok(Some(current)) if current.record.has_intent_of(txn) => CommitOutcome::Aborted,
             Ok(Some(current)) if applied(&current.record, op).is_some() => CommitOutcome::Committed,
             Ok(_) => CommitOutcome::Unknown(format!(
                 "transaction {txn} disappeared during its commit and key {} no longer shows its intent",

@@ -273,6 +273,11 @@ fn bad(offset: usize, what: impl Into<String>) -> RecordError {
 }
 
 impl Record {
+    /// Whether this record carries an intent of transaction `txn`.
+    pub fn has_intent_of(&self, txn: &str) -> bool {
+        self.intent.as_ref().is_some_and(|intent| intent.txn == txn)
+    }
+
     /// `MAGIC | format u8 | header_len u32 LE | header JSON | committed value | intent value`.
     pub fn encode(&self) -> Bytes {
         let header = Header {

@@ -41,14 +41,8 @@ impl CloudStorage {
     /// what this version wrote (see `backfill_index`). Two or three
     /// requests, at open only.
     pub(crate) async fn mark_fresh_prefix_indexed(&self) -> StorageResult<()> {
-        let marker = self.layout.index_complete();
-        match self.clients.read.head(marker).await {
-            Ok(_) => {
-                self.index_complete.store(true, Ordering::Relaxed);
-                return Ok(());
-            }
-            Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(self.fail("head", marker, e)),
+        if self.index_marked().await? {
+            return Ok(());
         }
         let keys = self.layout.keys();
         match self.clients.read.list(Some(keys)).next().await {
@@ -56,13 +50,7 @@ impl CloudStorage {
             Some(Ok(_)) => return Ok(()), // written before: the first purge backfills
             None => {}
         }
-        self.clients
-            .write
-            .put_opts(marker, Bytes::new().into(), PutMode::Overwrite.into())
-            .await
-            .map_err(|e| self.fail("put", marker, e))?;
-        self.index_complete.store(true, Ordering::Relaxed);
-        Ok(())
+        self.mark_index_complete().await
     }
 
     pub(crate) async fn put_index_entry(
@@ -89,17 +77,8 @@ impl CloudStorage {
     /// followed by one that starts over. Later calls cost nothing (the
     /// marker is remembered) or one HEAD (a new handle).
     pub(crate) async fn backfill_index(&self) -> StorageResult<()> {
-        if self.index_complete.load(Ordering::Relaxed) {
+        if self.index_marked().await? {
             return Ok(());
-        }
-        let marker = self.layout.index_complete();
-        match self.clients.read.head(marker).await {
-            Ok(_) => {
-                self.index_complete.store(true, Ordering::Relaxed);
-                return Ok(());
-            }
-            Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(self.fail("head", marker, e)),
         }
         let grace = self.tombstone_grace_ms();
         let mut entries = Vec::new();
@@ -121,11 +100,7 @@ impl CloudStorage {
             .try_collect::<Vec<_>>()
             .await
             .map_err(|e| self.fail("put", self.layout.index(), e))?;
-        self.clients
-            .write
-            .put_opts(marker, Bytes::new().into(), PutMode::Overwrite.into())
-            .await
-            .map_err(|e| self.fail("put", marker, e))?;
+        self.mark_index_complete().await?;
         if written > 0 {
             tracing::info!(
                 provider = self.provider,
@@ -133,6 +108,33 @@ impl CloudStorage {
                 "expiry index backfilled for records written before it existed"
             );
         }
+        Ok(())
+    }
+
+    /// Whether the prefix's expiry index is complete: remembered once seen,
+    /// else one HEAD of the marker `P/index-complete`.
+    async fn index_marked(&self) -> StorageResult<bool> {
+        if self.index_complete.load(Ordering::Relaxed) {
+            return Ok(true);
+        }
+        let marker = self.layout.index_complete();
+        match self.clients.read.head(marker).await {
+            Ok(_) => {
+                self.index_complete.store(true, Ordering::Relaxed);
+                Ok(true)
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(self.fail("head", marker, e)),
+        }
+    }
+
+    async fn mark_index_complete(&self) -> StorageResult<()> {
+        let marker = self.layout.index_complete();
+        self.clients
+            .write
+            .put_opts(marker, Bytes::new().into(), PutMode::Overwrite.into())
+            .await
+            .map_err(|e| self.fail("put", marker, e))?;
         self.index_complete.store(true, Ordering::Relaxed);
         Ok(())
     }
