@@ -213,11 +213,8 @@
 //!   others 1 GET. Plus, per key that falls due: expiry 1 GET + 2 PUT +
 //!   1 DELETE, tombstone 1 GET + 1 HEAD + 2 DELETE; a stale entry 1 GET +
 //!   1 DELETE. An idle store of N keys therefore costs a constant number
-//!   of requests per purge interval: `cloud-idle-bench` (`host/bench`)
-//!   measured 17 requests/min for the holder and 6 to 6.5 for each of two
-//!   other replicas at the server's 10 s interval, for 10 000 and for
-//!   100 000 keys alike (a full scan, what every purge did before, was
-//!   10 010 and 100 100 requests per replica per interval).
+//!   of requests per purge interval, whatever N: `cloud-idle-bench`
+//!   measures it (figures, command and date in `host/bench/README.md`).
 //! - `health_stats` (readiness, `/metrics`): no request. Counting keys
 //!   would read every object and replicas keep no shared counter, so it
 //!   reports `sizes_known: false`: `/health/ready` shows `keys` and
