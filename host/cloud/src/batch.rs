@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectStoreExt, PutMode, UpdateVersion};
-use orbit_storage::{BatchOp, StorageError, StorageResult, Version};
+use orbit_storage::{BatchOp, StorageError, StorageResult, Version, rules};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
@@ -447,44 +447,34 @@ impl CloudStorage {
             })
             .max()
             .unwrap_or(0);
-        // 2. Apply the operations to a model of those keys.
+        // 2. Apply the operations to a model of those keys, by the
+        // contract's batch rule; a failing precondition writes nothing.
         let now = self.clock.now_ms();
-        let mut state: BTreeMap<Bytes, Option<Version>> = slots
-            .iter()
-            .map(|(k, (base, _))| {
-                (
-                    k.clone(),
-                    base.as_ref().filter(|c| c.visible(now)).map(|c| c.version),
-                )
-            })
-            .collect();
+        let plan = rules::plan_batch(
+            ops,
+            now,
+            |key| {
+                slots
+                    .get(key)
+                    .and_then(|(base, _)| base.as_ref())
+                    .and_then(|cell| cell.live_version(now))
+            },
+            || Ok(self.clock.next(floor)),
+        )?;
         let mut finals: BTreeMap<Bytes, Cell> = BTreeMap::new();
-        let mut results = Vec::with_capacity(ops.len());
-        for batch_op in ops {
-            let key = batch_op.key();
-            let current = state.get(key).copied().flatten();
-            match batch_op {
-                BatchOp::Put { value, options, .. } => {
-                    options.precondition.check(key, current)?;
-                    let version = self.clock.next(floor);
-                    let cell = Cell {
-                        version,
-                        live: true,
-                        expires_at: options.expires_at,
-                        value: value.clone(),
-                    };
-                    state.insert(key.clone(), cell.visible(now).then_some(version));
-                    finals.insert(key.clone(), cell);
-                    results.push(Some(version));
-                }
-                BatchOp::Delete { precondition, .. } => {
-                    precondition.check(key, current)?;
-                    state.insert(key.clone(), None);
-                    finals.insert(key.clone(), Cell::tombstone(self.clock.next(floor)));
-                    results.push(None);
-                }
-            }
+        for (batch_op, version) in ops.iter().zip(&plan.versions) {
+            let cell = match (batch_op, version) {
+                (BatchOp::Put { value, options, .. }, Some(version)) => Cell {
+                    version: *version,
+                    live: true,
+                    expires_at: options.expires_at,
+                    value: value.clone(),
+                },
+                _ => Cell::tombstone(self.clock.next(floor)),
+            };
+            finals.insert(batch_op.key().clone(), cell);
         }
+        let results = plan.versions;
         // 3. The transaction object, pending.
         let txn = format!("{:016x}-{}-{attempt}", now, op.replace('.', "-"));
         let txn_path = self.txn_path(&txn);

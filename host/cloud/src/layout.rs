@@ -194,9 +194,16 @@ impl Cell {
         }
     }
 
-    /// Live and not expired at `now`.
+    /// Live and not expired at `now` (the contract's TTL rule,
+    /// [`orbit_storage::rules::is_live`]).
     pub fn visible(&self, now: u64) -> bool {
-        self.live && self.expires_at.is_none_or(|at| at > now)
+        self.live && orbit_storage::rules::is_live(self.expires_at, now)
+    }
+
+    /// The version a precondition sees at `now`: `None` for a tombstone or
+    /// an expired entry.
+    pub fn live_version(&self, now: u64) -> Option<u64> {
+        self.visible(now).then_some(self.version)
     }
 }
 

@@ -563,7 +563,7 @@ impl CloudStorage {
                 },
             };
             let now = self.clock.now_ms();
-            let visible = base.as_ref().filter(|c| c.visible(now)).map(|c| c.version);
+            let visible = base.as_ref().and_then(|c| c.live_version(now));
             pre.check(key, visible)?;
             let version = self.clock.next(floor);
             let cell = match &change {
@@ -637,27 +637,14 @@ impl CloudStorage {
     }
 
     async fn list_impl(&self, query: &ListQuery) -> StorageResult<ListPage> {
-        if query.limit == 0 {
-            return Err(StorageError::Invalid(
-                "list limit must be at least 1".into(),
-            ));
-        }
+        validate::query(query)?;
         let (start, end, prefix): Bounds<'_> = match &query.range {
             KeyRange::Prefix(p) => (
                 Some(p.as_ref()).filter(|p| !p.is_empty()),
                 None,
                 Some(p.as_ref()),
             ),
-            KeyRange::Range { start, end } => {
-                if let (Some(s), Some(e)) = (start, end)
-                    && s > e
-                {
-                    return Err(StorageError::Invalid(
-                        "list range start is after its end".into(),
-                    ));
-                }
-                (start.as_deref(), end.as_deref(), None)
-            }
+            KeyRange::Range { start, end } => (start.as_deref(), end.as_deref(), None),
         };
         let cursor = query.cursor.as_deref();
         let mut offset = start.map(|s| self.layout.offset_before(s));

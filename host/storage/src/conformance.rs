@@ -947,9 +947,9 @@ pub async fn batch_versions_and_ordering(store: Arc<dyn Storage>) {
     assert_eq!((existing.value, existing.version), (b(b"re"), puts[2]));
     assert_eq!(get_value(store, b"two").await, Some(b(b"2")));
 
-    // A precondition sees the state left by earlier operations in the batch
-    // (which version such a Conflict reports is left to the backend: the
-    // store's is absent, the batch's was never committed).
+    // A precondition sees the state left by earlier operations in the batch;
+    // the Conflict carries the version committed in the store (absent here),
+    // never the one the batch planned, which was never written.
     let ops = vec![
         BatchOp::Put {
             key: b(b"three"),
@@ -961,10 +961,10 @@ pub async fn batch_versions_and_ordering(store: Arc<dyn Storage>) {
             precondition: Precondition::Absent,
         },
     ];
-    let result = store.batch(ops).await;
-    assert!(
-        matches!(result, Err(StorageError::Conflict { .. })),
-        "delete-if-absent after a put in the same batch: expected Conflict, got {result:?}"
+    assert_conflict(
+        store.batch(ops).await,
+        None,
+        "delete-if-absent after a put in the same batch",
     );
     assert_eq!(get_value(store, b"three").await, None);
     // A put earlier in the batch gives its key a real version: no
@@ -982,10 +982,10 @@ pub async fn batch_versions_and_ordering(store: Arc<dyn Storage>) {
                 options: opts(Precondition::Version(guess)),
             },
         ];
-        let result = store.batch(ops).await;
-        assert!(
-            matches!(result, Err(StorageError::Conflict { .. })),
-            "if_version {guess} on a key put earlier in the batch: expected Conflict, got {result:?}"
+        assert_conflict(
+            store.batch(ops).await,
+            None,
+            &format!("if_version {guess} on a key put earlier in the batch"),
         );
         assert_eq!(get_value(store, b"four").await, None);
     }

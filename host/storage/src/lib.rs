@@ -4,7 +4,11 @@
 //! implements the one async [`Storage`] trait; the HTTP API, the WIT `store`
 //! interface and the health canary all talk to backends only through it.
 //! [`conformance`] holds the test suite written once and run against every
-//! backend, so a backend that passes it honours the contract below.
+//! backend, so a backend that passes it honours the contract below. The
+//! rules below are written once, in [`rules`] (preconditions, TTL
+//! visibility, batches) and [`validate`] (input), and every backend applies
+//! those; [`kv`] is the whole contract on top of any ordered key-value
+//! engine.
 //!
 //! # Contract
 //! - Keys are non-empty byte strings of at most [`MAX_KEY_LEN`] bytes. Keys
@@ -25,6 +29,7 @@
 mod config;
 mod error;
 mod memory;
+pub mod rules;
 mod types;
 pub mod validate;
 

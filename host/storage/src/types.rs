@@ -26,7 +26,8 @@ pub struct Entry {
     pub expires_at: Option<UnixMillis>,
 }
 
-/// Condition a write must meet.
+/// Condition a write must meet; when it holds is decided in
+/// [`crate::rules`] ([`Precondition::check`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Precondition {
     /// Unconditional.
@@ -36,29 +37,6 @@ pub enum Precondition {
     Absent,
     /// The key must hold exactly this version.
     Version(Version),
-}
-
-impl Precondition {
-    /// Whether the precondition holds for a key whose live version is
-    /// `current` (`None`: absent, expired or deleted).
-    pub fn holds(self, current: Option<Version>) -> bool {
-        match self {
-            Precondition::None => true,
-            Precondition::Absent => current.is_none(),
-            Precondition::Version(expected) => current == Some(expected),
-        }
-    }
-
-    /// `Ok` if it holds, else the [`Conflict`](crate::StorageError::Conflict)
-    /// naming `key` and its current version: the one home of this rule for
-    /// every backend.
-    pub fn check(self, key: &[u8], current: Option<Version>) -> crate::StorageResult<()> {
-        if self.holds(current) {
-            Ok(())
-        } else {
-            Err(crate::StorageError::conflict(key, current))
-        }
-    }
 }
 
 /// Options of a put.
@@ -87,6 +65,14 @@ impl BatchOp {
     pub fn key(&self) -> &Bytes {
         match self {
             BatchOp::Put { key, .. } | BatchOp::Delete { key, .. } => key,
+        }
+    }
+
+    /// The condition this operation must meet.
+    pub fn precondition(&self) -> Precondition {
+        match self {
+            BatchOp::Put { options, .. } => options.precondition,
+            BatchOp::Delete { precondition, .. } => *precondition,
         }
     }
 }

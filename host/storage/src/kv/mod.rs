@@ -40,7 +40,7 @@ use parking_lot::{Mutex, MutexGuard};
 use crate::{
     BackendKind, BatchOp, EngineMetric, Entry, KeyRange, ListPage, ListQuery, PageBuilder,
     Precondition, PutOptions, Storage, StorageError, StorageResult, StorageStats, UnixMillis,
-    Version, now_millis, validate,
+    Version, now_millis, rules, validate,
 };
 use record::Record;
 
@@ -284,63 +284,38 @@ impl<E: OrderedKv> Inner<E> {
                 stored.insert(op.key().clone(), self.read(op.key())?);
             }
         }
-        // Versions first, so a precondition on a key put earlier in the
-        // batch sees the version that put will have (a conflict leaves them
-        // unused, which is harmless: versions are unique, not dense).
+        // Versions first (reserving them may write to the engine), so the
+        // plan hands out `first..`; a conflict leaves them unused, which is
+        // harmless: versions are unique, not dense.
         let puts = ops
             .iter()
             .filter(|op| matches!(op, BatchOp::Put { .. }))
             .count() as u64;
-        let first = self.allocate(puts)?;
-        // Check every precondition against the state the earlier operations
-        // leave; a conflict reports the committed version.
-        let mut pending: HashMap<&Bytes, Option<Version>> = HashMap::new();
-        let mut next = first;
-        for op in &ops {
-            let current = match pending.get(op.key()) {
-                Some(v) => *v,
-                None => live_version(&stored[op.key()], now),
-            };
-            let (precondition, after) = match op {
-                BatchOp::Put { options, .. } => {
-                    let live = options.expires_at.is_none_or(|at| at > now);
-                    next += 1;
-                    (options.precondition, live.then_some(next - 1))
-                }
-                BatchOp::Delete { precondition, .. } => (*precondition, None),
-            };
-            precondition.check(op.key(), current).map_err(|_| {
-                StorageError::conflict(op.key(), live_version(&stored[op.key()], now))
-            })?;
-            pending.insert(op.key(), after);
-        }
-        let mut versions = Vec::with_capacity(ops.len());
+        let mut next = self.allocate(puts)?;
+        let plan = rules::plan_batch(
+            &ops,
+            now,
+            |key| live_version(&stored[key], now),
+            || {
+                next += 1;
+                Ok(next - 1)
+            },
+        )?;
         // The last operation on a key decides what is stored.
-        let mut last: HashMap<&Bytes, (&BatchOp, Version)> = HashMap::new();
-        let mut next = first;
-        for op in &ops {
-            match op {
-                BatchOp::Put { .. } => {
-                    versions.push(Some(next));
-                    last.insert(op.key(), (op, next));
-                    next += 1;
-                }
-                BatchOp::Delete { .. } => {
-                    versions.push(None);
-                    last.insert(op.key(), (op, 0));
-                }
-            }
+        let mut last: HashMap<&Bytes, (&BatchOp, Option<Version>)> = HashMap::new();
+        for (op, version) in ops.iter().zip(&plan.versions) {
+            last.insert(op.key(), (op, *version));
         }
         let mut writes = Vec::with_capacity(last.len() * 2);
         let mut counts = Vec::with_capacity(last.len());
         for (key, (op, version)) in &last {
             let old = &stored[*key];
-            match op {
-                BatchOp::Put { value, options, .. } => {
+            match (op, version) {
+                (BatchOp::Put { value, options, .. }, Some(version)) => {
                     plan_put(&mut writes, key, value, *version, options.expires_at, old);
                     counts.push((old, Some(value.len()), key.len()));
                 }
-                BatchOp::Delete { .. } => {
+                _ => {
                     if old.is_some() {
                         plan_delete(&mut writes, key, old);
                         counts.push((old, None, key.len()));
@@ -354,7 +329,7 @@ impl<E: OrderedKv> Inner<E> {
         for (old, value_len, key_len) in counts {
             self.count(old, value_len, key_len);
         }
-        Ok(versions)
+        Ok(plan.versions)
     }
 
     fn list(&self, query: &ListQuery) -> StorageResult<ListPage> {
@@ -386,7 +361,7 @@ impl<E: OrderedKv> Inner<E> {
         self.engine.scan(lower, upper, &mut |key, value| {
             let user_key = &key[1..];
             match record::header(value, &self.location, user_key) {
-                Ok((_, expires_at)) if expires_at.is_some_and(|at| at <= now) => true,
+                Ok((_, expires_at)) if !rules::is_live(expires_at, now) => true,
                 Ok((version, expires_at)) => {
                     let body = &value[record::HEADER_LEN..];
                     page.offer(user_key, version, expires_at, body.len(), || {

@@ -35,7 +35,7 @@ pub(crate) struct Record {
 
 impl Record {
     pub fn is_live(&self, now: UnixMillis) -> bool {
-        self.expires_at.is_none_or(|at| at > now)
+        crate::rules::is_live(self.expires_at, now)
     }
 }
 

@@ -155,7 +155,7 @@ pub(crate) fn decode(path: &Path, file: &[u8], now: UnixMillis) -> StorageResult
         if !seen.insert(key.clone()) {
             return Err(corrupt(format!("entry {index}: duplicate key")));
         }
-        if entry.exp.is_some_and(|at| at <= now) {
+        if !crate::rules::is_live(entry.exp, now) {
             skipped_expired += 1;
             continue;
         }

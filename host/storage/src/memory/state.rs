@@ -16,12 +16,13 @@
 //!   applies every operation or none.
 
 use std::collections::btree_map::Entry as MapEntry;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasher, RandomState};
 use std::ops::Bound;
 
 use bytes::Bytes;
 
+use crate::rules::{self, is_live};
 use crate::{
     BatchOp, Entry, KeyRange, ListPage, ListQuery, PageBuilder, Precondition, PutOptions,
     StorageError, StorageResult, UnixMillis, Version,
@@ -39,11 +40,6 @@ impl Slot {
     fn is_live(&self, now: UnixMillis) -> bool {
         is_live(self.expires_at, now)
     }
-}
-
-/// Whether an entry with this expiry is visible at `now`.
-fn is_live(expires_at: Option<UnixMillis>, now: UnixMillis) -> bool {
-    expires_at.is_none_or(|at| at > now)
 }
 
 /// Everything a snapshot holds: a consistent copy taken under one lock.
@@ -187,10 +183,10 @@ impl State {
         Ok(removed.is_some_and(|slot| slot.is_live(now)))
     }
 
-    /// Validates every precondition against the state as the earlier
-    /// operations of the batch leave it, checks capacity for the net new
-    /// keys, and only then applies everything. A `Conflict` carries the
-    /// key's committed version (see [`State::committed_conflict`]).
+    /// Plans the batch by the contract's rule ([`rules::plan_batch`]:
+    /// preconditions see the earlier operations, a `Conflict` carries the
+    /// key's committed version), checks capacity for the net new keys, and
+    /// only then applies everything.
     pub fn batch(
         &mut self,
         ops: Vec<BatchOp>,
@@ -200,72 +196,42 @@ impl State {
             return Ok(Vec::new());
         }
         let mut next_version = self.next_version;
-        let mut versions = Vec::with_capacity(ops.len());
-        let mut plan = Vec::with_capacity(ops.len());
-        // Live version of every key the batch touches, as of the operation
-        // being validated (`None`: absent or expired).
-        let mut pending: HashMap<Bytes, Option<Version>> = HashMap::new();
-        for op in ops {
-            let current = match pending.get(op.key()) {
-                Some(version) => *version,
-                None => self.live_version(op.key(), now),
-            };
-            match op {
-                BatchOp::Put {
-                    key,
-                    value,
-                    options,
-                } => {
-                    options
-                        .precondition
-                        .check(&key, current)
-                        .map_err(|_| self.committed_conflict(&key, now))?;
-                    let version = next_version;
-                    next_version = bump(version)?;
-                    versions.push(Some(version));
-                    pending.insert(
-                        key.clone(),
-                        is_live(options.expires_at, now).then_some(version),
-                    );
-                    plan.push((
-                        key,
-                        Some(Slot {
-                            value,
-                            version,
-                            expires_at: options.expires_at,
-                        }),
-                    ));
-                }
-                BatchOp::Delete { key, precondition } => {
-                    precondition
-                        .check(&key, current)
-                        .map_err(|_| self.committed_conflict(&key, now))?;
-                    versions.push(None);
-                    pending.insert(key.clone(), None);
-                    plan.push((key, None));
-                }
-            }
-        }
-        let (mut created, mut removed) = (0u64, 0u64);
-        for (key, after) in &pending {
-            match (self.live_version(key, now).is_some(), after.is_some()) {
-                (false, true) => created += 1,
-                (true, false) => removed += 1,
-                _ => {}
-            }
-        }
-        self.ensure_room(created.saturating_sub(removed), now)?;
+        let plan = rules::plan_batch(
+            &ops,
+            now,
+            |key| self.live_version(key, now),
+            || {
+                let version = next_version;
+                next_version = bump(version)?;
+                Ok(version)
+            },
+        )?;
+        self.ensure_room(plan.net_new_keys(), now)?;
 
-        for (key, slot) in plan {
-            match slot {
-                Some(slot) => self.insert(key, slot),
-                None => {
-                    self.remove(&key);
+        for (op, version) in ops.into_iter().zip(&plan.versions) {
+            match (op, version) {
+                (
+                    BatchOp::Put {
+                        key,
+                        value,
+                        options,
+                    },
+                    Some(version),
+                ) => self.insert(
+                    key,
+                    Slot {
+                        value,
+                        version: *version,
+                        expires_at: options.expires_at,
+                    },
+                ),
+                (op, _) => {
+                    self.remove(op.key());
                 }
             }
         }
         self.next_version = next_version;
-        Ok(versions)
+        Ok(plan.versions)
     }
 
     /// One page of live entries; `query` has been validated.
@@ -309,7 +275,7 @@ impl State {
     pub fn purge_expired(&mut self, now: UnixMillis) -> u64 {
         let mut purged = 0;
         while let Some((expires_at, _)) = self.expiries.first() {
-            if *expires_at > now {
+            if is_live(Some(*expires_at), now) {
                 break;
             }
             let Some((_, key)) = self.expiries.pop_first() else {
@@ -322,13 +288,6 @@ impl State {
             }
         }
         purged
-    }
-
-    /// The conflict a failed batch reports: the version committed in the
-    /// store, never one the batch itself would have written (that version
-    /// was not used and will name a different write).
-    fn committed_conflict(&self, key: &[u8], now: UnixMillis) -> StorageError {
-        StorageError::conflict(key, self.live_version(key, now))
     }
 
     fn live_version(&self, key: &[u8], now: UnixMillis) -> Option<Version> {
