@@ -32,7 +32,7 @@ async fn open() -> Arc<dyn Storage> {
     open_config(config(&support::case_dir())).await
 }
 
-orbit_storage::conformance_tests!(open);
+orbit_conformance::conformance_tests!(open);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn data_survives_reopen_through_flushes_and_compactions() {

@@ -31,7 +31,7 @@ async fn open() -> Arc<dyn Storage> {
     open_config(config(&support::case_dir())).await
 }
 
-orbit_storage::conformance_tests!(open);
+orbit_conformance::conformance_tests!(open);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn data_survives_reopen_and_statistics_are_exported() {

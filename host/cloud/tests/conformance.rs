@@ -29,13 +29,13 @@ async fn open_gcp() -> Arc<dyn Storage> {
 }
 
 mod s3 {
-    orbit_storage::conformance_tests!(super::open_s3);
+    orbit_conformance::conformance_tests!(super::open_s3);
 }
 
 mod azure {
-    orbit_storage::conformance_tests!(super::open_azure);
+    orbit_conformance::conformance_tests!(super::open_azure);
 }
 
 mod gcs {
-    orbit_storage::conformance_tests!(super::open_gcp);
+    orbit_conformance::conformance_tests!(super::open_gcp);
 }

@@ -3,9 +3,9 @@
 //! Every backend (memory, the in-house engines, RocksDB, object storage)
 //! implements the one async [`Storage`] trait; the HTTP API, the WIT `store`
 //! interface and the health canary all talk to backends only through it.
-//! [`conformance`] holds the test suite written once and run against every
-//! backend, so a backend that passes it honours the contract below. The
-//! rules below are written once, in [`rules`] (preconditions, TTL
+//! The conformance suite (`orbit-conformance`, a dev-dependency of every
+//! backend) checks that a backend honours the contract below. The rules
+//! below are written once, in [`rules`] (preconditions, TTL
 //! visibility, batches) and [`validate`] (input), and every backend applies
 //! those; [`kv`] is the whole contract on top of any ordered key-value
 //! engine.
@@ -34,8 +34,6 @@ mod types;
 pub mod validate;
 
 pub mod kv;
-
-pub mod conformance;
 
 pub use config::*;
 pub use error::{StorageError, StorageResult};

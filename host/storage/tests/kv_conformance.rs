@@ -64,7 +64,7 @@ async fn open() -> Arc<dyn Storage> {
     open_on(MapEngine::default())
 }
 
-orbit_storage::conformance_tests!(open);
+orbit_conformance::conformance_tests!(open);
 
 #[tokio::test]
 async fn reopen_keeps_counts_and_never_reuses_a_version() {

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use bytes::Bytes;
+use orbit_conformance as conformance;
 use orbit_storage::{
     BatchOp, Entry, ListPage, ListQuery, MemoryConfig, MemoryStorage, Precondition, PutOptions,
-    Storage, StorageResult, StorageStats, Version, conformance,
+    Storage, StorageResult, StorageStats, Version,
 };
 
 fn config(disk_backup: bool, backup_path: String) -> MemoryConfig {
@@ -49,11 +50,11 @@ async fn open_with_backup() -> Arc<dyn Storage> {
 }
 
 mod plain {
-    orbit_storage::conformance_tests!(super::open_plain);
+    orbit_conformance::conformance_tests!(super::open_plain);
 }
 
 mod disk_backup {
-    orbit_storage::conformance_tests!(super::open_with_backup);
+    orbit_conformance::conformance_tests!(super::open_with_backup);
 }
 
 /// `run_all` runs the same cases in one test.

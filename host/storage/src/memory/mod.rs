@@ -7,8 +7,8 @@
 //! snapshot.
 //!
 //! Guarantees:
-//! - the full storage contract of the crate docs (checked by
-//!   [`crate::conformance`]);
+//! - the full storage contract of the crate docs (checked by the
+//!   `orbit-conformance` suite in `tests/memory_conformance.rs`);
 //! - durability up to the last successful `flush` only: the server calls it
 //!   every `backup_interval_secs` and on SIGTERM; a crash loses later writes
 //!   but never corrupts the snapshot (see [`snapshot`] for the format and the

@@ -1,14 +1,15 @@
-//! The conformance suite: the storage contract as executable checks, written
-//! once and run against every backend.
+//! The conformance suite: the storage contract of `orbit-storage` as
+//! executable checks, written once and run against every backend.
 //!
 //! Each case is a `pub async fn(Arc<dyn Storage>)` that receives a fresh,
 //! empty store and panics (with a message naming what broke) when the
-//! backend departs from the contract in the crate docs. Three ways to run it:
+//! backend departs from the contract in `orbit-storage`'s crate docs.
+//! Three ways to run it:
 //!
 //! - preferred, one named test per case in the backend's test binary:
 //!   ```ignore
 //!   async fn open() -> Arc<dyn Storage> { /* a fresh, empty store */ }
-//!   orbit_storage::conformance_tests!(open);
+//!   orbit_conformance::conformance_tests!(open);
 //!   ```
 //!   The argument is any expression callable as `f()` that returns a future
 //!   of `Arc<dyn Storage>` (an `async fn` name or an `|| async { .. }`
@@ -16,16 +17,17 @@
 //!   run the suite on several configurations in one file. The generated
 //!   tests drive their own multi-threaded Tokio runtime, so the test crate
 //!   needs no Tokio dependency of its own.
-//! - all cases in one test: `conformance::run_all(open).await`;
-//! - one case: `conformance::large_value(open().await).await`.
+//! - all cases in one test: `orbit_conformance::run_all(open).await`;
+//! - one case: `orbit_conformance::large_value(open().await).await`.
 //!
 //! Cases assume the store starts empty and is used by nobody else (remote
 //! backends: give each store its own prefix). TTL cases sleep for a few
 //! hundred milliseconds; timing checks are written so a slow machine cannot
 //! make them fail spuriously.
 //!
-//! This module is part of the normal build (other crates' tests use it) and
-//! depends only on Tokio and `bytes`.
+//! Backends take this crate as a dev-dependency only (`publish = false`),
+//! so the suite is never compiled into a release build of the server. It
+//! depends only on `orbit-storage`, Tokio and `bytes`.
 
 use std::collections::BTreeSet;
 use std::fmt::Debug;
@@ -35,13 +37,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::{
+use orbit_storage::{
     BatchOp, KeyRange, ListPage, ListQuery, MAX_KEY_LEN, PRIVATE_KEY_PREFIX, Precondition,
     PutOptions, Storage, StorageError, StorageResult, UnixMillis, Version, now_millis,
 };
 
 /// Expands to one `#[test]` per conformance case, each opening a fresh store
-/// with `$open` (see the [module docs](crate::conformance)). The list of
+/// with `$open` (see the [crate docs](crate)). The list of
 /// cases lives here only; [`run_all`] expands the same list.
 #[macro_export]
 macro_rules! conformance_tests {
@@ -83,14 +85,14 @@ macro_rules! conformance_tests {
         $(
             #[test]
             fn $case() {
-                $crate::conformance::run_case($open, $crate::conformance::$case);
+                $crate::run_case($open, $crate::$case);
             }
         )*
     };
     (@run_all [$open:ident] $($case:ident,)*) => {
         $(
             eprintln!("storage conformance: {}", stringify!($case));
-            $crate::conformance::$case($open().await).await;
+            $crate::$case($open().await).await;
         )*
     };
 }
