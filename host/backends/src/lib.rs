@@ -19,7 +19,8 @@ mod rocks;
 use std::sync::Arc;
 use std::time::Duration;
 
-use orbit_storage::{BackendConfig, Durability, MemoryStorage, Storage, StorageError};
+use orbit_memory::MemoryStorage;
+use orbit_storage::{BackendConfig, Durability, Storage, StorageError};
 
 pub use cow::CowEngine;
 pub use lsm::LsmEngine;

@@ -101,7 +101,8 @@ impl Storage for WriteGate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use orbit_storage::{MemoryConfig, MemoryStorage};
+    use orbit_memory::MemoryStorage;
+    use orbit_storage::MemoryConfig;
 
     #[tokio::test]
     async fn closing_waits_for_writes_in_flight_and_refuses_later_ones() {

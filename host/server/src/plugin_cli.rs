@@ -15,11 +15,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use orbit_memory::MemoryStorage;
 use orbit_plugin_runtime::signature;
 use orbit_plugin_runtime::{
     PluginRuntime, PluginSource, PluginSpec, Role, StoreAccessLimits, convert, types as wit,
 };
-use orbit_storage::{BackendKind, MemoryConfig, MemoryStorage, Storage};
+use orbit_storage::{BackendKind, MemoryConfig, Storage};
 use sha2::Digest;
 
 use crate::context;

@@ -1,11 +1,12 @@
 //! The storage contract of the Orbit host.
 //!
-//! Every backend (memory, the in-house engines, RocksDB, object storage)
-//! implements the one async [`Storage`] trait; the HTTP API, the WIT `store`
-//! interface and the health canary all talk to backends only through it.
-//! The conformance suite (`orbit-conformance`, a dev-dependency of every
-//! backend) checks that a backend honours the contract below. The rules
-//! below are written once, in [`rules`] (preconditions, TTL
+//! Every backend (memory in `orbit-memory`, the in-house engines and
+//! RocksDB in `orbit-backends`, object storage in `orbit-cloud`) implements
+//! the one async [`Storage`] trait; the HTTP API, the WIT `store` interface
+//! and the health canary all talk to backends only through it. The
+//! conformance suite (`orbit-conformance`, a dev-dependency of every
+//! backend) checks that a backend honours the contract below.
+//! The rules below are written once, in [`rules`] (preconditions, TTL
 //! visibility, batches) and [`validate`] (input), and every backend applies
 //! those; [`kv`] is the whole contract on top of any ordered key-value
 //! engine.
@@ -28,7 +29,6 @@
 
 mod config;
 mod error;
-mod memory;
 pub mod rules;
 mod types;
 pub mod validate;
@@ -37,7 +37,6 @@ pub mod kv;
 
 pub use config::*;
 pub use error::{StorageError, StorageResult};
-pub use memory::MemoryStorage;
 pub use orbit_config_syntax::BackendKind;
 pub use types::*;
 

@@ -332,7 +332,8 @@ pub fn built(dir: &str) -> &'static std::path::Path {
 /// the backend's own code (so a test can plant keys no client may write,
 /// such as the host's private ones, which start with byte 0xFF).
 pub async fn plant_memory_snapshot(path: &Path, entries: &[(&[u8], &[u8])]) {
-    use orbit_storage::{MemoryConfig, MemoryStorage, PutOptions, Storage};
+    use orbit_memory::MemoryStorage;
+    use orbit_storage::{MemoryConfig, PutOptions, Storage};
     let store = MemoryStorage::open(&MemoryConfig {
         max_entries: 1_000,
         disk_backup: true,

@@ -34,8 +34,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::snapshot;
-use crate::{StorageError, StorageResult, Version};
+use crate::snapshot;
+use orbit_storage::{StorageError, StorageResult, Version};
 
 /// Versions reserved per write of the reservation file.
 pub(crate) const STEP: Version = 1 << 20;

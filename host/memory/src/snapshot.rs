@@ -42,8 +42,8 @@ use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize, Serializer};
 
-use super::state::{Slot, SnapshotData};
-use crate::{MAX_KEY_LEN, StorageError, StorageResult, UnixMillis, Version};
+use crate::state::{Slot, SnapshotData};
+use orbit_storage::{MAX_KEY_LEN, StorageError, StorageResult, UnixMillis, Version};
 
 const MAGIC: &str = "ORBIT-MEMORY-SNAPSHOT";
 const FORMAT_VERSION: &str = "v1";
@@ -155,7 +155,7 @@ pub(crate) fn decode(path: &Path, file: &[u8], now: UnixMillis) -> StorageResult
         if !seen.insert(key.clone()) {
             return Err(corrupt(format!("entry {index}: duplicate key")));
         }
-        if !crate::rules::is_live(entry.exp, now) {
+        if !orbit_storage::rules::is_live(entry.exp, now) {
             skipped_expired += 1;
             continue;
         }

@@ -7,9 +7,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use bytes::Bytes;
 use orbit_conformance as conformance;
+use orbit_memory::MemoryStorage;
 use orbit_storage::{
-    BatchOp, Entry, ListPage, ListQuery, MemoryConfig, MemoryStorage, Precondition, PutOptions,
-    Storage, StorageResult, StorageStats, Version,
+    BatchOp, Entry, ListPage, ListQuery, MemoryConfig, Precondition, PutOptions, Storage,
+    StorageResult, StorageStats, Version,
 };
 
 fn config(disk_backup: bool, backup_path: String) -> MemoryConfig {

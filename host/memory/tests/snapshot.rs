@@ -9,9 +9,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use orbit_memory::MemoryStorage;
 use orbit_storage::{
-    BatchOp, KeyRange, ListQuery, Listed, MemoryConfig, MemoryStorage, Precondition, PutOptions,
-    Storage, StorageError, StorageResult, now_millis,
+    BatchOp, KeyRange, ListQuery, Listed, MemoryConfig, Precondition, PutOptions, Storage,
+    StorageError, StorageResult, now_millis,
 };
 use tempfile::TempDir;
 
@@ -753,7 +754,7 @@ fn unwritable_snapshot_directory_fails_at_open() {
             backup_path: blocker.join("orbit_backup.json").display().to_string(),
             backup_interval_secs: 60,
         };
-        let err = orbit_storage::MemoryStorage::open(&config)
+        let err = orbit_memory::MemoryStorage::open(&config)
             .unwrap_err()
             .to_string();
         assert!(err.contains("snapshots"), "{err}");
@@ -767,7 +768,7 @@ fn unwritable_snapshot_directory_fails_at_open() {
         backup_path: dir.path().join("orbit_backup.json").display().to_string(),
         backup_interval_secs: 60,
     };
-    let err = orbit_storage::MemoryStorage::open(&config)
+    let err = orbit_memory::MemoryStorage::open(&config)
         .unwrap_err()
         .to_string();
     assert!(

@@ -7,23 +7,24 @@
 //! snapshot.
 //!
 //! Guarantees:
-//! - the full storage contract of the crate docs (checked by the
-//!   `orbit-conformance` suite in `tests/memory_conformance.rs`);
+//! - the full storage contract of `orbit-storage` (checked by the
+//!   `orbit-conformance` suite in `tests/conformance.rs`), with its rules
+//!   applied from [`orbit_storage::rules`] and [`orbit_storage::validate`];
 //! - durability up to the last successful `flush` only: the server calls it
 //!   every `backup_interval_secs` and on SIGTERM; a crash loses later writes
-//!   but never corrupts the snapshot (see [`snapshot`] for the format and the
+//!   but never corrupts the snapshot (see module `snapshot` for the format and the
 //!   atomic write);
 //! - a corrupt or truncated snapshot fails `open` with
 //!   [`StorageError::Corrupt`] instead of silently starting empty;
 //! - a version is never handed out twice, across restarts and crashes
 //!   included: with `disk_backup` on, versions are reserved ahead in a
 //!   small file next to the snapshot; with it off, the counter starts from
-//!   the clock (see [`reserve`]);
+//!   the clock (see module `reserve`);
 //! - at most `max_entries` live keys (`ORBIT_MEMORY_MAX_ENTRIES`): a write
 //!   that would add one more fails with [`StorageError::CapacityExceeded`];
 //!   nothing is ever evicted.
 //!
-//! Concurrency: one `parking_lot::RwLock` around the [`state::State`];
+//! Concurrency: one `parking_lot::RwLock` around the `state::State`;
 //! reads take it shared, writes exclusively and briefly. A flush copies the
 //! live entries under the read lock (cheap `Bytes` clones) and serialises
 //! and writes them on a blocking thread without holding it. Flushes are
@@ -41,9 +42,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
-use self::reserve::Reservation;
-use self::state::State;
-use crate::{
+use crate::reserve::Reservation;
+use crate::state::State;
+use orbit_storage::{
     BackendKind, BatchOp, Entry, ListPage, ListQuery, MemoryConfig, Precondition, PutOptions,
     Storage, StorageError, StorageResult, StorageStats, Version, now_millis, validate,
 };

@@ -4,7 +4,7 @@
 //! [`State`] is plain synchronous data: an ordered map of entries, a
 //! secondary `(expires_at, key)` index so purging touches only expired
 //! entries, the store-wide version counter and a change counter that tells
-//! `flush` whether a snapshot is due. The caller ([`super::MemoryStorage`])
+//! `flush` whether a snapshot is due. The caller ([`crate::MemoryStorage`])
 //! owns the lock around it and validates input first; every method here
 //! takes the current time as an argument so one operation sees one instant.
 //!
@@ -22,8 +22,8 @@ use std::ops::Bound;
 
 use bytes::Bytes;
 
-use crate::rules::{self, is_live};
-use crate::{
+use orbit_storage::rules::{self, is_live};
+use orbit_storage::{
     BatchOp, Entry, KeyRange, ListPage, ListQuery, PageBuilder, Precondition, PutOptions,
     StorageError, StorageResult, UnixMillis, Version,
 };
