@@ -31,10 +31,8 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::layout::{Cell, Intent, Record};
-use crate::store::{
-    CloudStorage, Current, Settled, WRITE_DEADLINE, applied, backoff, history, inner, is_race,
-    put_mode, update_version,
-};
+use crate::store::{CloudStorage, Current, Settled, inner};
+use crate::write::{WRITE_DEADLINE, applied, backoff, history, is_race, put_mode, update_version};
 
 /// A pending transaction whose object another writer has seen unchanged
 /// (same ETag / generation) for this long, measured on that writer's own

@@ -13,7 +13,7 @@
 //! - across restarts and for recreation after a tombstone was purged: as
 //!   long as wall clocks do not step back by more than the time since the
 //!   last write (the `now_ms << 16` part); this is the one clock
-//!   assumption, see the crate docs.
+//!   assumption, see `host/cloud/DESIGN.md`, "Versions".
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -28,8 +28,8 @@ pub const DIRECT_KEY_LEN: usize = 111;
 /// Longest accepted `ORBIT_*_PREFIX`, so names stay under 1024 bytes.
 pub const MAX_PREFIX_LEN: usize = 128;
 
-/// How many recent operation ids an object remembers (see the crate docs,
-/// "ambiguous writes").
+/// How many recent operation ids an object remembers (see `DESIGN.md`,
+/// "Ambiguous writes").
 pub const OP_HISTORY: usize = 16;
 
 const MAGIC: &[u8; 4] = b"ORBK";

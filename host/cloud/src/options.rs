@@ -18,8 +18,8 @@
 //!   request and timeouts only on idempotent ones; our writes are
 //!   conditional PUTs, which it treats as not idempotent, so a timed-out
 //!   write is settled by the store itself: it re-reads the object and, if
-//!   the write is not there, tries again (3 attempts in all; see the crate
-//!   docs, "ambiguous writes"). `tests/settings.rs` measures both.
+//!   the write is not there, tries again (3 attempts in all; see `DESIGN.md`,
+//!   "Ambiguous writes"). `tests/settings.rs` measures both.
 
 use std::time::Duration;
 

@@ -1,23 +1,18 @@
-//! Purge: the background work of an object-storage store, found through
-//! the expiry index and done by the one replica holding the purge lease
-//! (see the crate docs, "Expiry index" and "Purge lease"). Also the
-//! index's one-time backfill for buckets written before it existed.
+//! Purge: one pass over the due part of the expiry index, done by the one
+//! replica holding the purge lease (module `maintenance` calls it);
+//! specified in `host/cloud/DESIGN.md`, "Purge" and "Expiry index".
 
-use std::sync::atomic::Ordering;
-
-use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
+use object_store::ObjectStoreExt;
 use object_store::path::Path;
-use object_store::{ObjectStoreExt, PutMode};
 use orbit_storage::{StorageError, StorageResult, now_millis};
 
 use crate::batch::TxnView;
 use crate::expiry;
 use crate::layout::{Cell, parse_name};
-use crate::store::{
-    CloudStorage, FETCH_CONCURRENCY, TXN_TIMEOUT_MS, is_race, put_mode, same_version,
-    update_version,
-};
+use crate::list::FETCH_CONCURRENCY;
+use crate::store::{CloudStorage, TXN_TIMEOUT_MS};
+use crate::write::{is_race, put_mode, same_version, update_version};
 
 /// Most index entries one purge pass handles (the next pass goes on).
 const PURGE_MAX_ENTRIES: usize = 10_000;
@@ -36,109 +31,6 @@ enum Handled {
 }
 
 impl CloudStorage {
-    /// A prefix with no key object yet has nothing to backfill: mark its
-    /// expiry index complete at once, so the first purge does not scan
-    /// what this version wrote (see `backfill_index`). Two or three
-    /// requests, at open only.
-    pub(crate) async fn mark_fresh_prefix_indexed(&self) -> StorageResult<()> {
-        if self.index_marked().await? {
-            return Ok(());
-        }
-        let keys = self.layout.keys();
-        match self.clients.read.list(Some(keys)).next().await {
-            Some(Err(e)) => return Err(self.fail("list", keys, e)),
-            Some(Ok(_)) => return Ok(()), // written before: the first purge backfills
-            None => {}
-        }
-        self.mark_index_complete().await
-    }
-
-    pub(crate) async fn put_index_entry(
-        &self,
-        entry: expiry::Entry,
-    ) -> Result<object_store::PutResult, object_store::Error> {
-        let (entry_name, body) = entry.name();
-        let entry_path = self.layout.index().clone().join(entry_name);
-        self.clients
-            .write
-            .put_opts(
-                &entry_path,
-                Bytes::from(body.unwrap_or_default()).into(),
-                PutMode::Overwrite.into(),
-            )
-            .await
-    }
-
-    /// Once per prefix, by the purge lease holder: gives the records
-    /// written before the expiry index existed their entries (earlier
-    /// versions of this crate wrote none, so their expired keys and
-    /// tombstones would never be purged). One full scan, then the marker
-    /// `P/index-complete`; idempotent, so a holder that dies half-way is
-    /// followed by one that starts over. Later calls cost nothing (the
-    /// marker is remembered) or one HEAD (a new handle).
-    pub(crate) async fn backfill_index(&self) -> StorageResult<()> {
-        if self.index_marked().await? {
-            return Ok(());
-        }
-        let grace = self.tombstone_grace_ms();
-        let mut entries = Vec::new();
-        self.for_each_record(|current, _, _| {
-            let path = self.layout.key_path(&current.record.key);
-            let name = path.filename().unwrap_or_default();
-            entries.extend(expiry::entries_for(
-                &current.record,
-                name,
-                grace,
-                TXN_TIMEOUT_MS,
-            ));
-        })
-        .await?;
-        let written = entries.len();
-        futures::stream::iter(entries)
-            .map(|entry| self.put_index_entry(entry))
-            .buffer_unordered(FETCH_CONCURRENCY)
-            .try_collect::<Vec<_>>()
-            .await
-            .map_err(|e| self.fail("put", self.layout.index(), e))?;
-        self.mark_index_complete().await?;
-        if written > 0 {
-            tracing::info!(
-                provider = self.provider,
-                entries = written,
-                "expiry index backfilled for records written before it existed"
-            );
-        }
-        Ok(())
-    }
-
-    /// Whether the prefix's expiry index is complete: remembered once seen,
-    /// else one HEAD of the marker `P/index-complete`.
-    async fn index_marked(&self) -> StorageResult<bool> {
-        if self.index_complete.load(Ordering::Relaxed) {
-            return Ok(true);
-        }
-        let marker = self.layout.index_complete();
-        match self.clients.read.head(marker).await {
-            Ok(_) => {
-                self.index_complete.store(true, Ordering::Relaxed);
-                Ok(true)
-            }
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(self.fail("head", marker, e)),
-        }
-    }
-
-    async fn mark_index_complete(&self) -> StorageResult<()> {
-        let marker = self.layout.index_complete();
-        self.clients
-            .write
-            .put_opts(marker, Bytes::new().into(), PutMode::Overwrite.into())
-            .await
-            .map_err(|e| self.fail("put", marker, e))?;
-        self.index_complete.store(true, Ordering::Relaxed);
-        Ok(())
-    }
-
     /// One purge pass while holding the lease: lists the expiry index from
     /// its start, handles the entries that are due (at most
     /// [`PURGE_MAX_ENTRIES`], [`FETCH_CONCURRENCY`] at a time), stops at

@@ -1,14 +1,17 @@
-//! The provider-independent engine: one [`CloudStorage`] over any
-//! object_store backend, implementing the whole storage contract with
-//! conditional writes only (see the crate docs for the protocol).
+//! The provider-independent engine: the [`CloudStorage`] handle over any
+//! object_store backend, the reading of key objects (settling a batch
+//! intent by its transaction object), and the storage contract's entry
+//! points, each handed to the module of its concern:
 //!
-//! Every mutation is read-check-conditional-write on the key's object,
-//! retried from a fresh read on a lost race; batches add a transaction
-//! object whose conditional flip from `pending` to `committed` is the one
-//! commit point (module `batch`, specified in `DESIGN.md`). Guarantees:
-//! nothing acknowledged is lost by a race (every write is conditional on
-//! the object it read); an ambiguous failure is settled by looking for the
-//! operation's id in the object's history.
+//! | concern | module |
+//! |---|---|
+//! | single-key writes, their settling, the start-up check | `write` |
+//! | listing and full scans | `list` |
+//! | atomic multi-key batches | `batch` |
+//! | purge wiring, index backfill, test knobs | `maintenance` (`purge`, `expiry`, `lease`) |
+//!
+//! The protocol is specified in `host/cloud/DESIGN.md` ("Reading" for this
+//! module).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,36 +19,27 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::{
-    ObjectStore, ObjectStoreExt, PutMode, PutOptions as OsPutOptions, UpdateVersion,
-};
+use object_store::{ObjectStore, ObjectStoreExt, UpdateVersion};
 use orbit_storage::validate;
 use orbit_storage::{
-    BackendKind, BatchOp, Entry, KeyRange, ListPage, ListQuery, PageBuilder, Precondition,
-    PutOptions, StorageError, StorageResult, StorageStats, Version, now_millis,
+    BackendKind, BatchOp, Entry, ListPage, ListQuery, Precondition, PutOptions, StorageError,
+    StorageResult, StorageStats, Version, now_millis,
 };
 use sha2::{Digest, Sha256};
 
 use crate::batch::{BatchState, TxnView};
 pub use crate::batch::{TXN_RETENTION_MS, TXN_TIMEOUT_MS};
 use crate::clock::VersionClock;
-use crate::expiry;
-use crate::layout::{Cell, Layout, NameHint, OP_HISTORY, Record, parse_name};
+use crate::layout::{Cell, Layout, Record};
 use crate::lease::Lease;
 use crate::remote::{Counters, Scrubber, translate};
+use crate::write::{Change, update_version};
+
 /// Tombstones younger than this are kept by purge, so that a writer that
 /// read one just before cannot have its write removed by the purge's
-/// unconditional delete (see the crate docs, "deletes").
+/// unconditional delete (see `DESIGN.md`, "Deletes").
 pub const TOMBSTONE_GRACE_MS: u64 = 60_000;
-
-/// A single write gives up (Unavailable) after this long of lost races or
-/// waiting for a pending batch.
-pub(crate) const WRITE_DEADLINE: Duration = Duration::from_secs(90);
-
-/// How many objects a listing, stats or purge fetches at once.
-pub(crate) const FETCH_CONCURRENCY: usize = 16;
 
 /// The two object_store clients of one store: reads (GET, HEAD, LIST)
 /// use `read` with the read timeout, writes (PUT, DELETE) use `write` with
@@ -76,7 +70,7 @@ pub struct CloudStorage {
     /// [`TOMBSTONE_GRACE_MS`] unless a test changed it.
     pub(crate) tombstone_grace_ms: AtomicU64,
     pub(crate) lease: Lease,
-    /// Whether `P/index-complete` was seen or written (see `backfill_index`).
+    /// Whether `P/index-complete` was seen or written (module `maintenance`).
     pub(crate) index_complete: std::sync::atomic::AtomicBool,
     /// Start and end of the last purge passes this handle ran holding the
     /// lease (tests check that two handles never overlap).
@@ -109,66 +103,6 @@ pub(crate) enum Settled {
         cell: Cell,
         txn: String,
     },
-}
-
-enum Change {
-    Put {
-        value: Bytes,
-        expires_at: Option<u64>,
-    },
-    Delete,
-}
-
-pub(crate) fn is_race(error: &object_store::Error) -> bool {
-    matches!(
-        error,
-        object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }
-    )
-}
-
-pub(crate) fn history(mut ops: Vec<String>, op: &str, version: u64) -> Vec<String> {
-    ops.push(format!("{op}@{version}"));
-    if ops.len() > OP_HISTORY {
-        ops.drain(..ops.len() - OP_HISTORY);
-    }
-    ops
-}
-
-/// The version `op` wrote, if the record's history holds it.
-pub(crate) fn applied(record: &Record, op: &str) -> Option<u64> {
-    record.ops.iter().find_map(|entry| {
-        let (id, version) = entry.rsplit_once('@')?;
-        (id == op).then(|| version.parse().ok()).flatten()
-    })
-}
-
-pub(crate) fn put_mode(version: Option<&UpdateVersion>) -> OsPutOptions {
-    match version {
-        None => PutMode::Create.into(),
-        Some(v) => PutMode::Update(v.clone()).into(),
-    }
-}
-
-pub(crate) fn same_version(a: &UpdateVersion, b: &UpdateVersion) -> bool {
-    a.e_tag == b.e_tag && a.version == b.version
-}
-
-pub(crate) fn update_version(meta: &object_store::ObjectMeta) -> UpdateVersion {
-    UpdateVersion {
-        e_tag: meta.e_tag.clone(),
-        version: meta.version.clone(),
-    }
-}
-
-pub(crate) async fn backoff(attempt: u32) {
-    // 10 ms doubling to 320 ms, with jitter from the clock's low bits.
-    let base = 10u64 << attempt.min(5);
-    let jitter = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos() as u64)
-        .unwrap_or(0))
-        % base;
-    tokio::time::sleep(Duration::from_millis(base + jitter)).await;
 }
 
 impl CloudStorage {
@@ -222,32 +156,6 @@ impl CloudStorage {
         self
     }
 
-    /// Changes how long tombstones are kept before purge deletes them
-    /// (default [`TOMBSTONE_GRACE_MS`]). For tests and benchmarks: every
-    /// handle of a prefix should use the same value, and shorter values
-    /// widen the window described in the crate docs ("deletes").
-    pub fn set_tombstone_grace(&self, grace: Duration) {
-        self.tombstone_grace_ms
-            .store(grace.as_millis() as u64, Ordering::Relaxed);
-    }
-
-    /// Changes the purge lease period (default
-    /// [`crate::DEFAULT_LEASE_PERIOD`]); every handle of a prefix
-    /// must use the same value (see the crate docs, "purge lease").
-    pub fn set_purge_lease_period(&self, period: Duration) {
-        self.lease.set_period(period);
-    }
-
-    /// Start and end (this process's monotonic clock) of the last 256
-    /// purge passes this handle ran while holding the purge lease.
-    pub fn purge_passes(&self) -> Vec<(Instant, Instant)> {
-        self.purge_log.lock().iter().copied().collect()
-    }
-
-    pub(crate) fn tombstone_grace_ms(&self) -> u64 {
-        self.tombstone_grace_ms.load(Ordering::Relaxed)
-    }
-
     /// The random id of this handle, written into every object it changes.
     pub fn writer_id(&self) -> &str {
         &self.writer_id
@@ -268,89 +176,7 @@ impl CloudStorage {
         }
     }
 
-    /// Proves that the store honours conditional writes, which are this
-    /// backend's only coordination: on a probe object of its own
-    /// (`P/probe-cas/<writer id>`, deleted afterwards) a create
-    /// (`PutMode::Create`) over an existing object must fail, an update
-    /// (`PutMode::Update`) on the current ETag / generation must succeed, and
-    /// one on a stale ETag / generation must fail. Five requests (plus two
-    /// or three to mark a fresh prefix's expiry index complete). A store
-    /// that ignores `If-None-Match` / `If-Match` (older MinIO, some
-    /// gateways) would silently lose updates; this returns `Invalid` naming
-    /// the provider, the endpoint, what was tested and what failed, and the
-    /// server refuses to start (see `open_checked`). A request that fails
-    /// is `Unavailable` with the provider's error.
-    pub async fn check_conditional_writes(&self) -> StorageResult<()> {
-        let path = self
-            .layout
-            .cas_probe()
-            .clone()
-            .join(self.writer_id.as_str());
-        let result = self.conditional_write_steps(&path).await;
-        // Best effort: a leftover probe object is a few bytes under a name
-        // nothing else reads.
-        self.clients.write.delete(&path).await.ok();
-        result?;
-        self.mark_fresh_prefix_indexed().await
-    }
-
-    async fn conditional_write_steps(&self, path: &Path) -> StorageResult<()> {
-        let lying = |what: &str| {
-            StorageError::Invalid(format!(
-                "{} at {} (bucket {}) does not honour conditional writes, which orbit-cloud needs to keep replicas from losing each other's updates: {what}; tested on {}/{path}. Use a store that supports If-None-Match: * and If-Match on PUT (AWS S3 since 2024, Azure Blob Storage and Google Cloud Storage do)",
-                self.provider,
-                self.endpoint_shown(),
-                self.bucket,
-                self.bucket
-            ))
-        };
-        let put = |body: &'static [u8], mode: OsPutOptions| {
-            let path = path.clone();
-            async move {
-                self.clients
-                    .write
-                    .put_opts(&path, Bytes::from_static(body).into(), mode)
-                    .await
-            }
-        };
-        let first: UpdateVersion = put(b"1", PutMode::Overwrite.into())
-            .await
-            .map_err(|e| self.fail("put (conditional-write check)", path, e))?
-            .into();
-        match put(b"2", PutMode::Create.into()).await {
-            Err(e) if is_race(&e) => {}
-            Ok(_) => {
-                return Err(lying(
-                    "a conditional create (PutMode::Create, If-None-Match: *) of an object that exists succeeded instead of failing with \"already exists\"",
-                ));
-            }
-            Err(e) => return Err(self.fail("put (conditional create check)", path, e)),
-        }
-        let second: UpdateVersion = match put(b"3", PutMode::Update(first.clone()).into()).await {
-            Ok(result) => result.into(),
-            Err(e) if is_race(&e) => {
-                return Err(lying(&format!(
-                    "a conditional update (PutMode::Update, If-Match) on the current version was refused: {}",
-                    self.scrubber.scrub(&e.to_string())
-                )));
-            }
-            Err(e) => return Err(self.fail("put (conditional update check)", path, e)),
-        };
-        if same_version(&first, &second) {
-            return Err(lying(
-                "two writes of different content returned the same ETag / generation, so a stale version cannot be told from the current one",
-            ));
-        }
-        match put(b"4", PutMode::Update(first).into()).await {
-            Err(e) if is_race(&e) => Ok(()),
-            Ok(_) => Err(lying(
-                "a conditional update (PutMode::Update, If-Match) on a stale ETag / generation succeeded instead of failing with \"precondition failed\"",
-            )),
-            Err(e) => Err(self.fail("put (conditional update check)", path, e)),
-        }
-    }
-
-    fn endpoint_shown(&self) -> &str {
+    pub(crate) fn endpoint_shown(&self) -> &str {
         if self.endpoint.is_empty() {
             "the provider's default endpoint"
         } else {
@@ -380,8 +206,6 @@ impl CloudStorage {
             reason,
         }
     }
-
-    // ---- reading -----------------------------------------------------------
 
     pub(crate) async fn read_path(
         &self,
@@ -438,7 +262,7 @@ impl CloudStorage {
     }
 
     /// The state a reader sees: a pending batch is not yet visible.
-    async fn visible_entry(
+    pub(crate) async fn visible_entry(
         &self,
         record: &Record,
         cache: &mut HashMap<String, TxnView>,
@@ -472,332 +296,7 @@ impl CloudStorage {
             expires_at: cell.expires_at,
         }))
     }
-
-    // ---- single writes -----------------------------------------------------
-    /// Writes one key's record object. Every write of a key record goes
-    /// through here, so whatever must accompany a record (an index entry,
-    /// a request counter) has one home.
-    pub(crate) async fn put_record(
-        &self,
-        path: &Path,
-        record: &Record,
-        mode: OsPutOptions,
-    ) -> Result<object_store::PutResult, object_store::Error> {
-        // The expiry index first: a crash between the two leaves an entry
-        // whose version the key object does not hold, which purge deletes
-        // as stale; never a due record without an entry.
-        let name = path.filename().unwrap_or_default();
-        for entry in expiry::entries_for(record, name, self.tombstone_grace_ms(), TXN_TIMEOUT_MS) {
-            self.put_index_entry(entry).await?;
-        }
-        self.clients
-            .write
-            .put_opts(path, record.encode().into(), mode)
-            .await
-    }
-
-    /// Put or delete one key. Returns the version written, or `None` for a
-    /// delete that found nothing live.
-    async fn write_one(
-        &self,
-        key: &[u8],
-        change: Change,
-        pre: Precondition,
-    ) -> StorageResult<Option<Version>> {
-        let path = self.layout.key_path(key);
-        let op = self.op_id();
-        let started = Instant::now();
-        let mut attempt = 0u32;
-        let mut tried = false;
-        let mut give_up: Option<StorageError> = None;
-        loop {
-            if started.elapsed() > WRITE_DEADLINE {
-                return Err(StorageError::Unavailable(format!(
-                    "{} write of {}/{path}: gave up after {:?} of lost races or waiting for a pending batch",
-                    self.provider, self.bucket, WRITE_DEADLINE
-                )));
-            }
-            let current = match self.read_key(key).await {
-                Ok(current) => current,
-                Err(e) if tried => {
-                    return Err(StorageError::Unavailable(format!(
-                        "outcome unknown: a write of {}/{path} failed and re-reading it failed too: {}",
-                        self.bucket,
-                        inner(&e)
-                    )));
-                }
-                Err(e) => return Err(e),
-            };
-            if tried && let Some(version) = current.as_ref().and_then(|c| applied(&c.record, &op)) {
-                return Ok(Some(version));
-            }
-            if let Some(error) = give_up.take() {
-                // Re-read: our write is not there, so it was not applied.
-                return Err(StorageError::Unavailable(format!(
-                    "{} (not applied: the object does not hold this write)",
-                    inner(&error)
-                )));
-            }
-            let (base, floor, ops, object_version) = match current {
-                None => (None, 0, Vec::new(), None),
-                // A missing transaction re-reads the key (see batch.rs).
-                Some(current) => match self.settle_for_write(key, current).await? {
-                    None => (None, 0, Vec::new(), None),
-                    Some((current, settled)) => {
-                        let floor = current
-                            .record
-                            .cell
-                            .version
-                            .max(current.record.intent.as_ref().map_or(0, |i| i.cell.version));
-                        match settled {
-                            Settled::Pending { txn, .. } => {
-                                self.wait_or_abort(&txn, attempt).await?;
-                                attempt += 1;
-                                continue;
-                            }
-                            Settled::Cell(cell) => {
-                                (Some(cell), floor, current.record.ops, Some(current.version))
-                            }
-                        }
-                    }
-                },
-            };
-            let now = self.clock.now_ms();
-            let visible = base.as_ref().and_then(|c| c.live_version(now));
-            pre.check(key, visible)?;
-            let version = self.clock.next(floor);
-            let cell = match &change {
-                Change::Put { value, expires_at } => Cell {
-                    version,
-                    live: true,
-                    expires_at: *expires_at,
-                    value: value.clone(),
-                },
-                Change::Delete => {
-                    if visible.is_none() {
-                        return Ok(None);
-                    }
-                    Cell::tombstone(version)
-                }
-            };
-            let record = Record {
-                key: Bytes::copy_from_slice(key),
-                cell,
-                intent: None,
-                ops: history(ops, &op, version),
-                written_at: now,
-            };
-            tried = true;
-            match self
-                .put_record(&path, &record, put_mode(object_version.as_ref()))
-                .await
-            {
-                Ok(_) => return Ok(Some(version)),
-                Err(e) if is_race(&e) => {
-                    // Lost a race, or an earlier attempt of ours landed
-                    // (object_store retried it): the next read tells.
-                    backoff(attempt).await;
-                }
-                Err(e) => {
-                    let error = self.fail("put", &path, e);
-                    // Ambiguous: the request may have been applied. The
-                    // loop re-reads; our op id in the history means it was.
-                    tracing::info!(provider = self.provider, %error, "write failed; re-reading to settle its outcome");
-                    if attempt >= 2 {
-                        give_up = Some(error);
-                    }
-                }
-            }
-            attempt += 1;
-        }
-    }
-
-    // ---- scanning ----------------------------------------------------------
-
-    /// Every key object's name and record, in name order, from `offset`.
-    async fn scan_names(
-        &self,
-        offset: Option<&Path>,
-    ) -> StorageResult<
-        futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>>,
-    > {
-        let folder = self.layout.keys().clone();
-        Ok(match offset {
-            Some(offset) => self.clients.read.list_with_offset(Some(&folder), offset),
-            None => self.clients.read.list(Some(&folder)),
-        })
-    }
-
-    async fn fetch_all(&self, paths: Vec<Path>) -> StorageResult<Vec<Option<Current>>> {
-        futures::stream::iter(paths)
-            .map(|path| async move { self.read_path(&path, None).await })
-            .buffered(FETCH_CONCURRENCY)
-            .try_collect()
-            .await
-    }
-
-    async fn list_impl(&self, query: &ListQuery) -> StorageResult<ListPage> {
-        validate::query(query)?;
-        let (start, end, prefix): Bounds<'_> = match &query.range {
-            KeyRange::Prefix(p) => (
-                Some(p.as_ref()).filter(|p| !p.is_empty()),
-                None,
-                Some(p.as_ref()),
-            ),
-            KeyRange::Range { start, end } => (start.as_deref(), end.as_deref(), None),
-        };
-        let cursor = query.cursor.as_deref();
-        let mut offset = start.map(|s| self.layout.offset_before(s));
-        if let Some(c) = cursor {
-            let after = self.layout.offset_after(c);
-            if offset.as_ref().is_none_or(|o| after > *o) {
-                offset = Some(after);
-            }
-        }
-        let in_range = |key: &[u8]| {
-            prefix.is_none_or(|p| key.starts_with(p))
-                && start.is_none_or(|s| key >= s)
-                && end.is_none_or(|e| key < e)
-                && cursor.is_none_or(|c| key > c)
-        };
-        // Whether nothing at or after this name can be in range.
-        let past_end = |hint: &NameHint| -> bool {
-            let head: &[u8] = match hint {
-                NameHint::Exact(k) | NameHint::Group(k) => k,
-            };
-            if let Some(e) = end
-                && head >= e
-            {
-                return true;
-            }
-            if let Some(p) = prefix {
-                let n = p.len().min(head.len());
-                if head[..n] > p[..n] {
-                    return true;
-                }
-            }
-            false
-        };
-        let mut names = self.scan_names(offset.as_ref()).await?;
-        let mut page = PageBuilder::new(query);
-        let mut cache = HashMap::new();
-        let mut last_name: Option<String> = None;
-        let mut exhausted = false;
-        let mut carry: Option<Path> = None;
-        'pages: while !exhausted || carry.is_some() {
-            // Gather a chunk of candidate names, never splitting a group.
-            let mut chunk: Vec<Path> = carry.take().into_iter().collect();
-            let want = (query.limit + 1 - page.len().min(query.limit)).clamp(4, 256);
-            while !exhausted {
-                let meta = match names.next().await {
-                    None => {
-                        exhausted = true;
-                        break;
-                    }
-                    Some(Ok(meta)) => meta,
-                    Some(Err(e)) => return Err(self.fail("list", self.layout.keys(), e)),
-                };
-                let Some(name) = meta.location.filename().map(str::to_string) else {
-                    continue;
-                };
-                if let Some(prev) = &last_name
-                    && name <= *prev
-                {
-                    return Err(self.corrupt(
-                        self.layout.keys(),
-                        format!("listing is not in name order ({name} after {prev}); key order cannot be guaranteed"),
-                    ));
-                }
-                let Some(hint) = parse_name(&name) else {
-                    continue;
-                };
-                let group_continues = matches!(&hint, NameHint::Group(_))
-                    && last_name.as_deref().and_then(parse_name) == Some(hint_clone(&hint));
-                last_name = Some(name);
-                if past_end(&hint) {
-                    exhausted = true;
-                    break;
-                }
-                if let NameHint::Exact(key) = &hint
-                    && !in_range(key)
-                {
-                    continue;
-                }
-                if chunk.len() >= want && !group_continues {
-                    // This name starts the next chunk.
-                    carry = Some(meta.location);
-                    break;
-                }
-                chunk.push(meta.location);
-            }
-            let mut records: Vec<Record> = self
-                .fetch_all(chunk)
-                .await?
-                .into_iter()
-                .flatten()
-                .map(|c| c.record)
-                .collect();
-            // Name order is key order except inside a group.
-            records.sort_by(|a, b| a.key.cmp(&b.key));
-            let now = now_millis();
-            for record in &records {
-                if !in_range(&record.key) {
-                    continue;
-                }
-                if let Some(entry) = self.visible_entry(record, &mut cache, now).await?
-                    && !page.offer(
-                        &entry.key,
-                        entry.version,
-                        entry.expires_at,
-                        entry.value.len(),
-                        || entry.value.clone(),
-                    )
-                {
-                    break 'pages;
-                }
-            }
-        }
-        Ok(page.finish())
-    }
-
-    /// Every key object, settled, in batches (stats and purge).
-    pub(crate) async fn for_each_record<F>(&self, mut f: F) -> StorageResult<()>
-    where
-        F: FnMut(Current, Cell, bool),
-    {
-        let mut names = self.scan_names(None).await?;
-        let mut cache = HashMap::new();
-        let mut done = false;
-        while !done {
-            let mut chunk = Vec::new();
-            while chunk.len() < 256 {
-                match names.next().await {
-                    None => {
-                        done = true;
-                        break;
-                    }
-                    Some(Ok(meta)) => {
-                        if meta.location.filename().and_then(parse_name).is_some() {
-                            chunk.push(meta.location);
-                        }
-                    }
-                    Some(Err(e)) => return Err(self.fail("list", self.layout.keys(), e)),
-                }
-            }
-            for current in self.fetch_all(chunk).await?.into_iter().flatten() {
-                let (cell, pending) = match self.settle(&current.record, &mut cache).await? {
-                    Settled::Cell(cell) => (cell, false),
-                    Settled::Pending { cell, .. } => (cell, true),
-                };
-                f(current, cell, pending);
-            }
-        }
-        Ok(())
-    }
 }
-
-/// A listing's start, end and prefix.
-type Bounds<'a> = (Option<&'a [u8]>, Option<&'a [u8]>, Option<&'a [u8]>);
 
 /// The message of an error without its `backend unavailable:` prefix, for
 /// wrapping it in another.
@@ -805,13 +304,6 @@ pub(crate) fn inner(error: &StorageError) -> String {
     match error {
         StorageError::Unavailable(message) => message.clone(),
         other => other.to_string(),
-    }
-}
-
-fn hint_clone(hint: &NameHint) -> NameHint {
-    match hint {
-        NameHint::Exact(k) => NameHint::Exact(k.clone()),
-        NameHint::Group(k) => NameHint::Group(k.clone()),
     }
 }
 
@@ -853,7 +345,7 @@ impl orbit_storage::Storage for CloudStorage {
     }
 
     async fn list(&self, query: &ListQuery) -> StorageResult<ListPage> {
-        self.list_impl(query).await
+        self.list_page(query).await
     }
 
     async fn batch(&self, ops: Vec<BatchOp>) -> StorageResult<Vec<Option<Version>>> {
@@ -881,46 +373,15 @@ impl orbit_storage::Storage for CloudStorage {
     }
 
     /// Due work from the expiry index, by the holder of the purge lease
-    /// only (the others return 0 after one GET); see the crate docs.
+    /// only (the others return 0 after one GET); see module `maintenance`.
     async fn purge_expired(&self) -> StorageResult<u64> {
-        let held = self
-            .lease
-            .acquire(&self.clients.read, &self.clients.write)
-            .await
-            .map_err(|e| self.fail("put", self.lease.path(), e))?;
-        if !held {
-            return Ok(0);
-        }
-        self.backfill_index().await?;
-        let started = Instant::now();
-        let result = self.purge_due().await;
-        let mut log = self.purge_log.lock();
-        if log.len() >= 256 {
-            log.pop_front();
-        }
-        log.push_back((started, Instant::now()));
-        result
+        self.purge().await
     }
 
     /// Exact: reads every key object (O(keys) requests). The server never
     /// calls it (readiness and metrics use `health_stats`).
     async fn stats(&self) -> StorageResult<StorageStats> {
-        let mut keys = 0u64;
-        let mut bytes = 0u64;
-        self.for_each_record(|current, cell, _pending| {
-            if cell.live {
-                keys += 1;
-                bytes += (current.record.key.len() + cell.value.len()) as u64;
-            }
-        })
-        .await?;
-        Ok(StorageStats {
-            keys,
-            bytes,
-            sizes_known: true,
-            disk_bytes: None,
-            remote: Some(self.counters.snapshot()),
-        })
+        self.count_all().await
     }
 
     /// No request: counting keys would read every object, and replicas

@@ -392,7 +392,7 @@ async fn lease_run(n: usize, stores: Vec<Arc<CloudStorage>>) {
         // delete), and a write landing on a tombstone older than the grace
         // inside that round trip would be lost. With this writer rewriting
         // 40 keys every 5 ms a short grace hits that known window (see the
-        // crate docs, "Deletes"); this test is about the lease and the
+        // DESIGN.md, "Deletes"); this test is about the lease and the
         // expiry purges, which are conditional writes.
         store.set_tombstone_grace(Duration::from_secs(60));
     }
