@@ -15,7 +15,7 @@ use crate::coding::{KIND_DELETE, KIND_PUT, split_internal_key};
 use crate::compaction;
 use crate::error::{Error, Result};
 use crate::framing::{encode_record, read_log};
-use crate::fs::{FileSystem, WritableFile};
+use crate::fs::{FileLock, FileSystem, WritableFile};
 use crate::iter::{InternalIter, MemIter, MergeIter, RangeIter};
 use crate::memtable::{Lookup, Memtable};
 use crate::options::{Options, SyncMode};
@@ -106,7 +106,7 @@ pub(crate) struct Counters {
 }
 
 pub(crate) struct Inner {
-    _lock: std::fs::File,
+    _lock: Box<dyn FileLock>,
     pub dir: PathBuf,
     pub opts: Options,
     pub fs: Arc<dyn FileSystem>,
@@ -393,27 +393,20 @@ impl Inner {
         fs.create_dir_all(dir)
             .map_err(|e| Error::io("create directory", dir, e))?;
         // One process (and one `Db`) per directory: an advisory lock held for the engine's
-        // lifetime and released by the kernel if the process dies.
+        // lifetime and released by the kernel if the process dies. Taken through `fs`, so
+        // fault tests can fail it like any other file creation.
         let lock_path = dir.join("LOCK");
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| Error::io("open lock file", &lock_path, e))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(Error::io(
+        let lock = fs.lock(&lock_path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::WouldBlock {
+                Error::io(
                     "lock (another Db or process has this directory open)",
                     &lock_path,
-                    std::io::Error::from(std::io::ErrorKind::WouldBlock),
-                ));
+                    e,
+                )
+            } else {
+                Error::io("lock", &lock_path, e)
             }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(Error::io("lock", &lock_path, e));
-            }
-        }
+        })?;
         let names = fs
             .list(dir)
             .map_err(|e| Error::io("list directory", dir, e))?;
