@@ -11,15 +11,18 @@
 
 use crate::batch::{self, WriteBatch};
 use crate::cache::BlockCache;
-use crate::coding::{KIND_DELETE, KIND_PUT, split_internal_key};
 use crate::compaction;
 use crate::error::{Error, Result};
+use crate::filenames::{
+    CURRENT, CURRENT_TMP, LOCK, manifest_name, parse_name, table_name, wal_name,
+};
+use crate::flush::{build_options, write_memtable};
 use crate::framing::{encode_record, read_log};
 use crate::fs::{FileLock, FileSystem, WritableFile};
 use crate::iter::{InternalIter, MemIter, MergeIter, RangeIter};
 use crate::memtable::{Lookup, Memtable};
 use crate::options::{Options, SyncMode};
-use crate::table::{BuildOptions, Table, TableBuilder};
+use crate::table::Table;
 use crate::version::{FileMeta, NUM_LEVELS, TableFile, Version, VersionEdit};
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::collections::BTreeMap;
@@ -176,30 +179,6 @@ pub struct Db {
 pub struct Snapshot {
     sv: Arc<SuperVersion>,
     seq: u64,
-}
-
-pub(crate) fn table_name(id: u64) -> String {
-    format!("{id:06}.sst")
-}
-fn wal_name(id: u64) -> String {
-    format!("{id:06}.log")
-}
-fn manifest_name(id: u64) -> String {
-    format!("MANIFEST-{id:06}")
-}
-
-/// Parses `000123.sst` / `000123.log` / `MANIFEST-000123` into (kind, number).
-fn parse_name(name: &str) -> Option<(&'static str, u64)> {
-    if let Some(n) = name.strip_suffix(".sst") {
-        return n.parse().ok().map(|n| ("sst", n));
-    }
-    if let Some(n) = name.strip_suffix(".log") {
-        return n.parse().ok().map(|n| ("log", n));
-    }
-    if let Some(n) = name.strip_prefix("MANIFEST-") {
-        return n.parse().ok().map(|n| ("manifest", n));
-    }
-    None
 }
 
 fn lookup_layers(sv: &SuperVersion, key: &[u8], seq: u64) -> Result<Option<Vec<u8>>> {
@@ -395,7 +374,7 @@ impl Inner {
         // One process (and one `Db`) per directory: an advisory lock held for the engine's
         // lifetime and released by the kernel if the process dies. Taken through `fs`, so
         // fault tests can fail it like any other file creation.
-        let lock_path = dir.join("LOCK");
+        let lock_path = dir.join(LOCK);
         let lock = fs.lock(&lock_path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::WouldBlock {
                 Error::io(
@@ -419,12 +398,12 @@ impl Inner {
         let cache = Arc::new(BlockCache::new(opts.block_cache_size));
 
         // 1. The manifest named by CURRENT.
-        let current_path = dir.join("CURRENT");
+        let current_path = dir.join(CURRENT);
         let mut files: BTreeMap<u64, FileMeta> = BTreeMap::new();
         let mut log_number = 0u64;
         let mut last_seq = 0u64;
         let mut next_file = 1u64;
-        if names.iter().any(|n| n == "CURRENT") {
+        if names.iter().any(|n| n == CURRENT) {
             let cur = fs
                 .read_all(&current_path)
                 .map_err(|e| Error::io("read", &current_path, e))?;
@@ -569,7 +548,7 @@ impl Inner {
         manifest
             .sync()
             .map_err(|e| Error::io("fsync manifest", &manifest_path, e))?;
-        let tmp = dir.join("CURRENT.tmp");
+        let tmp = dir.join(CURRENT_TMP);
         let f = fs.create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
         f.append(format!("{}\n", manifest_name(manifest_number)).as_bytes())
             .map_err(|e| Error::io("write", &tmp, e))?;
@@ -1164,57 +1143,4 @@ impl Inner {
             last_sequence: self.visible_seq.load(Ordering::Acquire),
         }
     }
-}
-
-pub(crate) fn build_options(o: &Options) -> BuildOptions {
-    BuildOptions {
-        block_size: o.block_size,
-        bits_per_key: crate::bloom::bits_per_key(o.bloom_fp_rate),
-        compression: o.compression,
-    }
-}
-
-/// Writes a memtable (newest version of each key only) as a level-0 table and opens it.
-fn write_memtable(
-    fs: &Arc<dyn FileSystem>,
-    dir: &Path,
-    cache: &Arc<BlockCache>,
-    mem: &Arc<Memtable>,
-    id: u64,
-    bopts: BuildOptions,
-) -> Result<Option<Arc<TableFile>>> {
-    let path = dir.join(table_name(id));
-    let mut b = TableBuilder::new(&**fs, &path, bopts)?;
-    let mut it = MemIter::new(mem.clone());
-    it.seek_to_first()?;
-    let mut last: Option<Vec<u8>> = None;
-    while it.valid() {
-        let k = it.key();
-        let (u, _, kind) = split_internal_key(k)
-            .ok_or_else(|| Error::Fatal("memtable key without trailer".into()))?;
-        debug_assert!(kind == KIND_PUT || kind == KIND_DELETE);
-        if last.as_deref() != Some(u) {
-            last = Some(u.to_vec());
-            b.add(k, it.value())?;
-        }
-        it.next()?;
-    }
-    if b.entries() == 0 {
-        drop(b);
-        let _ = fs.remove(&path);
-        return Ok(None);
-    }
-    let built = b.finish()?;
-    let table = Table::open(fs.clone(), path, id, cache.clone())?;
-    Ok(Some(Arc::new(TableFile {
-        meta: FileMeta {
-            level: 0,
-            id,
-            size: built.size,
-            entries: built.entries,
-            smallest: built.smallest,
-            largest: built.largest,
-        },
-        table: Arc::new(table),
-    })))
 }
