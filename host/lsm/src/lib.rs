@@ -8,7 +8,7 @@
 //!
 //! Layering, bottom up: `fs` (all I/O, fault-injectable), `filenames` → `coding`, `framing`
 //! (checksummed records) → `batch`, `memtable`, `block`, `bloom`, `cache`, `table` → `version`
-//! (manifest), `iter` → `flush` (memtable to table) → `compaction` → `db`.
+//! (manifest), `iter` → `flush` (memtable to table) → `recovery` (open), `compaction` → `db`.
 
 mod batch;
 mod block;
@@ -25,6 +25,7 @@ pub mod fs;
 mod iter;
 mod memtable;
 mod options;
+mod recovery;
 mod table;
 mod version;
 
