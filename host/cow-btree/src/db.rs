@@ -336,6 +336,19 @@ impl Db {
     }
 }
 
+#[cfg(test)]
+impl Db {
+    /// Tests: gives the handle up the way a crash would (no final sync),
+    /// once the background write of dirty nodes, if one runs, has finished.
+    /// A crashed process's threads die with it; a leaked handle's writer
+    /// thread would go on writing into pages the next handle reuses, and
+    /// the next handle would read them as corrupt.
+    pub(crate) fn simulate_crash(self) {
+        self.inner.wait_in_flight();
+        std::mem::forget(self);
+    }
+}
+
 impl Drop for Db {
     fn drop(&mut self) {
         *self.inner.shutdown.lock() = true;

@@ -179,6 +179,15 @@ impl Inner {
         Ok(())
     }
 
+    /// Tests: waits for the background write of dirty nodes, if one runs,
+    /// without touching anything else (see `Db::simulate_crash`).
+    #[cfg(test)]
+    pub(super) fn wait_in_flight(&self) {
+        if let Some(f) = self.writer.lock().in_flight.take() {
+            let _ = f.handle.join();
+        }
+    }
+
     /// Memory pressure: hands the dirty nodes to a background thread that
     /// writes them (no `fdatasync`), so the writer goes on with the next
     /// commit; the previous such write is joined first.
