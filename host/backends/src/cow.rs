@@ -30,7 +30,7 @@ pub(crate) fn open(config: &CowBtreeConfig) -> StorageResult<KvStorage<CowEngine
         },
         max_keys_per_node: config.max_keys_per_node,
         compression: config.enable_compression,
-        wal_buffer_size: config.wal_buffer_size,
+        max_group_commit_bytes: config.wal_buffer_size,
         ..Options::default()
     };
     let db = Db::open(dir, options).map_err(error)?;

@@ -2,7 +2,7 @@
 //! one commit of a group.
 //!
 //! **Group commit.** `Db::write` queues its batch, then takes the writer
-//! mutex. Whoever holds it drains the queue (up to `wal_buffer_size` bytes
+//! mutex. Whoever holds it drains the queue (up to `max_group_commit_bytes` bytes
 //! of keys and values, at least one batch) into one commit, with one
 //! `fdatasync` in `PerCommit` mode, and records the result for every batch
 //! it took; a thread that gets the mutex and finds its own batch already
@@ -80,13 +80,13 @@ impl Inner {
     }
 
     /// One group: the queued batches in order, as long as their keys and
-    /// values total at most `wal_buffer_size` bytes, but at least one.
+    /// values total at most `max_group_commit_bytes` bytes, but at least one.
     fn take_group(&self) -> Vec<Pending> {
         let mut q = self.queue.lock();
         let mut bytes = 0u64;
         let mut g = Vec::new();
         while let Some(front) = q.front() {
-            if !g.is_empty() && bytes + front.batch.bytes > self.opts.wal_buffer_size {
+            if !g.is_empty() && bytes + front.batch.bytes > self.opts.max_group_commit_bytes {
                 break;
             }
             bytes += front.batch.bytes;
