@@ -40,6 +40,8 @@ pub mod translator_world {
     });
 }
 
+/// A backend's configuration (`orbit:storage/config`, translator world only).
+pub use translator_world::orbit::storage::config;
 /// The contract's shared types (`orbit:storage/types`).
 pub use health_world::orbit::storage::log;
 pub use health_world::orbit::storage::store;

@@ -10,7 +10,7 @@
 //! - the full storage contract of the crate docs (checked by
 //!   [`crate::conformance`]);
 //! - durability up to the last successful `flush` only: the server calls it
-//!   every `backup_interval_secs` and on SIGTERM; a crash loses later writes
+//!   every `backup_interval` and on SIGTERM; a crash loses later writes
 //!   but never corrupts the snapshot (see [`snapshot`] for the format and the
 //!   atomic write);
 //! - a corrupt or truncated snapshot fails `open` with
