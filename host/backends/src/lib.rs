@@ -74,9 +74,9 @@ async fn open_blocking<S: Storage + 'static>(
     kind: BackendKind,
     open: impl FnOnce() -> Result<S, StorageError> + Send + 'static,
 ) -> Result<Arc<dyn Storage>, StorageError> {
-    let storage = tokio::task::spawn_blocking(open)
-        .await
-        .map_err(|e| StorageError::Unavailable(format!("opening the {kind} backend failed: {e}")))??;
+    let storage = tokio::task::spawn_blocking(open).await.map_err(|e| {
+        StorageError::Unavailable(format!("opening the {kind} backend failed: {e}"))
+    })??;
     Ok(Arc::new(storage))
 }
 

@@ -44,11 +44,7 @@ pub fn open_gcp(config: &GcpConfig) -> Result<Arc<CloudStorage>, StorageError> {
     let build = || {
         let mut builder = GoogleCloudStorageBuilder::new()
             .with_bucket_name(&config.bucket_name)
-            .with_client_options(client_options(
-                config.connection_timeout,
-                None,
-                allow_http,
-            ))
+            .with_client_options(client_options(config.connection_timeout, None, allow_http))
             .with_retry(retry_config(
                 config.retry_count,
                 config.connection_timeout,

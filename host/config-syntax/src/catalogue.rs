@@ -477,7 +477,10 @@ mod tests {
     #[test]
     fn every_backend_has_settings() {
         for k in BackendKind::ALL {
-            assert!(settings().iter().any(|s| s.scope == Scope::Backend(k)), "{k}");
+            assert!(
+                settings().iter().any(|s| s.scope == Scope::Backend(k)),
+                "{k}"
+            );
         }
     }
 

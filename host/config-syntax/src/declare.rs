@@ -89,7 +89,11 @@ pub(crate) fn complete(
             errors.push(ConfigError {
                 message: format!(
                     "not a setting of the {kind} backend (its settings: {})",
-                    settings.iter().map(|s| s.env).collect::<Vec<_>>().join(", ")
+                    settings
+                        .iter()
+                        .map(|s| s.env)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
                 setting: name,
             });
@@ -110,7 +114,10 @@ pub(crate) fn complete(
             }),
         }
     }
-    let missing: Vec<&Setting> = settings.iter().filter(|s| !values.contains(s.env)).collect();
+    let missing: Vec<&Setting> = settings
+        .iter()
+        .filter(|s| !values.contains(s.env))
+        .collect();
     for setting in missing {
         let default = setting
             .default
@@ -139,18 +146,42 @@ pub(crate) fn complete(
 
 /// The Rust type of a field of kind `$kind`.
 macro_rules! field_type {
-    (Bool) => { bool };
-    (ByteSize) => { u64 };
-    ((Count $($bounds:tt)*)) => { u64 };
-    (DurationSecs) => { ::std::time::Duration };
-    (DurationMs) => { ::std::time::Duration };
-    (Fraction) => { f64 };
-    (Text) => { String };
-    (Path) => { String };
-    (Url) => { String };
-    (Durability) => { $crate::Durability };
-    (Secret) => { $crate::SecretRef };
-    (SecretFile) => { $crate::SecretRef };
+    (Bool) => {
+        bool
+    };
+    (ByteSize) => {
+        u64
+    };
+    ((Count $($bounds:tt)*)) => {
+        u64
+    };
+    (DurationSecs) => {
+        ::std::time::Duration
+    };
+    (DurationMs) => {
+        ::std::time::Duration
+    };
+    (Fraction) => {
+        f64
+    };
+    (Text) => {
+        String
+    };
+    (Path) => {
+        String
+    };
+    (Url) => {
+        String
+    };
+    (Durability) => {
+        $crate::Durability
+    };
+    (Secret) => {
+        $crate::SecretRef
+    };
+    (SecretFile) => {
+        $crate::SecretRef
+    };
 }
 
 /// `Option<T>` for `optional` settings, `T` otherwise.
@@ -306,7 +337,10 @@ mod tests {
     use crate::{BackendConfig, BackendKind, Durability, LsmTreeConfig, SecretRef, Value};
 
     fn given(pairs: &[(&str, Value)]) -> Vec<(String, Value)> {
-        pairs.iter().map(|(n, v)| (n.to_string(), v.clone())).collect()
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.clone()))
+            .collect()
     }
 
     #[test]
@@ -333,13 +367,33 @@ mod tests {
     #[test]
     fn what_a_plugin_gives_is_checked_against_the_catalogue() {
         let cases: &[(&str, Value, &str)] = &[
-            ("ORBIT_API_TOKEN", Value::Text("x".into()), "not a setting of the s3 backend"),
-            ("ORBIT_S3_RETRY_COUNT", Value::Int(101), "an integer from 0 to 100"),
-            ("ORBIT_S3_RETRY_COUNT", Value::Text("3".into()), "an integer from 0 to 100"),
-            ("ORBIT_S3_ENDPOINT", Value::Text("ftp://x".into()), "http://"),
+            (
+                "ORBIT_API_TOKEN",
+                Value::Text("x".into()),
+                "not a setting of the s3 backend",
+            ),
+            (
+                "ORBIT_S3_RETRY_COUNT",
+                Value::Int(101),
+                "an integer from 0 to 100",
+            ),
+            (
+                "ORBIT_S3_RETRY_COUNT",
+                Value::Text("3".into()),
+                "an integer from 0 to 100",
+            ),
+            (
+                "ORBIT_S3_ENDPOINT",
+                Value::Text("ftp://x".into()),
+                "http://",
+            ),
             ("ORBIT_S3_BUCKET", Value::Text(" ".into()), "non-empty"),
             ("ORBIT_S3_BUCKET", Value::Absent, "a value"),
-            ("ORBIT_S3_CONNECTION_TIMEOUT", Value::Millis(1500), "a duration"),
+            (
+                "ORBIT_S3_CONNECTION_TIMEOUT",
+                Value::Millis(1500),
+                "a duration",
+            ),
         ];
         for (name, value, expected) in cases {
             let mut g = given(&[("ORBIT_S3_BUCKET", Value::Text("b".into()))]);
@@ -347,7 +401,10 @@ mod tests {
             g.push((name.to_string(), value.clone()));
             let errors = BackendConfig::from_plugin(BackendKind::S3, g, "/d").unwrap_err();
             let text = errors.iter().map(ToString::to_string).collect::<String>();
-            assert!(text.contains(name) && text.contains(expected), "{name}: {text}");
+            assert!(
+                text.contains(name) && text.contains(expected),
+                "{name}: {text}"
+            );
         }
         // Required and not given at all.
         let errors = BackendConfig::from_plugin(BackendKind::S3, Vec::new(), "/d").unwrap_err();

@@ -25,9 +25,9 @@ pub use catalogue::{
     lookup_toml, settings,
 };
 pub use declare::ConfigError;
-pub use value_types::{Durability, FromValue, SecretRef, Value, Values};
 pub use names::{closest_name, is_secret_name};
 pub use value::{
     ValueError, parse_bool, parse_byte_size, parse_count, parse_duration_ms, parse_duration_secs,
     parse_fraction,
 };
+pub use value_types::{Durability, FromValue, SecretRef, Value, Values};

@@ -153,9 +153,7 @@ impl Setting {
             ValueKind::DurationMs => parse_duration_ms(t).map(Value::Millis),
             ValueKind::Fraction => parse_fraction(t).map(Value::Float),
             ValueKind::Text => Ok(Value::Text(t.to_string())),
-            ValueKind::Path if !t.is_empty() && !t.contains('\0') => {
-                Ok(Value::Text(t.to_string()))
-            }
+            ValueKind::Path if !t.is_empty() && !t.contains('\0') => Ok(Value::Text(t.to_string())),
             ValueKind::Path => return Err("a non-empty path".into()),
             ValueKind::Url if is_url(t) => Ok(Value::Text(t.to_string())),
             ValueKind::Url => return Err(URL_ACCEPTED.into()),

@@ -85,8 +85,7 @@ pub fn backend_schema(kind: BackendKind) -> Json {
         properties.insert(camel(s.toml_key()), value_schema(s));
         for alias in s.toml_aliases {
             let mut old = value_schema(s);
-            old["description"] =
-                Json::String(format!("Older name of {}.", camel(s.toml_key())));
+            old["description"] = Json::String(format!("Older name of {}.", camel(s.toml_key())));
             properties.insert(camel(alias), old);
         }
     }
@@ -99,7 +98,10 @@ pub fn backend_schema(kind: BackendKind) -> Json {
 
 /// A default as it is written in `values.yaml`.
 fn default_yaml(s: &Setting) -> String {
-    if s.default.is_empty() || s.default.contains(orbit_config_syntax::DATA_DIR_PLACEHOLDER) {
+    if s.default.is_empty()
+        || s.default
+            .contains(orbit_config_syntax::DATA_DIR_PLACEHOLDER)
+    {
         return match s.kind {
             ValueKind::Text | ValueKind::Path | ValueKind::Url | ValueKind::SecretFile => {
                 "\"\"".into()
@@ -128,7 +130,9 @@ pub fn values_yaml() -> String {
             if s.required {
                 doc.push_str(&format!(" Required with the {kind} backend."));
             }
-            if s.default.contains(orbit_config_syntax::DATA_DIR_PLACEHOLDER) {
+            if s.default
+                .contains(orbit_config_syntax::DATA_DIR_PLACEHOLDER)
+            {
                 doc.push_str(&format!(
                     " Default: {}.",
                     s.default
@@ -136,7 +140,11 @@ pub fn values_yaml() -> String {
                 ));
             }
             out.push_str(&format!("    # {doc} ({})\n", s.env));
-            out.push_str(&format!("    {}: {}\n", camel(s.toml_key()), default_yaml(s)));
+            out.push_str(&format!(
+                "    {}: {}\n",
+                camel(s.toml_key()),
+                default_yaml(s)
+            ));
         }
     }
     out
@@ -170,7 +178,11 @@ pub fn drift(dir: &Path) -> Result<Option<String>, String> {
 pub fn write(dir: &Path) -> Result<(), String> {
     let (values, mut schema) = read(dir)?;
     let old = generated_block(&values)?;
-    let values = values.replacen(&format!("{BEGIN}\n{old}"), &format!("{BEGIN}\n{}", values_yaml()), 1);
+    let values = values.replacen(
+        &format!("{BEGIN}\n{old}"),
+        &format!("{BEGIN}\n{}", values_yaml()),
+        1,
+    );
     let properties = &mut schema["properties"]["persistence"]["properties"];
     for kind in BackendKind::ALL {
         properties[camel(kind.name())] = backend_schema(kind);

@@ -190,11 +190,7 @@ async fn check(src: ConfigSource, settings: ServerSettings, env: bool, json: boo
         Err(e) => return fail(&e),
     };
     let rendered = if env {
-        match plugins
-            .translator
-            .render_env(&resolved.config)
-            .await
-        {
+        match plugins.translator.render_env(&resolved.config).await {
             Ok(r) => Some(r),
             Err(e) => return fail(&e),
         }

@@ -3,8 +3,8 @@
 //! Durations are written as the settings accept them (`300s`, `250ms`);
 //! secrets as where they are (`env NAME`, `file PATH`), never their value.
 
-use orbit_storage::BackendConfig;
 use orbit_config_syntax::{Setting, Value};
+use orbit_storage::BackendConfig;
 
 /// `{"backend": "lsm_tree", "data_dir": "/app/data/lsm_tree", ...}`.
 pub fn json(config: &BackendConfig) -> serde_json::Value {
@@ -32,10 +32,8 @@ pub fn toml(config: &BackendConfig) -> String {
         let v = match &value {
             Value::Absent => continue,
             Value::Bool(b) => toml::Value::Boolean(*b),
-            Value::Int(n) => i64::try_from(*n).map_or_else(
-                |_| toml::Value::String(n.to_string()),
-                toml::Value::Integer,
-            ),
+            Value::Int(n) => i64::try_from(*n)
+                .map_or_else(|_| toml::Value::String(n.to_string()), toml::Value::Integer),
             Value::Float(x) => toml::Value::Float(*x),
             Value::Secret(r) => toml::Value::String(r.to_string()),
             v => toml::Value::String(setting.render(v).unwrap_or_default()),

@@ -7,8 +7,8 @@
 //! and `Debug` prints references, never values.
 
 pub use orbit_config_syntax::{
-    AzureConfig, BackendConfig, CowBtreeConfig, Durability, GcpConfig, LsmTreeConfig,
-    MemoryConfig, RocksdbConfig, S3Config, SecretRef,
+    AzureConfig, BackendConfig, CowBtreeConfig, Durability, GcpConfig, LsmTreeConfig, MemoryConfig,
+    RocksdbConfig, S3Config, SecretRef,
 };
 
 /// Reads the secret `reference` names. Errors name the variable or file,

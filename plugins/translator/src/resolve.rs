@@ -7,8 +7,8 @@
 //! is accepted; nothing here panics, whatever the input.
 
 use orbit_config_syntax::{
-    BackendConfig, BackendKind, DATA_DIR_PLACEHOLDER, Scope, SecretRef, Setting, Value,
-    ValueKind, Values,
+    BackendConfig, BackendKind, DATA_DIR_PLACEHOLDER, Scope, SecretRef, Setting, Value, ValueKind,
+    Values,
 };
 use orbit_plugin_common::setting::toml_paths;
 use orbit_plugin_common::toml_doc::{TomlScalar, scalar};
@@ -453,4 +453,3 @@ fn missing(setting: &Setting) -> Diag {
         ),
     )
 }
-

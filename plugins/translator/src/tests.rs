@@ -278,12 +278,7 @@ fn defaults_and_their_round_trip() {
         panic!()
     };
     assert_eq!(
-        (
-            s.endpoint,
-            s.read_timeout,
-            s.access_key_id,
-            s.enable_ssl
-        ),
+        (s.endpoint, s.read_timeout, s.access_key_id, s.enable_ssl),
         (None, None, None, true)
     );
 }
