@@ -189,7 +189,7 @@ void exports_orbit_storage_health_evaluate(exports_orbit_storage_health_deployme
 
     ret->live = true;
     ret->ready = ready;
-    health_policy_string_dup(&ret->status, ready ? "ok" : "degraded");
+    ret->status = ready ? ORBIT_STORAGE_TYPES_HEALTH_STATUS_OK : ORBIT_STORAGE_TYPES_HEALTH_STATUS_DEGRADED;
     ret->reasons = reasons;
 
     exports_orbit_storage_health_deployment_context_free(context);

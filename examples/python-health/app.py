@@ -37,4 +37,4 @@ class Health(exports.Health):
         if ready:
             reasons.append(f"python policy: backend open, canary ok in {report.canary.latency_us} us, not drained")
         log.log(log.Level.INFO if ready else log.Level.WARN, "; ".join(reasons))
-        return types.HealthVerdict(live=True, ready=ready, status="ok" if ready else "degraded", reasons=reasons)
+        return types.HealthVerdict(live=True, ready=ready, status=types.HealthStatus.OK if ready else types.HealthStatus.DEGRADED, reasons=reasons)

@@ -23,7 +23,7 @@ wit_bindgen::generate!({
 
 use exports::orbit::storage::health::Guest;
 use orbit::storage::log::{Level, log};
-use orbit::storage::types::{DeploymentContext, HealthReport, HealthVerdict};
+use orbit::storage::types::{DeploymentContext, HealthReport, HealthStatus, HealthVerdict};
 use wasi::keyvalue::{atomics, batch, store};
 
 const BUCKET: &str = "canary";
@@ -134,7 +134,11 @@ impl Guest for KvCanary {
         HealthVerdict {
             live: true,
             ready,
-            status: if ready { "ok" } else { "degraded" }.into(),
+            status: if ready {
+                HealthStatus::Ok
+            } else {
+                HealthStatus::Degraded
+            },
             reasons: vec![reason],
         }
     }

@@ -8,13 +8,22 @@
 
 use std::ops::Bound;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use orbit_cow_btree::{Db, Options, SyncMode, WriteBatch};
 use orbit_storage::kv::{KvOp, KvStorage, OrderedKv};
 use orbit_storage::{
-    BackendKind, CowBtreeConfig, Durability, EngineMetric, StorageError, StorageResult,
+    BackendKind, CowBtreeConfig, Durability, EngineMetric, Storage, StorageError, StorageResult,
 };
+
+#[async_trait::async_trait]
+impl crate::Backend for CowBtreeConfig {
+    async fn open(&self) -> Result<Arc<dyn Storage>, StorageError> {
+        let config = self.clone();
+        crate::open_blocking(BackendKind::CowBtree, move || open(&config)).await
+    }
+}
 
 /// Opens the tree `config` describes behind the storage contract.
 pub(crate) fn open(config: &CowBtreeConfig) -> StorageResult<KvStorage<CowEngine>> {
@@ -24,13 +33,13 @@ pub(crate) fn open(config: &CowBtreeConfig) -> StorageResult<KvStorage<CowEngine
         sync: match config.durability {
             Durability::Sync => SyncMode::PerCommit,
             Durability::Periodic => {
-                SyncMode::Periodic(Duration::from_secs(config.wal_sync_interval_secs.max(1)))
+                SyncMode::Periodic(config.sync_interval.max(Duration::from_millis(1)))
             }
             Durability::None => SyncMode::None,
         },
-        max_keys_per_node: config.max_keys_per_node,
+        max_keys_per_node: crate::count(config.max_keys_per_node),
         compression: config.enable_compression,
-        wal_buffer_size: config.wal_buffer_size,
+        max_group_commit_bytes: config.group_commit_size,
         ..Options::default()
     };
     let db = Db::open(dir, options).map_err(error)?;

@@ -2,7 +2,8 @@
 //!
 //! Every backend arrives as a typed [`BackendConfig`] from the translator
 //! plugin and leaves as an `Arc<dyn Storage>`; nothing past [`open`] knows
-//! which one it is. The local engines (RocksDB, and the in-house LSM tree and
+//! which one it is. Each backend's module implements [`Backend`] for its own
+//! configuration type: its opening and its flush schedule live with it. The local engines (RocksDB, and the in-house LSM tree and
 //! copy-on-write B+tree) only implement [`orbit_storage::kv::OrderedKv`]; the
 //! storage contract on top of them is written once, in `orbit_storage::kv`.
 //!
@@ -11,66 +12,78 @@
 //! This crate exists so the contract crate stays free of C++ and cloud SDKs:
 //! engine authors and the conformance suite depend on `orbit-storage` alone.
 
+mod cloud;
 mod cow;
 mod disk;
 mod lsm;
+mod memory;
 mod rocks;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use orbit_memory::MemoryStorage;
-use orbit_storage::{BackendConfig, Durability, Storage, StorageError};
+use orbit_storage::{BackendConfig, BackendKind, Storage, StorageError};
 
 pub use cow::CowEngine;
 pub use lsm::LsmEngine;
 pub use rocks::RocksEngine;
 
-/// Opens the backend `config` describes, on a blocking thread (engine
-/// recovery, counting keys). Object storage is opened on the caller's task
-/// and proves at once that the store honours conditional writes
-/// (`orbit_cloud::open_checked`, five requests): an unreachable store or one
-/// that ignores preconditions fails here, with the provider, the endpoint
-/// and what failed.
+/// What each backend's configuration knows about its backend: how to open
+/// it and how often the server must flush it. Each backend implements it
+/// for its own configuration type, in its own module.
+#[async_trait::async_trait]
+pub trait Backend: Send + Sync {
+    /// Opens the backend. Local engines recover on a blocking thread; object
+    /// storage is opened on the caller's task and proves at once that the
+    /// store honours conditional writes (`orbit_cloud::open_checked`).
+    async fn open(&self) -> Result<Arc<dyn Storage>, StorageError>;
+
+    /// How often the server must call `flush` for the backend to honour its
+    /// configuration (`None`: the backend is durable by itself).
+    fn flush_interval(&self) -> Option<Duration> {
+        None
+    }
+}
+
+/// The [`Backend`] behind a configuration: the one place that lists them.
+pub fn backend(config: &BackendConfig) -> &dyn Backend {
+    match config {
+        BackendConfig::Memory(c) => c,
+        BackendConfig::CowBtree(c) => c,
+        BackendConfig::LsmTree(c) => c,
+        BackendConfig::Rocksdb(c) => c,
+        BackendConfig::S3(c) => c,
+        BackendConfig::Azure(c) => c,
+        BackendConfig::Gcp(c) => c,
+    }
+}
+
+/// Opens the backend `config` describes.
 pub async fn open(config: &BackendConfig) -> Result<Arc<dyn Storage>, StorageError> {
-    if matches!(
-        config,
-        BackendConfig::S3(_) | BackendConfig::Azure(_) | BackendConfig::Gcp(_)
-    ) {
-        return orbit_cloud::open_checked(config).await;
-    }
-    let config = config.clone();
-    let kind = config.kind();
-    tokio::task::spawn_blocking(move || open_blocking(&config))
-        .await
-        .map_err(|e| StorageError::Unavailable(format!("opening the {kind} backend failed: {e}")))?
+    backend(config).open().await
 }
 
-fn open_blocking(config: &BackendConfig) -> Result<Arc<dyn Storage>, StorageError> {
-    match config {
-        BackendConfig::Memory(c) => Ok(Arc::new(MemoryStorage::open(c)?)),
-        BackendConfig::CowBtree(c) => Ok(Arc::new(cow::open(c)?)),
-        BackendConfig::LsmTree(c) => Ok(Arc::new(lsm::open(c)?)),
-        BackendConfig::Rocksdb(c) => Ok(Arc::new(rocks::open(c)?)),
-        BackendConfig::S3(_) | BackendConfig::Azure(_) | BackendConfig::Gcp(_) => {
-            orbit_cloud::open(config)
-        }
-    }
-}
-
-/// How often the server must call `flush` for the backend to honour its
-/// configuration (`None`: the backend is durable by itself).
+/// How often the server must call `flush` for `config`'s backend.
 pub fn flush_interval(config: &BackendConfig) -> Option<Duration> {
-    match config {
-        BackendConfig::Memory(c) if c.disk_backup => {
-            Some(Duration::from_secs(c.backup_interval_secs.max(1)))
-        }
-        // The LSM tree and the B+tree sync periodically by themselves.
-        BackendConfig::Rocksdb(c) if c.durability == Durability::Periodic => {
-            Some(Duration::from_millis(c.sync_interval_ms.max(1)))
-        }
-        _ => None,
-    }
+    backend(config).flush_interval()
+}
+
+/// Runs a local engine's opening (recovery, counting keys) on a blocking
+/// thread.
+async fn open_blocking<S: Storage + 'static>(
+    kind: BackendKind,
+    open: impl FnOnce() -> Result<S, StorageError> + Send + 'static,
+) -> Result<Arc<dyn Storage>, StorageError> {
+    let storage = tokio::task::spawn_blocking(open).await.map_err(|e| {
+        StorageError::Unavailable(format!("opening the {kind} backend failed: {e}"))
+    })??;
+    Ok(Arc::new(storage))
+}
+
+/// A count the catalogue bounds well below `u32::MAX`, as the engines take
+/// it (saturating, should a bound ever be raised past it).
+fn count(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// Feeds an engine's range iterator to an [`orbit_storage::kv::OrderedKv::scan`]

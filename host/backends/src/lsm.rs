@@ -3,13 +3,22 @@
 //! [`orbit_lsm::Options`] field; `host/lsm/DESIGN.md` says what each means.
 
 use std::ops::Bound;
+use std::sync::Arc;
 use std::time::Duration;
 
 use orbit_lsm::{Db, Options, SyncMode, WriteBatch};
 use orbit_storage::kv::{KvOp, KvStorage, OrderedKv};
 use orbit_storage::{
-    BackendKind, Durability, EngineMetric, LsmTreeConfig, StorageError, StorageResult,
+    BackendKind, Durability, EngineMetric, LsmTreeConfig, Storage, StorageError, StorageResult,
 };
+
+#[async_trait::async_trait]
+impl crate::Backend for LsmTreeConfig {
+    async fn open(&self) -> Result<Arc<dyn Storage>, StorageError> {
+        let config = self.clone();
+        crate::open_blocking(BackendKind::LsmTree, move || open(&config)).await
+    }
+}
 
 /// Opens the tree `config` describes behind the storage contract.
 pub(crate) fn open(config: &LsmTreeConfig) -> StorageResult<KvStorage<LsmEngine>> {
@@ -17,15 +26,15 @@ pub(crate) fn open(config: &LsmTreeConfig) -> StorageResult<KvStorage<LsmEngine>
         sync: match config.durability {
             Durability::Sync => SyncMode::PerCommit,
             Durability::Periodic => {
-                SyncMode::Periodic(Duration::from_millis(config.sync_interval_ms.max(1)))
+                SyncMode::Periodic(config.sync_interval.max(Duration::from_millis(1)))
             }
             Durability::None => SyncMode::None,
         },
         memtable_size: config.memtable_size,
-        max_memtables: config.max_memtables,
+        max_memtables: crate::count(config.max_memtables),
         bloom_fp_rate: config.bloom_fp_rate,
         enable_compaction: config.enable_compaction,
-        compaction_threshold: config.compaction_threshold,
+        compaction_threshold: crate::count(config.compaction_threshold),
         block_cache_size: config.block_cache_size,
         compression: config.enable_compression,
         ..Options::default()

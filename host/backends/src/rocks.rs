@@ -24,10 +24,11 @@
 
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use orbit_storage::kv::{KvOp, KvStorage, OrderedKv};
 use orbit_storage::{
-    BackendKind, Durability, EngineMetric, RocksdbConfig, StorageError, StorageResult,
+    BackendKind, Durability, EngineMetric, RocksdbConfig, Storage, StorageError, StorageResult,
 };
 use rocksdb::statistics::Ticker;
 use rocksdb::{BlockBasedOptions, Cache, DB, Direction, IteratorMode, Options, ReadOptions};
@@ -40,6 +41,20 @@ pub struct RocksEngine {
     sync_writes: bool,
     wal: bool,
     statistics: bool,
+}
+
+#[async_trait::async_trait]
+impl crate::Backend for RocksdbConfig {
+    async fn open(&self) -> Result<Arc<dyn Storage>, StorageError> {
+        let config = self.clone();
+        crate::open_blocking(BackendKind::Rocksdb, move || open(&config)).await
+    }
+
+    /// Under `periodic` durability RocksDB needs the server's periodic flush.
+    fn flush_interval(&self) -> Option<std::time::Duration> {
+        (self.durability == Durability::Periodic)
+            .then(|| self.sync_interval.max(std::time::Duration::from_millis(1)))
+    }
 }
 
 /// Opens the database `config` describes behind the storage contract.

@@ -13,9 +13,9 @@ fn config(dir: &std::path::Path) -> CowBtreeConfig {
     CowBtreeConfig {
         data_dir: dir.join("cow_btree").display().to_string(),
         max_keys_per_node: 8,
-        wal_buffer_size: 1 << 20,
+        group_commit_size: 1 << 20,
         enable_compression: true,
-        wal_sync_interval_secs: 5,
+        sync_interval: std::time::Duration::from_secs(5),
         durability: Durability::Sync,
     }
 }

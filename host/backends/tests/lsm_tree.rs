@@ -18,7 +18,7 @@ fn config(dir: &std::path::Path) -> LsmTreeConfig {
         enable_compaction: true,
         compaction_threshold: 2,
         durability: Durability::Sync,
-        sync_interval_ms: 1000,
+        sync_interval: std::time::Duration::from_millis(1000),
         block_cache_size: 4 << 20,
         enable_compression: true,
     }

@@ -19,7 +19,7 @@ fn config(dir: &std::path::Path) -> RocksdbConfig {
         enable_statistics: true,
         block_cache_size: 8 << 20,
         durability: Durability::Sync,
-        sync_interval_ms: 1000,
+        sync_interval: std::time::Duration::from_millis(1000),
     }
 }
 

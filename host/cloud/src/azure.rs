@@ -45,14 +45,10 @@ pub fn open_azure(config: &AzureConfig) -> Result<Arc<CloudStorage>, StorageErro
             .with_account(&config.account_name)
             .with_container_name(&config.container_name)
             .with_allow_http(allow_http)
-            .with_client_options(client_options(
-                config.connection_timeout_secs,
-                None,
-                allow_http,
-            ))
+            .with_client_options(client_options(config.connection_timeout, None, allow_http))
             .with_retry(retry_config(
                 config.retry_count,
-                config.connection_timeout_secs,
+                config.connection_timeout,
                 None,
             ))
             .with_http_connector(CountingConnector {

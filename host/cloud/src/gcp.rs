@@ -44,14 +44,10 @@ pub fn open_gcp(config: &GcpConfig) -> Result<Arc<CloudStorage>, StorageError> {
     let build = || {
         let mut builder = GoogleCloudStorageBuilder::new()
             .with_bucket_name(&config.bucket_name)
-            .with_client_options(client_options(
-                config.connection_timeout_secs,
-                None,
-                allow_http,
-            ))
+            .with_client_options(client_options(config.connection_timeout, None, allow_http))
             .with_retry(retry_config(
                 config.retry_count,
-                config.connection_timeout_secs,
+                config.connection_timeout,
                 None,
             ))
             .with_http_connector(CountingConnector {

@@ -28,19 +28,27 @@ use object_store::{ClientOptions, RetryConfig};
 /// object_store's default request timeout, used when none is configured.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub fn client_options(connect_secs: u64, request: Option<u64>, allow_http: bool) -> ClientOptions {
+const MIN_TIMEOUT: Duration = Duration::from_secs(1);
+
+pub fn client_options(
+    connect: Duration,
+    request: Option<Duration>,
+    allow_http: bool,
+) -> ClientOptions {
     ClientOptions::new()
-        .with_connect_timeout(Duration::from_secs(connect_secs.max(1)))
-        .with_timeout(request.map_or(DEFAULT_REQUEST_TIMEOUT, |s| Duration::from_secs(s.max(1))))
+        .with_connect_timeout(connect.max(MIN_TIMEOUT))
+        .with_timeout(request.map_or(DEFAULT_REQUEST_TIMEOUT, |t| t.max(MIN_TIMEOUT)))
         .with_allow_http(allow_http)
 }
 
-pub fn retry_config(retries: u32, connect_secs: u64, request: Option<u64>) -> RetryConfig {
-    let per_attempt = Duration::from_secs(connect_secs.max(1))
-        + request.map_or(DEFAULT_REQUEST_TIMEOUT, |s| Duration::from_secs(s.max(1)));
+pub fn retry_config(retries: u64, connect: Duration, request: Option<Duration>) -> RetryConfig {
+    let per_attempt =
+        connect.max(MIN_TIMEOUT) + request.map_or(DEFAULT_REQUEST_TIMEOUT, |t| t.max(MIN_TIMEOUT));
+    // The catalogue bounds retries at 100.
+    let retries = u32::try_from(retries).unwrap_or(u32::MAX);
     RetryConfig {
         max_retries: retries as usize,
-        retry_timeout: per_attempt * (retries + 1),
+        retry_timeout: per_attempt * retries.saturating_add(1),
         ..RetryConfig::default()
     }
 }

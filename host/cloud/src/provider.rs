@@ -28,8 +28,7 @@ pub fn secret(
     setting: &str,
     scrubber: &mut Scrubber,
 ) -> Result<String, StorageError> {
-    let value = secret
-        .resolve()
+    let value = orbit_storage::resolve_secret(secret)
         .map_err(|reason| StorageError::Invalid(format!("{setting}: {reason}")))?;
     if value.is_empty() {
         return Err(StorageError::Invalid(format!(

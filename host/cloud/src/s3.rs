@@ -92,19 +92,19 @@ fn build_s3(config: &S3Config) -> Result<CloudStorage, StorageError> {
         )),
     };
     let counters = Arc::new(Counters::default());
-    let build = |request_timeout: Option<u64>| {
+    let build = |request_timeout: Option<std::time::Duration>| {
         let mut builder = AmazonS3Builder::new()
             .with_region(&config.region)
             .with_bucket_name(&config.bucket)
             .with_allow_http(!config.enable_ssl)
             .with_client_options(client_options(
-                config.connection_timeout_secs,
+                config.connection_timeout,
                 request_timeout,
                 !config.enable_ssl,
             ))
             .with_retry(retry_config(
                 config.retry_count,
-                config.connection_timeout_secs,
+                config.connection_timeout,
                 request_timeout,
             ))
             .with_http_connector(CountingConnector {
@@ -126,8 +126,8 @@ fn build_s3(config: &S3Config) -> Result<CloudStorage, StorageError> {
         })
     };
     let clients = Clients {
-        read: Arc::new(build(config.read_timeout_secs)?),
-        write: Arc::new(build(config.write_timeout_secs)?),
+        read: Arc::new(build(config.read_timeout)?),
+        write: Arc::new(build(config.write_timeout)?),
     };
     let shown = endpoint
         .clone()

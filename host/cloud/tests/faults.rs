@@ -261,9 +261,9 @@ async fn s3_outage_fails_clearly_and_recovers() {
     let prefix = support::fresh_prefix("outage-s3");
     let config = {
         let mut c = weed.config(&prefix);
-        c.connection_timeout_secs = 1;
-        c.read_timeout_secs = Some(5);
-        c.write_timeout_secs = Some(5);
+        c.connection_timeout = Duration::from_secs(1);
+        c.read_timeout = Some(Duration::from_secs(5));
+        c.write_timeout = Some(Duration::from_secs(5));
         c.retry_count = 2;
         c
     };
@@ -286,7 +286,7 @@ async fn azure_outage_fails_clearly_and_recovers() {
     let prefix = support::fresh_prefix("outage-az");
     let config = {
         let mut c = azurite.config(&prefix);
-        c.connection_timeout_secs = 1;
+        c.connection_timeout = Duration::from_secs(1);
         c.retry_count = 2;
         c
     };

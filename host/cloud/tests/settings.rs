@@ -65,7 +65,7 @@ fn half_dead_server() -> u16 {
     port
 }
 
-fn config(port: u16, read: u64, write: u64, retries: u32) -> S3Config {
+fn config(port: u16, read: u64, write: u64, retries: u64) -> S3Config {
     S3Config {
         endpoint: Some(format!("http://127.0.0.1:{port}")),
         region: "us-east-1".into(),
@@ -74,9 +74,9 @@ fn config(port: u16, read: u64, write: u64, retries: u32) -> S3Config {
         secret_access_key: Some(support::secret_env("settings-secret", "secret-value-123")),
         prefix: "p".into(),
         enable_ssl: false,
-        connection_timeout_secs: 1,
-        read_timeout_secs: Some(read),
-        write_timeout_secs: Some(write),
+        connection_timeout: std::time::Duration::from_secs(1),
+        read_timeout: Some(std::time::Duration::from_secs(read)),
+        write_timeout: Some(std::time::Duration::from_secs(write)),
         retry_count: retries,
     }
 }

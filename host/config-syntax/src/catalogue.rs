@@ -46,6 +46,8 @@ pub enum ValueKind {
     SocketAddr,
     BackendName,
     Choice(&'static [&'static str]),
+    /// One of [`DURABILITY`]; typed as [`crate::Durability`].
+    Durability,
     /// The value is a secret. In the environment it is the secret itself, or
     /// `<NAME>_FILE` names a file holding it; it is refused in TOML (only
     /// `<key>_file` is accepted there).
@@ -58,6 +60,8 @@ pub enum ValueKind {
 #[derive(Clone, Copy, Debug)]
 pub struct Setting {
     pub env: &'static str,
+    /// Older environment names still read, with a warning naming the new one.
+    pub env_aliases: &'static [&'static str],
     /// Dotted TOML path, e.g. `persistence.lsm_tree.memtable_size`.
     pub toml: &'static str,
     /// Other TOML names accepted for compatibility (the seed documents').
@@ -88,6 +92,7 @@ const fn s(
 ) -> Setting {
     Setting {
         env,
+        env_aliases: &[],
         toml,
         toml_aliases: &[],
         scope,
@@ -98,21 +103,12 @@ const fn s(
     }
 }
 
-const fn required(mut setting: Setting) -> Setting {
-    setting.required = true;
-    setting
-}
-
-const fn aliases(mut setting: Setting, names: &'static [&'static str]) -> Setting {
-    setting.toml_aliases = names;
-    setting
-}
-
-use BackendKind as B;
 use Scope::*;
 use ValueKind::*;
 
-static SETTINGS: &[Setting] = &[
+/// The host-wide settings (backend settings are declared in
+/// [`crate::backends`]); `settings()` lists them in documentation order.
+static HOST_SETTINGS: &[Setting] = &[
     // ---- server -----------------------------------------------------------
     s(
         "ORBIT_PERSISTENCE_BACKEND",
@@ -380,466 +376,9 @@ static SETTINGS: &[Setting] = &[
         "0.05",
         "Not ready when more than this fraction of recent backend operations failed.",
     ),
-    // ---- memory -----------------------------------------------------------
-    s(
-        "ORBIT_MEMORY_MAX_ENTRIES",
-        "persistence.memory.max_entries",
-        Backend(B::Memory),
-        Count {
-            min: 1,
-            max: u64::MAX,
-        },
-        "1000000",
-        "Most live keys; a write beyond it is refused (HTTP 507), never evicted.",
-    ),
-    s(
-        "ORBIT_MEMORY_DISK_BACKUP",
-        "persistence.memory.disk_backup",
-        Backend(B::Memory),
-        Bool,
-        "true",
-        "Snapshot to disk every interval and on SIGTERM; restored at start.",
-    ),
-    s(
-        "ORBIT_MEMORY_BACKUP_PATH",
-        "persistence.memory.backup_path",
-        Backend(B::Memory),
-        Path,
-        "{data_dir}/orbit_backup.json",
-        "Snapshot file.",
-    ),
-    s(
-        "ORBIT_MEMORY_BACKUP_INTERVAL",
-        "persistence.memory.backup_interval",
-        Backend(B::Memory),
-        DurationSecs,
-        "300",
-        "Seconds between snapshots.",
-    ),
-    // ---- cow_btree --------------------------------------------------------
-    s(
-        "ORBIT_COW_DATA_DIR",
-        "persistence.cow_btree.data_dir",
-        Backend(B::CowBtree),
-        Path,
-        "{data_dir}/cow_btree",
-        "Directory of the copy-on-write B+tree.",
-    ),
-    s(
-        "ORBIT_COW_MAX_KEYS_PER_NODE",
-        "persistence.cow_btree.max_keys_per_node",
-        Backend(B::CowBtree),
-        Count { min: 4, max: 65536 },
-        "256",
-        "Node fan-out.",
-    ),
-    s(
-        "ORBIT_COW_WAL_BUFFER_SIZE",
-        "persistence.cow_btree.wal_buffer_size",
-        Backend(B::CowBtree),
-        ByteSize,
-        "1048576",
-        "Commit buffer size for group commit.",
-    ),
-    s(
-        "ORBIT_COW_ENABLE_COMPRESSION",
-        "persistence.cow_btree.enable_compression",
-        Backend(B::CowBtree),
-        Bool,
-        "true",
-        "Compress pages.",
-    ),
-    s(
-        "ORBIT_COW_WAL_SYNC_INTERVAL",
-        "persistence.cow_btree.wal_sync_interval",
-        Backend(B::CowBtree),
-        DurationSecs,
-        "5",
-        "Seconds between syncs in periodic durability mode.",
-    ),
-    s(
-        "ORBIT_COW_DURABILITY",
-        "persistence.cow_btree.durability",
-        Backend(B::CowBtree),
-        Choice(DURABILITY),
-        "sync",
-        "When a write is acknowledged: sync (after fsync; concurrent writers share one fsync), periodic (fsync every sync interval), none (left to the OS).",
-    ),
-    // ---- lsm_tree ---------------------------------------------------------
-    s(
-        "ORBIT_LSM_DATA_DIR",
-        "persistence.lsm_tree.data_dir",
-        Backend(B::LsmTree),
-        Path,
-        "{data_dir}/lsm_tree",
-        "Directory of the LSM tree.",
-    ),
-    aliases(
-        s(
-            "ORBIT_LSM_MEMTABLE_SIZE",
-            "persistence.lsm_tree.memtable_size",
-            Backend(B::LsmTree),
-            ByteSize,
-            "67108864",
-            "Memtable size before it is flushed.",
-        ),
-        &["memtable_size_limit"],
-    ),
-    s(
-        "ORBIT_LSM_MAX_MEMTABLES",
-        "persistence.lsm_tree.max_memtables",
-        Backend(B::LsmTree),
-        Count { min: 2, max: 1024 },
-        "10",
-        "Memtables (active + immutable) before writers slow down.",
-    ),
-    aliases(
-        s(
-            "ORBIT_LSM_BLOOM_FP_RATE",
-            "persistence.lsm_tree.bloom_fp_rate",
-            Backend(B::LsmTree),
-            Fraction,
-            "0.01",
-            "Bloom filter false-positive rate.",
-        ),
-        &["bloom_filter_fp_rate"],
-    ),
-    s(
-        "ORBIT_LSM_ENABLE_COMPACTION",
-        "persistence.lsm_tree.enable_compaction",
-        Backend(B::LsmTree),
-        Bool,
-        "true",
-        "Run background compaction.",
-    ),
-    s(
-        "ORBIT_LSM_COMPACTION_THRESHOLD",
-        "persistence.lsm_tree.compaction_threshold",
-        Backend(B::LsmTree),
-        Count { min: 2, max: 1024 },
-        "4",
-        "Tables in a level that trigger compaction.",
-    ),
-    s(
-        "ORBIT_LSM_DURABILITY",
-        "persistence.lsm_tree.durability",
-        Backend(B::LsmTree),
-        Choice(DURABILITY),
-        "sync",
-        "When a write is acknowledged: sync (after fsync; concurrent writers share one fsync), periodic (fsync every sync interval), none (left to the OS).",
-    ),
-    s(
-        "ORBIT_LSM_SYNC_INTERVAL",
-        "persistence.lsm_tree.sync_interval",
-        Backend(B::LsmTree),
-        DurationMs,
-        "1s",
-        "Time between syncs in periodic durability mode.",
-    ),
-    s(
-        "ORBIT_LSM_BLOCK_CACHE_SIZE",
-        "persistence.lsm_tree.block_cache_size",
-        Backend(B::LsmTree),
-        ByteSize,
-        "268435456",
-        "Block cache for data, index and filter blocks.",
-    ),
-    s(
-        "ORBIT_LSM_ENABLE_COMPRESSION",
-        "persistence.lsm_tree.enable_compression",
-        Backend(B::LsmTree),
-        Bool,
-        "true",
-        "Compress table blocks with LZ4 when it saves at least an eighth.",
-    ),
-    // ---- rocksdb ----------------------------------------------------------
-    s(
-        "ORBIT_ROCKSDB_DATA_DIR",
-        "persistence.rocksdb.data_dir",
-        Backend(B::Rocksdb),
-        Path,
-        "{data_dir}/rocksdb",
-        "RocksDB database directory.",
-    ),
-    s(
-        "ORBIT_ROCKSDB_ENABLE_WAL",
-        "persistence.rocksdb.enable_wal",
-        Backend(B::Rocksdb),
-        Bool,
-        "true",
-        "Write-ahead log on or off.",
-    ),
-    s(
-        "ORBIT_ROCKSDB_MAX_BACKGROUND_JOBS",
-        "persistence.rocksdb.max_background_jobs",
-        Backend(B::Rocksdb),
-        Count { min: 1, max: 256 },
-        "4",
-        "Flush and compaction threads.",
-    ),
-    s(
-        "ORBIT_ROCKSDB_WRITE_BUFFER_SIZE",
-        "persistence.rocksdb.write_buffer_size",
-        Backend(B::Rocksdb),
-        ByteSize,
-        "134217728",
-        "Memtable size.",
-    ),
-    s(
-        "ORBIT_ROCKSDB_MAX_WRITE_BUFFER_NUMBER",
-        "persistence.rocksdb.max_write_buffer_number",
-        Backend(B::Rocksdb),
-        Count { min: 1, max: 64 },
-        "3",
-        "Memtables before writes stall.",
-    ),
-    s(
-        "ORBIT_ROCKSDB_TARGET_FILE_SIZE_BASE",
-        "persistence.rocksdb.target_file_size_base",
-        Backend(B::Rocksdb),
-        ByteSize,
-        "67108864",
-        "Target SST file size at level 1.",
-    ),
-    s(
-        "ORBIT_ROCKSDB_ENABLE_STATISTICS",
-        "persistence.rocksdb.enable_statistics",
-        Backend(B::Rocksdb),
-        Bool,
-        "true",
-        "Collect RocksDB statistics (exported in /metrics).",
-    ),
-    aliases(
-        s(
-            "ORBIT_ROCKSDB_BLOCK_CACHE_SIZE",
-            "persistence.rocksdb.block_cache_size",
-            Backend(B::Rocksdb),
-            ByteSize,
-            "268435456",
-            "Block cache size.",
-        ),
-        &["cache_size"],
-    ),
-    s(
-        "ORBIT_ROCKSDB_DURABILITY",
-        "persistence.rocksdb.durability",
-        Backend(B::Rocksdb),
-        Choice(DURABILITY),
-        "sync",
-        "When a write is acknowledged: sync (after fsync; concurrent writers share one fsync), periodic (fsync every sync interval), none (left to the OS).",
-    ),
-    s(
-        "ORBIT_ROCKSDB_SYNC_INTERVAL",
-        "persistence.rocksdb.sync_interval",
-        Backend(B::Rocksdb),
-        DurationMs,
-        "1s",
-        "Time between syncs in periodic durability mode.",
-    ),
-    // ---- s3 ---------------------------------------------------------------
-    s(
-        "ORBIT_S3_ENDPOINT",
-        "persistence.s3.endpoint",
-        Backend(B::S3),
-        Url,
-        "",
-        "S3 endpoint URL (empty: AWS).",
-    ),
-    s(
-        "ORBIT_S3_REGION",
-        "persistence.s3.region",
-        Backend(B::S3),
-        Text,
-        "us-east-1",
-        "Region.",
-    ),
-    required(s(
-        "ORBIT_S3_BUCKET",
-        "persistence.s3.bucket",
-        Backend(B::S3),
-        Text,
-        "",
-        "Bucket.",
-    )),
-    s(
-        "ORBIT_S3_ACCESS_KEY_ID",
-        "persistence.s3.access_key_id",
-        Backend(B::S3),
-        Secret,
-        "",
-        "Access key id (Secret key s3-access-key-id).",
-    ),
-    s(
-        "ORBIT_S3_SECRET_ACCESS_KEY",
-        "persistence.s3.secret_access_key",
-        Backend(B::S3),
-        Secret,
-        "",
-        "Secret access key (Secret key s3-secret-access-key).",
-    ),
-    s(
-        "ORBIT_S3_PREFIX",
-        "persistence.s3.prefix",
-        Backend(B::S3),
-        Text,
-        "orbit",
-        "Key prefix in the bucket.",
-    ),
-    s(
-        "ORBIT_S3_ENABLE_SSL",
-        "persistence.s3.enable_ssl",
-        Backend(B::S3),
-        Bool,
-        "true",
-        "false allows a plain-http endpoint.",
-    ),
-    s(
-        "ORBIT_S3_CONNECTION_TIMEOUT",
-        "persistence.s3.connection_timeout",
-        Backend(B::S3),
-        DurationSecs,
-        "30",
-        "Connect timeout, seconds.",
-    ),
-    s(
-        "ORBIT_S3_READ_TIMEOUT",
-        "persistence.s3.read_timeout",
-        Backend(B::S3),
-        DurationSecs,
-        "",
-        "Request timeout for reads, seconds (unset: none).",
-    ),
-    s(
-        "ORBIT_S3_WRITE_TIMEOUT",
-        "persistence.s3.write_timeout",
-        Backend(B::S3),
-        DurationSecs,
-        "",
-        "Request timeout for writes, seconds (unset: none).",
-    ),
-    s(
-        "ORBIT_S3_RETRY_COUNT",
-        "persistence.s3.retry_count",
-        Backend(B::S3),
-        Count { min: 0, max: 100 },
-        "3",
-        "Retries of a failed request.",
-    ),
-    // ---- azure ------------------------------------------------------------
-    required(s(
-        "ORBIT_AZURE_ACCOUNT_NAME",
-        "persistence.azure.account_name",
-        Backend(B::Azure),
-        Text,
-        "",
-        "Storage account.",
-    )),
-    s(
-        "ORBIT_AZURE_ACCOUNT_KEY",
-        "persistence.azure.account_key",
-        Backend(B::Azure),
-        Secret,
-        "",
-        "Account key (Secret key azure-account-key).",
-    ),
-    required(s(
-        "ORBIT_AZURE_CONTAINER_NAME",
-        "persistence.azure.container_name",
-        Backend(B::Azure),
-        Text,
-        "",
-        "Blob container.",
-    )),
-    s(
-        "ORBIT_AZURE_ENDPOINT",
-        "persistence.azure.endpoint",
-        Backend(B::Azure),
-        Url,
-        "",
-        "Blob endpoint URL (empty: Azure public cloud).",
-    ),
-    s(
-        "ORBIT_AZURE_PREFIX",
-        "persistence.azure.prefix",
-        Backend(B::Azure),
-        Text,
-        "orbit",
-        "Blob name prefix.",
-    ),
-    s(
-        "ORBIT_AZURE_CONNECTION_TIMEOUT",
-        "persistence.azure.connection_timeout",
-        Backend(B::Azure),
-        DurationSecs,
-        "30",
-        "Connect timeout, seconds.",
-    ),
-    s(
-        "ORBIT_AZURE_RETRY_COUNT",
-        "persistence.azure.retry_count",
-        Backend(B::Azure),
-        Count { min: 0, max: 100 },
-        "3",
-        "Retries of a failed request.",
-    ),
-    // ---- gcp --------------------------------------------------------------
-    s(
-        "ORBIT_GCP_PROJECT_ID",
-        "persistence.gcp.project_id",
-        Backend(B::Gcp),
-        Text,
-        "",
-        "Project id.",
-    ),
-    required(s(
-        "ORBIT_GCP_BUCKET_NAME",
-        "persistence.gcp.bucket_name",
-        Backend(B::Gcp),
-        Text,
-        "",
-        "Bucket.",
-    )),
-    s(
-        "ORBIT_GCP_CREDENTIALS_PATH",
-        "persistence.gcp.credentials_path",
-        Backend(B::Gcp),
-        SecretFile,
-        "/app/gcp/credentials.json",
-        "Service-account JSON file (Secret key gcp-service-account-key, mounted).",
-    ),
-    s(
-        "ORBIT_GCP_SERVICE_ACCOUNT_KEY",
-        "persistence.gcp.service_account_key",
-        Backend(B::Gcp),
-        Secret,
-        "",
-        "Service-account JSON given inline; wins over the credentials file.",
-    ),
-    s(
-        "ORBIT_GCP_PREFIX",
-        "persistence.gcp.prefix",
-        Backend(B::Gcp),
-        Text,
-        "orbit",
-        "Object name prefix.",
-    ),
-    s(
-        "ORBIT_GCP_CONNECTION_TIMEOUT",
-        "persistence.gcp.connection_timeout",
-        Backend(B::Gcp),
-        DurationSecs,
-        "30",
-        "Connect timeout, seconds.",
-    ),
-    s(
-        "ORBIT_GCP_RETRY_COUNT",
-        "persistence.gcp.retry_count",
-        Backend(B::Gcp),
-        Count { min: 0, max: 100 },
-        "3",
-        "Retries of a failed request.",
-    ),
-    // ---- pod identity -----------------------------------------------------
+];
+
+static POD_SETTINGS: &[Setting] = &[
     s("POD_NAME", "", Pod, Text, "", "Pod name (downward API)."),
     s(
         "POD_NAMESPACE",
@@ -862,19 +401,34 @@ static SETTINGS: &[Setting] = &[
     ),
 ];
 
-/// All settings, in documentation order.
+static SETTINGS: std::sync::LazyLock<Vec<Setting>> = std::sync::LazyLock::new(|| {
+    let mut all = HOST_SETTINGS.to_vec();
+    for backend in crate::backends::BACKEND_SETTINGS {
+        all.extend_from_slice(backend);
+    }
+    all.extend_from_slice(POD_SETTINGS);
+    all
+});
+
+/// All settings, in documentation order: the host's, each backend's, the
+/// pod identity.
 pub fn settings() -> &'static [Setting] {
-    SETTINGS
+    &SETTINGS
 }
 
 /// The setting read from environment variable `env`.
 pub fn lookup(env: &str) -> Option<&'static Setting> {
-    SETTINGS.iter().find(|s| s.env == env)
+    settings().iter().find(|s| s.env == env)
+}
+
+/// The setting whose older environment name is `env`.
+pub fn lookup_env_alias(env: &str) -> Option<&'static Setting> {
+    settings().iter().find(|s| s.env_aliases.contains(&env))
 }
 
 /// The setting at dotted TOML path `path` (aliases included).
 pub fn lookup_toml(path: &str) -> Option<&'static Setting> {
-    SETTINGS.iter().find(|s| {
+    settings().iter().find(|s| {
         !s.toml.is_empty()
             && (s.toml == path
                 || s.toml_aliases.iter().any(|a| {
@@ -892,11 +446,15 @@ mod tests {
 
     #[test]
     fn names_are_unique_and_defaults_parse() {
-        let mut envs: Vec<_> = SETTINGS.iter().map(|s| s.env).collect();
+        let mut envs: Vec<_> = settings()
+            .iter()
+            .flat_map(|s| std::iter::once(s.env).chain(s.env_aliases.iter().copied()))
+            .collect();
+        let count = envs.len();
         envs.sort();
         envs.dedup();
-        assert_eq!(envs.len(), SETTINGS.len(), "duplicate env name");
-        for s in SETTINGS {
+        assert_eq!(envs.len(), count, "duplicate env name");
+        for s in settings() {
             if s.default.is_empty() {
                 continue;
             }
@@ -909,6 +467,7 @@ mod tests {
                 Fraction => parse_fraction(s.default).is_ok(),
                 BackendName => s.default.parse::<BackendKind>().is_ok(),
                 Choice(c) => c.contains(&s.default),
+                Durability => DURABILITY.contains(&s.default),
                 _ => true,
             };
             assert!(ok, "default of {} does not parse", s.env);
@@ -918,7 +477,10 @@ mod tests {
     #[test]
     fn every_backend_has_settings() {
         for k in BackendKind::ALL {
-            assert!(SETTINGS.iter().any(|s| s.scope == Scope::Backend(k)), "{k}");
+            assert!(
+                settings().iter().any(|s| s.scope == Scope::Backend(k)),
+                "{k}"
+            );
         }
     }
 

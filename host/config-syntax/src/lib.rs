@@ -8,16 +8,26 @@
 //! no I/O.
 
 mod backend;
+mod backends;
 mod catalogue;
+mod declare;
 mod names;
 mod value;
+mod value_types;
 
 pub use backend::BackendKind;
-pub use catalogue::{
-    DATA_DIR_PLACEHOLDER, Scope, Setting, ValueKind, lookup, lookup_toml, settings,
+pub use backends::{
+    AzureConfig, BackendConfig, CowBtreeConfig, GcpConfig, LsmTreeConfig, MemoryConfig,
+    RocksdbConfig, S3Config,
 };
+pub use catalogue::{
+    DATA_DIR_PLACEHOLDER, DURABILITY, Scope, Setting, ValueKind, lookup, lookup_env_alias,
+    lookup_toml, settings,
+};
+pub use declare::ConfigError;
 pub use names::{closest_name, is_secret_name};
 pub use value::{
     ValueError, parse_bool, parse_byte_size, parse_count, parse_duration_ms, parse_duration_secs,
     parse_fraction,
 };
+pub use value_types::{Durability, FromValue, SecretRef, Value, Values};

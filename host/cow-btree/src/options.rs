@@ -33,8 +33,11 @@ pub struct Options {
     /// random and compression saves at least an eighth of their size.
     pub compression: bool,
     /// Most bytes of queued batches (keys plus values) merged into one group
-    /// commit; one batch larger than this is still committed, alone.
-    pub wal_buffer_size: u64,
+    /// commit; one batch larger than this is still committed, alone. It caps
+    /// the work (and so the latency) of one commit; nothing is buffered
+    /// beyond the queued batches themselves. (The host fills it from
+    /// `ORBIT_COW_WAL_BUFFER_SIZE`; the engine has no write-ahead log.)
+    pub max_group_commit_bytes: u64,
     /// Page size in bytes of a *new* file (power of two, 1 KiB to 64 KiB); an
     /// existing file keeps the page size it was created with.
     pub page_size: usize,
@@ -54,7 +57,7 @@ impl Default for Options {
             sync: SyncMode::PerCommit,
             max_keys_per_node: 256,
             compression: true,
-            wal_buffer_size: 1 << 20,
+            max_group_commit_bytes: 1 << 20,
             page_size: 4096,
             cache_size: 256 << 20,
             dirty_limit: 64 << 20,

@@ -1,4 +1,5 @@
-//! Opening a file: choosing the meta slot to trust and verifying its tree.
+//! Opening a file: initialising a new one, or choosing the meta slot to
+//! trust and verifying its tree.
 //!
 //! Recovery reads every page reachable from a candidate root and checks each
 //! against the checksum its parent recorded. The newest slot whose whole tree
@@ -6,12 +7,160 @@
 //! the free list is rebuilt (the free list is not stored in the file, so it
 //! can never disagree with the tree).
 
+use std::collections::BTreeSet;
+use std::path::Path;
 use std::sync::Arc;
 
+use crate::cache::PageCache;
 use crate::error::{Error, Result};
-use crate::meta::Meta;
+use crate::io::{FileSystem, PageFile};
+use crate::meta::{META_LEN, Meta};
+use crate::options::Options;
 use crate::page::{ValueRef, pages_for};
-use crate::store::{Store, overflow_pages};
+use crate::store::{META_AREA, Store, meta_offset, overflow_pages};
+
+/// An open page file and the commit to start from.
+pub(crate) struct Opened {
+    pub(crate) store: Store,
+    /// The commit recovered (or the empty tree of a new file).
+    pub(crate) meta: Meta,
+    /// The meta slot holding it: the durable one.
+    pub(crate) slot: usize,
+    /// Pages below `meta.page_count` that its tree does not reach.
+    pub(crate) free: BTreeSet<u64>,
+}
+
+/// Initialises an empty (new) file: the meta area with the empty tree in
+/// slot 0, `fdatasync`ed, then the directory `fsync`ed so the file itself
+/// survives a crash.
+pub(crate) fn create(
+    file: Box<dyn PageFile>,
+    dir: &Path,
+    path: &Path,
+    opts: &Options,
+    fs: &dyn FileSystem,
+) -> Result<Opened> {
+    let meta = Meta {
+        page_size: opts.page_size as u32,
+        txn: 0,
+        root: 0,
+        root_crc: 0,
+        page_count: 2,
+        entries: 0,
+    };
+    let mut area = vec![0u8; META_AREA as usize];
+    area[..META_LEN].copy_from_slice(&meta.encode());
+    file.write_all_at(&area, 0)
+        .map_err(|e| Error::io("write meta area", path, e))?;
+    file.sync_data()
+        .map_err(|e| Error::io("fdatasync new file", path, e))?;
+    fs.sync_dir(dir)
+        .map_err(|e| Error::io("fsync directory", dir, e))?;
+    let store = Store {
+        file,
+        path: path.to_path_buf(),
+        page_size: opts.page_size,
+        cache: PageCache::new(opts.cache_size, opts.page_size),
+        id: 1,
+    };
+    Ok(Opened {
+        store,
+        meta,
+        slot: 0,
+        free: BTreeSet::new(),
+    })
+}
+
+/// Opens an existing file of `len` bytes: reads both meta slots and tries
+/// the valid ones newest first; the first whose whole tree verifies
+/// ([`verify`]) wins, and is made durable with one `fdatasync` before any
+/// page is reused. A file shorter than the meta area with no valid slot (a
+/// crash during creation) is initialised afresh. If no slot verifies, the
+/// error is `Corrupt` and nothing is rewritten.
+pub(crate) fn open(
+    file: Box<dyn PageFile>,
+    len: u64,
+    dir: &Path,
+    path: &Path,
+    opts: &Options,
+    fs: &dyn FileSystem,
+) -> Result<Opened> {
+    let mut area = vec![0u8; META_AREA as usize];
+    let n = len.min(META_AREA) as usize;
+    file.read_exact_at(&mut area[..n], 0)
+        .map_err(|e| Error::io("read meta area", path, e))?;
+    let slots = [
+        Meta::decode(&area[meta_offset(0) as usize..]),
+        Meta::decode(&area[meta_offset(1) as usize..]),
+    ];
+    let mut candidates: Vec<(usize, Meta)> = slots
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| m.as_ref().ok().map(|m| (i, *m)))
+        .collect();
+    if candidates.is_empty() {
+        if len <= META_AREA {
+            tracing::warn!(path = %path.display(), "file shorter than its meta area with no valid meta: creation was interrupted; initialising");
+            return create(file, dir, path, opts, fs);
+        }
+        let why = |i: usize| slots[i].as_ref().err().cloned().unwrap_or_default();
+        return Err(Error::corrupt(
+            path,
+            Some(0),
+            format!(
+                "neither meta slot is valid (slot 0: {}; slot 1: {})",
+                why(0),
+                why(1)
+            ),
+        ));
+    }
+    candidates.sort_by_key(|(_, m)| std::cmp::Reverse(m.txn));
+    let page_size = candidates[0].1.page_size as usize;
+    let store = Store {
+        file,
+        path: path.to_path_buf(),
+        page_size,
+        cache: PageCache::new(opts.cache_size, page_size),
+        id: 1,
+    };
+    let mut first_err = None;
+    for (slot, meta) in candidates {
+        if meta.page_size as usize != page_size {
+            continue;
+        }
+        match verify(&store, &meta) {
+            Ok(walk) => {
+                if let Some(e) = &first_err {
+                    tracing::warn!(path = %path.display(), txn = meta.txn, error = %e,
+                        "newest commit did not verify (torn by a crash?); recovered the previous one");
+                }
+                let free: BTreeSet<u64> = (2..meta.page_count)
+                    .filter(|&p| !walk.reachable[p as usize])
+                    .collect();
+                // Make the recovered state durable before reusing any page.
+                store
+                    .file
+                    .sync_data()
+                    .map_err(|e| Error::io("fdatasync after recovery", path, e))?;
+                return Ok(Opened {
+                    store,
+                    meta,
+                    slot,
+                    free,
+                });
+            }
+            Err(e @ Error::Corrupt { .. }) => {
+                store.cache.clear();
+                if first_err.is_none() {
+                    first_err = Some(e);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(first_err
+        .unwrap_or_else(|| Error::corrupt(path, Some(0), "meta slots disagree on the page size")))
+}
 
 /// What the walk found.
 pub(crate) struct Walk {

@@ -286,7 +286,7 @@ fn deferred_model_run(seed: u64, steps: usize) {
                     check_all(&snap, &m);
                 }
                 let durable = db.stats().durable_txn;
-                std::mem::forget(db);
+                db.simulate_crash();
                 db = Db::open(dir.path(), opts.clone()).unwrap();
                 let snap = db.snapshot();
                 assert_eq!(snap.txn(), durable, "step {step}: recovered commit");

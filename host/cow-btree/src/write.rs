@@ -9,11 +9,11 @@
 //! can see it.
 
 use std::cmp::Ordering::Greater;
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use lz4_flex::block::CompressTable;
 
+use crate::db::Alloc;
 use crate::error::{Error, Result};
 use crate::meta::Meta;
 use crate::page::{
@@ -43,44 +43,6 @@ pub(crate) fn looks_compressible(v: &[u8]) -> bool {
         }
     }
     distinct * 4 < n * 3
-}
-
-/// Page allocation for one commit, undoable if the commit fails.
-pub(crate) struct Alloc<'a> {
-    pub(crate) free: &'a mut BTreeSet<u64>,
-    pub(crate) page_count: &'a mut u64,
-    start_count: u64,
-    taken: Vec<u64>,
-}
-
-impl<'a> Alloc<'a> {
-    pub(crate) fn new(free: &'a mut BTreeSet<u64>, page_count: &'a mut u64) -> Self {
-        let start_count = *page_count;
-        Alloc {
-            free,
-            page_count,
-            start_count,
-            taken: Vec::new(),
-        }
-    }
-    fn alloc(&mut self, n: usize) -> u64 {
-        if n == 1
-            && let Some(p) = self.free.pop_first()
-        {
-            self.taken.push(p);
-            return p;
-        }
-        let p = *self.page_count;
-        *self.page_count += n as u64;
-        p
-    }
-    /// Gives back everything this commit took (after a failed write).
-    pub(crate) fn undo(self) {
-        for p in self.taken {
-            self.free.insert(p);
-        }
-        *self.page_count = self.start_count;
-    }
 }
 
 enum Child {

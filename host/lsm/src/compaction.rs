@@ -9,8 +9,10 @@
 //! lost), and drops tombstones when no deeper level can hold an older version of the key.
 
 use crate::coding::{KIND_DELETE, put_internal_key, split_internal_key};
-use crate::db::{Inner, build_options, table_name};
+use crate::db::Inner;
 use crate::error::{Error, Result};
+use crate::filenames::table_name;
+use crate::flush::build_options;
 use crate::iter::{InternalIter, MergeIter};
 use crate::table::{Table, TableBuilder, TableIter};
 use crate::version::{FileMeta, NUM_LEVELS, TableFile, Version, VersionEdit};

@@ -1,5 +1,6 @@
 //! The database: write path (log, group commit, memtables), read path, background flush and
-//! compaction threads, and recovery at open.
+//! compaction threads. Opening a directory is `recovery`'s job; `Inner::open` builds the
+//! running state on what it returns.
 //!
 //! Guarantees (proven by the tests under `tests/`):
 //! * a batch is applied atomically: it is one log record and becomes visible all at once;
@@ -11,18 +12,18 @@
 
 use crate::batch::{self, WriteBatch};
 use crate::cache::BlockCache;
-use crate::coding::{KIND_DELETE, KIND_PUT, split_internal_key};
 use crate::compaction;
 use crate::error::{Error, Result};
-use crate::framing::{encode_record, read_log};
-use crate::fs::{FileSystem, WritableFile};
+use crate::filenames::{parse_name, wal_name};
+use crate::flush::{build_options, write_memtable};
+use crate::framing::encode_record;
+use crate::fs::{FileLock, FileSystem, WritableFile};
 use crate::iter::{InternalIter, MemIter, MergeIter, RangeIter};
 use crate::memtable::{Lookup, Memtable};
 use crate::options::{Options, SyncMode};
-use crate::table::{BuildOptions, Table, TableBuilder};
-use crate::version::{FileMeta, NUM_LEVELS, TableFile, Version, VersionEdit};
+use crate::recovery::{self, Recovered};
+use crate::version::{NUM_LEVELS, TableFile, Version, VersionEdit};
 use parking_lot::{Condvar, Mutex, RwLock};
-use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -106,7 +107,8 @@ pub(crate) struct Counters {
 }
 
 pub(crate) struct Inner {
-    _lock: std::fs::File,
+    /// The directory lock (`recovery::lock`), released when the engine is dropped.
+    _lock: Box<dyn FileLock>,
     pub dir: PathBuf,
     pub opts: Options,
     pub fs: Arc<dyn FileSystem>,
@@ -178,30 +180,6 @@ pub struct Snapshot {
     seq: u64,
 }
 
-pub(crate) fn table_name(id: u64) -> String {
-    format!("{id:06}.sst")
-}
-fn wal_name(id: u64) -> String {
-    format!("{id:06}.log")
-}
-fn manifest_name(id: u64) -> String {
-    format!("MANIFEST-{id:06}")
-}
-
-/// Parses `000123.sst` / `000123.log` / `MANIFEST-000123` into (kind, number).
-fn parse_name(name: &str) -> Option<(&'static str, u64)> {
-    if let Some(n) = name.strip_suffix(".sst") {
-        return n.parse().ok().map(|n| ("sst", n));
-    }
-    if let Some(n) = name.strip_suffix(".log") {
-        return n.parse().ok().map(|n| ("log", n));
-    }
-    if let Some(n) = name.strip_prefix("MANIFEST-") {
-        return n.parse().ok().map(|n| ("manifest", n));
-    }
-    None
-}
-
 fn lookup_layers(sv: &SuperVersion, key: &[u8], seq: u64) -> Result<Option<Vec<u8>>> {
     let mut r = sv.mem.get(key, seq);
     if r == Lookup::Absent {
@@ -262,7 +240,7 @@ impl Db {
     /// Opens (creating if needed) the database in `dir`, replaying its write-ahead logs.
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Db> {
         options.validate()?;
-        let inner = Arc::new(Inner::recover(dir.as_ref(), options)?);
+        let inner = Arc::new(Inner::open(dir.as_ref(), options)?);
         let mut threads = Vec::new();
         let spawn = |name: &str, f: fn(&Inner)| {
             let i = inner.clone();
@@ -388,231 +366,28 @@ impl Drop for Db {
 }
 
 impl Inner {
-    fn recover(dir: &Path, opts: Options) -> Result<Inner> {
-        let fs = opts.fs.clone();
-        fs.create_dir_all(dir)
-            .map_err(|e| Error::io("create directory", dir, e))?;
-        // One process (and one `Db`) per directory: an advisory lock held for the engine's
-        // lifetime and released by the kernel if the process dies.
-        let lock_path = dir.join("LOCK");
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| Error::io("open lock file", &lock_path, e))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(Error::io(
-                    "lock (another Db or process has this directory open)",
-                    &lock_path,
-                    std::io::Error::from(std::io::ErrorKind::WouldBlock),
-                ));
-            }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(Error::io("lock", &lock_path, e));
-            }
-        }
-        let names = fs
-            .list(dir)
-            .map_err(|e| Error::io("list directory", dir, e))?;
-        let mut max_number = 0u64;
-        for n in &names {
-            if let Some((_, num)) = parse_name(n) {
-                max_number = max_number.max(num);
-            }
-        }
-        let cache = Arc::new(BlockCache::new(opts.block_cache_size));
-
-        // 1. The manifest named by CURRENT.
-        let current_path = dir.join("CURRENT");
-        let mut files: BTreeMap<u64, FileMeta> = BTreeMap::new();
-        let mut log_number = 0u64;
-        let mut last_seq = 0u64;
-        let mut next_file = 1u64;
-        if names.iter().any(|n| n == "CURRENT") {
-            let cur = fs
-                .read_all(&current_path)
-                .map_err(|e| Error::io("read", &current_path, e))?;
-            let mname = String::from_utf8(cur)
-                .ok()
-                .map(|s| s.trim().to_string())
-                .filter(|s| parse_name(s).is_some_and(|(k, _)| k == "manifest"))
-                .ok_or_else(|| {
-                    Error::corrupt(&current_path, Some(0), "does not name a MANIFEST file")
-                })?;
-            let mpath = dir.join(&mname);
-            let data = fs
-                .read_all(&mpath)
-                .map_err(|e| Error::io("read manifest", &mpath, e))?;
-            let log = read_log(&mpath, &data)?;
-            for (off, payload) in log.records {
-                let edit = VersionEdit::decode(payload).map_err(|r| {
-                    Error::corrupt(&mpath, Some(off), format!("bad version edit: {r}"))
-                })?;
-                if let Some(v) = edit.log_number {
-                    log_number = log_number.max(v);
-                }
-                if let Some(v) = edit.next_file {
-                    next_file = next_file.max(v);
-                }
-                if let Some(v) = edit.last_seq {
-                    last_seq = last_seq.max(v);
-                }
-                for (_, id) in &edit.deleted {
-                    files.remove(id);
-                }
-                for f in edit.added {
-                    files.insert(f.id, f);
-                }
-            }
-        } else if names
-            .iter()
-            .any(|n| parse_name(n).is_some_and(|(k, _)| k == "sst"))
-        {
-            // CURRENT is written last when a database is created and never removed, and
-            // tables only exist after a successful open. Manifests and logs without CURRENT
-            // are leftovers of a creation that failed (they hold no acknowledged write) and
-            // are removed below; tables without CURRENT mean CURRENT was lost.
-            return Err(Error::corrupt(
-                &current_path,
-                None,
-                "CURRENT is missing but the directory holds tables",
-            ));
-        }
-        let next = AtomicU64::new(next_file.max(max_number + 1));
-
-        // 2. Open every table the manifest names.
-        let mut tables = Vec::new();
-        for (id, meta) in files {
-            let path = dir.join(table_name(id));
-            if !names.contains(&table_name(id)) {
-                return Err(Error::corrupt(
-                    &path,
-                    None,
-                    "table named by the manifest is missing",
-                ));
-            }
-            let table = Table::open(fs.clone(), path, id, cache.clone())?;
-            tables.push(Arc::new(TableFile {
-                meta,
-                table: Arc::new(table),
-            }));
-        }
-        let mut version = Version::empty().apply(&[], tables);
-
-        // 3. Replay logs not yet covered by a table.
-        let mut wals: Vec<u64> = names
-            .iter()
-            .filter_map(|n| parse_name(n))
-            .filter(|(k, n)| *k == "log" && *n >= log_number)
-            .map(|(_, n)| n)
-            .collect();
-        wals.sort_unstable();
-        let recovered = Arc::new(Memtable::new(0));
-        for w in &wals {
-            let path = dir.join(wal_name(*w));
-            let data = fs
-                .read_all(&path)
-                .map_err(|e| Error::io("read log", &path, e))?;
-            let log = read_log(&path, &data)?;
-            if log.valid_len < data.len() as u64 {
-                tracing::warn!(path = %path.display(), kept = log.valid_len, total = data.len(), "log had a torn tail; the incomplete final record was discarded");
-            }
-            for (off, payload) in log.records {
-                let (first, _count, body) = batch::validate_payload(payload).ok_or_else(|| {
-                    Error::corrupt(
-                        &path,
-                        Some(off),
-                        "log record checksum is valid but its batch is malformed",
-                    )
-                })?;
-                let mut ins = recovered.inserter();
-                for (i, op) in batch::ops(body).enumerate() {
-                    if let Some(op) = op {
-                        ins.insert(op.key, first + i as u64, op.kind, op.value);
-                    }
-                }
-                drop(ins);
-                last_seq = last_seq.max(first + _count as u64 - 1);
-            }
-        }
-        let bopts = build_options(&opts);
-        let mut added = Vec::new();
-        if !recovered.is_empty() {
-            let id = next.fetch_add(1, Ordering::SeqCst);
-            if let Some(t) = write_memtable(&fs, dir, &cache, &recovered, id, bopts)? {
-                fs.sync_dir(dir)
-                    .map_err(|e| Error::io("fsync directory", dir, e))?;
-                added.push(t);
-            }
-        }
-        version = version.apply(&[], added);
-
-        // 4. A fresh log, then a fresh manifest describing everything, then CURRENT.
-        let wal_number = next.fetch_add(1, Ordering::SeqCst);
-        let wal_path = dir.join(wal_name(wal_number));
-        let wal = fs
-            .create(&wal_path)
-            .map_err(|e| Error::io("create log", &wal_path, e))?;
-        let manifest_number = next.fetch_add(1, Ordering::SeqCst);
-        let manifest_path = dir.join(manifest_name(manifest_number));
-        let manifest = fs
-            .create(&manifest_path)
-            .map_err(|e| Error::io("create manifest", &manifest_path, e))?;
-        let snapshot_edit = VersionEdit {
-            log_number: Some(wal_number),
-            next_file: Some(next.load(Ordering::SeqCst)),
-            last_seq: Some(last_seq),
-            added: version.all_tables().map(|t| t.meta.clone()).collect(),
-            deleted: Vec::new(),
-        };
-        let mut rec = Vec::new();
-        encode_record(&mut rec, &snapshot_edit.encode());
-        manifest
-            .append(&rec)
-            .map_err(|e| Error::io("write manifest", &manifest_path, e))?;
-        manifest
-            .sync()
-            .map_err(|e| Error::io("fsync manifest", &manifest_path, e))?;
-        let tmp = dir.join("CURRENT.tmp");
-        let f = fs.create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
-        f.append(format!("{}\n", manifest_name(manifest_number)).as_bytes())
-            .map_err(|e| Error::io("write", &tmp, e))?;
-        f.sync().map_err(|e| Error::io("fsync", &tmp, e))?;
-        drop(f);
-        fs.rename(&tmp, &current_path)
-            .map_err(|e| Error::io("rename", &tmp, e))?;
-        fs.sync_dir(dir)
-            .map_err(|e| Error::io("fsync directory", dir, e))?;
-
-        // 5. Everything else in the directory is garbage now.
-        let live: std::collections::HashSet<u64> =
-            version.all_tables().map(|t| t.meta.id).collect();
-        for n in &names {
-            let remove = match parse_name(n) {
-                Some(("sst", id)) => !live.contains(&id),
-                Some(("log", id)) => id < wal_number,
-                Some(("manifest", id)) => id != manifest_number,
-                _ => false,
-            };
-            if remove {
-                let p = dir.join(n);
-                if let Err(e) = fs.remove(&p) {
-                    tracing::warn!(path = %p.display(), error = %e, "could not delete obsolete file");
-                }
-            }
-        }
-        tracing::info!(dir = %dir.display(), last_seq, tables = live.len(), logs_replayed = wals.len(), "opened LSM database");
-
+    /// Recovers `dir` (see `recovery`) and sets up the engine state on top of it: the
+    /// recovered tables as the current version, an empty memtable writing to the fresh log.
+    fn open(dir: &Path, opts: Options) -> Result<Inner> {
+        let Recovered {
+            lock,
+            cache,
+            version,
+            last_seq,
+            next_file,
+            wal,
+            wal_number,
+            wal_path,
+            manifest,
+            manifest_path,
+        } = recovery::recover(dir, &opts)?;
         let mem = Arc::new(Memtable::new(wal_number));
         let l0 = version.levels[0].len() as u64;
         let version = Arc::new(version);
         Ok(Inner {
             _lock: lock,
             dir: dir.to_path_buf(),
-            fs,
+            fs: opts.fs.clone(),
             cache,
             commit: Mutex::new(CommitState {
                 wal,
@@ -643,7 +418,7 @@ impl Inner {
                 cursors: vec![Vec::new(); NUM_LEVELS],
             }),
             compaction_lock: Mutex::new(()),
-            next_file: next,
+            next_file: AtomicU64::new(next_file),
             fatal: Mutex::new(None),
             fatal_flag: AtomicBool::new(false),
             bg: Mutex::new(false),
@@ -1171,57 +946,4 @@ impl Inner {
             last_sequence: self.visible_seq.load(Ordering::Acquire),
         }
     }
-}
-
-pub(crate) fn build_options(o: &Options) -> BuildOptions {
-    BuildOptions {
-        block_size: o.block_size,
-        bits_per_key: crate::bloom::bits_per_key(o.bloom_fp_rate),
-        compression: o.compression,
-    }
-}
-
-/// Writes a memtable (newest version of each key only) as a level-0 table and opens it.
-fn write_memtable(
-    fs: &Arc<dyn FileSystem>,
-    dir: &Path,
-    cache: &Arc<BlockCache>,
-    mem: &Arc<Memtable>,
-    id: u64,
-    bopts: BuildOptions,
-) -> Result<Option<Arc<TableFile>>> {
-    let path = dir.join(table_name(id));
-    let mut b = TableBuilder::new(&**fs, &path, bopts)?;
-    let mut it = MemIter::new(mem.clone());
-    it.seek_to_first()?;
-    let mut last: Option<Vec<u8>> = None;
-    while it.valid() {
-        let k = it.key();
-        let (u, _, kind) = split_internal_key(k)
-            .ok_or_else(|| Error::Fatal("memtable key without trailer".into()))?;
-        debug_assert!(kind == KIND_PUT || kind == KIND_DELETE);
-        if last.as_deref() != Some(u) {
-            last = Some(u.to_vec());
-            b.add(k, it.value())?;
-        }
-        it.next()?;
-    }
-    if b.entries() == 0 {
-        drop(b);
-        let _ = fs.remove(&path);
-        return Ok(None);
-    }
-    let built = b.finish()?;
-    let table = Table::open(fs.clone(), path, id, cache.clone())?;
-    Ok(Some(Arc::new(TableFile {
-        meta: FileMeta {
-            level: 0,
-            id,
-            size: built.size,
-            entries: built.entries,
-            smallest: built.smallest,
-            largest: built.largest,
-        },
-        table: Arc::new(table),
-    })))
 }

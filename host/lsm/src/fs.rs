@@ -3,7 +3,8 @@
 //! Exists so tests can inject failures: [`StdFs`] is the real implementation (plain files,
 //! `fdatasync`, directory fsync), and [`FaultFs`] wraps it and fails the N-th write or fsync,
 //! optionally leaving a torn (half-written) buffer behind, exactly like a full disk or a dying
-//! device would. The engine never retries a failed fsync (see `Error::Fatal`).
+//! device would. The engine never retries a failed fsync (see `Error::Fatal`). The directory
+//! lock goes through here too, so a fault test can fail it like any other file creation.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -32,6 +33,10 @@ pub trait RandomAccessFile: Send + Sync {
     }
 }
 
+/// An exclusive advisory lock taken by [`FileSystem::lock`]. Dropping it releases the lock;
+/// the kernel also releases it when the process dies.
+pub trait FileLock: Send + Sync {}
+
 /// Everything the engine asks of a file system.
 pub trait FileSystem: Send + Sync {
     /// Creates (or truncates) a file for appending.
@@ -50,6 +55,10 @@ pub trait FileSystem: Send + Sync {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
     /// Makes creations, renames and deletions in `dir` durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Creates `path` if needed (never truncating it) and takes an exclusive advisory lock on
+    /// it without waiting: an error of kind `WouldBlock` if another holder (this process or
+    /// another) has it.
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>>;
 }
 
 /// The real file system.
@@ -58,6 +67,12 @@ pub struct StdFs;
 
 struct StdWritable(File);
 struct StdReadable(File);
+/// Holds the open lock file; closing it releases the `flock`.
+struct StdLock {
+    _file: File,
+}
+
+impl FileLock for StdLock {}
 
 impl WritableFile for StdWritable {
     fn append(&self, buf: &[u8]) -> io::Result<()> {
@@ -111,12 +126,25 @@ impl FileSystem for StdFs {
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         File::open(dir)?.sync_all()
     }
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
+        match f.try_lock() {
+            Ok(()) => Ok(Box::new(StdLock { _file: f })),
+            Err(std::fs::TryLockError::WouldBlock) => Err(io::ErrorKind::WouldBlock.into()),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
 }
 
 /// Which operations a [`FaultFs`] counts and fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultKind {
-    /// Appends (the failing append writes the first half of its buffer, then errors).
+    /// Appends (the failing append writes the first half of its buffer, then errors), file
+    /// creations, renames and taking the directory lock.
     Write,
     /// File and directory fsyncs.
     Sync,
@@ -223,5 +251,9 @@ impl FileSystem for FaultFsHandle {
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         self.0.check(FaultKind::Sync)?;
         self.0.inner.sync_dir(dir)
+    }
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
+        self.0.check(FaultKind::Write)?;
+        self.0.inner.lock(path)
     }
 }

@@ -6,9 +6,9 @@
 //! top by the storage adapter. The on-disk formats, the commit protocol and recovery are
 //! specified in `DESIGN.md` next to this crate.
 //!
-//! Layering, bottom up: `fs` (all I/O, fault-injectable) → `coding`, `framing` (checksummed
-//! records) → `batch`, `memtable`, `block`, `bloom`, `cache`, `table` → `version` (manifest),
-//! `iter` → `compaction` → `db`.
+//! Layering, bottom up: `fs` (all I/O, fault-injectable), `filenames` → `coding`, `framing`
+//! (checksummed records) → `batch`, `memtable`, `block`, `bloom`, `cache`, `table` → `version`
+//! (manifest), `iter` → `flush` (memtable to table) → `recovery` (open), `compaction` → `db`.
 
 mod batch;
 mod block;
@@ -18,11 +18,14 @@ mod coding;
 mod compaction;
 mod db;
 mod error;
+mod filenames;
+mod flush;
 mod framing;
 pub mod fs;
 mod iter;
 mod memtable;
 mod options;
+mod recovery;
 mod table;
 mod version;
 

@@ -1,5 +1,5 @@
 //! Fault injection: a file system that fails the N-th write or fsync (leaving a torn write
-//! behind). The engine must return an error, refuse later writes after a failed durability
+//! behind); taking the directory lock counts as a write. The engine must return an error, refuse later writes after a failed durability
 //! step, and reopen cleanly (on the real file system) with every write it acknowledged.
 
 mod common;
@@ -195,4 +195,41 @@ fn failed_fsync_is_fatal() {
     let db = Db::open(dir.path(), tiny(SyncMode::PerCommit)).unwrap();
     assert_eq!(db.get(b"a").unwrap(), Some(b"1".to_vec()));
     assert_eq!(db.get(b"c").unwrap(), None);
+}
+
+#[test]
+fn failed_lock_fails_open_cleanly() {
+    // Taking the directory lock is the first write-counted operation of `open`.
+    let dir = tempfile::tempdir().unwrap();
+    let fs = FaultFs::new(FaultKind::Write, 1);
+    let mut opts = tiny(SyncMode::PerCommit);
+    opts.fs = Arc::new(FaultFsHandle(fs.clone()));
+    let err = Db::open(dir.path(), opts).err().expect("open must fail");
+    assert!(fs.tripped());
+    assert!(
+        matches!(&err, Error::Io { op: "lock", path, .. } if path.ends_with("LOCK")),
+        "{err}"
+    );
+    assert!(err.to_string().contains("injected"), "{err}");
+    // Nothing was written and nothing stays locked: a clean open works.
+    let db = Db::open(dir.path(), tiny(SyncMode::PerCommit)).unwrap();
+    db.put(b"a", b"1").unwrap();
+    drop(db);
+    let db = Db::open(dir.path(), tiny(SyncMode::PerCommit)).unwrap();
+    assert_eq!(db.get(b"a").unwrap(), Some(b"1".to_vec()));
+}
+
+#[test]
+fn lock_taken_through_the_fault_fs_still_excludes_a_second_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = FaultFs::new(FaultKind::Any, u64::MAX);
+    let mut opts = tiny(SyncMode::PerCommit);
+    opts.fs = Arc::new(FaultFsHandle(fs.clone()));
+    let db = Db::open(dir.path(), opts).unwrap();
+    let err = Db::open(dir.path(), tiny(SyncMode::PerCommit))
+        .err()
+        .expect("second open must fail");
+    assert!(err.to_string().contains("another Db"), "{err}");
+    drop(db);
+    Db::open(dir.path(), tiny(SyncMode::PerCommit)).unwrap();
 }

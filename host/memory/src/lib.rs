@@ -11,7 +11,7 @@
 //!   `orbit-conformance` suite in `tests/conformance.rs`), with its rules
 //!   applied from [`orbit_storage::rules`] and [`orbit_storage::validate`];
 //! - durability up to the last successful `flush` only: the server calls it
-//!   every `backup_interval_secs` and on SIGTERM; a crash loses later writes
+//!   every `backup_interval` and on SIGTERM; a crash loses later writes
 //!   but never corrupts the snapshot (see module `snapshot` for the format and the
 //!   atomic write);
 //! - a corrupt or truncated snapshot fails `open` with

@@ -18,7 +18,7 @@ fn config(disk_backup: bool, backup_path: String) -> MemoryConfig {
         max_entries: 1_000_000,
         disk_backup,
         backup_path,
-        backup_interval_secs: 300,
+        backup_interval: std::time::Duration::from_secs(300),
     }
 }
 

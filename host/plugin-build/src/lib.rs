@@ -481,18 +481,18 @@ mod tests {
         let expected = [
             (
                 "selector",
-                "orbit:storage/selection@0.1.0",
-                &["orbit:storage/types@0.1.0"][..],
+                "orbit:storage/selection@0.2.0",
+                &["orbit:storage/types@0.2.0"][..],
             ),
             (
                 "translator",
-                "orbit:storage/translation@0.1.0",
-                &["orbit:storage/types@0.1.0"][..],
+                "orbit:storage/translation@0.2.0",
+                &["orbit:storage/types@0.2.0", "orbit:storage/config@0.2.0"][..],
             ),
             (
                 "health",
-                "orbit:storage/health@0.1.0",
-                &["orbit:storage/types@0.1.0", "orbit:storage/store@0.1.0"][..],
+                "orbit:storage/health@0.2.0",
+                &["orbit:storage/types@0.2.0", "orbit:storage/store@0.2.0"][..],
             ),
         ];
         for (name, export, allowed_imports) in expected {

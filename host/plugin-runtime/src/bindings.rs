@@ -46,3 +46,5 @@ pub use health_world::orbit::storage::store;
 pub use health_world::orbit::storage::types;
 /// `wasi:keyvalue@0.2.0-draft2`, imported by health plugins.
 pub use health_world::wasi::keyvalue;
+/// A backend's configuration (`orbit:storage/config`, translator world only).
+pub use translator_world::orbit::storage::config;

@@ -1,13 +1,16 @@
 //! Conversions between the WIT contract's types and the host's own.
 //!
-//! The typed configuration a translator returns becomes
-//! [`orbit_storage::BackendConfig`], which backends consume; nothing else in
-//! the host handles WIT types for configuration.
+//! The configuration a translator returns (setting name -> value) becomes
+//! [`orbit_storage::BackendConfig`], checked against the settings catalogue;
+//! nothing else in the host handles WIT types for configuration, and nothing
+//! here names a setting.
 
 use std::fmt;
 
+use orbit_config_syntax::Value;
 use orbit_storage as st;
 
+use crate::bindings::config;
 use crate::bindings::types as wit;
 
 pub fn backend_kind_to_wit(k: st::BackendKind) -> wit::BackendKind {
@@ -50,153 +53,66 @@ fn secret_to_wit(s: &st::SecretRef) -> wit::SecretRef {
     }
 }
 
-/// The translator's typed configuration, as backends take it.
-pub fn config_from_wit(c: wit::BackendConfig) -> st::BackendConfig {
-    match c {
-        wit::BackendConfig::Memory(m) => st::BackendConfig::Memory(st::MemoryConfig {
-            max_entries: m.max_entries,
-            disk_backup: m.disk_backup,
-            backup_path: m.backup_path,
-            backup_interval_secs: m.backup_interval_secs,
-        }),
-        wit::BackendConfig::CowBtree(c) => st::BackendConfig::CowBtree(st::CowBtreeConfig {
-            data_dir: c.data_dir,
-            max_keys_per_node: c.max_keys_per_node,
-            wal_buffer_size: c.wal_buffer_size,
-            enable_compression: c.enable_compression,
-            wal_sync_interval_secs: c.wal_sync_interval_secs,
-            durability: durability_from_wit(c.durability),
-        }),
-        wit::BackendConfig::LsmTree(c) => st::BackendConfig::LsmTree(st::LsmTreeConfig {
-            data_dir: c.data_dir,
-            memtable_size: c.memtable_size,
-            max_memtables: c.max_memtables,
-            bloom_fp_rate: c.bloom_fp_rate,
-            enable_compaction: c.enable_compaction,
-            compaction_threshold: c.compaction_threshold,
-            durability: durability_from_wit(c.durability),
-            sync_interval_ms: c.sync_interval_ms,
-            block_cache_size: c.block_cache_size,
-            enable_compression: c.enable_compression,
-        }),
-        wit::BackendConfig::Rocksdb(c) => st::BackendConfig::Rocksdb(st::RocksdbConfig {
-            data_dir: c.data_dir,
-            enable_wal: c.enable_wal,
-            max_background_jobs: c.max_background_jobs,
-            write_buffer_size: c.write_buffer_size,
-            max_write_buffer_number: c.max_write_buffer_number,
-            target_file_size_base: c.target_file_size_base,
-            enable_statistics: c.enable_statistics,
-            block_cache_size: c.block_cache_size,
-            durability: durability_from_wit(c.durability),
-            sync_interval_ms: c.sync_interval_ms,
-        }),
-        wit::BackendConfig::S3(c) => st::BackendConfig::S3(st::S3Config {
-            endpoint: c.endpoint,
-            region: c.region,
-            bucket: c.bucket,
-            access_key_id: c.access_key_id.map(secret_from_wit),
-            secret_access_key: c.secret_access_key.map(secret_from_wit),
-            prefix: c.prefix,
-            enable_ssl: c.enable_ssl,
-            connection_timeout_secs: c.connection_timeout_secs,
-            read_timeout_secs: c.read_timeout_secs,
-            write_timeout_secs: c.write_timeout_secs,
-            retry_count: c.retry_count,
-        }),
-        wit::BackendConfig::Azure(c) => st::BackendConfig::Azure(st::AzureConfig {
-            account_name: c.account_name,
-            account_key: c.account_key.map(secret_from_wit),
-            container_name: c.container_name,
-            endpoint: c.endpoint,
-            prefix: c.prefix,
-            connection_timeout_secs: c.connection_timeout_secs,
-            retry_count: c.retry_count,
-        }),
-        wit::BackendConfig::Gcp(c) => st::BackendConfig::Gcp(st::GcpConfig {
-            project_id: c.project_id,
-            bucket_name: c.bucket_name,
-            credentials_path: c.credentials_path.map(secret_from_wit),
-            service_account_key: c.service_account_key.map(secret_from_wit),
-            prefix: c.prefix,
-            connection_timeout_secs: c.connection_timeout_secs,
-            retry_count: c.retry_count,
-        }),
+fn value_from_wit(v: config::SettingValue) -> Value {
+    match v {
+        config::SettingValue::Unset => Value::Absent,
+        config::SettingValue::Flag(b) => Value::Bool(b),
+        config::SettingValue::Number(n) => Value::Int(n),
+        config::SettingValue::Fraction(x) => Value::Float(x),
+        config::SettingValue::DurationMs(ms) => Value::Millis(ms),
+        config::SettingValue::Text(t) => Value::Text(t),
+        config::SettingValue::Secret(r) => Value::Secret(secret_from_wit(r)),
     }
 }
 
+fn value_to_wit(v: &Value) -> config::SettingValue {
+    match v {
+        Value::Absent => config::SettingValue::Unset,
+        Value::Bool(b) => config::SettingValue::Flag(*b),
+        Value::Int(n) => config::SettingValue::Number(*n),
+        Value::Float(x) => config::SettingValue::Fraction(*x),
+        Value::Millis(ms) => config::SettingValue::DurationMs(*ms),
+        Value::Text(t) => config::SettingValue::Text(t.clone()),
+        Value::Secret(r) => config::SettingValue::Secret(secret_to_wit(r)),
+    }
+}
+
+/// The translator's configuration, as backends take it: every value is
+/// checked against the settings catalogue (name, form, bounds) and the
+/// defaults of settings the translator left out are filled in, with
+/// `{data_dir}` standing for `data_dir`. The error names each setting at
+/// fault and what it accepts.
+pub fn config_from_wit(
+    c: config::BackendConfig,
+    data_dir: &str,
+) -> Result<st::BackendConfig, String> {
+    let given = c
+        .settings
+        .into_iter()
+        .map(|s| (s.name, value_from_wit(s.value)));
+    st::BackendConfig::from_plugin(backend_kind_from_wit(c.backend), given, data_dir).map_err(
+        |errors| {
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        },
+    )
+}
+
 /// The inverse of [`config_from_wit`] (for `render-env`).
-pub fn config_to_wit(c: &st::BackendConfig) -> wit::BackendConfig {
-    match c.clone() {
-        st::BackendConfig::Memory(m) => wit::BackendConfig::Memory(wit::MemoryConfig {
-            max_entries: m.max_entries,
-            disk_backup: m.disk_backup,
-            backup_path: m.backup_path,
-            backup_interval_secs: m.backup_interval_secs,
-        }),
-        st::BackendConfig::CowBtree(c) => wit::BackendConfig::CowBtree(wit::CowBtreeConfig {
-            data_dir: c.data_dir,
-            max_keys_per_node: c.max_keys_per_node,
-            wal_buffer_size: c.wal_buffer_size,
-            enable_compression: c.enable_compression,
-            wal_sync_interval_secs: c.wal_sync_interval_secs,
-            durability: durability_to_wit(c.durability),
-        }),
-        st::BackendConfig::LsmTree(c) => wit::BackendConfig::LsmTree(wit::LsmTreeConfig {
-            data_dir: c.data_dir,
-            memtable_size: c.memtable_size,
-            max_memtables: c.max_memtables,
-            bloom_fp_rate: c.bloom_fp_rate,
-            enable_compaction: c.enable_compaction,
-            compaction_threshold: c.compaction_threshold,
-            durability: durability_to_wit(c.durability),
-            sync_interval_ms: c.sync_interval_ms,
-            block_cache_size: c.block_cache_size,
-            enable_compression: c.enable_compression,
-        }),
-        st::BackendConfig::Rocksdb(c) => wit::BackendConfig::Rocksdb(wit::RocksdbConfig {
-            data_dir: c.data_dir,
-            enable_wal: c.enable_wal,
-            max_background_jobs: c.max_background_jobs,
-            write_buffer_size: c.write_buffer_size,
-            max_write_buffer_number: c.max_write_buffer_number,
-            target_file_size_base: c.target_file_size_base,
-            enable_statistics: c.enable_statistics,
-            block_cache_size: c.block_cache_size,
-            durability: durability_to_wit(c.durability),
-            sync_interval_ms: c.sync_interval_ms,
-        }),
-        st::BackendConfig::S3(c) => wit::BackendConfig::S3(wit::S3Config {
-            endpoint: c.endpoint,
-            region: c.region,
-            bucket: c.bucket,
-            access_key_id: c.access_key_id.as_ref().map(secret_to_wit),
-            secret_access_key: c.secret_access_key.as_ref().map(secret_to_wit),
-            prefix: c.prefix,
-            enable_ssl: c.enable_ssl,
-            connection_timeout_secs: c.connection_timeout_secs,
-            read_timeout_secs: c.read_timeout_secs,
-            write_timeout_secs: c.write_timeout_secs,
-            retry_count: c.retry_count,
-        }),
-        st::BackendConfig::Azure(c) => wit::BackendConfig::Azure(wit::AzureConfig {
-            account_name: c.account_name,
-            account_key: c.account_key.as_ref().map(secret_to_wit),
-            container_name: c.container_name,
-            endpoint: c.endpoint,
-            prefix: c.prefix,
-            connection_timeout_secs: c.connection_timeout_secs,
-            retry_count: c.retry_count,
-        }),
-        st::BackendConfig::Gcp(c) => wit::BackendConfig::Gcp(wit::GcpConfig {
-            project_id: c.project_id,
-            bucket_name: c.bucket_name,
-            credentials_path: c.credentials_path.as_ref().map(secret_to_wit),
-            service_account_key: c.service_account_key.as_ref().map(secret_to_wit),
-            prefix: c.prefix,
-            connection_timeout_secs: c.connection_timeout_secs,
-            retry_count: c.retry_count,
-        }),
+pub fn config_to_wit(c: &st::BackendConfig) -> config::BackendConfig {
+    config::BackendConfig {
+        backend: backend_kind_to_wit(c.kind()),
+        settings: c
+            .values()
+            .iter()
+            .map(|(name, value)| config::Setting {
+                name: name.to_string(),
+                value: value_to_wit(value),
+            })
+            .collect(),
     }
 }
 
@@ -230,18 +146,13 @@ impl wit::Diagnostic {
     }
 }
 
-fn durability_from_wit(d: wit::Durability) -> st::Durability {
-    match d {
-        wit::Durability::Sync => st::Durability::Sync,
-        wit::Durability::Periodic => st::Durability::Periodic,
-        wit::Durability::None => st::Durability::None,
-    }
-}
-
-fn durability_to_wit(d: st::Durability) -> wit::Durability {
-    match d {
-        st::Durability::Sync => wit::Durability::Sync,
-        st::Durability::Periodic => wit::Durability::Periodic,
-        st::Durability::None => wit::Durability::None,
+impl wit::HealthStatus {
+    /// The word `/health` shows: `ok`, `degraded` or `unavailable`.
+    pub fn name(self) -> &'static str {
+        match self {
+            wit::HealthStatus::Ok => "ok",
+            wit::HealthStatus::Degraded => "degraded",
+            wit::HealthStatus::Unavailable => "unavailable",
+        }
     }
 }

@@ -36,7 +36,8 @@ pub use grants::Grants;
 pub use limits::PluginLimits;
 pub use plugin::{CONTRACT_VERSION, PluginInfo, PluginSource, PluginSpec, Role};
 pub use runtime::{
-    CallObserver, HealthPlugin, Inspection, PluginRuntime, SelectorPlugin, TranslatorPlugin,
+    CallObserver, HealthPlugin, Inspection, PluginRuntime, SelectorPlugin, Translated,
+    TranslatorPlugin,
 };
 pub use state::StoreAccessLimits;
 

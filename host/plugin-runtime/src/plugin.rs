@@ -16,8 +16,8 @@ use crate::limits::PluginLimits;
 use crate::state::CallState;
 
 /// The contract version this host speaks; components built against any
-/// `0.1.x` of `orbit:storage` are accepted.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+/// `0.2.x` of `orbit:storage` are accepted.
+pub const CONTRACT_VERSION: &str = "0.2.0";
 const CONTRACT_PACKAGE: &str = "orbit:storage";
 
 /// The three policy roles.
@@ -210,10 +210,10 @@ pub(crate) fn link(
                 "{}; a {} plugin may import only orbit:storage@{CONTRACT_VERSION} interfaces ({}) and WASI 0.2",
                 root_cause(&e),
                 info.role,
-                if info.role == Role::Health {
-                    "types, log, store, and wasi:keyvalue@0.2.0-draft2"
-                } else {
-                    "types, log"
+                match info.role {
+                    Role::Health => "types, log, store, and wasi:keyvalue@0.2.0-draft2",
+                    Role::Translator => "types, config, log",
+                    Role::Selector => "types, log",
                 }
             ),
         })
@@ -223,7 +223,7 @@ fn is_core_module(bytes: &[u8]) -> bool {
     bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0]
 }
 
-/// The exported interface must be `<package>/<iface>@0.1.x`.
+/// The exported interface must be `<package>/<iface>@0.2.x`.
 fn check_exports(
     engine: &wasmtime::Engine,
     role: Role,
@@ -243,7 +243,7 @@ fn check_exports(
             } else {
                 Err(format!(
                     "it exports {name}, but this host speaks {CONTRACT_PACKAGE}@{CONTRACT_VERSION} \
-                     (components built against 0.1.x are accepted); rebuild it against this host's wit/"
+                     (components built against 0.2.x are accepted); rebuild it against this host's wit/"
                 ))
             };
         }
@@ -302,9 +302,10 @@ mod tests {
 
     #[test]
     fn version_compatibility() {
-        assert!(compatible("0.1.0"));
-        assert!(compatible("0.1.7"));
-        assert!(!compatible("0.2.0"));
+        assert!(compatible("0.2.0"));
+        assert!(compatible("0.2.7"));
+        assert!(!compatible("0.1.0"));
+        assert!(!compatible("0.3.0"));
         assert!(!compatible("1.1.0"));
         assert!(!compatible(""));
     }

@@ -18,7 +18,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use orbit_storage::{SecretBindings, Storage};
+use orbit_storage::{BackendConfig, SecretBindings, Storage};
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Store, Trap, UpdateDeadline};
 
@@ -412,16 +412,20 @@ impl TranslatorPlugin {
         backend: types::BackendKind,
         context: &types::DeploymentContext,
         secrets: &SecretBindings,
-    ) -> Result<Translation, PluginError> {
+    ) -> Result<Translated, PluginError> {
         let pre = self.pre.clone();
+        let data_dir = context
+            .facts
+            .dirs
+            .first()
+            .map_or(DEFAULT_DATA_DIR, |d| d.path.as_str());
         self.run(pre.engine(), "translate", None, async |store| {
             let instance = pre.instantiate_async(&mut *store).await?;
             let t = instance
                 .orbit_storage_translation()
                 .call_translate(&mut *store, backend, context)
                 .await?;
-            check_translation(backend, &t, secrets).map_err(invalid)?;
-            Ok(t)
+            check_translation(backend, t, secrets, data_dir).map_err(invalid)
         })
         .await
     }
@@ -429,8 +433,9 @@ impl TranslatorPlugin {
     /// Asks the translator for the environment that reproduces `config`.
     pub async fn render_env(
         &self,
-        config: &types::BackendConfig,
+        config: &BackendConfig,
     ) -> Result<Vec<RenderedVar>, PluginError> {
+        let config = &crate::convert::config_to_wit(config);
         let pre = self.pre.clone();
         self.run(pre.engine(), "render-env", None, async |store| {
             let instance = pre.instantiate_async(&mut *store).await?;
@@ -493,35 +498,60 @@ impl HealthPlugin {
     }
 }
 
+/// What a translator answered, checked: the configuration is present
+/// exactly when no diagnostic is an error.
+#[derive(Debug)]
+pub struct Translated {
+    /// Checked against the settings catalogue (names, forms, bounds; the
+    /// defaults of settings the translator left out filled in) and against
+    /// the secret bindings.
+    pub config: Option<BackendConfig>,
+    pub diagnostics: Vec<types::Diagnostic>,
+}
+
+/// Where `{data_dir}` points when the context names no data root.
+const DEFAULT_DATA_DIR: &str = "/app/data";
+
 /// A translation must carry a configuration exactly when it has no error,
-/// and the configuration must be for the backend asked about.
+/// the configuration must be for the backend asked about, hold only the
+/// catalogue's settings with valid values, and refer only to the secrets
+/// the operator configured for each field.
 fn check_translation(
     backend: types::BackendKind,
-    t: &Translation,
+    t: Translation,
     secrets: &SecretBindings,
-) -> Result<(), String> {
+    data_dir: &str,
+) -> Result<Translated, String> {
     check_count("diagnostics", t.diagnostics.len())?;
     let errors = t.diagnostics.iter().filter(|d| d.is_error()).count();
-    match &t.config {
-        None if errors == 0 => Err("neither a configuration nor an error diagnostic".into()),
-        Some(_) if errors > 0 => Err(format!(
-            "a configuration together with {errors} error diagnostic(s)"
-        )),
+    let config = match t.config {
+        None if errors == 0 => {
+            return Err("neither a configuration nor an error diagnostic".into());
+        }
+        Some(_) if errors > 0 => {
+            return Err(format!(
+                "a configuration together with {errors} error diagnostic(s)"
+            ));
+        }
         Some(c) => {
-            let config = crate::convert::config_from_wit(c.clone());
-            let (got, want) = (
-                config.kind(),
-                crate::convert::backend_kind_from_wit(backend),
-            );
+            check_count("settings", c.settings.len())?;
+            let want = crate::convert::backend_kind_from_wit(backend);
+            let got = crate::convert::backend_kind_from_wit(c.backend);
             if got != want {
                 return Err(format!(
                     "asked for backend {want}, returned a configuration for {got}"
                 ));
             }
-            secrets.check(&config)
+            let config = crate::convert::config_from_wit(c, data_dir)?;
+            secrets.check(&config)?;
+            Some(config)
         }
-        None => Ok(()),
-    }
+        None => None,
+    };
+    Ok(Translated {
+        config,
+        diagnostics: t.diagnostics,
+    })
 }
 
 /// Most reasons a verdict may give; each is at most [`MAX_REASON_BYTES`].
@@ -541,16 +571,19 @@ fn check_count(what: &str, n: usize) -> Result<(), String> {
     }
 }
 
-/// A verdict needs a status and at least one reason, and cannot be ready
-/// while not live; its size is bounded.
+/// A verdict needs at least one reason, a status that agrees with its live
+/// and ready flags, and cannot be ready while not live; its size is
+/// bounded.
 fn check_verdict(v: &types::HealthVerdict) -> Result<(), String> {
-    if v.status.trim().is_empty() {
-        return Err("the verdict has an empty status".into());
-    }
-    if v.status.len() > MAX_REASON_BYTES {
+    let status_fits = match v.status {
+        types::HealthStatus::Ok => v.live && v.ready,
+        types::HealthStatus::Degraded => v.live && !v.ready,
+        types::HealthStatus::Unavailable => !v.live,
+    };
+    if !status_fits {
         return Err(format!(
-            "the verdict's status is {} bytes; the limit is {MAX_REASON_BYTES}",
-            v.status.len()
+            "the verdict's status {:?} contradicts live={} ready={}",
+            v.status, v.live, v.ready
         ));
     }
     if v.reasons.is_empty() {

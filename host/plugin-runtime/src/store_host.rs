@@ -217,17 +217,16 @@ impl store::Host for CallState {
     }
 
     async fn list(&mut self, request: store::ListRequest) -> Result<store::ListPage, StoreError> {
-        let range = match (request.prefix, request.start, request.end) {
-            (Some(p), None, None) => KeyRange::Prefix(Bytes::from(p)),
-            (None, start, end) => KeyRange::Range {
-                start: start.map(Bytes::from),
-                end: end.map(Bytes::from),
+        let range = match request.range {
+            store::KeyRange::All => KeyRange::Range {
+                start: None,
+                end: None,
             },
-            _ => {
-                return Err(StoreError::Invalid(
-                    "give either a prefix or a start/end range, not both".into(),
-                ));
-            }
+            store::KeyRange::Prefix(p) => KeyRange::Prefix(Bytes::from(p)),
+            store::KeyRange::Span(span) => KeyRange::Range {
+                start: span.start.map(Bytes::from),
+                end: span.end.map(Bytes::from),
+            },
         };
         // Never reach into the host's private keyspace.
         let range = range.clamp_to_user_keyspace().map_err(store_error)?;
@@ -273,11 +272,11 @@ impl store::Host for CallState {
                         options,
                     }
                 }
-                store::BatchOp::Delete((key, p)) => {
-                    self.check_granted_key(&key)?;
+                store::BatchOp::Delete(req) => {
+                    self.check_granted_key(&req.key)?;
                     BatchOp::Delete {
-                        key: Bytes::from(key),
-                        precondition: precondition(p),
+                        key: Bytes::from(req.key),
+                        precondition: precondition(req.precondition),
                     }
                 }
             });

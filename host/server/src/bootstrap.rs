@@ -133,8 +133,8 @@ pub struct Resolved {
     pub backend: BackendKind,
     /// The selector's reason.
     pub reason: String,
+    /// Checked against the settings catalogue and the secret bindings.
     pub config: BackendConfig,
-    pub wit_config: wit::BackendConfig,
     /// Warnings from the translator (errors make [`resolve`] fail).
     pub warnings: Vec<wit::Diagnostic>,
 }
@@ -165,20 +165,19 @@ pub async fn resolve(
             diagnostics: errors,
         });
     }
-    let wit_config = translation
+    // The runtime has checked the configuration: for `backend`, catalogue
+    // settings only, valid values, allowed secret references.
+    let config = translation
         .config
         .ok_or_else(|| PluginError::InvalidOutput {
             plugin: "translator".into(),
             function: "translate",
             reason: "no configuration and no error diagnostic".into(),
         })?;
-    // The runtime has checked that the configuration is for `backend`.
-    let config = convert::config_from_wit(wit_config.clone());
     Ok(Resolved {
         backend,
         reason: selection.reason,
         config,
-        wit_config,
         warnings,
     })
 }

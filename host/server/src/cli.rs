@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use orbit_plugin_runtime::{RenderedValue, convert, types as wit};
+use orbit_plugin_runtime::{RenderedValue, types as wit};
 
 use crate::bootstrap::{self, BootstrapError};
 use crate::settings::{ConfigSource, ServerSettings};
@@ -57,6 +57,15 @@ pub enum ConfigCommand {
     /// Print every setting (variable, TOML key, default, meaning) as a
     /// markdown table.
     Settings,
+    /// Regenerate the Helm chart's backend settings (the `persistence.<backend>`
+    /// tables of values.yaml and their schema) from the settings catalogue.
+    Chart {
+        /// The chart directory, e.g. helm/orbit-rs.
+        dir: std::path::PathBuf,
+        /// Only check: exit non-zero, saying what differs, if the chart has drifted.
+        #[arg(long)]
+        check: bool,
+    },
 }
 
 /// Entry point of the binary.
@@ -95,8 +104,13 @@ pub fn settings_table() -> String {
             ("", _) => "-".to_string(),
             (d, _) => format!("`{}`", d.replace("{data_dir}", "$ORBIT_DATA_DIR")),
         };
+        let old_names = if s.env_aliases.is_empty() {
+            String::new()
+        } else {
+            format!(" Old name, still read: `{}`.", s.env_aliases.join("`, `"))
+        };
         out.push_str(&format!(
-            "| `{}` | {toml} | {default} | {scope}{} |\n",
+            "| `{}` | {toml} | {default} | {scope}{}{old_names} |\n",
             s.env,
             s.doc.replace('|', "\\|")
         ));
@@ -133,6 +147,19 @@ async fn run(cli: Cli) -> ExitCode {
             print!("{}", settings_table());
             ExitCode::SUCCESS
         }
+        Command::Config {
+            command: ConfigCommand::Chart { dir, check },
+        } => {
+            let outcome = if check {
+                crate::chart::drift(&dir).and_then(|d| d.map_or(Ok(()), Err))
+            } else {
+                crate::chart::write(&dir)
+            };
+            match outcome {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&e),
+            }
+        }
     }
 }
 
@@ -163,11 +190,7 @@ async fn check(src: ConfigSource, settings: ServerSettings, env: bool, json: boo
         Err(e) => return fail(&e),
     };
     let rendered = if env {
-        match plugins
-            .translator
-            .render_env(&convert::config_to_wit(&resolved.config))
-            .await
-        {
+        match plugins.translator.render_env(&resolved.config).await {
             Ok(r) => Some(r),
             Err(e) => return fail(&e),
         }
@@ -200,7 +223,7 @@ async fn check(src: ConfigSource, settings: ServerSettings, env: bool, json: boo
         let out = serde_json::json!({
             "backend": resolved.backend.name(),
             "reason": resolved.reason,
-            "config": resolved.config,
+            "config": crate::config_view::json(&resolved.config),
             "warnings": warnings,
             "env": env_lines,
             "plugins": plugin_list,
@@ -208,13 +231,10 @@ async fn check(src: ConfigSource, settings: ServerSettings, env: bool, json: boo
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     } else {
         println!("backend: {} ({})", resolved.backend, resolved.reason);
-        match toml::to_string(&resolved.config) {
-            Ok(t) => println!("\n[effective configuration]\n{t}"),
-            Err(e) => println!(
-                "\n[effective configuration]\n{:?}\n(cannot render as TOML: {e})",
-                resolved.config
-            ),
-        }
+        println!(
+            "\n[effective configuration]\n{}",
+            crate::config_view::toml(&resolved.config)
+        );
         for w in &warnings {
             println!("{w}");
         }

@@ -110,7 +110,7 @@ mod tests {
             max_entries: 100,
             disk_backup: false,
             backup_path: String::new(),
-            backup_interval_secs: 60,
+            backup_interval: std::time::Duration::from_secs(60),
         };
         let gate = Arc::new(WriteGate::new(Arc::new(
             MemoryStorage::open(&config).unwrap(),

@@ -272,7 +272,7 @@ impl HealthService {
         let plugin = self.plugin.read().0.clone();
         let (live, ready, status, reasons) =
             match plugin.evaluate(&ctx, &report, Some(storage)).await {
-                Ok(v) => (v.live, v.ready, v.status, v.reasons),
+                Ok(v) => (v.live, v.ready, v.status.name().to_string(), v.reasons),
                 Err(e) => (
                     true,
                     false,

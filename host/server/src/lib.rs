@@ -21,7 +21,9 @@
 //! graceful shutdown), [`logging`].
 
 pub mod bootstrap;
+pub mod chart;
 pub mod cli;
+pub mod config_view;
 pub mod context;
 pub mod gate;
 pub mod health;

@@ -144,7 +144,7 @@ fn sample_storage() -> Result<Arc<dyn Storage>, String> {
         max_entries: 1000,
         disk_backup: false,
         backup_path: String::new(),
-        backup_interval_secs: 60,
+        backup_interval: std::time::Duration::from_secs(60),
     };
     Ok(Arc::new(
         MemoryStorage::open(&config).map_err(|e| e.to_string())?,
@@ -239,7 +239,10 @@ async fn execute(
                         .map_err(|e| e.to_string())?;
                     println!(
                         "ok: health verdict on a healthy memory backend: ready={} live={} status={} reasons={:?}",
-                        v.ready, v.live, v.status, v.reasons
+                        v.ready,
+                        v.live,
+                        v.status.name(),
+                        v.reasons
                     );
                 }
             }
@@ -462,7 +465,7 @@ async fn run_once(
                 .await
                 .map_err(failed)?;
             serde_json::json!({
-                "config": t.config.map(convert::config_from_wit),
+                "config": t.config.as_ref().map(crate::config_view::json),
                 "diagnostics": t.diagnostics.iter().map(ToString::to_string).collect::<Vec<_>>(),
             })
         }
@@ -495,7 +498,7 @@ async fn run_once(
             serde_json::json!({
                 "live": v.live,
                 "ready": v.ready,
-                "status": v.status,
+                "status": v.status.name(),
                 "reasons": v.reasons,
             })
         }

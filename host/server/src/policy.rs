@@ -191,18 +191,17 @@ enum Loaded {
     Translator(TranslatorPlugin),
 }
 
-/// `data_dir, memtable_size`: the top-level fields that differ, as named in
-/// the configuration's JSON form.
+/// `data_dir, memtable_size`: the settings that differ, by their TOML key.
 fn changed_fields(a: &BackendConfig, b: &BackendConfig) -> String {
-    let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) =
-        (serde_json::to_value(a), serde_json::to_value(b))
-    else {
+    if a.kind() != b.kind() {
         return "configuration".into();
-    };
-    let fields: Vec<&str> = a
+    }
+    let settings = BackendConfig::settings(a.kind());
+    let (a, b) = (a.values(), b.values());
+    let fields: Vec<&str> = settings
         .iter()
-        .filter(|(k, v)| b.get(*k) != Some(*v))
-        .map(|(k, _)| k.as_str())
+        .filter(|s| a.get(s.env) != b.get(s.env))
+        .map(|s| s.toml_key())
         .collect();
     match fields.as_slice() {
         [] => "configuration".into(),

@@ -75,9 +75,9 @@ mod tests {
             secret_access_key: secret,
             prefix: String::new(),
             enable_ssl: false,
-            connection_timeout_secs: 1,
-            read_timeout_secs: None,
-            write_timeout_secs: None,
+            connection_timeout: std::time::Duration::from_secs(1),
+            read_timeout: None,
+            write_timeout: None,
             retry_count: 0,
         })
     }
@@ -152,7 +152,7 @@ mod tests {
                 credentials_path: Some(SecretRef::File(p.into())),
                 service_account_key: None,
                 prefix: String::new(),
-                connection_timeout_secs: 1,
+                connection_timeout: std::time::Duration::from_secs(1),
                 retry_count: 0,
             })
         };

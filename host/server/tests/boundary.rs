@@ -78,6 +78,17 @@ fn a_translator_cannot_name_another_settings_secret() {
             "swap",
             "field of ORBIT_S3_ACCESS_KEY_ID refers to env ORBIT_S3_SECRET_ACCESS_KEY",
         ),
+        // The configuration is checked against the catalogue as a whole.
+        (
+            "unknown-setting",
+            "ORBIT_API_TOKEN: not a setting of the s3 backend",
+        ),
+        (
+            "out-of-bounds",
+            "ORBIT_S3_RETRY_COUNT: expected an integer from 0 to 100",
+        ),
+        ("wrong-form", "ORBIT_S3_BUCKET: expected a non-empty text"),
+        ("flood", "100009 settings; the limit is"),
     ] {
         let mut env = base.to_vec();
         env.push(("ORBIT_TEST_HOSTILE_MODE", mode));

@@ -9,3 +9,11 @@ fn readme_lists_every_setting_as_the_catalogue_does() {
         "README.md's settings table is stale; replace it with the output of `orbit-server config settings`:\n{table}"
     );
 }
+
+#[test]
+fn the_charts_backend_settings_are_the_catalogues() {
+    let chart = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../helm/orbit-rs");
+    if let Some(drift) = orbit_server::chart::drift(&chart).unwrap() {
+        panic!("{drift}");
+    }
+}

@@ -90,7 +90,7 @@ fn a_plugin_for_another_role_or_a_broken_file_is_refused_clearly() {
     );
     assert!(!ok);
     assert!(err.contains("is not a selector plugin"), "{err}");
-    assert!(err.contains("orbit:storage/selection@0.1.0"), "{err}");
+    assert!(err.contains("orbit:storage/selection@0.2.0"), "{err}");
     assert!(err.contains("looks like a translator plugin"), "{err}");
 
     let dir = tempfile::tempdir().unwrap();
@@ -586,7 +586,7 @@ fn plugin_author_cli_inspects_and_checks() {
         out.contains("role:    health (world health-policy)"),
         "{out}"
     );
-    assert!(out.contains("exports: orbit:storage/health@0.1.0"), "{out}");
+    assert!(out.contains("exports: orbit:storage/health@0.2.0"), "{out}");
 
     let (ok, out, err) = run_to_end(&[], &["plugin", "check", &health]);
     assert!(ok, "{err}");

@@ -82,13 +82,14 @@ pub fn toml_paths(setting: &Setting) -> Vec<String> {
 /// Looks `setting` up: environment, then TOML (main key, then aliases).
 pub fn find(setting: &Setting, env: &Env, doc: Option<&TomlDoc<'_>>) -> Found {
     let mut shadowed = Vec::new();
-    let mut found: Option<(Raw, Source)> = match env.get(setting.env) {
-        Some(EnvValue::Plain(v)) => {
-            Some((Raw::Text(v.clone()), Source::Env(setting.env.to_string())))
-        }
-        Some(EnvValue::Withheld) => Some((Raw::Withheld, Source::Env(setting.env.to_string()))),
-        None => None,
-    };
+    // The current name, else an older one the catalogue still accepts.
+    let mut found: Option<(Raw, Source)> = std::iter::once(setting.env)
+        .chain(setting.env_aliases.iter().copied())
+        .find_map(|name| match env.get(name) {
+            Some(EnvValue::Plain(v)) => Some((Raw::Text(v.clone()), Source::Env(name.to_string()))),
+            Some(EnvValue::Withheld) => Some((Raw::Withheld, Source::Env(name.to_string()))),
+            None => None,
+        });
     let env_won = found.is_some();
     if let Some(doc) = doc {
         for path in toml_paths(setting) {

@@ -16,7 +16,7 @@ wit_bindgen::generate!({
 orbit_plugin_common::wit_glue!();
 
 use exports::orbit::storage::health::Guest;
-use orbit::storage::types::{DeploymentContext, HealthReport, HealthVerdict};
+use orbit::storage::types::{DeploymentContext, HealthReport, HealthStatus, HealthVerdict};
 
 struct Health;
 
@@ -55,7 +55,12 @@ impl Guest for Health {
         HealthVerdict {
             live: verdict.live,
             ready: verdict.ready,
-            status: verdict.status.to_string(),
+            // The policy's one-word status follows from the two flags.
+            status: match (verdict.live, verdict.ready) {
+                (false, _) => HealthStatus::Unavailable,
+                (true, false) => HealthStatus::Degraded,
+                (true, true) => HealthStatus::Ok,
+            },
             reasons: verdict.reasons,
         }
     }

@@ -10,7 +10,6 @@ mod config;
 mod render;
 mod resolve;
 mod unknown;
-mod values;
 
 wit_bindgen::generate!({
     path: "../../wit",
@@ -21,7 +20,8 @@ wit_bindgen::generate!({
 orbit_plugin_common::wit_glue!();
 
 use exports::orbit::storage::translation::{Guest, RenderedValue, RenderedVar, Translation};
-use orbit::storage::types::{BackendConfig, BackendKind, DeploymentContext};
+use orbit::storage::config::BackendConfig;
+use orbit::storage::types::{BackendKind, DeploymentContext};
 
 struct Translator;
 
@@ -49,10 +49,7 @@ impl Guest for Translator {
                 name,
                 value: match value {
                     render::Rendered::Plain(s) => RenderedValue::Plain(s),
-                    render::Rendered::Secret(r) => match config::secret_to_wit(Some(r)) {
-                        Some(r) => RenderedValue::Secret(r),
-                        None => RenderedValue::Plain(String::new()),
-                    },
+                    render::Rendered::Secret(r) => RenderedValue::Secret(config::secret_to_wit(&r)),
                 },
             })
             .collect()

@@ -2,9 +2,7 @@
 //! setting of the backend, written so that translating it back gives the
 //! same configuration.
 
-use orbit_config_syntax::{BackendKind, Scope, ValueKind, settings};
-
-use crate::values::{SecretRef, Value, Values};
+use orbit_config_syntax::{BackendConfig, BackendKind, SecretRef, Value, ValueKind, Values};
 
 /// A rendered variable's value (mirrors the WIT `rendered-value`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,12 +15,10 @@ pub enum Rendered {
 /// The variables, in catalogue order.
 pub fn render(kind: BackendKind, values: &Values) -> Vec<(String, Rendered)> {
     let mut out = Vec::new();
-    for setting in settings()
-        .iter()
-        .filter(|s| s.scope == Scope::Backend(kind))
-    {
+    for setting in BackendConfig::settings(kind) {
         let name = setting.env.to_string();
-        let rendered = match (setting.kind, values.get(setting.env)) {
+        let value = values.get(setting.env);
+        let rendered = match (setting.kind, value) {
             // A secret held in a file travels as `<NAME>_FILE`; an absent one
             // is simply not set.
             (ValueKind::Secret, Value::Secret(SecretRef::File(path))) => {
@@ -30,15 +26,9 @@ pub fn render(kind: BackendKind, values: &Values) -> Vec<(String, Rendered)> {
                 continue;
             }
             (ValueKind::Secret, Value::Absent) => continue,
-            (_, Value::Secret(SecretRef::File(path))) => Rendered::Plain(path.clone()),
             (_, Value::Secret(r @ SecretRef::Env(_))) => Rendered::Secret(r.clone()),
             // An explicitly empty value means "none" for optional settings.
-            (_, Value::Absent) => Rendered::Plain(String::new()),
-            (_, Value::Bool(b)) => Rendered::Plain(b.to_string()),
-            (_, Value::Int(n)) => Rendered::Plain(n.to_string()),
-            // Rust prints the shortest text that parses back to the same f64.
-            (_, Value::Float(x)) => Rendered::Plain(x.to_string()),
-            (_, Value::Text(s)) => Rendered::Plain(s.clone()),
+            (_, v) => Rendered::Plain(setting.render(v).unwrap_or_default()),
         };
         out.push((name, rendered));
     }

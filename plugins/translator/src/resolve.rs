@@ -7,20 +7,18 @@
 //! is accepted; nothing here panics, whatever the input.
 
 use orbit_config_syntax::{
-    BackendKind, DATA_DIR_PLACEHOLDER, Scope, Setting, ValueKind, parse_bool, parse_byte_size,
-    parse_count, parse_duration_ms, parse_duration_secs, parse_fraction, settings,
+    BackendConfig, BackendKind, DATA_DIR_PLACEHOLDER, Scope, SecretRef, Setting, Value, ValueKind,
+    Values,
 };
 use orbit_plugin_common::setting::toml_paths;
 use orbit_plugin_common::toml_doc::{TomlScalar, scalar};
 use orbit_plugin_common::{Diag, Env, EnvValue, Found, Raw, Source, TomlDoc, find};
 
 use crate::unknown;
-use crate::values::{SecretRef, Value, Values};
 
 /// What the host writes in place of a secret's value in the TOML text.
 const WITHHELD_MARKER: &str = "<withheld>";
 const DEFAULT_DATA_DIR: &str = "/app/data";
-const URL_ACCEPTED: &str = "a URL starting with http:// or https://, e.g. https://s3.eu-west-1.amazonaws.com or http://minio:9000";
 
 /// The outcome of a translation.
 #[derive(Debug)]
@@ -56,10 +54,7 @@ pub fn resolve(backend: BackendKind, env: &Env, toml: Option<&str>) -> Resolutio
     let mut data_dir = DataDir::new(env, r.doc);
 
     let mut values = Values::default();
-    for setting in settings()
-        .iter()
-        .filter(|s| s.scope == Scope::Backend(backend))
-    {
+    for setting in BackendConfig::settings(backend) {
         let value = match setting.kind {
             ValueKind::Secret => r.secret(setting),
             _ => r.plain(setting, &mut data_dir),
@@ -173,6 +168,7 @@ impl Resolver<'_, '_> {
     fn plain(&mut self, setting: &'static Setting, data_dir: &mut DataDir) -> Value {
         let found = find(setting, self.env, self.doc);
         self.warn_shadowed(setting, &found);
+        self.warn_old_name(setting, &found);
         let source = found.source.clone();
         self.sources.push((setting.env, source.clone()));
         let variable = source.variable(setting);
@@ -189,7 +185,7 @@ impl Resolver<'_, '_> {
                 let diag = Diag::error(
                     variable,
                     None,
-                    accepted(setting),
+                    setting.accepted(),
                     format!(
                         "the host withheld the value of {} (it treats the name as a secret), so it cannot be read",
                         setting.env
@@ -202,10 +198,10 @@ impl Resolver<'_, '_> {
                 let diag = Diag::error(
                     variable.clone(),
                     None,
-                    accepted(setting),
+                    setting.accepted(),
                     format!(
                         "{variable} in the TOML file is a {ty}; expected {}",
-                        accepted(setting)
+                        setting.accepted()
                     ),
                 );
                 self.error(setting, diag);
@@ -215,7 +211,7 @@ impl Resolver<'_, '_> {
                 let diag = Diag::error(
                     variable.clone(),
                     None,
-                    accepted(setting),
+                    setting.accepted(),
                     format!(
                         "the host withheld the value of {variable} in the TOML file (it treats the name as a secret), so it cannot be read; set {} instead",
                         setting.env
@@ -230,7 +226,7 @@ impl Resolver<'_, '_> {
             let diag = Diag::error(
                 variable,
                 Some(text.clone()),
-                accepted(setting),
+                setting.accepted(),
                 format!(
                     "{}: {} is required and must not be empty",
                     source.show(setting, &text),
@@ -240,7 +236,7 @@ impl Resolver<'_, '_> {
             self.error(setting, diag);
             return Value::Absent;
         }
-        match parse_value(setting, &text) {
+        match setting.parse(&text) {
             Ok(value) => value,
             Err(accepted) => {
                 let message = format!("{}: expected {accepted}", source.show(setting, &text));
@@ -339,6 +335,24 @@ impl Resolver<'_, '_> {
         value
     }
 
+    /// A setting read under an older environment name still works; say
+    /// which name replaces it.
+    fn warn_old_name(&mut self, setting: &Setting, found: &Found) {
+        if let Source::Env(name) = &found.source
+            && name != setting.env
+        {
+            self.diags.push(Diag::warning(
+                name.clone(),
+                None,
+                setting.env,
+                format!(
+                    "{name} is the old name of {}; it is still read, but rename it",
+                    setting.env
+                ),
+            ));
+        }
+    }
+
     fn warn_shadowed(&mut self, setting: &Setting, found: &Found) {
         let winner = found.source.variable(setting);
         for path in &found.shadowed {
@@ -432,87 +446,10 @@ fn missing(setting: &Setting) -> Diag {
     Diag::error(
         setting.env,
         None,
-        accepted(setting),
+        setting.accepted(),
         format!(
             "{} is required for the {backend} backend: set {} or `{key}` in the [{table}] table of the TOML file",
             setting.env, setting.env
         ),
     )
-}
-
-/// What a setting accepts, in words.
-fn accepted(setting: &Setting) -> String {
-    if matches!(setting.kind, ValueKind::Text) {
-        return if setting.required {
-            "a non-empty text".into()
-        } else {
-            "a text".into()
-        };
-    }
-    // The parsers say it best: ask them about a value that never parses.
-    match parse_value(
-        &Setting {
-            default: "x",
-            required: true,
-            ..*setting
-        },
-        "\u{0}",
-    ) {
-        Err(accepted) => accepted,
-        Ok(_) => "a value".into(),
-    }
-}
-
-/// Parses `text` by the setting's kind. `Err` carries what is accepted.
-fn parse_value(setting: &Setting, text: &str) -> Result<Value, String> {
-    let t = text.trim();
-    if t.is_empty() && !setting.required {
-        // Empty means "none" where none is allowed.
-        if setting.default.is_empty() {
-            return Ok(Value::Absent);
-        }
-        match setting.kind {
-            ValueKind::Text => return Ok(Value::Text(String::new())),
-            // `ORBIT_GCP_CREDENTIALS_PATH=""`: no credentials file.
-            ValueKind::SecretFile => return Ok(Value::Absent),
-            _ => {}
-        }
-    }
-    let value = match setting.kind {
-        ValueKind::Bool => parse_bool(t).map(Value::Bool),
-        ValueKind::ByteSize => parse_byte_size(t).map(Value::Int),
-        ValueKind::Count { min, max } => parse_count(t, min, max).map(Value::Int),
-        ValueKind::DurationSecs => parse_duration_secs(t).map(Value::Int),
-        ValueKind::DurationMs => parse_duration_ms(t).map(Value::Int),
-        ValueKind::Fraction => parse_fraction(t).map(Value::Float),
-        ValueKind::Text => Ok(Value::Text(t.to_string())),
-        ValueKind::Path if !t.is_empty() && !t.contains('\0') => Ok(Value::Text(t.to_string())),
-        ValueKind::Path => return Err("a non-empty path".into()),
-        ValueKind::Url => {
-            let lower = t.to_ascii_lowercase();
-            let rest = lower
-                .strip_prefix("http://")
-                .or_else(|| lower.strip_prefix("https://"));
-            match rest {
-                Some(host) if !host.is_empty() && !t.chars().any(char::is_whitespace) => {
-                    Ok(Value::Text(t.to_string()))
-                }
-                _ => return Err(URL_ACCEPTED.into()),
-            }
-        }
-        ValueKind::SocketAddr if t.contains(':') => Ok(Value::Text(t.to_string())),
-        ValueKind::SocketAddr => return Err("host:port, e.g. 0.0.0.0:8080".into()),
-        ValueKind::BackendName => match t.parse::<BackendKind>() {
-            Ok(b) => Ok(Value::Text(b.name().to_string())),
-            Err(_) => return Err(format!("one of: {}", BackendKind::accepted_names())),
-        },
-        ValueKind::Choice(choices) if choices.contains(&t) => Ok(Value::Text(t.to_string())),
-        ValueKind::Choice(choices) => return Err(format!("one of: {}", choices.join(", "))),
-        ValueKind::SecretFile if !t.is_empty() && !t.contains('\0') => {
-            Ok(Value::Secret(SecretRef::File(t.to_string())))
-        }
-        ValueKind::SecretFile => return Err("a file path".into()),
-        ValueKind::Secret => return Err("a reference to a secret, never its value".into()),
-    };
-    value.map_err(|e| e.accepted)
 }

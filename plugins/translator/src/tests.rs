@@ -2,11 +2,41 @@
 //! host target too): round trips for all seven backends, and the
 //! diagnostics users see.
 
+use std::time::Duration;
+
 use super::*;
 use orbit::storage::types::{
-    AzureConfig, CowBtreeConfig, Diagnostic, Durability, EnvValue, EnvVar, GcpConfig, HostFacts,
-    LsmTreeConfig, MemoryConfig, PodIdentity, RocksdbConfig, S3Config, SecretRef, Severity,
+    Diagnostic, EnvValue, EnvVar, HostFacts, PodIdentity, SecretRef as WitSecretRef, Severity,
 };
+use orbit_config_syntax::{
+    AzureConfig, BackendConfig, BackendKind, CowBtreeConfig, Durability, GcpConfig, LsmTreeConfig,
+    MemoryConfig, RocksdbConfig, S3Config, SecretRef,
+};
+
+/// A translation with its configuration read back into the typed form the
+/// host builds (`BackendConfig::from_plugin`).
+struct Translation {
+    config: Option<BackendConfig>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+/// The typed configuration of a WIT one. The translator must give every
+/// setting that has a value: nothing is left for the host to fill in.
+fn typed(c: &orbit::storage::config::BackendConfig) -> BackendConfig {
+    let (kind, values) = config::from_wit(c);
+    let config = BackendConfig::from_plugin(
+        kind,
+        values.iter().map(|(n, v)| (n.to_string(), v.clone())),
+        "/host-would-fill-this",
+    )
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(
+        values.iter().count(),
+        BackendConfig::settings(kind).len(),
+        "the translator left settings out: {values:?}"
+    );
+    config
+}
 
 /// `None` as a value means "set, withheld" (a secret).
 fn ctx(env: &[(&str, Option<&str>)], toml: Option<&str>) -> DeploymentContext {
@@ -35,14 +65,17 @@ fn ctx(env: &[(&str, Option<&str>)], toml: Option<&str>) -> DeploymentContext {
 }
 
 fn translate(kind: BackendKind, env: &[(&str, Option<&str>)], toml: Option<&str>) -> Translation {
-    let t = Translator::translate(kind, ctx(env, toml));
+    let t = Translator::translate(glue::wit_kind(kind), ctx(env, toml));
     assert_eq!(
         t.config.is_some(),
         !t.diagnostics.iter().any(|d| d.severity == Severity::Error),
         "config present iff no error: {:?}",
         t.diagnostics
     );
-    t
+    Translation {
+        config: t.config.as_ref().map(typed),
+        diagnostics: t.diagnostics,
+    }
 }
 
 fn errors(t: &Translation) -> Vec<&Diagnostic> {
@@ -60,20 +93,12 @@ fn warnings(t: &Translation) -> Vec<&Diagnostic> {
 }
 
 fn kind_of(c: &BackendConfig) -> BackendKind {
-    match c {
-        BackendConfig::Memory(_) => BackendKind::Memory,
-        BackendConfig::CowBtree(_) => BackendKind::CowBtree,
-        BackendConfig::LsmTree(_) => BackendKind::LsmTree,
-        BackendConfig::Rocksdb(_) => BackendKind::Rocksdb,
-        BackendConfig::S3(_) => BackendKind::S3,
-        BackendConfig::Azure(_) => BackendKind::Azure,
-        BackendConfig::Gcp(_) => BackendKind::Gcp,
-    }
+    c.kind()
 }
 
 /// translate(render_env(c)) == c, with secrets arriving withheld as the host sends them.
 fn round_trip(c: BackendConfig) {
-    let vars = Translator::render_env(c.clone());
+    let vars = Translator::render_env(config::to_wit(c.kind(), &c.values()));
     let env: Vec<(String, Option<String>)> = vars
         .iter()
         .map(|v| {
@@ -85,8 +110,8 @@ fn round_trip(c: BackendConfig) {
             assert!(known, "render_env produced an unknown name {}", v.name);
             match &v.value {
                 RenderedValue::Plain(s) => (v.name.clone(), Some(s.clone())),
-                RenderedValue::Secret(SecretRef::Env(_)) => (v.name.clone(), None),
-                RenderedValue::Secret(SecretRef::File(p)) => {
+                RenderedValue::Secret(WitSecretRef::Env(_)) => (v.name.clone(), None),
+                RenderedValue::Secret(WitSecretRef::File(p)) => {
                     panic!("{}: file secret rendered as a secret: {p}", v.name)
                 }
             }
@@ -111,14 +136,14 @@ fn non_default_configs() -> Vec<BackendConfig> {
             max_entries: 42,
             disk_backup: false,
             backup_path: "/srv/backup.json".into(),
-            backup_interval_secs: 7,
+            backup_interval: Duration::from_secs(7),
         }),
         BackendConfig::CowBtree(CowBtreeConfig {
             data_dir: "/srv/cow".into(),
             max_keys_per_node: 64,
-            wal_buffer_size: 4096,
+            group_commit_size: 4096,
             enable_compression: false,
-            wal_sync_interval_secs: 0,
+            sync_interval: Duration::from_secs(0),
             durability: Durability::Periodic,
         }),
         BackendConfig::LsmTree(LsmTreeConfig {
@@ -129,7 +154,7 @@ fn non_default_configs() -> Vec<BackendConfig> {
             enable_compaction: false,
             compaction_threshold: 9,
             durability: Durability::None,
-            sync_interval_ms: 250,
+            sync_interval: Duration::from_millis(250),
             block_cache_size: 1 << 20,
             enable_compression: true,
         }),
@@ -143,7 +168,7 @@ fn non_default_configs() -> Vec<BackendConfig> {
             enable_statistics: false,
             block_cache_size: 0,
             durability: Durability::Periodic,
-            sync_interval_ms: 50,
+            sync_interval: Duration::from_millis(50),
         }),
         BackendConfig::S3(S3Config {
             endpoint: Some("http://minio:9000".into()),
@@ -153,9 +178,9 @@ fn non_default_configs() -> Vec<BackendConfig> {
             secret_access_key: Some(SecretRef::File("/var/run/secrets/s3/secret".into())),
             prefix: String::new(),
             enable_ssl: false,
-            connection_timeout_secs: 5,
-            read_timeout_secs: Some(60),
-            write_timeout_secs: None,
+            connection_timeout: Duration::from_secs(5),
+            read_timeout: Some(Duration::from_secs(60)),
+            write_timeout: None,
             retry_count: 0,
         }),
         BackendConfig::Azure(AzureConfig {
@@ -164,7 +189,7 @@ fn non_default_configs() -> Vec<BackendConfig> {
             container_name: "orbit".into(),
             endpoint: Some("http://127.0.0.1:10000/devstoreaccount1".into()),
             prefix: "p/q".into(),
-            connection_timeout_secs: 1,
+            connection_timeout: Duration::from_secs(1),
             retry_count: 100,
         }),
         BackendConfig::Gcp(GcpConfig {
@@ -173,7 +198,7 @@ fn non_default_configs() -> Vec<BackendConfig> {
             credentials_path: None,
             service_account_key: Some(SecretRef::Env("ORBIT_GCP_SERVICE_ACCOUNT_KEY".into())),
             prefix: "orbit".into(),
-            connection_timeout_secs: 30,
+            connection_timeout: Duration::from_secs(30),
             retry_count: 3,
         }),
         BackendConfig::Gcp(GcpConfig {
@@ -182,7 +207,7 @@ fn non_default_configs() -> Vec<BackendConfig> {
             credentials_path: Some(SecretRef::File("/secrets/gcp.json".into())),
             service_account_key: None,
             prefix: "orbit".into(),
-            connection_timeout_secs: 30,
+            connection_timeout: Duration::from_secs(30),
             retry_count: 3,
         }),
     ]
@@ -234,7 +259,7 @@ fn defaults_and_their_round_trip() {
             enable_compaction: true,
             compaction_threshold: 4,
             durability: Durability::Sync,
-            sync_interval_ms: 1000,
+            sync_interval: Duration::from_millis(1000),
             block_cache_size: 256 << 20,
             enable_compression: true,
         }))
@@ -253,12 +278,7 @@ fn defaults_and_their_round_trip() {
         panic!()
     };
     assert_eq!(
-        (
-            s.endpoint,
-            s.read_timeout_secs,
-            s.access_key_id,
-            s.enable_ssl
-        ),
+        (s.endpoint, s.read_timeout, s.access_key_id, s.enable_ssl),
         (None, None, None, true)
     );
 }
@@ -314,7 +334,7 @@ sync_interval = "200ms"
             enable_compaction: false,
             compaction_threshold: 8,
             durability: Durability::Periodic,
-            sync_interval_ms: 200,
+            sync_interval: Duration::from_millis(200),
             block_cache_size: 256 << 20,
             enable_compression: true,
         }))
@@ -708,8 +728,58 @@ fn weird_input_never_panics() {
         ][round % 7];
         let t = translate(kind, &env, Some(&toml));
         if let Some(c) = t.config {
-            let _ = Translator::render_env(c);
+            let _ = Translator::render_env(config::to_wit(c.kind(), &c.values()));
         }
         let _ = translate(kind, &env, None);
     }
+}
+
+#[test]
+fn old_cow_btree_names_are_still_read_with_a_warning() {
+    let t = translate(
+        BackendKind::CowBtree,
+        &[
+            ("ORBIT_COW_WAL_SYNC_INTERVAL", Some("7")),
+            ("ORBIT_COW_WAL_BUFFER_SIZE", Some("4096")),
+        ],
+        None,
+    );
+    let Some(BackendConfig::CowBtree(c)) = &t.config else {
+        panic!("{:?}", t.diagnostics)
+    };
+    assert_eq!(c.sync_interval, Duration::from_secs(7));
+    assert_eq!(c.group_commit_size, 4096);
+    let w = warnings(&t);
+    assert!(
+        w.iter().any(|d| d
+            .message
+            .contains("ORBIT_COW_WAL_SYNC_INTERVAL is the old name of ORBIT_COW_SYNC_INTERVAL")),
+        "{w:?}"
+    );
+    // The new name wins over the old one.
+    let t = translate(
+        BackendKind::CowBtree,
+        &[
+            ("ORBIT_COW_WAL_SYNC_INTERVAL", Some("7")),
+            ("ORBIT_COW_SYNC_INTERVAL", Some("250ms")),
+        ],
+        None,
+    );
+    let Some(BackendConfig::CowBtree(c)) = &t.config else {
+        panic!()
+    };
+    assert_eq!(c.sync_interval, Duration::from_millis(250));
+    // Old TOML keys too.
+    let t = translate(
+        BackendKind::CowBtree,
+        &[],
+        Some("[persistence.cow_btree]\nwal_sync_interval = 9\nwal_buffer_size = '8KiB'\n"),
+    );
+    let Some(BackendConfig::CowBtree(c)) = &t.config else {
+        panic!("{:?}", t.diagnostics)
+    };
+    assert_eq!(
+        (c.sync_interval, c.group_commit_size),
+        (Duration::from_secs(9), 8192)
+    );
 }

@@ -23,7 +23,11 @@ pub fn warn(backend: BackendKind, env: &Env, doc: Option<&TomlDoc<'_>>, diags: &
 
 /// Every variable name the catalogue knows, including `<NAME>_FILE` for secrets.
 fn known_env_names() -> Vec<String> {
-    let mut names: Vec<String> = settings().iter().map(|s| s.env.to_string()).collect();
+    let mut names: Vec<String> = settings()
+        .iter()
+        .flat_map(|s| std::iter::once(s.env).chain(s.env_aliases.iter().copied()))
+        .map(str::to_string)
+        .collect();
     names.extend(
         settings()
             .iter()

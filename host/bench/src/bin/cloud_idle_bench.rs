@@ -72,9 +72,9 @@ fn config(port: u16, prefix: &str, secrets: &std::path::Path) -> anyhow::Result<
         secret_access_key: Some(SecretRef::File(secret.display().to_string())),
         prefix: prefix.into(),
         enable_ssl: false,
-        connection_timeout_secs: 5,
-        read_timeout_secs: Some(30),
-        write_timeout_secs: Some(30),
+        connection_timeout: std::time::Duration::from_secs(5),
+        read_timeout: Some(std::time::Duration::from_secs(30)),
+        write_timeout: Some(std::time::Duration::from_secs(30)),
         retry_count: 3,
     })
 }

@@ -43,9 +43,9 @@ fn main() -> ExitCode {
             secret_access_key: Some(SecretRef::File(arg("secret-file"))),
             prefix: arg("prefix"),
             enable_ssl: false,
-            connection_timeout_secs: 2,
-            read_timeout_secs: Some(20),
-            write_timeout_secs: Some(20),
+            connection_timeout: std::time::Duration::from_secs(2),
+            read_timeout: Some(std::time::Duration::from_secs(20)),
+            write_timeout: Some(std::time::Duration::from_secs(20)),
             retry_count: 2,
         }) {
             Ok(s) => s,
@@ -60,7 +60,7 @@ fn main() -> ExitCode {
             container_name: arg("bucket"),
             endpoint: Some(arg("endpoint")),
             prefix: arg("prefix"),
-            connection_timeout_secs: 2,
+            connection_timeout: std::time::Duration::from_secs(2),
             retry_count: 2,
         }) {
             Ok(s) => s,

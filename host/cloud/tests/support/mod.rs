@@ -270,9 +270,9 @@ impl Weed {
             secret_access_key: Some(secret_env("ORBIT_TEST_S3_SECRET", S3_SECRET_KEY)),
             prefix: prefix.into(),
             enable_ssl: false,
-            connection_timeout_secs: 5,
-            read_timeout_secs: Some(30),
-            write_timeout_secs: Some(30),
+            connection_timeout: std::time::Duration::from_secs(5),
+            read_timeout: Some(std::time::Duration::from_secs(30)),
+            write_timeout: Some(std::time::Duration::from_secs(30)),
             retry_count: 3,
         }
     }
@@ -351,7 +351,7 @@ impl Azurite {
             container_name: AZURE_CONTAINER.into(),
             endpoint: Some(self.endpoint()),
             prefix: prefix.into(),
-            connection_timeout_secs: 5,
+            connection_timeout: std::time::Duration::from_secs(5),
             retry_count: 3,
         }
     }
@@ -423,7 +423,7 @@ pub fn gcp_config(server: &gcs::Server, prefix: &str) -> GcpConfig {
         credentials_path: Some(secret_env("credentials.json", &key)),
         service_account_key: None,
         prefix: prefix.into(),
-        connection_timeout_secs: 5,
+        connection_timeout: std::time::Duration::from_secs(5),
         retry_count: 3,
     }
 }

@@ -338,7 +338,7 @@ pub async fn plant_memory_snapshot(path: &Path, entries: &[(&[u8], &[u8])]) {
         max_entries: 1_000,
         disk_backup: true,
         backup_path: path.display().to_string(),
-        backup_interval_secs: 3600,
+        backup_interval: std::time::Duration::from_secs(3600),
     })
     .expect("open the memory backend");
     for (k, v) in entries {
