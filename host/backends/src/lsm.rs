@@ -37,6 +37,7 @@ pub(crate) fn open(config: &LsmTreeConfig) -> StorageResult<KvStorage<LsmEngine>
         compaction_threshold: crate::count(config.compaction_threshold),
         block_cache_size: config.block_cache_size,
         compression: config.enable_compression,
+        block_size: usize::try_from(config.block_size).unwrap_or(usize::MAX),
         ..Options::default()
     };
     let db = Db::open(&config.data_dir, options).map_err(error)?;

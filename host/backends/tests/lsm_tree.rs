@@ -20,7 +20,7 @@ fn config(dir: &std::path::Path) -> LsmTreeConfig {
         durability: Durability::Sync,
         sync_interval: std::time::Duration::from_millis(1000),
         block_cache_size: 4 << 20,
-        enable_compression: true,
+        ..LsmTreeConfig::defaults("/unused").unwrap()
     }
 }
 

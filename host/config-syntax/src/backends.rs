@@ -43,6 +43,7 @@ backend_settings! {
         sync_interval: value DurationMs = "ORBIT_LSM_SYNC_INTERVAL", "1s", "Time between syncs in periodic durability mode.";
         block_cache_size: value ByteSize = "ORBIT_LSM_BLOCK_CACHE_SIZE", "268435456", "Block cache for data, index and filter blocks.";
         enable_compression: value Bool = "ORBIT_LSM_ENABLE_COMPRESSION", "true", "Compress table blocks with LZ4 when it saves at least an eighth.";
+        block_size: value (Count { min: 256, max: 1048576 }) = "ORBIT_LSM_BLOCK_SIZE", "4096", "Uncompressed size of a table data block, in bytes: smaller favours point reads, larger favours scans and compression.";
     }
 
     /// RocksDB.

@@ -257,6 +257,21 @@ macro_rules! backend_settings {
                     })
                 }
 
+                /// Every setting at its catalogue default (`{data_dir}` standing
+                /// for `data_dir`); fails only if the backend has required
+                /// settings. Tests build configurations as
+                /// `Config { field: .., ..Config::defaults(dir)? }`, so a new
+                /// setting does not touch them.
+                pub fn defaults(data_dir: &str) -> Result<Self, Vec<$crate::ConfigError>> {
+                    let values = $crate::declare::complete(
+                        $crate::BackendKind::$variant,
+                        Self::SETTINGS,
+                        Vec::new(),
+                        data_dir,
+                    )?;
+                    Self::from_values(&values).map_err(|e| vec![e])
+                }
+
                 /// Every setting's value, keyed by environment name.
                 pub fn values(&self) -> $crate::Values {
                     let mut values = $crate::Values::default();

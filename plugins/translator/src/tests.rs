@@ -156,7 +156,7 @@ fn non_default_configs() -> Vec<BackendConfig> {
             durability: Durability::None,
             sync_interval: Duration::from_millis(250),
             block_cache_size: 1 << 20,
-            enable_compression: true,
+            ..LsmTreeConfig::defaults("/unused").unwrap()
         }),
         BackendConfig::Rocksdb(RocksdbConfig {
             data_dir: "/srv/rocks".into(),
@@ -261,7 +261,7 @@ fn defaults_and_their_round_trip() {
             durability: Durability::Sync,
             sync_interval: Duration::from_millis(1000),
             block_cache_size: 256 << 20,
-            enable_compression: true,
+            ..LsmTreeConfig::defaults("/app/data").unwrap()
         }))
     );
     let t = translate(BackendKind::Gcp, &required[3..], None);
@@ -336,7 +336,7 @@ sync_interval = "200ms"
             durability: Durability::Periodic,
             sync_interval: Duration::from_millis(200),
             block_cache_size: 256 << 20,
-            enable_compression: true,
+            ..LsmTreeConfig::defaults("/app/data").unwrap()
         }))
     );
     // Main key and alias together: the main key wins, with a warning.
