@@ -20,8 +20,7 @@ use orbit_storage::{
 #[async_trait::async_trait]
 impl crate::Backend for CowBtreeConfig {
     async fn open(&self) -> Result<Arc<dyn Storage>, StorageError> {
-        let config = self.clone();
-        crate::open_blocking(BackendKind::CowBtree, move || open(&config)).await
+        crate::open_blocking(BackendKind::CowBtree, self, open).await
     }
 }
 

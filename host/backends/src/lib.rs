@@ -68,15 +68,19 @@ pub fn flush_interval(config: &BackendConfig) -> Option<Duration> {
     backend(config).flush_interval()
 }
 
-/// Runs a local engine's opening (recovery, counting keys) on a blocking
-/// thread.
-async fn open_blocking<S: Storage + 'static>(
+/// Runs a local engine's opening of `config` (recovery, counting keys) on a
+/// blocking thread.
+async fn open_blocking<C: Clone + Send + 'static, S: Storage + 'static>(
     kind: BackendKind,
-    open: impl FnOnce() -> Result<S, StorageError> + Send + 'static,
+    config: &C,
+    open: fn(&C) -> Result<S, StorageError>,
 ) -> Result<Arc<dyn Storage>, StorageError> {
-    let storage = tokio::task::spawn_blocking(open).await.map_err(|e| {
-        StorageError::Unavailable(format!("opening the {kind} backend failed: {e}"))
-    })??;
+    let config = config.clone();
+    let storage = tokio::task::spawn_blocking(move || open(&config))
+        .await
+        .map_err(|e| {
+            StorageError::Unavailable(format!("opening the {kind} backend failed: {e}"))
+        })??;
     Ok(Arc::new(storage))
 }
 

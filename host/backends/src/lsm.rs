@@ -15,8 +15,7 @@ use orbit_storage::{
 #[async_trait::async_trait]
 impl crate::Backend for LsmTreeConfig {
     async fn open(&self) -> Result<Arc<dyn Storage>, StorageError> {
-        let config = self.clone();
-        crate::open_blocking(BackendKind::LsmTree, move || open(&config)).await
+        crate::open_blocking(BackendKind::LsmTree, self, open).await
     }
 }
 

@@ -11,8 +11,7 @@ use orbit_storage::{BackendKind, MemoryConfig, Storage, StorageError};
 #[async_trait::async_trait]
 impl crate::Backend for MemoryConfig {
     async fn open(&self) -> Result<Arc<dyn Storage>, StorageError> {
-        let config = self.clone();
-        crate::open_blocking(BackendKind::Memory, move || MemoryStorage::open(&config)).await
+        crate::open_blocking(BackendKind::Memory, self, MemoryStorage::open).await
     }
 
     fn flush_interval(&self) -> Option<Duration> {

@@ -46,8 +46,7 @@ pub struct RocksEngine {
 #[async_trait::async_trait]
 impl crate::Backend for RocksdbConfig {
     async fn open(&self) -> Result<Arc<dyn Storage>, StorageError> {
-        let config = self.clone();
-        crate::open_blocking(BackendKind::Rocksdb, move || open(&config)).await
+        crate::open_blocking(BackendKind::Rocksdb, self, open).await
     }
 
     /// Under `periodic` durability RocksDB needs the server's periodic flush.

@@ -421,11 +421,6 @@ pub fn lookup(env: &str) -> Option<&'static Setting> {
     settings().iter().find(|s| s.env == env)
 }
 
-/// The setting whose older environment name is `env`.
-pub fn lookup_env_alias(env: &str) -> Option<&'static Setting> {
-    settings().iter().find(|s| s.env_aliases.contains(&env))
-}
-
 /// The setting at dotted TOML path `path` (aliases included).
 pub fn lookup_toml(path: &str) -> Option<&'static Setting> {
     settings().iter().find(|s| {

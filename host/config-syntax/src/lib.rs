@@ -21,8 +21,7 @@ pub use backends::{
     RocksdbConfig, S3Config,
 };
 pub use catalogue::{
-    DATA_DIR_PLACEHOLDER, DURABILITY, Scope, Setting, ValueKind, lookup, lookup_env_alias,
-    lookup_toml, settings,
+    DATA_DIR_PLACEHOLDER, DURABILITY, Scope, Setting, ValueKind, lookup, lookup_toml, settings,
 };
 pub use declare::ConfigError;
 pub use names::{closest_name, is_secret_name};

@@ -116,17 +116,6 @@ impl Values {
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Value)> {
         self.0.iter().map(|(n, v)| (*n, v))
     }
-
-    pub fn bool(&self, name: &str) -> bool {
-        matches!(self.get(name), Value::Bool(true))
-    }
-
-    pub fn text(&self, name: &str) -> Option<&str> {
-        match self.get(name) {
-            Value::Text(s) => Some(s),
-            _ => None,
-        }
-    }
 }
 
 impl Setting {
