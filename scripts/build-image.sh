@@ -8,7 +8,11 @@
 # that `kubectl exec POD -- orbit-server config check` finds the binary).
 #
 #   scripts/build-image.sh [--bin target/release/orbit-server] [--tag orbit-rs/orbit-server:0.1.0]
-#                          [--oci-archive FILE] [--root DIR]
+#                          [--operator target/release/orbit-operator] [--oci-archive FILE] [--root DIR]
+#
+# The operator binary (host/operator), when built, goes in the same image as
+# /usr/local/bin/orbit-operator (k8s/operator/deployment.yaml runs it with
+# `command`), so one image serves both.
 #
 # --root gives buildah a storage directory of its own (default: buildah's); the
 # storage driver is vfs, which needs no overlay support. Prints the image id.
@@ -16,6 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bin=target/release/orbit-server
+operator=target/release/orbit-operator
 tag=localhost/orbit-rs/orbit-server:0.1.0
 archive=
 root_args=()
@@ -23,9 +28,10 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --bin) bin=$2; shift 2 ;;
         --tag) tag=$2; shift 2 ;;
+        --operator) operator=$2; shift 2 ;;
         --oci-archive) archive=$2; shift 2 ;;
         --root) root_args=(--root "$2/storage" --runroot "$2/run"); shift 2 ;;
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -40,7 +46,12 @@ mnt=$(b mount "$ctr")
 
 # The binary and what the dynamic loader needs to run it.
 install -D -m 0755 "$bin" "$mnt/usr/local/bin/orbit-server"
-for lib in $(ldd "$bin" | grep -o '/[^ ]*'); do
+bins=("$bin")
+if [ -x "$operator" ]; then
+    install -D -m 0755 "$operator" "$mnt/usr/local/bin/orbit-operator"
+    bins+=("$operator")
+fi
+for lib in $(for b in "${bins[@]}"; do ldd "$b"; done | grep -o '=> /[^ ]*\|^\s*/[^ ]*' | grep -o '/[^ ]*' | sort -u); do
     install -D -m 0755 "$(readlink -f "$lib")" "$mnt$lib"
 done
 # CA certificates for the cloud backends' TLS (distroless ships them too).

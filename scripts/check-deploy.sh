@@ -8,7 +8,13 @@
 #     Kubernetes 1.30 and 1.37; the raw manifests and `kubectl kustomize k8s` the same
 #   - ServiceMonitor / PrometheusRule against the monitoring.coreos.com/v1 CRD
 #     schemas; promtool check rules and promtool test rules on the alerts
-#   - the manifest-driven process test (k8s/tests/manifest_process_test.py)
+#   - the operator (host/operator): the committed CRD matches its types; the CRD,
+#     k8s/operator (and its kustomization), the helm/orbit-operator chart and
+#     every object `orbit-operator render` gives for examples/orbitcluster-*.yaml
+#     | kubernetes-validate --strict for 1.30 and 1.37; the parity test against
+#     `helm template` (host/operator/tests/parity.rs, with this helm)
+#   - the manifest-driven process test (k8s/tests/manifest_process_test.py),
+#     including the objects the operator renders for all seven backends
 #   - the container test: scripts/build-image.sh with buildah, then
 #     k8s/tests/container_test.py runs the image and probes it
 #
@@ -24,6 +30,7 @@ start=$(date +%s)
 
 tools=${ORBIT_DEPLOY_TOOLS:-$repo/target/deploy-tools}
 bin=${ORBIT_SERVER_BIN:-target/release/orbit-server}
+op_bin=${ORBIT_OPERATOR_BIN:-target/release/orbit-operator}
 versions=(1.30 1.37)
 
 # Pinned tools.
@@ -97,6 +104,10 @@ fi
 if [ ! -x "$bin" ]; then
     echo "building $bin"
     cargo build --release --locked -q --bin orbit-server || die "cargo build --bin orbit-server failed"
+fi
+if [ ! -x "$op_bin" ]; then
+    echo "building $op_bin"
+    cargo build --release --locked -q --bin orbit-operator || die "cargo build --bin orbit-operator failed"
 fi
 # The cloud stand-ins of the manifest-driven test: SeaweedFS and Azurite
 # (scripts/install-stand-ins.sh) and the GCS XML-API test server.
@@ -197,6 +208,56 @@ if out=$(to_json < k8s/08-monitoring.yaml | node k8s/tests/validate-monitoring.m
 else echo "$out"; bad "k8s/08-monitoring.yaml: monitoring objects"; fi
 
 # ---------------------------------------------------------------------------
+step "operator: CRD, manifests, chart and rendered objects | kubernetes-validate --strict (${versions[*]})"
+if out=$("$op_bin" crd check . 2>&1); then ok "orbit-operator crd check: committed CRD matches the types"; else echo "$out"; bad "orbit-operator crd check"; fi
+if out=$("$helm" lint --strict helm/orbit-operator 2>&1); then ok "helm lint --strict helm/orbit-operator"; else echo "$out"; bad "helm lint helm/orbit-operator"; fi
+monitoring_on() { # an OrbitCluster file with the ServiceMonitor and PrometheusRule on
+    "$py" -c 'import sys, yaml; d = yaml.safe_load(open(sys.argv[1])); d["spec"]["monitoring"] = {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}}; print(yaml.safe_dump(d))' "$1"
+}
+op_work=$(mktemp -d)
+for f in examples/orbitcluster-*.yaml; do
+    monitoring_on "$f" > "$op_work/$(basename "$f")" || bad "monitoring_on $f"
+    if "$op_bin" render --namespace orbit-rs "$op_work/$(basename "$f")" > "$op_work/rendered-$(basename "$f")" 2> "$op_work/err"; then
+        ok "orbit-operator render $f"
+    else cat "$op_work/err"; bad "orbit-operator render $f"; fi
+done
+for v in "${versions[@]}"; do
+    for f in k8s/operator/*.yaml; do
+        [ "$(basename "$f")" = kustomization.yaml ] && continue
+        if out=$(kv "$v" "$f"); then ok "$f valid for $v"; else echo "$out"; bad "$f for $v"; fi
+    done
+    if out=$("$kubectl" kustomize k8s/operator | kv "$v" -); then ok "kubectl kustomize k8s/operator valid for $v"; else echo "$out"; bad "kubectl kustomize k8s/operator for $v"; fi
+    for args in "" "--set watchNamespace=orbit-rs"; do
+        # shellcheck disable=SC2086
+        if out=$("$helm" template orbit-operator helm/orbit-operator --namespace orbit-system --include-crds $args | kv "$v" -); then
+            ok "helm template helm/orbit-operator ${args:-(defaults)} valid for $v"
+        else echo "$out"; bad "helm template helm/orbit-operator ${args:-(defaults)} for $v"; fi
+    done
+    for f in examples/orbitcluster-*.yaml; do
+        if out=$(kv "$v" "$op_work/rendered-$(basename "$f")"); then ok "orbit-operator render $f valid for $v"; else echo "$out"; bad "orbit-operator render $f for $v"; fi
+    done
+done
+for f in examples/orbitcluster-*.yaml; do
+    if out=$(to_json < "$op_work/rendered-$(basename "$f")" | node k8s/tests/validate-monitoring.mjs "$nodem/node_modules" 2>&1); then
+        ok "orbit-operator render $f: $out"
+    else echo "$out"; bad "orbit-operator render $f: monitoring objects"; fi
+done
+rm -rf "$op_work"
+# The chart's RBAC rules are the kustomize manifests' rules.
+if "$py" - "$helm" <<'EOF'
+import subprocess, sys, yaml
+raw = [d for d in yaml.safe_load_all(open("k8s/operator/rbac.yaml")) if d and d["kind"] == "ClusterRole"][0]["rules"]
+out = subprocess.run([sys.argv[1], "template", "o", "helm/orbit-operator"], capture_output=True, text=True, check=True).stdout
+chart = [d for d in yaml.safe_load_all(out) if d and d["kind"] == "ClusterRole"][0]["rules"]
+sys.exit(0 if raw == chart else 1)
+EOF
+then ok "helm/orbit-operator grants the same rules as k8s/operator/rbac.yaml"; else bad "helm/orbit-operator RBAC differs from k8s/operator/rbac.yaml"; fi
+# Parity of the operator's pods with the chart's, for every backend (needs this helm).
+if out=$(ORBIT_HELM_BIN=$helm cargo test --release --locked --workspace -q --test parity -- --include-ignored 2>&1); then
+    ok "operator/chart parity (host/operator/tests/parity.rs, 7 backends)"
+else echo "$out" | tail -40; bad "operator/chart parity"; fi
+
+# ---------------------------------------------------------------------------
 step "promtool"
 work=$(mktemp -d)
 "$py" - "$work" <<'EOF'
@@ -218,7 +279,7 @@ rm -rf "$work"
 
 # ---------------------------------------------------------------------------
 step "manifest-driven process test ($bin)"
-if "$py" k8s/tests/manifest_process_test.py --bin "$bin" --helm "$helm"; then ok "manifest-driven process test"; else bad "manifest-driven process test"; fi
+if "$py" k8s/tests/manifest_process_test.py --bin "$bin" --helm "$helm" --operator "$op_bin"; then ok "manifest-driven process test"; else bad "manifest-driven process test"; fi
 
 # ---------------------------------------------------------------------------
 step "container test (scripts/build-image.sh, buildah run)"

@@ -37,8 +37,11 @@ takes the rendered StatefulSet or Deployment and, like a kubelet would:
   label names that the running server exports, with k8s/08-monitoring.yaml and
   the chart's files/alerts.yaml carrying the same rules.
 
+With --operator (or ORBIT_OPERATOR_BIN), the objects `orbit-operator render`
+gives for each examples/orbitcluster-<backend>.yaml are tested the same way.
+
 Usage:
-  manifest_process_test.py [--bin target/release/orbit-server] [--helm PATH]
+  manifest_process_test.py [--bin target/release/orbit-server] [--helm PATH] [--operator PATH]
 Environment: ORBIT_SERVER_BIN (the binary), HELM (the helm binary). Without helm
 only the raw manifests are tested. Prints one line per case and ends with
 "N passed, N failed".
@@ -287,7 +290,20 @@ def helm_render(helm: str, values: list[Path], extra: list[str] | None = None) -
     return load_docs(out.stdout)
 
 
-def build_cases(bin_path: str, helm: str | None, scratch: Path) -> list[dict]:
+def operator_render(operator: str, resource: Path, scratch: Path) -> list[dict]:
+    """The objects orbit-operator renders for an OrbitCluster file, with the
+    ServiceMonitor and PrometheusRule turned on (as the helm cases do)."""
+    doc = yaml.safe_load(resource.read_text())
+    doc["spec"]["monitoring"] = {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}}
+    f = scratch / f"operator-{resource.name}"
+    f.write_text(yaml.safe_dump(doc))
+    out = subprocess.run([operator, "render", "--namespace", "orbit-rs", str(f)], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise CaseFailure(f"orbit-operator render {resource.name} failed: {out.stderr.strip()}")
+    return load_docs(out.stdout)
+
+
+def build_cases(bin_path: str, helm: str | None, scratch: Path, operator: str | None = None) -> list[dict]:
     cases = []
     raw = raw_objects()
     sts_set = [d for d in raw if d["kind"] != "Deployment"]
@@ -353,6 +369,19 @@ def build_cases(bin_path: str, helm: str | None, scratch: Path) -> list[dict]:
                 },
             }
         )
+    if operator:
+        # The objects the operator applies for examples/orbitcluster-<backend>.yaml.
+        for b in ALL_BACKENDS:
+            f = REPO / "examples" / f"orbitcluster-{b}.yaml"
+            if not f.exists():
+                raise CaseFailure(f"missing {f.relative_to(REPO)}")
+            cases.append(
+                {
+                    "name": f"orbit-operator render examples/orbitcluster-{b}.yaml",
+                    "objects": operator_render(operator, f, scratch),
+                    "backend": b,
+                }
+            )
     for c in cases:
         c["bin"] = bin_path
     return cases
@@ -1072,6 +1101,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", default=os.environ.get("ORBIT_SERVER_BIN", str(REPO / "target" / "release" / "orbit-server")))
     ap.add_argument("--helm", default=os.environ.get("HELM") or shutil.which("helm"))
+    ap.add_argument("--operator", default=os.environ.get("ORBIT_OPERATOR_BIN"),
+                    help="orbit-operator binary: also test the objects it renders for examples/orbitcluster-*.yaml")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--run-case", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -1098,7 +1129,7 @@ def main() -> int:
     os.chmod(scratch, 0o755)  # the pods' roots are below it, entered as the pods' users
     try:
         try:
-            cases = build_cases(bin_path, a.helm, scratch)
+            cases = build_cases(bin_path, a.helm, scratch, a.operator)
         except CaseFailure as e:
             print(f"FAIL rendering: {e}")
             print("0 passed, 1 failed")
