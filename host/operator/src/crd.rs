@@ -30,6 +30,8 @@ pub type SettingsTable = BTreeMap<String, Json>;
 /// An Orbit storage host cluster: a StatefulSet (local backends) or a
 /// Deployment (cloud backends) of `orbit-server`, its Services, ConfigMap,
 /// PodDisruptionBudget and, optionally, monitoring objects.
+// Several `printcolumn(type_ = ...)` look like duplicated attributes to clippy.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "orbit.turingworks.com",

@@ -631,23 +631,3 @@ pub fn parse_quantity(q: &str) -> Option<f64> {
     };
     Some(n * m)
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_five_minutes() {
-        assert_eq!(backoff(0), Duration::from_secs(5));
-        assert_eq!(backoff(1), Duration::from_secs(10));
-        assert_eq!(backoff(10), Duration::from_secs(300));
-    }
-
-    #[test]
-    fn quantities_compare() {
-        assert!(parse_quantity("20Gi") > parse_quantity("10Gi"));
-        assert_eq!(parse_quantity("1Ki"), Some(1024.0));
-        assert_eq!(parse_quantity("1G"), Some(1e9));
-        assert_eq!(parse_quantity("x"), None);
-    }
-}

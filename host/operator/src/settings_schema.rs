@@ -163,36 +163,3 @@ pub fn local_backend_names() -> Vec<&'static str> {
         .map(|k| k.name())
         .collect()
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_backend_setting_has_a_typed_key() {
-        for kind in BackendKind::ALL {
-            let schema = table_schema(Table::Backend(kind), "");
-            for s in BackendConfig::settings(kind) {
-                let key = camel(s.toml_key());
-                let present = schema["properties"].get(&key).is_some();
-                assert_eq!(present, s.kind != ValueKind::Secret, "{kind} {key}");
-            }
-        }
-        let lsm = table_schema(Table::Backend(BackendKind::LsmTree), "");
-        assert_eq!(lsm["properties"]["maxMemtables"]["minimum"], 2);
-        assert_eq!(
-            lsm["properties"]["memtableSizeLimit"]["x-kubernetes-int-or-string"],
-            true
-        );
-    }
-
-    #[test]
-    fn operator_owned_host_settings_are_not_offered() {
-        let server = table_schema(SERVER, "");
-        assert!(server["properties"].get("dataDir").is_none());
-        assert!(server["properties"].get("maxKeyBytes").is_some());
-        let plugins = table_schema(PLUGINS, "");
-        assert!(plugins["properties"].get("translator").is_none());
-        assert!(plugins["properties"].get("timeout").is_some());
-    }
-}

@@ -268,67 +268,67 @@ fn persistence_table(
     };
     let local_given = p.local.is_some();
     let cloud_given = p.cloud.is_some();
-    if let Some(l) = &p.local {
-        if kind.is_local() {
-            put(
-                "data_dir",
-                l.data_dir.clone().map(Json::from).as_ref(),
-                &mut table,
-            );
-            put(
-                "enable_compression",
-                l.enable_compression.map(Json::from).as_ref(),
-                &mut table,
-            );
-            put(
-                "write_buffer_size",
-                l.write_buffer_size.as_ref(),
-                &mut table,
-            );
-            put("cache_size", l.cache_size.as_ref(), &mut table);
-            for (k, v) in l.config.iter().flatten() {
-                put(k, Some(v), &mut table);
-            }
+    if let Some(l) = &p.local
+        && kind.is_local()
+    {
+        put(
+            "data_dir",
+            l.data_dir.clone().map(Json::from).as_ref(),
+            &mut table,
+        );
+        put(
+            "enable_compression",
+            l.enable_compression.map(Json::from).as_ref(),
+            &mut table,
+        );
+        put(
+            "write_buffer_size",
+            l.write_buffer_size.as_ref(),
+            &mut table,
+        );
+        put("cache_size", l.cache_size.as_ref(), &mut table);
+        for (k, v) in l.config.iter().flatten() {
+            put(k, Some(v), &mut table);
         }
     }
-    if let Some(c) = &p.cloud {
-        if !kind.is_local() {
-            put(
-                "endpoint",
-                c.endpoint.clone().map(Json::from).as_ref(),
-                &mut table,
-            );
-            put(
-                "region",
-                c.region.clone().map(Json::from).as_ref(),
-                &mut table,
-            );
-            put(
-                "bucket",
-                c.bucket.clone().map(Json::from).as_ref(),
-                &mut table,
-            );
-            put(
-                "prefix",
-                c.prefix.clone().map(Json::from).as_ref(),
-                &mut table,
-            );
-            put(
-                "connection_timeout",
-                c.connection_timeout.as_ref(),
-                &mut table,
-            );
-            put(
-                "retry_count",
-                c.retry_count.map(Json::from).as_ref(),
-                &mut table,
-            );
-            put(
-                "enable_ssl",
-                c.enable_ssl.map(Json::from).as_ref(),
-                &mut table,
-            );
-        }
+    if let Some(c) = &p.cloud
+        && !kind.is_local()
+    {
+        put(
+            "endpoint",
+            c.endpoint.clone().map(Json::from).as_ref(),
+            &mut table,
+        );
+        put(
+            "region",
+            c.region.clone().map(Json::from).as_ref(),
+            &mut table,
+        );
+        put(
+            "bucket",
+            c.bucket.clone().map(Json::from).as_ref(),
+            &mut table,
+        );
+        put(
+            "prefix",
+            c.prefix.clone().map(Json::from).as_ref(),
+            &mut table,
+        );
+        put(
+            "connection_timeout",
+            c.connection_timeout.as_ref(),
+            &mut table,
+        );
+        put(
+            "retry_count",
+            c.retry_count.map(Json::from).as_ref(),
+            &mut table,
+        );
+        put(
+            "enable_ssl",
+            c.enable_ssl.map(Json::from).as_ref(),
+            &mut table,
+        );
     }
     if (local_given && !kind.is_local()) || (cloud_given && kind.is_local()) {
         warnings.push(format!(
@@ -561,7 +561,7 @@ impl Translators {
         let plugin: &TranslatorPlugin = match custom {
             Some((bytes, pin)) => {
                 owned = self.custom(bytes, pin)?;
-                &*owned
+                &owned
             }
             None => &self.default,
         };
