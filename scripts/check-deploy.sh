@@ -12,7 +12,9 @@
 #     k8s/operator (and its kustomization), the helm/orbit-operator chart and
 #     every object `orbit-operator render` gives for examples/orbitcluster-*.yaml
 #     | kubernetes-validate --strict for 1.30 and 1.37; the parity test against
-#     `helm template` (host/operator/tests/parity.rs, with this helm)
+#     `helm template` (host/operator/tests/parity.rs, with this helm); the
+#     guides' OrbitCluster examples against the CRD's schema (jsonschema, no
+#     field pruned: k8s/tests/crd_admits_seeds.py)
 #   - the manifest-driven process test (k8s/tests/manifest_process_test.py),
 #     including the objects the operator renders for all seven backends
 #   - the container test: scripts/build-image.sh with buildah, then
@@ -210,6 +212,10 @@ else echo "$out"; bad "k8s/08-monitoring.yaml: monitoring objects"; fi
 # ---------------------------------------------------------------------------
 step "operator: CRD, manifests, chart and rendered objects | kubernetes-validate --strict (${versions[*]})"
 if out=$("$op_bin" crd check . 2>&1); then ok "orbit-operator crd check: committed CRD matches the types"; else echo "$out"; bad "orbit-operator crd check"; fi
+# The guides' three examples and ours, against the CRD's schema with a JSON-schema validator.
+if out=$("$py" k8s/tests/crd_admits_seeds.py k8s/operator/crd.yaml host/operator/tests/seeds/*.yaml examples/orbitcluster-*.yaml 2>&1); then
+    ok "CRD schema admits the guides' OrbitCluster examples and examples/orbitcluster-*.yaml, no field pruned"
+else echo "$out"; bad "CRD schema vs the OrbitCluster examples"; fi
 if out=$("$helm" lint --strict helm/orbit-operator 2>&1); then ok "helm lint --strict helm/orbit-operator"; else echo "$out"; bad "helm lint helm/orbit-operator"; fi
 monitoring_on() { # an OrbitCluster file with the ServiceMonitor and PrometheusRule on
     "$py" -c 'import sys, yaml; d = yaml.safe_load(open(sys.argv[1])); d["spec"]["monitoring"] = {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}}; print(yaml.safe_dump(d))' "$1"
