@@ -137,6 +137,24 @@ fn other_env(container: &Json) -> BTreeMap<String, Json> {
         .collect()
 }
 
+/// The container's backend settings that come from a Secret (name, key,
+/// optional), by variable.
+fn secret_env(container: &Json) -> BTreeMap<String, Json> {
+    container["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| is_backend_setting(e["name"].as_str().unwrap_or_default()))
+        .filter(|e| e.get("valueFrom").is_some())
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().to_string(),
+                e["valueFrom"].clone(),
+            )
+        })
+        .collect()
+}
+
 /// The backend configuration the server would resolve from the container's
 /// variables and the ConfigMap's orbit.toml (secrets withheld).
 async fn effective(
@@ -300,13 +318,38 @@ fn pdb_view(objs: &[Json], name: &str) -> Json {
         .unwrap_or(Json::Null)
 }
 
+/// Where two values differ: one line per differing path (leaves, or a key
+/// present on one side only).
+fn paths(a: &Json, b: &Json, at: String, out: &mut Vec<String>) {
+    match (a, b) {
+        (Json::Object(x), Json::Object(y)) => {
+            for k in x.keys().chain(y.keys().filter(|k| !x.contains_key(*k))) {
+                let (va, vb) = (
+                    x.get(k).unwrap_or(&Json::Null),
+                    y.get(k).unwrap_or(&Json::Null),
+                );
+                paths(va, vb, format!("{at}.{k}"), out);
+            }
+        }
+        (Json::Array(x), Json::Array(y)) if x.len() == y.len() => {
+            for (i, (va, vb)) in x.iter().zip(y).enumerate() {
+                paths(va, vb, format!("{at}[{i}]"), out);
+            }
+        }
+        (a, b) if a != b => out.push(format!(
+            "    {at}: chart {} / operator {}",
+            serde_json::to_string(a).unwrap(),
+            serde_json::to_string(b).unwrap()
+        )),
+        _ => {}
+    }
+}
+
 fn diff(what: &str, backend: &str, chart: &Json, operator: &Json) -> Option<String> {
     (chart != operator).then(|| {
-        format!(
-            "{backend}: {what} differs\n  chart:    {}\n  operator: {}",
-            serde_json::to_string(chart).unwrap(),
-            serde_json::to_string(operator).unwrap()
-        )
+        let mut out = Vec::new();
+        paths(chart, operator, String::new(), &mut out);
+        format!("{backend}: {what} differs\n{}", out.join("\n"))
     })
 }
 
@@ -358,6 +401,9 @@ async fn operator_and_chart_render_the_same_pods_for_every_backend() {
             &cenv,
             &oenv,
         ));
+        let csec = normalise(&json!(secret_env(cc)), "orbit-server");
+        let osec = normalise(&json!(secret_env(oc)), &name);
+        failures.extend(diff("backend settings from the Secret", b, &csec, &osec));
         failures.extend(diff(
             "Services",
             b,
