@@ -234,7 +234,7 @@
 //! # What was tested
 //! S3 against SeaweedFS 4.48 (`weed mini`, credentials enforced), Azure
 //! against Azurite 3.35, GCS against the small XML-API server in
-//! `tests/support/gcs.rs`, which honours `x-goog-if-generation-match` the
+//! `orbit-test-support` (`host/test-support/src/gcs.rs`), which honours `x-goog-if-generation-match` the
 //! way object_store uses it. GCS was not checked against Google.
 
 mod azure;
