@@ -38,14 +38,25 @@ async fn readiness_follows_the_object_store_down_and_back() {
     let dir = tempfile::tempdir().unwrap();
     let weed = Weed::start_in(None, dir.path()).unwrap_or_else(|e| panic!("{e}"));
     let endpoint = weed.endpoint();
+    let key_file = dir.path().join("s3-key-id");
+    let secret_file = dir.path().join("s3-secret");
+    std::fs::write(&key_file, S3_ACCESS_KEY).unwrap();
+    std::fs::write(&secret_file, S3_SECRET_KEY).unwrap();
+    let (key_file, secret_file) = (
+        key_file.display().to_string(),
+        secret_file.display().to_string(),
+    );
     let env = [
         ("ORBIT_PERSISTENCE_BACKEND", "s3"),
         ("ORBIT_S3_ENDPOINT", endpoint.as_str()),
         ("ORBIT_S3_BUCKET", S3_BUCKET),
         ("ORBIT_S3_PREFIX", "health-test"),
         ("ORBIT_S3_ENABLE_SSL", "false"),
-        ("ORBIT_S3_ACCESS_KEY_ID", S3_ACCESS_KEY),
-        ("ORBIT_S3_SECRET_ACCESS_KEY", S3_SECRET_KEY),
+        // Secrets as mounted files: the backend resolves an env secret
+        // from the process environment, which an in-process server does
+        // not take its configuration from.
+        ("ORBIT_S3_ACCESS_KEY_ID_FILE", key_file.as_str()),
+        ("ORBIT_S3_SECRET_ACCESS_KEY_FILE", secret_file.as_str()),
         ("ORBIT_S3_RETRY_COUNT", "1"),
         ("ORBIT_S3_CONNECTION_TIMEOUT", "2"),
         ("ORBIT_S3_READ_TIMEOUT", "3"),
