@@ -165,13 +165,13 @@ async fn a_runaway_health_plugin_makes_the_server_unready_not_dead_while_data_fl
         "the plugin read the store: {j}"
     );
 
-    // Spin: the readiness call is stopped at the CPU deadline, and requests
-    // on other connections are served meanwhile.
+    // Spin: the readiness evaluation is stopped at the CPU deadline, and
+    // requests on other connections are served meanwhile.
     assert_eq!(s.put("/v1/kv/misbehave", "spin").await.status, 200);
     let probe = async {
         let t = Instant::now();
-        let r = s.get("/health/ready").await;
-        (r.status, r.json(), t.elapsed())
+        let (status, j) = s.fresh_readiness().await;
+        (status, j, t.elapsed())
     };
     let traffic = async {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -199,6 +199,14 @@ async fn a_runaway_health_plugin_makes_the_server_unready_not_dead_while_data_fl
     assert_eq!(
         j["live"], true,
         "a failing health plugin does not make the pod dead"
+    );
+    // What `/health/ready` and `/health/live` answer meanwhile.
+    let r = s.get("/health/ready").await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(
+        r.text().contains("exceeded its CPU deadline"),
+        "{}",
+        r.text()
     );
     assert_eq!(s.get("/health/live").await.status, 200);
 

@@ -4,6 +4,11 @@
 //! same client as the process tests. No binary, no waiting for it to
 //! listen, and readiness can be asked for fresh instead of sleeping past
 //! its one-second cache.
+//!
+//! The configuration comes only from what the test passes, not from this
+//! process's environment; a backend secret given as `env NAME` would still
+//! be resolved from the process environment, so tests pass secrets as
+//! files (`*_FILE`).
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
