@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use object_store::gcp::GoogleCloudStorageBuilder;
-use orbit_storage::{BackendKind, GcpConfig, StorageError};
+use orbit_storage::{GcpConfig, StorageError};
 
 use crate::options::{client_options, retry_config};
 use crate::provider::{check_prefix, secret};
@@ -68,7 +68,6 @@ pub fn open_gcp(config: &GcpConfig) -> Result<Arc<CloudStorage>, StorageError> {
         write: Arc::new(build()?),
     };
     Ok(Arc::new(CloudStorage::new(
-        BackendKind::Gcp,
         "gcs",
         config.bucket_name.clone(),
         clients,

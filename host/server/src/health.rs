@@ -251,7 +251,7 @@ impl HealthService {
         };
         let window = self.storage.summary();
         let report = wit::HealthReport {
-            backend: convert::backend_kind_to_wit(self.storage.kind()),
+            backend: convert::backend_kind_to_wit(self.storage.backend()),
             backend_open: open,
             stats: wit::BackendStats {
                 live_keys: stats.keys,
@@ -298,7 +298,7 @@ impl HealthService {
             status,
             reasons,
             backend: BackendDetail {
-                kind: self.storage.kind().name(),
+                kind: self.storage.backend().name(),
                 open,
                 keys: stats.sizes_known.then_some(stats.keys),
                 bytes: stats.sizes_known.then_some(stats.bytes),

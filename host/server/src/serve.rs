@@ -85,7 +85,11 @@ impl App {
             .await
             .with_context(|| format!("cannot open the {} backend", resolved.backend))?;
         let gate = Arc::new(WriteGate::new(inner));
-        let storage = Arc::new(InstrumentedStorage::new(gate.clone(), metrics.clone()));
+        let storage = Arc::new(InstrumentedStorage::new(
+            gate.clone(),
+            resolved.config.kind(),
+            metrics.clone(),
+        ));
         let health = Arc::new(HealthService::new(
             storage.clone(),
             health,

@@ -13,7 +13,7 @@ use orbit_plugin_runtime::{
     CallObserver, Grants, HealthPlugin, PluginError, PluginLimits, PluginRuntime, PluginSource,
     PluginSpec, Role, StoreAccessLimits, convert, types as wit,
 };
-use orbit_storage::{BackendKind, MemoryConfig, PutOptions, Storage};
+use orbit_storage::{MemoryConfig, PutOptions, Storage};
 
 /// A runtime as the server makes one: default store-access limits, no
 /// precompiled cache, room for plugins of up to 64 MiB.
@@ -76,31 +76,6 @@ pub fn context() -> wit::DeploymentContext {
     }
 }
 
-/// The report of a healthy memory backend whose canary passed.
-pub fn report() -> wit::HealthReport {
-    wit::HealthReport {
-        backend: convert::backend_kind_to_wit(BackendKind::Memory),
-        backend_open: true,
-        stats: wit::BackendStats {
-            live_keys: 0,
-            live_bytes: 0,
-            disk_bytes: None,
-            remote: None,
-        },
-        canary: wit::CanaryResult {
-            ok: true,
-            latency_us: 40,
-            error: None,
-        },
-        window_secs: 60,
-        operations: 0,
-        errors: 0,
-        recent_errors: Vec::new(),
-        latencies: Vec::new(),
-        uptime_secs: 1,
-    }
-}
-
 /// An empty memory backend, kept in memory only.
 pub fn memory() -> Arc<MemoryStorage> {
     Arc::new(
@@ -125,7 +100,9 @@ pub async fn evaluate(
     store: &Arc<MemoryStorage>,
 ) -> Result<wit::HealthVerdict, PluginError> {
     let storage: Arc<dyn Storage> = store.clone();
-    plugin.evaluate(&context(), &report(), Some(storage)).await
+    plugin
+        .evaluate(&context(), &convert::sample_health_report(), Some(storage))
+        .await
 }
 
 /// Counts every call's outcome: `ok` or the error's metrics label.
