@@ -1005,8 +1005,9 @@ impl Client {
             .map(|p| p.reasons.join("; "))
             .unwrap_or_default();
         match parsed {
-            Some(p) if p.ready && r.status == StatusCode::OK => {
-                if p.status == "healthy" || p.status.is_empty() {
+            // The health policy's words: `ok`, `degraded`, `unavailable`.
+            Some(p) if p.ready && r.status == StatusCode::OK && p.status != "unavailable" => {
+                if matches!(p.status.as_str(), "ok" | "healthy" | "") {
                     HealthStatus::Healthy
                 } else {
                     HealthStatus::Degraded {
