@@ -939,7 +939,7 @@ impl Client {
                     condition,
                     ..
                 } => match self.get_inner(key).await {
-                    Ok(Some(e)) if &e.value == value && newer(*condition, e.version) => {
+                    Ok(Some(e)) if e.value == value && newer(*condition, e.version) => {
                         versions.push(Some(e.version))
                     }
                     _ => return None,

@@ -299,7 +299,7 @@ async fn leases_under_contention_on_memory() {
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path(), &support::local_env("memory"));
-    contend("memory", &[s.url.clone()], dir.path()).await;
+    contend("memory", std::slice::from_ref(&s.url), dir.path()).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -307,7 +307,7 @@ async fn leases_under_contention_on_lsm_tree() {
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path(), &support::local_env("lsm_tree"));
-    contend("lsm_tree", &[s.url.clone()], dir.path()).await;
+    contend("lsm_tree", std::slice::from_ref(&s.url), dir.path()).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

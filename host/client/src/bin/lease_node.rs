@@ -218,7 +218,10 @@ async fn actor_loop(
                 // soon after its deadline, so the test can compare its last
                 // beliefs with the store while they still hold.)
                 let delay_ns = args.delay_ms * 1_000_000;
-                if args.delay_every > 0 && n % args.delay_every == 0 && t0 + delay_ns < deadline {
+                if args.delay_every > 0
+                    && n.is_multiple_of(args.delay_every)
+                    && t0 + delay_ns < deadline
+                {
                     log.line(format!("delayed {i} {t0} {}", args.delay_ms));
                     tokio::time::sleep(Duration::from_millis(args.delay_ms)).await;
                 }
