@@ -38,7 +38,7 @@ fn client(url: &str) -> Client {
 async fn versions_preconditions_ttl_and_limits() {
     let dir = tempfile::tempdir().unwrap();
     let s = server(dir.path());
-    let c = client(&s.url);
+    let c = client(&s.http);
 
     let w1 = c.set("a/b c/é", "one").await.unwrap();
     let e = c.get("a/b c/é").await.unwrap().unwrap();
@@ -99,9 +99,9 @@ async fn versions_preconditions_ttl_and_limits() {
         c.set("big", vec![b'x'; 4096]).await,
         Err(Error::TooLarge(_))
     ));
-    let anonymous = Client::connect(&s.url).unwrap();
+    let anonymous = Client::connect(&s.http).unwrap();
     assert_eq!(anonymous.get("ttl").await.unwrap_err(), Error::Unauthorized);
-    let wrong = Client::new(ClientConfig::new(&s.url).with_token("wrong")).unwrap();
+    let wrong = Client::new(ClientConfig::new(&s.http).with_token("wrong")).unwrap();
     assert_eq!(wrong.set("k", "v").await.unwrap_err(), Error::Unauthorized);
     assert!(matches!(c.get("").await, Err(Error::Invalid(_))));
 
@@ -116,7 +116,7 @@ async fn versions_preconditions_ttl_and_limits() {
 async fn listing_streams_every_page_in_key_order() {
     let dir = tempfile::tempdir().unwrap();
     let s = server(dir.path());
-    let c = client(&s.url);
+    let c = client(&s.http);
     let ops: Vec<BatchOp> = (0..250)
         .map(|i| BatchOp::put(format!("list/{i:04}"), format!("v{i}")))
         .collect();
@@ -154,7 +154,7 @@ async fn listing_streams_every_page_in_key_order() {
 async fn batches_are_all_or_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let s = server(dir.path());
-    let c = client(&s.url);
+    let c = client(&s.http);
     let v = c.set("b/held", "x").await.unwrap().version;
     let failing = [
         BatchOp::put("b/new", "n").when(Condition::Absent),
@@ -234,8 +234,8 @@ fn through(url: &str) -> Client {
 async fn conditional_writes_survive_a_lost_answer_and_unconditional_ones_are_not_repeated() {
     let dir = tempfile::tempdir().unwrap();
     let s = server(dir.path());
-    let direct = client(&s.url);
-    let upstream = s.url.trim_start_matches("http://").to_string();
+    let direct = client(&s.http);
+    let upstream = s.http.trim_start_matches("http://").to_string();
 
     // If-absent create whose answer is lost: the repeat gets 412, the read
     // back shows our bytes, so it is reported as done.
@@ -297,7 +297,7 @@ async fn conditional_writes_survive_a_lost_answer_and_unconditional_ones_are_not
     let dead = format!("http://127.0.0.1:{}", support::free_port());
     let c = Client::new(
         ClientConfig::new(&dead)
-            .with_endpoints(vec![dead.clone(), s.url.clone()])
+            .with_endpoints(vec![dead.clone(), s.http.clone()])
             .with_token(TOKEN),
     )
     .unwrap();

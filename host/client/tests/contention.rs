@@ -23,7 +23,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use orbit_client::monotonic::now_ns;
-use orbit_client::types::{AddressableReference, Key, NodeId};
+use orbit_client::types::{Key, NodeId};
 use orbit_client::{AddressableDirectory, Client, ClientConfig, DirectoryConfig};
 use support::Server;
 use tokio::sync::Mutex;
@@ -171,11 +171,17 @@ async fn contend(name: &str, endpoints: &[String], dir: &Path) {
             ..Default::default()
         },
     );
-    let mut stored = BTreeMap::new();
-    for a in 0..ACTORS {
-        let r = AddressableReference::new("Contended", Key::Int32Key { key: a as i32 });
-        stored.insert(a, directory.get_lease(&r).await.unwrap());
-    }
+    // One listing: the quickest read of every lease.
+    let stored: BTreeMap<u32, orbit_client::StoredLease> = directory
+        .list_all_leases()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|l| match l.lease.reference.key {
+            Key::Int32Key { key } => Some((key as u32, l)),
+            _ => None,
+        })
+        .collect();
     let read_done = now_ns();
 
     let parsed: Vec<NodeLog> = logs
@@ -263,7 +269,7 @@ async fn contend(name: &str, endpoints: &[String], dir: &Path) {
             if until <= read_done {
                 continue; // belief ran out before the read finished
             }
-            let s = stored[&a].as_ref().unwrap_or_else(|| {
+            let s = stored.get(&a).unwrap_or_else(|| {
                 panic!("{name}: actor {a}: node{node} holds v{version}, the store has nothing")
             });
             assert_eq!(
@@ -299,7 +305,7 @@ async fn leases_under_contention_on_memory() {
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path(), &support::local_env("memory"));
-    contend("memory", std::slice::from_ref(&s.url), dir.path()).await;
+    contend("memory", std::slice::from_ref(&s.http), dir.path()).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -307,15 +313,15 @@ async fn leases_under_contention_on_lsm_tree() {
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path(), &support::local_env("lsm_tree"));
-    contend("lsm_tree", std::slice::from_ref(&s.url), dir.path()).await;
+    contend("lsm_tree", std::slice::from_ref(&s.http), dir.path()).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn leases_under_contention_on_s3_with_three_replicas() {
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let weed = support::Weed::start(dir.path());
-    let env = weed.server_env("contention");
+    let weed = support::weed(dir.path());
+    let env = support::s3_env(&weed, "contention");
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let servers: Vec<Server> = (0..3)
         .map(|i| {
@@ -324,6 +330,6 @@ async fn leases_under_contention_on_s3_with_three_replicas() {
             Server::start(&d, &env)
         })
         .collect();
-    let urls: Vec<String> = servers.iter().map(|s| s.url.clone()).collect();
+    let urls: Vec<String> = servers.iter().map(|s| s.http.clone()).collect();
     contend("s3 x3", &urls, dir.path()).await;
 }

@@ -36,7 +36,7 @@ fn acquired(a: Acquire) -> HeldLease {
 async fn directory_on(backend: &str) {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path(), &support::local_env(backend));
-    let c = Client::new(ClientConfig::new(&s.url)).unwrap();
+    let c = Client::new(ClientConfig::new(&s.http)).unwrap();
     let d = directory(&c, 60_000);
     let a = NodeId::new("a", "default");
     let b = NodeId::new("b", "default");
@@ -178,7 +178,7 @@ async fn directory_on_lsm_tree() {
 async fn membership_renews_with_the_challenge_token_and_a_dead_node_stays_dead() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path(), &support::local_env("memory"));
-    let c = Client::new(ClientConfig::new(&s.url)).unwrap();
+    let c = Client::new(ClientConfig::new(&s.http)).unwrap();
     let m = ClusterMembership::new(
         c.clone(),
         MembershipConfig {

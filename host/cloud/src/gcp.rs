@@ -10,7 +10,7 @@
 //! `x-goog-if-generation-match` with the object generation (0 = create).
 //! A key JSON may carry `gcs_base_url` (and `disable_oauth`) to reach a
 //! test server; that is how the tests run, against the XML-API server in
-//! `tests/support`, not against Google.
+//! `orbit-test-support`, not against Google.
 
 use std::sync::Arc;
 

@@ -154,6 +154,17 @@ impl HealthService {
         {
             return r.clone();
         }
+        self.evaluate_into(&mut last).await
+    }
+
+    /// A verdict evaluated now, whatever the age of the cached one (which
+    /// it replaces): what `/health/ready` answers once the cache runs out.
+    pub async fn readiness_now(&self) -> Readiness {
+        let mut last = self.last.lock().await;
+        self.evaluate_into(&mut last).await
+    }
+
+    async fn evaluate_into(&self, last: &mut Option<(Instant, Readiness)>) -> Readiness {
         let r = self.evaluate().await;
         self.live
             .store(r.live, std::sync::atomic::Ordering::Relaxed);

@@ -43,9 +43,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use orbit_bench::Latencies;
 use orbit_bench::process::{Killed, free_port, wait_listening};
-use orbit_bench::weed::{ACCESS_KEY, BUCKET, SECRET_KEY, start_weed};
 use orbit_client::types::{AddressableReference, Key, NodeId};
 use orbit_client::{Acquire, AddressableDirectory, Client, ClientConfig, DirectoryConfig};
+use orbit_test_support::standins::{S3_ACCESS_KEY, S3_BUCKET, S3_SECRET_KEY, Weed};
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -467,15 +467,17 @@ async fn main() -> anyhow::Result<()> {
                     table[i].renew.push(r);
                 }
                 "s3x3" => {
-                    let (_weed, s3) = start_weed(args.weed.as_deref(), &dir)?;
+                    let weed =
+                        Weed::start_in(args.weed.as_deref(), &dir).map_err(anyhow::Error::msg)?;
+                    let s3 = weed.s3_port;
                     let key = dir.join("key");
                     let secret = dir.join("secret");
-                    std::fs::write(&key, ACCESS_KEY)?;
-                    std::fs::write(&secret, SECRET_KEY)?;
+                    std::fs::write(&key, S3_ACCESS_KEY)?;
+                    std::fs::write(&secret, S3_SECRET_KEY)?;
                     let env = vec![
                         ("ORBIT_PERSISTENCE_BACKEND", "s3".to_string()),
                         ("ORBIT_S3_ENDPOINT", format!("http://127.0.0.1:{s3}")),
-                        ("ORBIT_S3_BUCKET", BUCKET.to_string()),
+                        ("ORBIT_S3_BUCKET", S3_BUCKET.to_string()),
                         ("ORBIT_S3_PREFIX", format!("lease-bench-{run}")),
                         ("ORBIT_S3_ENABLE_SSL", "false".to_string()),
                         ("ORBIT_S3_ACCESS_KEY_ID_FILE", key.display().to_string()),

@@ -18,7 +18,7 @@
 //! end <actor> <t>                         stopped believing at t (release, or a lost renewal)
 //! delayed <actor> <t0> <ms>               this renewal was held back (a slow network)
 //! lost <actor> <t>                        a renewal found the lease gone or taken
-//! final <actor> <version> <until>         still held when the run ended
+//! final <actor> <version> <until>         still held when the run ended (after one last renewal)
 //! ```
 //!
 //! Every `--delay-every`-th renewal sleeps `--delay-ms` after taking `t0` and
@@ -168,10 +168,26 @@ async fn actor_loop(
     loop {
         let now = now_ns();
         if now >= deadline {
-            if let Some((h, until)) = &held
-                && *until > now
+            // One last renewal, so the final belief is fresh when the test
+            // compares it with the store.
+            if let Some((h, until)) = held
+                && until > now
             {
-                log.line(format!("final {i} {} {until}", h.version));
+                let t0 = now_ns();
+                match dir.renew(&h).await {
+                    Ok(h2) => {
+                        let t1 = now_ns();
+                        let new_until = t0 + lease_ns - margin_ns;
+                        log.line(format!("hold {i} {t1} {new_until} {}", h2.version));
+                        log.line(format!("final {i} {} {new_until}", h2.version));
+                    }
+                    Err(Error::LeaseLost(_)) => {
+                        let t1 = now_ns();
+                        log.line(format!("lost {i} {t1}"));
+                        log.line(format!("end {i} {t1}"));
+                    }
+                    Err(_) => log.line(format!("final {i} {} {until}", h.version)),
+                }
             }
             return;
         }
