@@ -83,7 +83,10 @@ async fn run(args: Args) -> Result<(), Error> {
     println!(
         "[{}] joined the cluster (challenge token {}...)",
         args.node,
-        &membership.challenge_token().unwrap_or("")[..8]
+        membership
+            .challenge_token()
+            .and_then(|t| t.get(..8))
+            .unwrap_or("?")
     );
     let actors: Vec<AddressableReference> = (0..args.actors)
         .map(|k| AddressableReference::new("Counter", Key::Int32Key { key: k }))

@@ -1,5 +1,6 @@
-//! The directory and membership providers against the real `orbit-server`,
-//! on the memory and lsm_tree backends.
+//! The directory and membership providers against the real `orbit-server`:
+//! the directory on memory, lsm_tree and s3 (SeaweedFS), membership on
+//! memory (it uses nothing the directory does not).
 
 mod support;
 
@@ -36,6 +37,10 @@ fn acquired(a: Acquire) -> HeldLease {
 async fn directory_on(backend: &str) {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path(), &support::local_env(backend));
+    directory_checks(&s).await;
+}
+
+async fn directory_checks(s: &Server) {
     let c = Client::new(ClientConfig::new(&s.http)).unwrap();
     let d = directory(&c, 60_000);
     let a = NodeId::new("a", "default");
@@ -172,6 +177,18 @@ async fn directory_on_memory() {
 #[tokio::test(flavor = "multi_thread")]
 async fn directory_on_lsm_tree() {
     directory_on("lsm_tree").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn directory_on_s3() {
+    let dir = tempfile::tempdir().unwrap();
+    let weed = support::weed(dir.path());
+    let env = support::s3_env(&weed, "providers");
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let data = dir.path().join("server");
+    std::fs::create_dir_all(&data).unwrap();
+    let s = Server::start(&data, &env);
+    directory_checks(&s).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
