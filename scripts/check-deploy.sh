@@ -217,6 +217,17 @@ if out=$(cd "$work" && "$promtool" test rules prometheus-rules.test.yaml 2>&1); 
 rm -rf "$work"
 
 # ---------------------------------------------------------------------------
+# Chart upgrades (issue 17): k8s/tests/upgrade_test.py renders the chart at previous
+# and changed values (and the chart of $prev_chart_ref at every example) and
+# checks that the chart's upgrade guard refuses exactly the changes Kubernetes
+# forbids, with the documented procedure.
+prev_chart_ref=${ORBIT_PREVIOUS_CHART_REF:-e4937c5}   # the chart before the guard; the last release tag once tagged
+step "chart upgrade test (previous chart: $prev_chart_ref)"
+if out=$("$py" k8s/tests/upgrade_test.py --helm "$helm" --previous-ref "$prev_chart_ref" 2>&1); then
+    echo "$out"; ok "chart upgrade test ($(tail -1 <<<"$out"))"
+else echo "$out"; bad "chart upgrade test ($(tail -1 <<<"$out"))"; fi
+
+# ---------------------------------------------------------------------------
 step "manifest-driven process test ($bin)"
 if "$py" k8s/tests/manifest_process_test.py --bin "$bin" --helm "$helm"; then ok "manifest-driven process test"; else bad "manifest-driven process test"; fi
 
