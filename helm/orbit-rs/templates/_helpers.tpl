@@ -97,6 +97,11 @@ docs' way) or else persistence.backend; anything else than the seven names fails
 {{- $b -}}
 {{- end -}}
 
+{{/* "true" when the pod mounts the GCP service-account key from the Secret. */}}
+{{- define "orbit-rs.gcpKeyFile" -}}
+{{- if and (eq (include "orbit-rs.backend" .) "gcp") .Values.persistence.gcp.credentialsPath (ne .Values.secrets.backendCredentials "none") -}}true{{- end -}}
+{{- end -}}
+
 {{- define "orbit-rs.isLocalBackend" -}}
 {{- if has (include "orbit-rs.backend" .) (list "memory" "cow_btree" "lsm_tree" "rocksdb") -}}true{{- end -}}
 {{- end -}}
@@ -154,6 +159,9 @@ behind one Service, a cloud backend without its bucket, a plugin without files.
 {{- fail "orbitServer.updateStrategy: this release runs a Deployment (type RollingUpdate or Recreate; rollingUpdate.maxSurge, rollingUpdate.maxUnavailable); OnDelete and partition are StatefulSet settings" -}}
 {{- end -}}
 {{- end -}}
+{{- if and (eq $backend "gcp") (eq .Values.secrets.backendCredentials "none") $p.gcp.credentialsPath -}}
+{{- fail "secrets.backendCredentials=none with the gcp backend: no key file is mounted, so also set persistence.gcp.credentialsPath to \"\" (the server then uses the pod's Workload Identity)" -}}
+{{- end -}}
 {{- $pl := .Values.plugins -}}
 {{- if and (or $pl.selector $pl.translator $pl.health) (not (include "orbit-rs.pluginsVolume" .)) -}}
 {{- range list $pl.selector $pl.translator $pl.health -}}
@@ -193,7 +201,8 @@ configMap:
 
 {{/*
 The container's environment: pod identity, the configuration file, the backend,
-the credentials of the chosen backend (optional secretKeyRefs); then
+the credentials of the chosen backend (secretKeyRefs, required unless
+secrets.backendCredentials says otherwise) and the API token; then
 orbitServer.env, whose entries replace the chart's of the same name.
 */}}
 {{- define "orbit-rs.env" -}}
@@ -208,13 +217,19 @@ orbitServer.env, whose entries replace the chart's of the same name.
   (dict "name" "RUST_LOG" "value" .Values.orbitServer.logLevel)
   (dict "name" "ORBIT_CONFIG_FILE" "value" "/etc/orbit/orbit.toml")
   (dict "name" "ORBIT_PERSISTENCE_BACKEND" "value" $backend)
-  (dict "name" "ORBIT_API_TOKEN" "valueFrom" (dict "secretKeyRef" (dict "name" $secret "key" $keys.apiToken "optional" true)))
 -}}
-{{- if eq $backend "s3" -}}
-{{- $env = append $env (dict "name" "ORBIT_S3_ACCESS_KEY_ID" "valueFrom" (dict "secretKeyRef" (dict "name" $secret "key" $keys.s3AccessKeyId "optional" true))) -}}
-{{- $env = append $env (dict "name" "ORBIT_S3_SECRET_ACCESS_KEY" "valueFrom" (dict "secretKeyRef" (dict "name" $secret "key" $keys.s3SecretAccessKey "optional" true))) -}}
+{{- $tok := .Values.secrets.apiToken -}}
+{{- if ne $tok "none" -}}
+{{- $env = append $env (dict "name" "ORBIT_API_TOKEN" "valueFrom" (dict "secretKeyRef" (dict "name" $secret "key" $keys.apiToken "optional" (eq $tok "optional")))) -}}
+{{- end -}}
+{{- $cred := .Values.secrets.backendCredentials -}}
+{{- $optional := eq $cred "optional" -}}
+{{- if eq $cred "none" -}}
+{{- else if eq $backend "s3" -}}
+{{- $env = append $env (dict "name" "ORBIT_S3_ACCESS_KEY_ID" "valueFrom" (dict "secretKeyRef" (dict "name" $secret "key" $keys.s3AccessKeyId "optional" $optional))) -}}
+{{- $env = append $env (dict "name" "ORBIT_S3_SECRET_ACCESS_KEY" "valueFrom" (dict "secretKeyRef" (dict "name" $secret "key" $keys.s3SecretAccessKey "optional" $optional))) -}}
 {{- else if eq $backend "azure" -}}
-{{- $env = append $env (dict "name" "ORBIT_AZURE_ACCOUNT_KEY" "valueFrom" (dict "secretKeyRef" (dict "name" $secret "key" $keys.azureAccountKey "optional" true))) -}}
+{{- $env = append $env (dict "name" "ORBIT_AZURE_ACCOUNT_KEY" "valueFrom" (dict "secretKeyRef" (dict "name" $secret "key" $keys.azureAccountKey "optional" $optional))) -}}
 {{- end -}}
 {{- $user := dict -}}
 {{- range .Values.orbitServer.env -}}
@@ -366,7 +381,7 @@ spec:
         - name: config
           mountPath: /etc/orbit
           readOnly: true
-        {{- if eq $backend "gcp" }}
+        {{- if include "orbit-rs.gcpKeyFile" . }}
         - name: gcp-credentials
           mountPath: {{ dir .Values.persistence.gcp.credentialsPath }}
           readOnly: true
@@ -396,11 +411,11 @@ spec:
     - name: config
       configMap:
         name: {{ include "orbit-rs.fullname" . }}-config
-    {{- if eq $backend "gcp" }}
+    {{- if include "orbit-rs.gcpKeyFile" . }}
     - name: gcp-credentials
       secret:
         secretName: {{ include "orbit-rs.secretName" . }}
-        optional: true
+        optional: {{ eq .Values.secrets.backendCredentials "optional" }}
         defaultMode: 0440
         items:
           - key: {{ .Values.secrets.keys.gcpServiceAccountKey }}
