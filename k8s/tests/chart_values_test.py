@@ -130,6 +130,44 @@ def item5(helm):
 
 
 # --------------------------------------------------------------------------
+# Item 7: alerts
+# --------------------------------------------------------------------------
+def rules_of(objs):
+    return [r for o in kinds(objs, "PrometheusRule") for g in o["spec"]["groups"] for r in g["rules"]]
+
+
+def item7(helm):
+    anchors = {m.lower() for m in re.findall(r"^## (\S+)\s*$", (REPO / "docs" / "runbooks.md").read_text(), re.M)}
+    raw = [d for d in yaml.safe_load_all((REPO / "k8s" / "08-monitoring.yaml").read_text()) if d]
+    objs, _ = render(helm, None)
+    for where, rules in (("k8s/08-monitoring.yaml", rules_of(raw)), ("chart", rules_of(objs))):
+        bad = [r["alert"] for r in rules
+               if r["annotations"].get("runbook_url", "").rpartition("#")[2] != r["alert"].lower()
+               or r["alert"].lower() not in anchors]
+        check(f"alerts: every alert of {where} has a runbook_url with its anchor in docs/runbooks.md "
+              f"({len(rules)} alerts)", rules and not bad, bad)
+    names = {r["alert"] for r in rules_of(raw)}
+    check("alerts: target down, target absent and volume fill prediction exist",
+          {"OrbitServerDown", "OrbitServerAbsent", "OrbitVolumeFillingUp"} <= names, sorted(names))
+    objs, _ = render(helm, "examples/values-lsm_tree.yaml", ["fullnameOverride=kv",
+                     "metrics.prometheusRule.runbookBaseUrl=https://wiki.example.com/orbit#"])
+    text = yaml.safe_dump(rules_of(objs))
+    by = {r["alert"]: r for r in rules_of(objs)}
+    check("alerts: the chart's rules use the release's job, namespace, claims and runbook base",
+          'job="kv-metrics",namespace="orbit-rs"' in by["OrbitServerDown"]["expr"]
+          and 'persistentvolumeclaim=~"data-kv-[0-9]+"' in by["OrbitVolumeFillingUp"]["expr"]
+          and by["OrbitServerDown"]["annotations"]["runbook_url"] == "https://wiki.example.com/orbit#orbitserverdown"
+          and "orbit-server-metrics" not in text and "turingworks" not in text, by.get("OrbitServerDown"))
+    objs, _ = render(helm, "examples/values-lsm_tree.yaml", ["persistence.existingClaim=restored"])
+    by = {r["alert"]: r for r in rules_of(objs)}
+    check("alerts: with existingClaim the fill prediction watches that claim",
+          'persistentvolumeclaim="restored"' in by["OrbitVolumeFillingUp"]["expr"], by["OrbitVolumeFillingUp"]["expr"])
+    svc = [s for s in kinds(objs, "Service") if s["metadata"].get("labels", {}).get("orbit-rs/service") == "metrics"]
+    check("alerts: the job the rules name is the metrics Service's name (the ServiceMonitor's job label)",
+          svc and f'job="{svc[0]["metadata"]["name"]}"' in by["OrbitServerDown"]["expr"], svc)
+
+
+# --------------------------------------------------------------------------
 # Item 9: knobs
 # --------------------------------------------------------------------------
 def item9(helm):
@@ -275,9 +313,9 @@ def item10(helm):
 def main():
     a = argparse.ArgumentParser()
     a.add_argument("--helm", required=True)
-    a.add_argument("--only", choices=["item5", "item9", "item10"])
+    a.add_argument("--only", choices=["item5", "item7", "item9", "item10"])
     args = a.parse_args()
-    for name, fn in (("item5", item5), ("item9", item9), ("item10", item10)):
+    for name, fn in (("item5", item5), ("item7", item7), ("item9", item9), ("item10", item10)):
         if args.only in (None, name):
             try:
                 fn(args.helm)
