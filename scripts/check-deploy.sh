@@ -238,6 +238,13 @@ issue17_counted() { # label, command...
 prev_chart_ref=${ORBIT_PREVIOUS_CHART_REF:-e4937c5}   # the chart before the guard; the last release tag once tagged
 step "chart upgrade test (previous chart: $prev_chart_ref)"
 issue17_counted "chart upgrade test" "$py" k8s/tests/upgrade_test.py --helm "$helm" --previous-ref "$prev_chart_ref"
+step "chart: every knob at once (k8s/tests/values-all-knobs.yaml)"
+for v in "${versions[@]}"; do
+    if out=$(render k8s/tests/values-all-knobs.yaml | kv "$v" -); then ok "helm template (all knobs) valid for $v"; else echo "$out"; bad "helm template (all knobs) for $v"; fi
+done
+if out=$(render k8s/tests/values-all-knobs.yaml | to_json | node k8s/tests/validate-monitoring.mjs "$nodem/node_modules" 2>&1); then
+    ok "helm template (all knobs): $out"
+else echo "$out"; bad "helm template (all knobs): monitoring objects"; fi
 step "chart values test (credentials, knobs, memory requests)"
 issue17_counted "chart values test" "$py" k8s/tests/chart_values_test.py --helm "$helm"
 

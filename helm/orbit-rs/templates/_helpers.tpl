@@ -162,6 +162,9 @@ behind one Service, a cloud backend without its bucket, a plugin without files.
 {{- if and (eq $backend "gcp") (eq .Values.secrets.backendCredentials "none") $p.gcp.credentialsPath -}}
 {{- fail "secrets.backendCredentials=none with the gcp backend: no key file is mounted, so also set persistence.gcp.credentialsPath to \"\" (the server then uses the pod's Workload Identity)" -}}
 {{- end -}}
+{{- if and .Values.service.loadBalancerSourceRanges (ne .Values.service.type "LoadBalancer") -}}
+{{- fail (printf "service.loadBalancerSourceRanges is set but service.type is %s: the ranges restrict only a LoadBalancer Service (use networkPolicy for in-cluster clients)" .Values.service.type) -}}
+{{- end -}}
 {{- $pl := .Values.plugins -}}
 {{- if and (or $pl.selector $pl.translator $pl.health) (not (include "orbit-rs.pluginsVolume" .)) -}}
 {{- range list $pl.selector $pl.translator $pl.health -}}
@@ -324,7 +327,11 @@ spec:
   tolerations:
     {{- toYaml . | nindent 4 }}
   {{- end }}
-  {{- with $o.topologySpreadConstraints }}
+  {{- $spread := $o.topologySpreadConstraints | default list }}
+  {{- if $o.zoneSpread }}
+  {{- $spread = append $spread (dict "maxSkew" 1 "topologyKey" "topology.kubernetes.io/zone" "whenUnsatisfiable" "ScheduleAnyway" "labelSelector" (dict "matchLabels" (include "orbit-rs.selectorLabels" . | fromYaml))) }}
+  {{- end }}
+  {{- with $spread }}
   topologySpreadConstraints:
     {{- toYaml . | nindent 4 }}
   {{- end }}
@@ -394,6 +401,9 @@ spec:
         {{- with $o.extraVolumeMounts }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
+    {{- with $o.extraContainers }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
   volumes:
     {{- if eq (include "orbit-rs.workloadKind" .) "Deployment" }}
     - name: data
