@@ -246,7 +246,13 @@ if out=$(render k8s/tests/values-all-knobs.yaml | to_json | node k8s/tests/valid
     ok "helm template (all knobs): $out"
 else echo "$out"; bad "helm template (all knobs): monitoring objects"; fi
 step "chart values test (credentials, knobs, memory requests)"
-issue17_counted "chart values test" "$py" k8s/tests/chart_values_test.py --helm "$helm"
+issue17_counted "chart values test" "$py" k8s/tests/chart_values_test.py --helm "$helm" --kubectl "$kubectl"
+step "raw manifests per local backend: kubectl kustomize examples/k8s-* | kubernetes-validate --strict (${versions[*]})"
+for d in examples/k8s-*/; do
+    for v in "${versions[@]}"; do
+        if out=$("$kubectl" kustomize "$d" | kv "$v" -); then ok "kubectl kustomize ${d%/} valid for $v"; else echo "$out"; bad "kubectl kustomize ${d%/} for $v"; fi
+    done
+done
 
 # ---------------------------------------------------------------------------
 step "manifest-driven process test ($bin)"

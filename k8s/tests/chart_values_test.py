@@ -290,29 +290,69 @@ def effective(objs, backend):
     return s
 
 
+# Smallest volume the deployment guides (../shared/seeds) recommend per backend.
+SEED_MIN_VOLUME = {"memory": "1Gi", "cow_btree": "10Gi", "lsm_tree": "50Gi", "rocksdb": "100Gi"}
+
+
+def claim_size(objs):
+    w = workload(objs)
+    t = w["spec"].get("volumeClaimTemplates") or []
+    return t[0]["spec"]["resources"]["requests"]["storage"] if t else None
+
+
+def item10_raw(kubectl):
+    stacks = [("k8s (kubectl kustomize k8s)", REPO / "k8s")] + [
+        (f"{p.relative_to(REPO).as_posix()}", p) for p in sorted((REPO / "examples").glob("k8s-*"))]
+    seen = set()
+    for name, path in stacks:
+        p = subprocess.run([kubectl, "kustomize", str(path)], capture_output=True, text=True)
+        if p.returncode != 0:
+            check(f"raw sizes: {name} renders", False, p.stderr.strip())
+            continue
+        objs = [d for d in yaml.safe_load_all(p.stdout) if d]
+        env = {e["name"]: e.get("value") for e in container(objs).get("env", [])}
+        backend = env.get("ORBIT_PERSISTENCE_BACKEND")
+        seen.add(backend)
+        size = claim_size(objs)
+        check(f"raw sizes: {name} ({backend}) claims {size} >= the guides' {SEED_MIN_VOLUME[backend]}",
+              size and bytes_of(size) >= bytes_of(SEED_MIN_VOLUME[backend]), size)
+        memory_check(name, objs, backend)
+    check("raw sizes: a kustomization per local backend (k8s/ and examples/k8s-*)",
+          seen >= set(SEED_MIN_VOLUME), sorted(seen - {None}))
+
+
+def memory_check(name, objs, backend):
+    if backend not in ENGINE_MEMORY:
+        return
+    s = effective(objs, backend)
+    need = ENGINE_MEMORY[backend]({k: bytes_of(v) if k in ("block_cache_size", "write_buffer_size", "memtable_size")
+                                    else int(v) for k, v in s.items()
+                                    if k in ("block_cache_size", "write_buffer_size", "max_write_buffer_number",
+                                             "memtable_size", "max_memtables")}) + OVERHEAD
+    req = bytes_of(container(objs)["resources"]["requests"]["memory"])
+    lim = bytes_of(container(objs)["resources"].get("limits", {}).get("memory", "0"))
+    mib = 1024 ** 2
+    check(f"memory: {name} ({backend}) requests {req // mib} MiB >= engine {(need - OVERHEAD) // mib} MiB "
+          f"+ {OVERHEAD // mib} MiB overhead, limit >= request",
+          req >= need and (lim == 0 or lim >= req), f"request {req // mib} MiB, needs {need // mib} MiB")
+
+
 def item10(helm):
     for f in sorted(p.relative_to(REPO).as_posix() for p in (REPO / "examples").glob("values-*.yaml")):
         objs, err = render(helm, f)
         env = {e["name"]: e.get("value") for e in container(objs).get("env", [])}
         backend = env.get("ORBIT_PERSISTENCE_BACKEND")
-        if backend not in ENGINE_MEMORY:
-            continue
-        s = effective(objs, backend)
-        need = ENGINE_MEMORY[backend]({k: bytes_of(v) if k in ("block_cache_size", "write_buffer_size", "memtable_size")
-                                        else int(v) for k, v in s.items()
-                                        if k in ("block_cache_size", "write_buffer_size", "max_write_buffer_number",
-                                                 "memtable_size", "max_memtables")}) + OVERHEAD
-        req = bytes_of(container(objs)["resources"]["requests"]["memory"])
-        lim = bytes_of(container(objs)["resources"].get("limits", {}).get("memory", "0"))
-        mib = 1024 ** 2
-        check(f"memory: {f} ({backend}) requests {req // mib} MiB >= engine {(need - OVERHEAD) // mib} MiB "
-              f"+ {OVERHEAD // mib} MiB overhead, limit >= request",
-              req >= need and (lim == 0 or lim >= req), f"request {req // mib} MiB, needs {need // mib} MiB")
+        size = claim_size(objs)
+        if size is not None and backend in SEED_MIN_VOLUME:
+            check(f"sizes: {f} ({backend}) claims {size} >= the guides' {SEED_MIN_VOLUME[backend]}",
+                  bytes_of(size) >= bytes_of(SEED_MIN_VOLUME[backend]), size)
+        memory_check(f, objs, backend)
 
 
 def main():
     a = argparse.ArgumentParser()
     a.add_argument("--helm", required=True)
+    a.add_argument("--kubectl", help="for the raw manifests' kustomizations (item 10)")
     a.add_argument("--only", choices=["item5", "item7", "item9", "item10"])
     args = a.parse_args()
     for name, fn in (("item5", item5), ("item7", item7), ("item9", item9), ("item10", item10)):
@@ -321,6 +361,11 @@ def main():
                 fn(args.helm)
             except Exception as e:  # a render that broke the check itself
                 check(f"{name} checks ran", False, f"{type(e).__name__}: {e}")
+    if args.only in (None, "item10"):
+        if args.kubectl:
+            item10_raw(args.kubectl)
+        else:
+            check("raw sizes: --kubectl given", False, "no kubectl")
     print(f"chart values test: {sum(results)} passed, {len(results) - sum(results)} failed")
     return 0 if all(results) else 1
 
