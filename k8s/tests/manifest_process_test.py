@@ -246,7 +246,9 @@ TEST_SECRET = {
 
 # Labels Prometheus adds to every scraped series (target labels) and the
 # histogram bucket label: allowed in rules besides the server's own labels.
-TARGET_LABELS = {"namespace", "pod", "container", "service", "endpoint", "job", "instance", "le"}
+TARGET_LABELS = {"namespace", "pod", "container", "service", "endpoint", "job", "instance", "le",
+                 # the kubelet's volume statistics (OrbitVolumeFillingUp)
+                 "persistentvolumeclaim"}
 MAX_STARTUP_WAIT = 60.0  # seconds; a cap on failureThreshold x periodSeconds for the test
 
 
