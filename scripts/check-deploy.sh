@@ -284,6 +284,44 @@ if out=$(cd "$work" && "$promtool" test rules prometheus-rules.test.yaml 2>&1); 
 rm -rf "$work"
 
 # ---------------------------------------------------------------------------
+# Issue 17 (chart): upgrade guard, credentials, knobs, memory requests. Both
+# scripts render with the real helm and print one PASS/FAIL line per check;
+# issue17_counted adds each to the counters.
+issue17_counted() { # label, command...
+    local label=$1 out rc line; shift
+    out=$("$@" 2>&1); rc=$?
+    while IFS= read -r line; do
+        case "$line" in
+            "PASS "*) ok "${line#PASS }" ;;
+            "FAIL "*) bad "${line#FAIL }" ;;
+            *) echo "$line" ;;
+        esac
+    done <<<"$out"
+    if [ "$rc" != 0 ] && ! grep -q '^FAIL ' <<<"$out"; then bad "$label exited $rc"; fi
+}
+# k8s/tests/upgrade_test.py renders the chart at previous and changed values (and
+# the chart of $prev_chart_ref at every example) and checks that the upgrade guard
+# refuses exactly the changes Kubernetes forbids, with the documented procedure.
+prev_chart_ref=${ORBIT_PREVIOUS_CHART_REF:-e4937c5}   # the chart before the guard; the last release tag once tagged
+step "chart upgrade test (previous chart: $prev_chart_ref)"
+issue17_counted "chart upgrade test" "$py" k8s/tests/upgrade_test.py --helm "$helm" --previous-ref "$prev_chart_ref"
+step "chart: every knob at once (k8s/tests/values-all-knobs.yaml)"
+for v in "${versions[@]}"; do
+    if out=$(render k8s/tests/values-all-knobs.yaml | kv "$v" -); then ok "helm template (all knobs) valid for $v"; else echo "$out"; bad "helm template (all knobs) for $v"; fi
+done
+if out=$(render k8s/tests/values-all-knobs.yaml | to_json | node k8s/tests/validate-monitoring.mjs "$nodem/node_modules" 2>&1); then
+    ok "helm template (all knobs): $out"
+else echo "$out"; bad "helm template (all knobs): monitoring objects"; fi
+step "chart values test (credentials, knobs, memory requests)"
+issue17_counted "chart values test" "$py" k8s/tests/chart_values_test.py --helm "$helm" --kubectl "$kubectl"
+step "raw manifests per local backend: kubectl kustomize examples/k8s-* | kubernetes-validate --strict (${versions[*]})"
+for d in examples/k8s-*/; do
+    for v in "${versions[@]}"; do
+        if out=$("$kubectl" kustomize "$d" | kv "$v" -); then ok "kubectl kustomize ${d%/} valid for $v"; else echo "$out"; bad "kubectl kustomize ${d%/} for $v"; fi
+    done
+done
+
+# ---------------------------------------------------------------------------
 step "manifest-driven process test ($bin)"
 if "$py" k8s/tests/manifest_process_test.py --bin "$bin" --helm "$helm" --operator "$op_bin"; then ok "manifest-driven process test"; else bad "manifest-driven process test"; fi
 

@@ -192,12 +192,12 @@ GCS_TEST_PORT = 4443  # the test Secret's gcs_base_url; each case has its own ne
 
 
 def gcs_test_server(scratch: Path, env: dict):
-    """The GCS XML-API test server of host/cloud (orbit-gcs-test-server, built
+    """The GCS XML-API test server of host/test-support (orbit-gcs-test-server, built
     by `cargo test --release`); the test Secret's service-account JSON points
     object_store at it. A protocol test double, not Google."""
     bin = Path(os.environ.get("ORBIT_GCS_TEST_SERVER_BIN", REPO / "target" / "release" / "orbit-gcs-test-server"))
     if not bin.exists():
-        raise CaseFailure(f"{bin} not found: cargo build --release -p orbit-cloud --bin orbit-gcs-test-server")
+        raise CaseFailure(f"{bin} not found: cargo build --release --locked --bin orbit-gcs-test-server")
     proc = subprocess.Popen([str(bin), str(GCS_TEST_PORT)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     wait_port(GCS_TEST_PORT, proc, "the GCS test server")
@@ -249,7 +249,9 @@ TEST_SECRET = {
 
 # Labels Prometheus adds to every scraped series (target labels) and the
 # histogram bucket label: allowed in rules besides the server's own labels.
-TARGET_LABELS = {"namespace", "pod", "container", "service", "endpoint", "job", "instance", "le"}
+TARGET_LABELS = {"namespace", "pod", "container", "service", "endpoint", "job", "instance", "le",
+                 # the kubelet's volume statistics (OrbitVolumeFillingUp)
+                 "persistentvolumeclaim"}
 MAX_STARTUP_WAIT = 60.0  # seconds; a cap on failureThreshold x periodSeconds for the test
 
 

@@ -43,11 +43,7 @@ pub(crate) fn open(config: &CowBtreeConfig) -> StorageResult<KvStorage<CowEngine
     };
     let db = Db::open(dir, options).map_err(error)?;
     tracing::info!(file = %file.display(), durability = ?config.durability, "copy-on-write B+tree opened");
-    KvStorage::open(
-        CowEngine(db),
-        BackendKind::CowBtree,
-        file.display().to_string(),
-    )
+    KvStorage::open(CowEngine(db), file.display().to_string())
 }
 
 fn error(e: orbit_cow_btree::Error) -> StorageError {

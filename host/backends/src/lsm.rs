@@ -41,7 +41,7 @@ pub(crate) fn open(config: &LsmTreeConfig) -> StorageResult<KvStorage<LsmEngine>
     };
     let db = Db::open(&config.data_dir, options).map_err(error)?;
     tracing::info!(dir = %config.data_dir, durability = ?config.durability, "lsm tree opened");
-    KvStorage::open(LsmEngine(db), BackendKind::LsmTree, config.data_dir.clone())
+    KvStorage::open(LsmEngine(db), config.data_dir.clone())
 }
 
 fn error(e: orbit_lsm::Error) -> StorageError {

@@ -60,7 +60,7 @@ impl crate::Backend for RocksdbConfig {
 pub(crate) fn open(config: &RocksdbConfig) -> StorageResult<KvStorage<RocksEngine>> {
     let engine = RocksEngine::open(config)?;
     let location = engine.dir.display().to_string();
-    KvStorage::open(engine, BackendKind::Rocksdb, location)
+    KvStorage::open(engine, location)
 }
 
 impl RocksEngine {

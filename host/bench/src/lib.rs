@@ -16,7 +16,6 @@ pub mod histogram;
 pub mod keyspace;
 pub mod process;
 pub mod procfs;
-pub mod weed;
 pub mod workload;
 
 use std::time::Duration;

@@ -14,7 +14,7 @@
 use std::sync::Arc;
 
 use object_store::azure::MicrosoftAzureBuilder;
-use orbit_storage::{AzureConfig, BackendKind, StorageError};
+use orbit_storage::{AzureConfig, StorageError};
 
 use crate::options::{client_options, retry_config};
 use crate::provider::{check_prefix, secret};
@@ -73,7 +73,6 @@ pub fn open_azure(config: &AzureConfig) -> Result<Arc<CloudStorage>, StorageErro
     };
     Ok(Arc::new(
         CloudStorage::new(
-            BackendKind::Azure,
             "azure",
             format!("{}/{}", config.account_name, config.container_name),
             clients,

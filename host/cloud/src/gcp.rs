@@ -10,12 +10,12 @@
 //! `x-goog-if-generation-match` with the object generation (0 = create).
 //! A key JSON may carry `gcs_base_url` (and `disable_oauth`) to reach a
 //! test server; that is how the tests run, against the XML-API server in
-//! `tests/support`, not against Google.
+//! `orbit-test-support`, not against Google.
 
 use std::sync::Arc;
 
 use object_store::gcp::GoogleCloudStorageBuilder;
-use orbit_storage::{BackendKind, GcpConfig, StorageError};
+use orbit_storage::{GcpConfig, StorageError};
 
 use crate::options::{client_options, retry_config};
 use crate::provider::{check_prefix, secret};
@@ -68,7 +68,6 @@ pub fn open_gcp(config: &GcpConfig) -> Result<Arc<CloudStorage>, StorageError> {
         write: Arc::new(build()?),
     };
     Ok(Arc::new(CloudStorage::new(
-        BackendKind::Gcp,
         "gcs",
         config.bucket_name.clone(),
         clients,

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
-use orbit_storage::{BackendKind, S3Config, SecretRef, StorageError};
+use orbit_storage::{S3Config, SecretRef, StorageError};
 
 use crate::hooks::TestHooks;
 use crate::options::{client_options, retry_config};
@@ -133,7 +133,6 @@ fn build_s3(config: &S3Config) -> Result<CloudStorage, StorageError> {
         .clone()
         .unwrap_or_else(|| format!("the AWS S3 endpoint of region {}", config.region));
     Ok(CloudStorage::new(
-        BackendKind::S3,
         "s3",
         config.bucket.clone(),
         clients,

@@ -23,8 +23,8 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, UpdateVersion};
 use orbit_storage::validate;
 use orbit_storage::{
-    BackendKind, BatchOp, Entry, ListPage, ListQuery, Precondition, PutOptions, StorageError,
-    StorageResult, StorageStats, Version, now_millis,
+    BatchOp, Entry, ListPage, ListQuery, Precondition, PutOptions, StorageError, StorageResult,
+    StorageStats, Version, now_millis,
 };
 use sha2::{Digest, Sha256};
 
@@ -52,7 +52,6 @@ pub struct Clients {
 /// A key-value store kept in one bucket / container under one prefix.
 /// Several processes may open the same prefix at once.
 pub struct CloudStorage {
-    pub(crate) kind: BackendKind,
     pub(crate) provider: &'static str,
     pub(crate) bucket: String,
     pub(crate) clients: Clients,
@@ -107,7 +106,6 @@ pub(crate) enum Settled {
 
 impl CloudStorage {
     pub(crate) fn new(
-        kind: BackendKind,
         provider: &'static str,
         bucket: String,
         clients: Clients,
@@ -130,7 +128,6 @@ impl CloudStorage {
         let layout = Layout::new(prefix);
         let lease = Lease::new(layout.lease().clone(), writer_id.clone());
         CloudStorage {
-            kind,
             provider,
             bucket,
             clients,
@@ -309,10 +306,6 @@ pub(crate) fn inner(error: &StorageError) -> String {
 
 #[async_trait::async_trait]
 impl orbit_storage::Storage for CloudStorage {
-    fn kind(&self) -> BackendKind {
-        self.kind
-    }
-
     async fn get(&self, key: &[u8]) -> StorageResult<Option<Entry>> {
         validate::key(key)?;
         match self.read_key(key).await? {

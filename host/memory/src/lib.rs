@@ -45,8 +45,8 @@ use parking_lot::{Mutex, RwLock};
 use crate::reserve::Reservation;
 use crate::state::State;
 use orbit_storage::{
-    BackendKind, BatchOp, Entry, ListPage, ListQuery, MemoryConfig, Precondition, PutOptions,
-    Storage, StorageError, StorageResult, StorageStats, Version, now_millis, validate,
+    BatchOp, Entry, ListPage, ListQuery, MemoryConfig, Precondition, PutOptions, Storage,
+    StorageError, StorageResult, StorageStats, Version, now_millis, validate,
 };
 
 /// The memory backend. Cheap to share: wrap it in an `Arc` (for example
@@ -211,10 +211,6 @@ impl Shared {
 
 #[async_trait]
 impl Storage for MemoryStorage {
-    fn kind(&self) -> BackendKind {
-        BackendKind::Memory
-    }
-
     async fn get(&self, key: &[u8]) -> StorageResult<Option<Entry>> {
         validate::key(key)?;
         let now = now_millis();

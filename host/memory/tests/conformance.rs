@@ -18,7 +18,7 @@ fn config(disk_backup: bool, backup_path: String) -> MemoryConfig {
         max_entries: 1_000_000,
         disk_backup,
         backup_path,
-        backup_interval: std::time::Duration::from_secs(300),
+        ..MemoryConfig::defaults("/unused").expect("the memory defaults")
     }
 }
 
@@ -82,9 +82,6 @@ enum Bug {
 
 #[async_trait::async_trait]
 impl Storage for Broken {
-    fn kind(&self) -> orbit_storage::BackendKind {
-        self.inner.kind()
-    }
     async fn get(&self, key: &[u8]) -> StorageResult<Option<Entry>> {
         if matches!(self.bug, Bug::AcceptsEmptyKeys) && key.is_empty() {
             return Ok(None);

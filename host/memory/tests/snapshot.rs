@@ -23,7 +23,7 @@ fn config(path: &Path, max_entries: u64) -> MemoryConfig {
         max_entries,
         disk_backup: true,
         backup_path: path.display().to_string(),
-        backup_interval: std::time::Duration::from_secs(300),
+        ..MemoryConfig::defaults("/unused").expect("the memory defaults")
     }
 }
 
@@ -356,7 +356,7 @@ fn disk_backup_needs_a_file_name() {
         max_entries: 10,
         disk_backup: true,
         backup_path: String::new(),
-        backup_interval: std::time::Duration::from_secs(1),
+        ..MemoryConfig::defaults("/unused").expect("the memory defaults")
     };
     assert!(matches!(
         MemoryStorage::open(&bad),
@@ -752,7 +752,7 @@ fn unwritable_snapshot_directory_fails_at_open() {
             max_entries: 10,
             disk_backup: true,
             backup_path: blocker.join("orbit_backup.json").display().to_string(),
-            backup_interval: std::time::Duration::from_secs(60),
+            ..orbit_storage::MemoryConfig::defaults("/unused").expect("the memory defaults")
         };
         let err = orbit_memory::MemoryStorage::open(&config)
             .unwrap_err()
@@ -766,7 +766,7 @@ fn unwritable_snapshot_directory_fails_at_open() {
         max_entries: 10,
         disk_backup: true,
         backup_path: dir.path().join("orbit_backup.json").display().to_string(),
-        backup_interval: std::time::Duration::from_secs(60),
+        ..orbit_storage::MemoryConfig::defaults("/unused").expect("the memory defaults")
     };
     let err = orbit_memory::MemoryStorage::open(&config)
         .unwrap_err()

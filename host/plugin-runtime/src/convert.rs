@@ -156,3 +156,30 @@ impl wit::HealthStatus {
         }
     }
 }
+
+/// The report of a healthy memory backend whose canary passed: what
+/// `orbit-server plugin test` sends a health plugin, and a starting point
+/// for tests.
+pub fn sample_health_report() -> wit::HealthReport {
+    wit::HealthReport {
+        backend: wit::BackendKind::Memory,
+        backend_open: true,
+        stats: wit::BackendStats {
+            live_keys: 0,
+            live_bytes: 0,
+            disk_bytes: None,
+            remote: None,
+        },
+        canary: wit::CanaryResult {
+            ok: true,
+            latency_us: 40,
+            error: None,
+        },
+        window_secs: 60,
+        operations: 100,
+        errors: 0,
+        recent_errors: Vec::new(),
+        latencies: Vec::new(),
+        uptime_secs: 120,
+    }
+}

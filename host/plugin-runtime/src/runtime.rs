@@ -367,7 +367,7 @@ impl<P> Plugin<P> {
 /// wasmtime's hostcall fuel ran out: the guest tried to hand the host more
 /// bytes in one transfer than `set_hostcall_fuel` allows. wasmtime keeps the
 /// error type private, so it is recognised by its message (a test in
-/// `tests/boundary.rs` fails if a wasmtime upgrade changes it).
+/// `tests/output_bounds.rs` fails if a wasmtime upgrade changes it).
 fn is_transfer_limit(e: &wasmtime::Error) -> bool {
     e.chain().any(|c| {
         c.to_string()

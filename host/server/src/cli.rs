@@ -57,12 +57,14 @@ pub enum ConfigCommand {
     /// Print every setting (variable, TOML key, default, meaning) as a
     /// markdown table.
     Settings,
-    /// Regenerate the Helm chart's backend settings (the `persistence.<backend>`
-    /// tables of values.yaml and their schema) from the settings catalogue.
-    Chart {
-        /// The chart directory, e.g. helm/orbit-rs.
-        dir: std::path::PathBuf,
-        /// Only check: exit non-zero, saying what differs, if the chart has drifted.
+    /// Regenerate the files that follow from the settings catalogue: the
+    /// README's settings table, the Helm chart's backend tables and their
+    /// schema, the raw manifests' backend variables.
+    Generate {
+        /// The repository root.
+        #[arg(default_value = ".")]
+        root: std::path::PathBuf,
+        /// Only check: exit non-zero, naming the files that differ.
         #[arg(long)]
         check: bool,
     },
@@ -148,18 +150,35 @@ async fn run(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Config {
-            command: ConfigCommand::Chart { dir, check },
-        } => {
-            let outcome = if check {
-                crate::chart::drift(&dir).and_then(|d| d.map_or(Ok(()), Err))
-            } else {
-                crate::chart::write(&dir)
-            };
-            match outcome {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => fail(&e),
+            command: ConfigCommand::Generate { root, check },
+        } => generate(&root, check),
+    }
+}
+
+fn generate(root: &std::path::Path, check: bool) -> ExitCode {
+    use crate::generated;
+    let files = if check {
+        generated::drift(root)
+    } else {
+        generated::write(root)
+    };
+    match files {
+        Ok(files) if check && !files.is_empty() => fail(&format!(
+            "{} differ from the settings catalogue; run `{}`",
+            files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            generated::COMMAND
+        )),
+        Ok(files) => {
+            for f in files {
+                println!("wrote {}", f.display());
             }
+            ExitCode::SUCCESS
         }
+        Err(e) => fail(&e),
     }
 }
 

@@ -11,8 +11,8 @@ use bytes::Bytes;
 use tokio::sync::{RwLock, RwLockReadGuard};
 
 use orbit_storage::{
-    BackendKind, BatchOp, EngineMetric, Entry, ListPage, ListQuery, Precondition, PutOptions,
-    Storage, StorageError, StorageResult, StorageStats, Version,
+    BatchOp, EngineMetric, Entry, ListPage, ListQuery, Precondition, PutOptions, Storage,
+    StorageError, StorageResult, StorageStats, Version,
 };
 
 pub struct WriteGate {
@@ -49,10 +49,6 @@ impl WriteGate {
 
 #[async_trait]
 impl Storage for WriteGate {
-    fn kind(&self) -> BackendKind {
-        self.inner.kind()
-    }
-
     async fn get(&self, key: &[u8]) -> StorageResult<Option<Entry>> {
         self.inner.get(key).await
     }
@@ -109,8 +105,7 @@ mod tests {
         let config = MemoryConfig {
             max_entries: 100,
             disk_backup: false,
-            backup_path: String::new(),
-            backup_interval: std::time::Duration::from_secs(60),
+            ..MemoryConfig::defaults("/unused").expect("the memory defaults")
         };
         let gate = Arc::new(WriteGate::new(Arc::new(
             MemoryStorage::open(&config).unwrap(),

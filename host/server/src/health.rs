@@ -154,6 +154,17 @@ impl HealthService {
         {
             return r.clone();
         }
+        self.evaluate_into(&mut last).await
+    }
+
+    /// A verdict evaluated now, whatever the age of the cached one (which
+    /// it replaces): what `/health/ready` answers once the cache runs out.
+    pub async fn readiness_now(&self) -> Readiness {
+        let mut last = self.last.lock().await;
+        self.evaluate_into(&mut last).await
+    }
+
+    async fn evaluate_into(&self, last: &mut Option<(Instant, Readiness)>) -> Readiness {
         let r = self.evaluate().await;
         self.live
             .store(r.live, std::sync::atomic::Ordering::Relaxed);
@@ -240,7 +251,7 @@ impl HealthService {
         };
         let window = self.storage.summary();
         let report = wit::HealthReport {
-            backend: convert::backend_kind_to_wit(self.storage.kind()),
+            backend: convert::backend_kind_to_wit(self.storage.backend()),
             backend_open: open,
             stats: wit::BackendStats {
                 live_keys: stats.keys,
@@ -287,7 +298,7 @@ impl HealthService {
             status,
             reasons,
             backend: BackendDetail {
-                kind: self.storage.kind().name(),
+                kind: self.storage.backend().name(),
                 open,
                 keys: stats.sizes_known.then_some(stats.keys),
                 bytes: stats.sizes_known.then_some(stats.bytes),

@@ -75,19 +75,24 @@ pub struct WindowSummary {
 pub struct InstrumentedStorage {
     inner: Arc<dyn Storage>,
     metrics: Arc<Metrics>,
-    backend: String,
+    backend: BackendKind,
     window: Mutex<Window>,
 }
 
 impl InstrumentedStorage {
-    pub fn new(inner: Arc<dyn Storage>, metrics: Arc<Metrics>) -> Self {
-        let backend = inner.kind().name().to_string();
+    /// `inner`, a store of the `backend` backend.
+    pub fn new(inner: Arc<dyn Storage>, backend: BackendKind, metrics: Arc<Metrics>) -> Self {
         InstrumentedStorage {
             inner,
             metrics,
             backend,
             window: Mutex::new(Window::default()),
         }
+    }
+
+    /// Which backend this is.
+    pub fn backend(&self) -> BackendKind {
+        self.backend
     }
 
     /// Sets the size gauges from a stats answer.
@@ -98,7 +103,7 @@ impl InstrumentedStorage {
             && s.sizes_known
         {
             let label = crate::metrics::BackendKindLabel {
-                backend: self.backend.clone(),
+                backend: self.backend.name().to_string(),
             };
             self.metrics
                 .backend_keys
@@ -120,7 +125,7 @@ impl InstrumentedStorage {
         self.metrics
             .backend_operations
             .get_or_create(&BackendLabels {
-                backend: self.backend.clone(),
+                backend: self.backend.name().to_string(),
                 operation: op.into(),
                 outcome: outcome.into(),
             })
@@ -128,7 +133,7 @@ impl InstrumentedStorage {
         self.metrics
             .backend_duration
             .get_or_create(&BackendOpLabels {
-                backend: self.backend.clone(),
+                backend: self.backend.name().to_string(),
                 operation: op.into(),
             })
             .observe(elapsed.as_secs_f64());
@@ -192,10 +197,6 @@ fn is_backend_failure(e: &StorageError) -> bool {
 
 #[async_trait]
 impl Storage for InstrumentedStorage {
-    fn kind(&self) -> BackendKind {
-        self.inner.kind()
-    }
-
     async fn get(&self, key: &[u8]) -> StorageResult<Option<Entry>> {
         let t = Instant::now();
         let r = self.inner.get(key).await;

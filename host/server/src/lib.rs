@@ -18,7 +18,8 @@
 //! typed config), `orbit_backends` (opening a backend), [`instrumented`]
 //! (metrics and the recent-operations window), [`health`], [`metrics`],
 //! [`http`] (routes and handlers), [`serve`] (listeners, background tasks,
-//! graceful shutdown), [`logging`].
+//! graceful shutdown), [`logging`]; [`generated`] writes the files that
+//! follow from the settings catalogue (README table, chart, raw manifests).
 
 pub mod bootstrap;
 pub mod chart;
@@ -26,10 +27,12 @@ pub mod cli;
 pub mod config_view;
 pub mod context;
 pub mod gate;
+pub mod generated;
 pub mod health;
 pub mod http;
 pub mod instrumented;
 pub mod logging;
+pub mod manifests;
 pub mod metrics;
 pub mod plugin_cli;
 pub mod policy;

@@ -114,37 +114,11 @@ fn role_of(rt: &PluginRuntime, bytes: &[u8], flag: Option<&str>) -> Result<Role,
         .ok_or_else(|| "the component exports no orbit:storage role interface; pass --role to see why it does not fit".into())
 }
 
-/// A report as the server would send with a healthy memory backend.
-fn sample_report() -> wit::HealthReport {
-    wit::HealthReport {
-        backend: convert::backend_kind_to_wit(BackendKind::Memory),
-        backend_open: true,
-        stats: wit::BackendStats {
-            live_keys: 0,
-            live_bytes: 0,
-            disk_bytes: None,
-            remote: None,
-        },
-        canary: wit::CanaryResult {
-            ok: true,
-            latency_us: 40,
-            error: None,
-        },
-        window_secs: 60,
-        operations: 100,
-        errors: 0,
-        recent_errors: Vec::new(),
-        latencies: Vec::new(),
-        uptime_secs: 120,
-    }
-}
-
 fn sample_storage() -> Result<Arc<dyn Storage>, String> {
     let config = MemoryConfig {
         max_entries: 1000,
         disk_backup: false,
-        backup_path: String::new(),
-        backup_interval: std::time::Duration::from_secs(60),
+        ..MemoryConfig::defaults("/unused").expect("the memory defaults")
     };
     Ok(Arc::new(
         MemoryStorage::open(&config).map_err(|e| e.to_string())?,
@@ -234,7 +208,11 @@ async fn execute(
                 Role::Health => {
                     let p = rt.load_health(&spec).map_err(|e| e.to_string())?;
                     let v = p
-                        .evaluate(&ctx, &sample_report(), Some(sample_storage()?))
+                        .evaluate(
+                            &ctx,
+                            &convert::sample_health_report(),
+                            Some(sample_storage()?),
+                        )
                         .await
                         .map_err(|e| e.to_string())?;
                     println!(
@@ -347,7 +325,7 @@ async fn execute(
                     let t = Instant::now();
                     let again = cached.load_health(&spec).map_err(|e| e.to_string())?;
                     print_start(t.elapsed(), again.info());
-                    let report = sample_report();
+                    let report = convert::sample_health_report();
                     for _ in 0..n {
                         let t = Instant::now();
                         p.evaluate(&ctx, &report, None)
@@ -470,7 +448,7 @@ async fn run_once(
             })
         }
         Role::Health => {
-            let mut report = sample_report();
+            let mut report = convert::sample_health_report();
             let r = &input.report;
             report.backend_open = r.backend_open.unwrap_or(report.backend_open);
             report.canary.ok = r.canary_ok.unwrap_or(report.canary.ok);

@@ -23,59 +23,132 @@ use crate::settings::{ConfigSource, ServerSettings};
 use crate::{context, reload};
 use orbit_plugin_runtime::Role;
 
+/// Everything the server runs, short of its listeners and background
+/// tasks: the plugins have decided, the backend is open, and the routers
+/// can be built. [`run`] serves it; tests serve it from their own process.
+pub struct App {
+    /// What every handler shares.
+    pub state: AppState,
+    pub metrics: Arc<Metrics>,
+    /// The backend, behind the write gate and the metrics.
+    pub storage: Arc<InstrumentedStorage>,
+    /// The selector and translator in service, watched for the next start.
+    pub policy: Arc<PolicyPlugins>,
+    pub runtime: Arc<orbit_plugin_runtime::PluginRuntime>,
+    /// What the plugins decided: the backend and its configuration.
+    pub resolved: bootstrap::Resolved,
+    gate: Arc<WriteGate>,
+}
+
+impl App {
+    /// Loads the plugins, resolves the backend configuration through them
+    /// and opens the backend, as the server does at start-up.
+    pub async fn build(src: &ConfigSource, settings: &ServerSettings) -> anyhow::Result<App> {
+        let metrics = Arc::new(Metrics::new());
+        let plugins = bootstrap::load_plugins(settings, Some(metrics.clone()))?;
+        let ctx = context::build(src, &settings.data_dir);
+        let resolved = bootstrap::resolve(
+            &plugins.selector,
+            &plugins.translator,
+            &ctx,
+            &crate::secrets::bindings(src),
+        )
+        .await?;
+        // Selection and translation happen once; only the health plugin stays.
+        for info in [
+            plugins.selector.info(),
+            plugins.translator.info(),
+            plugins.health.info(),
+        ] {
+            metrics.plugin_loaded(info);
+            metrics.plugin_in_service(info);
+        }
+        let Plugins {
+            health,
+            runtime,
+            selector,
+            translator,
+        } = plugins;
+        let policy = Arc::new(PolicyPlugins::new(
+            selector,
+            translator,
+            &resolved,
+            src.clone(),
+            settings.data_dir.clone(),
+        ));
+        for w in &resolved.warnings {
+            tracing::warn!("{w}");
+        }
+        tracing::info!(reason = %resolved.reason, "Starting Orbit-RS server with persistence backend: {}", resolved.backend);
+
+        let inner = orbit_backends::open(&resolved.config)
+            .await
+            .with_context(|| format!("cannot open the {} backend", resolved.backend))?;
+        let gate = Arc::new(WriteGate::new(inner));
+        let storage = Arc::new(InstrumentedStorage::new(
+            gate.clone(),
+            resolved.config.kind(),
+            metrics.clone(),
+        ));
+        let health = Arc::new(HealthService::new(
+            storage.clone(),
+            health,
+            src.clone(),
+            settings.data_dir.clone(),
+            metrics.clone(),
+            policy.clone(),
+        ));
+        let state = AppState {
+            storage: storage.clone(),
+            health,
+            metrics: metrics.clone(),
+            limits: Limits {
+                max_key_bytes: settings.max_key_bytes,
+                max_value_bytes: settings.max_value_bytes,
+            },
+            token: settings.api_token.clone().map(Arc::new),
+        };
+        Ok(App {
+            state,
+            metrics,
+            storage,
+            policy,
+            runtime,
+            resolved,
+            gate,
+        })
+    }
+
+    /// The API router (see [`http::router`]).
+    pub fn router(&self) -> axum::Router {
+        http::router(self.state.clone())
+    }
+
+    /// The metrics router (see [`http::metrics_router`]).
+    pub fn metrics_router(&self) -> axum::Router {
+        http::metrics_router(self.metrics.clone(), self.storage.clone())
+    }
+
+    /// The health service behind `/health/ready`.
+    pub fn health(&self) -> &Arc<HealthService> {
+        &self.state.health
+    }
+
+    /// What shutdown does once requests have drained: waits for the writes
+    /// in the backend, refuses every later one, then flushes (the memory
+    /// backend's final snapshot). No write is acknowledged after it.
+    pub async fn close(&self) -> anyhow::Result<()> {
+        self.gate.close().await;
+        self.storage
+            .flush()
+            .await
+            .context("final flush at shutdown failed")
+    }
+}
+
 /// Runs until SIGTERM or Ctrl-C.
 pub async fn run(src: ConfigSource, settings: ServerSettings) -> anyhow::Result<()> {
-    let metrics = Arc::new(Metrics::new());
-    let plugins = bootstrap::load_plugins(&settings, Some(metrics.clone()))?;
-    let ctx = context::build(&src, &settings.data_dir);
-    let resolved = bootstrap::resolve(
-        &plugins.selector,
-        &plugins.translator,
-        &ctx,
-        &crate::secrets::bindings(&src),
-    )
-    .await?;
-    // Selection and translation happen once; only the health plugin stays.
-    for info in [
-        plugins.selector.info(),
-        plugins.translator.info(),
-        plugins.health.info(),
-    ] {
-        metrics.plugin_loaded(info);
-        metrics.plugin_in_service(info);
-    }
-    let Plugins {
-        health,
-        runtime,
-        selector,
-        translator,
-    } = plugins;
-    let policy = Arc::new(PolicyPlugins::new(
-        selector,
-        translator,
-        &resolved,
-        src.clone(),
-        settings.data_dir.clone(),
-    ));
-    for w in &resolved.warnings {
-        tracing::warn!("{w}");
-    }
-    tracing::info!(reason = %resolved.reason, "Starting Orbit-RS server with persistence backend: {}", resolved.backend);
-
-    let inner = orbit_backends::open(&resolved.config)
-        .await
-        .with_context(|| format!("cannot open the {} backend", resolved.backend))?;
-    let gate = Arc::new(WriteGate::new(inner));
-    let storage = Arc::new(InstrumentedStorage::new(gate.clone(), metrics.clone()));
-    let health = Arc::new(HealthService::new(
-        storage.clone(),
-        health,
-        src.clone(),
-        settings.data_dir.clone(),
-        metrics.clone(),
-        policy.clone(),
-    ));
-
+    let app = App::build(&src, &settings).await?;
     let http_listener = TcpListener::bind(settings.http_addr)
         .await
         .with_context(|| format!("cannot listen on {} (ORBIT_HTTP_ADDR)", settings.http_addr))?;
@@ -92,17 +165,15 @@ pub async fn run(src: ConfigSource, settings: ServerSettings) -> anyhow::Result<
         metrics = %metrics_listener.local_addr()?,
         "listening"
     );
-
-    let state = AppState {
-        storage: storage.clone(),
-        health,
-        metrics: metrics.clone(),
-        limits: Limits {
-            max_key_bytes: settings.max_key_bytes,
-            max_value_bytes: settings.max_value_bytes,
-        },
-        token: settings.api_token.clone().map(Arc::new),
-    };
+    let App {
+        state,
+        metrics,
+        storage,
+        policy,
+        runtime,
+        resolved,
+        gate,
+    } = app;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let background = spawn_background(

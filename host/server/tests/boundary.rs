@@ -1,15 +1,11 @@
-//! The plugin trust boundary, tried by hostile components loaded into the
-//! real server binary (issue 14):
-//! - a translator cannot make the host resolve a secret that is not its
-//!   field's own, so nothing reaches the attacker's endpoint;
-//! - a plugin cannot make the host hold more than its own memory cap, by
-//!   aliasing one buffer many times in a result or an import's arguments, or
-//!   by hoarding `wasi:keyvalue` handles; the call fails as `memory_limit`,
-//!   the server's peak RSS stays bounded and `/v1` keeps answering;
-//! - the store import reaches only the granted buckets, and never the host's
-//!   private keyspace.
-
-mod support;
+//! The plugin trust boundary at start-up, tried by a hostile translator
+//! loaded into the real server binary (issue 14): it cannot make the host
+//! resolve a secret that is not its field's own, so the server and
+//! `config check` refuse to start and nothing reaches the attacker's
+//! endpoint. The runtime's own bounds (a plugin cannot make the host hold
+//! more than its memory cap; the store import reaches only granted buckets
+//! and never the host's private keyspace) are proven in-process in
+//! `host/plugin-runtime/tests/output_bounds.rs` and `sandbox.rs`.
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -17,7 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use support::{Server, built, run_to_end};
+use orbit_test_support::server::run_to_end;
+use orbit_test_support::wasm::fixture;
 
 /// A loopback listener standing in for the attacker's endpoint: counts every
 /// byte anyone sends it.
@@ -50,9 +47,7 @@ impl Attacker {
 
 #[test]
 fn a_translator_cannot_name_another_settings_secret() {
-    let translator = built("host/server/tests/fixtures/hostile-translator")
-        .display()
-        .to_string();
+    let translator = fixture("hostile-translator").display().to_string();
     let attacker = Attacker::listen();
     let dir = tempfile::tempdir().unwrap();
     let stolen = dir.path().join("serviceaccount-token");
@@ -122,191 +117,5 @@ fn a_translator_cannot_name_another_settings_secret() {
         attacker.received.load(Ordering::SeqCst),
         0,
         "the attacker's endpoint received bytes"
-    );
-}
-
-/// Resident and peak resident set size of a process, in bytes.
-fn rss(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |name: &str| -> u64 {
-        let line = status.lines().find(|l| l.starts_with(name)).unwrap();
-        let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-        kb * 1024
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-async fn fresh_readiness(s: &Server) -> (u16, serde_json::Value) {
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let r = s.get("/health/ready").await;
-    (r.status, r.json())
-}
-
-/// `/v1` answers while (and after) a plugin misbehaves.
-async fn data_flows(s: &Server, round: usize) {
-    for i in 0..20 {
-        let key = format!("/v1/kv/traffic/{round}/{i}");
-        assert_eq!(s.put(&key, "x").await.status, 200);
-        assert_eq!(s.get(&key).await.status, 200);
-    }
-}
-
-fn counted(metrics: &str, outcome: &str) -> u64 {
-    let series = format!(
-        r#"orbit_plugin_calls_total{{role="health",function="evaluate",outcome="{outcome}"}} "#
-    );
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(&series))
-        .map_or(0, |v| v.trim().parse().unwrap())
-}
-
-fn misbehaving_health() -> String {
-    built("host/server/tests/fixtures/misbehaving-health")
-        .display()
-        .to_string()
-}
-
-/// Puts the fixture in `mode` (after the readiness cache of the last
-/// verdict ran out) and returns the next fresh readiness answer.
-async fn in_mode(s: &Server, mode: &str) -> (u16, serde_json::Value) {
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(s.put("/v1/kv/misbehave", mode).await.status, 200);
-    fresh_readiness(s).await
-}
-
-/// The bound this test holds the server to: its peak RSS stays within this
-/// many bytes above its RSS when idle (four times the plugin memory cap of
-/// 16 MiB: its linear memory, one transfer, and room for the allocator).
-const PEAK_ABOVE_IDLE: u64 = 64 << 20;
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_plugin_cannot_make_the_host_hold_more_than_its_memory_cap() {
-    let plugin = misbehaving_health();
-    let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(
-        dir.path(),
-        &[
-            ("ORBIT_MEMORY_DISK_BACKUP", "false"),
-            ("ORBIT_PLUGIN_HEALTH", &plugin),
-            ("ORBIT_PLUGIN_HEALTH_GRANTS", "keyvalue:default"),
-            ("ORBIT_PLUGIN_MEMORY_LIMIT", "16MiB"),
-        ],
-    );
-    let pid = s.child.id();
-    let (status, j) = fresh_readiness(&s).await;
-    assert_eq!(status, 200, "{j}");
-    let big = "b".repeat(1 << 20);
-    assert_eq!(s.put("/v1/kv/big", &big).await.status, 200);
-    data_flows(&s, 0).await;
-    let (idle, _) = rss(pid);
-
-    // Each attack fails its call as over the memory limit.
-    for (round, mode) in ["alias-reasons", "alias-batch", "cas-hoard"]
-        .iter()
-        .enumerate()
-    {
-        let (status, j) = in_mode(&s, mode).await;
-        assert_eq!(status, 503, "{mode}: {j}");
-        assert!(
-            j["reasons"]
-                .to_string()
-                .contains("exceeded its memory limit of 16777216 bytes"),
-            "{mode}: {j}"
-        );
-        data_flows(&s, round + 1).await;
-    }
-    // A batch over the operation limit is refused to the plugin.
-    let (_, j) = in_mode(&s, "big-batch").await;
-    assert!(
-        j["reasons"].to_string().contains("at most 1000 operations"),
-        "{j}"
-    );
-    assert_eq!(s.get("/v1/kv/big-batch/0").await.status, 404);
-    // A listing page brings back at most the cap; the cursor says there is more.
-    for i in 0..24 {
-        assert_eq!(s.put(&format!("/v1/kv/big/{i:02}"), &big).await.status, 200);
-    }
-    let (_, j) = in_mode(&s, "list-big").await;
-    let reason = j["reasons"][0].as_str().unwrap_or_default().to_string();
-    let n: usize = reason
-        .strip_prefix("list-big page of ")
-        .and_then(|r| r.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("{j}"));
-    assert!(
-        (1..16).contains(&n) && reason.ends_with("more: true"),
-        "{j}"
-    );
-
-    let (now, peak) = rss(pid);
-    eprintln!(
-        "RSS idle {} MiB, now {} MiB, peak {} MiB",
-        idle >> 20,
-        now >> 20,
-        peak >> 20
-    );
-    assert!(
-        peak <= idle + PEAK_ABOVE_IDLE,
-        "peak RSS {} MiB with idle {} MiB",
-        peak >> 20,
-        idle >> 20
-    );
-    let m = s.get("/metrics").await.text();
-    assert!(counted(&m, "memory_limit") >= 3, "{m}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_store_import_reaches_only_granted_buckets_and_never_private_keys() {
-    let plugin = misbehaving_health();
-    let dir = tempfile::tempdir().unwrap();
-    // Granted the bucket `canary` only: the fixture's read of the key
-    // `misbehave` is refused, and its verdict echoes the refusal.
-    let s = Server::start(
-        dir.path(),
-        &[
-            ("ORBIT_MEMORY_DISK_BACKUP", "false"),
-            ("ORBIT_PLUGIN_HEALTH", &plugin),
-            ("ORBIT_PLUGIN_HEALTH_GRANTS", "keyvalue:canary"),
-        ],
-    );
-    assert_eq!(s.put("/v1/kv/misbehave", "none").await.status, 200);
-    let (_, j) = fresh_readiness(&s).await;
-    assert!(
-        j["reasons"]
-            .to_string()
-            .contains("outside the buckets granted to this plugin (granted: canary)"),
-        "{j}"
-    );
-    drop(s);
-
-    // With the whole user keyspace granted, the host's own keys (under 0xFF,
-    // planted in the snapshot next to a user key) stay out of reach however
-    // the listing is asked.
-    let snapshot = dir.path().join("orbit_backup.json");
-    support::plant_memory_snapshot(
-        &snapshot,
-        &[
-            (b"user/a", b"1"),
-            (b"\xFForbit/host-state", b"private"),
-            (&[0xFF, 0xFF], b"private"),
-        ],
-    )
-    .await;
-    let s = Server::start(
-        dir.path(),
-        &[
-            ("ORBIT_PLUGIN_HEALTH", &plugin),
-            ("ORBIT_PLUGIN_HEALTH_GRANTS", "keyvalue:default"),
-        ],
-    );
-    let (status, _) = fresh_readiness(&s).await;
-    assert_eq!(status, 200);
-    let (_, j) = in_mode(&s, "list-private").await;
-    assert!(
-        j["reasons"]
-            .to_string()
-            .contains("list-private saw 0 private keys"),
-        "{j}"
     );
 }

@@ -1,134 +1,21 @@
-//! Readiness of an object-storage backend follows its store: the server on
-//! the `s3` backend against a real SeaweedFS (credentials enforced) is
-//! ready; when SeaweedFS is killed, `/health/ready` turns false with the
-//! reason and the request counters; when it comes back on the same data,
-//! readiness returns by itself and the acknowledged write is still there.
+//! Readiness of an object-storage backend follows its store: the server (in
+//! the test process) on the `s3` backend against a real SeaweedFS
+//! (credentials enforced) is ready; when SeaweedFS is killed,
+//! `/health/ready` turns false with the reason and the request counters;
+//! when it comes back on the same data, readiness returns by itself and the
+//! acknowledged write is still there.
 //! SeaweedFS comes from `scripts/install-stand-ins.sh`.
 
-mod support;
+mod in_process;
 
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{Resp, Server};
-
-const ACCESS_KEY: &str = "orbit-health-key";
-const SECRET_KEY: &str = "orbit-health-secret-0123456789";
-const BUCKET: &str = "orbit";
-
-fn weed_bin() -> PathBuf {
-    let bin = std::env::var_os("ORBIT_WEED_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools/py/bin/weed"));
-    assert!(
-        bin.exists(),
-        "SeaweedFS not found at {} (set ORBIT_WEED_BIN or run scripts/install-stand-ins.sh)",
-        bin.display()
-    );
-    bin
-}
-
-/// A port `p` with `p + 10000` also free (SeaweedFS puts gRPC there).
-fn port_pair(taken: &[u16]) -> u16 {
-    loop {
-        let p = support::free_port();
-        if p < 55_000 && !taken.contains(&p) && TcpListener::bind(("127.0.0.1", p + 10_000)).is_ok()
-        {
-            return p;
-        }
-    }
-}
-
-struct Weed {
-    child: Child,
-    args: Vec<String>,
-    s3_port: u16,
-}
-
-impl Weed {
-    fn start(dir: &Path) -> Weed {
-        let config = dir.join("s3.json");
-        std::fs::write(
-            &config,
-            format!(
-                r#"{{"identities":[{{"name":"orbit","credentials":[{{"accessKey":"{ACCESS_KEY}","secretKey":"{SECRET_KEY}"}}],"actions":["Admin","Read","Write","List","Tagging"]}}]}}"#
-            ),
-        )
-        .unwrap();
-        let data = dir.join("data");
-        std::fs::create_dir_all(&data).unwrap();
-        let mut ports = Vec::new();
-        for _ in 0..5 {
-            ports.push(port_pair(&ports));
-        }
-        let args = vec![
-            "mini".to_string(),
-            format!("-dir={}", data.display()),
-            "-ip=127.0.0.1".into(),
-            "-ip.bind=127.0.0.1".into(),
-            format!("-master.port={}", ports[0]),
-            format!("-volume.port={}", ports[1]),
-            format!("-filer.port={}", ports[2]),
-            format!("-s3.port={}", ports[3]),
-            format!("-admin.port={}", ports[4]),
-            format!("-s3.config={}", config.display()),
-            format!("-bucket={BUCKET}"),
-            "-webdav=false".into(),
-            "-admin.ui=false".into(),
-            "-s3.port.iceberg=0".into(),
-            "-s3.port.lance=0".into(),
-        ];
-        let mut weed = Weed {
-            child: spawn(&args),
-            args,
-            s3_port: ports[3],
-        };
-        weed.wait_listening();
-        weed
-    }
-
-    fn wait_listening(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", self.s3_port)).is_err() {
-            assert!(self.child.try_wait().unwrap().is_none(), "SeaweedFS exited");
-            assert!(
-                Instant::now() < deadline,
-                "SeaweedFS did not listen in 60 s"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn restart(&mut self) {
-        self.child = spawn(&self.args);
-        self.wait_listening();
-    }
-}
-
-impl Drop for Weed {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn spawn(args: &[String]) -> Child {
-    Command::new(weed_bin())
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start SeaweedFS")
-}
+use in_process::{InProcess, start};
+use orbit_test_support::http::Resp;
+use orbit_test_support::standins::{S3_ACCESS_KEY, S3_BUCKET, S3_SECRET_KEY, Weed};
 
 /// Polls `/health/ready` until `want(response)` or the deadline.
-async fn ready_until(s: &Server, secs: u64, what: &str, want: impl Fn(&Resp) -> bool) -> Resp {
+async fn ready_until(s: &InProcess, secs: u64, what: &str, want: impl Fn(&Resp) -> bool) -> Resp {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         let r = s.get("/health/ready").await;
@@ -140,7 +27,7 @@ async fn ready_until(s: &Server, secs: u64, what: &str, want: impl Fn(&Resp) -> 
             "{what} within {secs} s; last answer {}: {}\nserver log:\n{}",
             r.status,
             r.text(),
-            s.log()
+            orbit_test_support::logs::text()
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -149,22 +36,33 @@ async fn ready_until(s: &Server, secs: u64, what: &str, want: impl Fn(&Resp) -> 
 #[tokio::test(flavor = "multi_thread")]
 async fn readiness_follows_the_object_store_down_and_back() {
     let dir = tempfile::tempdir().unwrap();
-    let mut weed = Weed::start(dir.path());
-    let endpoint = format!("http://127.0.0.1:{}", weed.s3_port);
+    let weed = Weed::start_in(None, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let endpoint = weed.endpoint();
+    let key_file = dir.path().join("s3-key-id");
+    let secret_file = dir.path().join("s3-secret");
+    std::fs::write(&key_file, S3_ACCESS_KEY).unwrap();
+    std::fs::write(&secret_file, S3_SECRET_KEY).unwrap();
+    let (key_file, secret_file) = (
+        key_file.display().to_string(),
+        secret_file.display().to_string(),
+    );
     let env = [
         ("ORBIT_PERSISTENCE_BACKEND", "s3"),
         ("ORBIT_S3_ENDPOINT", endpoint.as_str()),
-        ("ORBIT_S3_BUCKET", BUCKET),
+        ("ORBIT_S3_BUCKET", S3_BUCKET),
         ("ORBIT_S3_PREFIX", "health-test"),
         ("ORBIT_S3_ENABLE_SSL", "false"),
-        ("ORBIT_S3_ACCESS_KEY_ID", ACCESS_KEY),
-        ("ORBIT_S3_SECRET_ACCESS_KEY", SECRET_KEY),
+        // Secrets as mounted files: the backend resolves an env secret
+        // from the process environment, which an in-process server does
+        // not take its configuration from.
+        ("ORBIT_S3_ACCESS_KEY_ID_FILE", key_file.as_str()),
+        ("ORBIT_S3_SECRET_ACCESS_KEY_FILE", secret_file.as_str()),
         ("ORBIT_S3_RETRY_COUNT", "1"),
         ("ORBIT_S3_CONNECTION_TIMEOUT", "2"),
         ("ORBIT_S3_READ_TIMEOUT", "3"),
         ("ORBIT_S3_WRITE_TIMEOUT", "3"),
     ];
-    let s = Server::start(dir.path(), &env);
+    let s = start(dir.path(), &env).await;
     let up = ready_until(&s, 60, "ready with SeaweedFS up", |r| r.status == 200).await;
     // Object storage does not count keys on readiness checks: unknown, not 0.
     let j = up.json();
@@ -175,7 +73,7 @@ async fn readiness_follows_the_object_store_down_and_back() {
     let put = s.put("/v1/kv/leases/actor-1", "node-a").await;
     assert_eq!(put.status, 200, "{}", put.text());
 
-    weed.kill();
+    weed.process.kill();
     let down = ready_until(&s, 60, "not ready with SeaweedFS down", |r| r.status == 503).await;
     let j = down.json();
     assert_eq!(j["ready"], false);
@@ -190,14 +88,15 @@ async fn readiness_follows_the_object_store_down_and_back() {
         "request counters in the report: {j}"
     );
     assert!(
-        !down.text().contains(SECRET_KEY),
+        !down.text().contains(S3_SECRET_KEY),
         "no secret in /health/ready"
     );
     // Data requests fail with a clear error, not a hang.
     let failed = s.get("/v1/kv/leases/actor-1").await;
     assert_eq!(failed.status, 503, "{}", failed.text());
 
-    weed.restart();
+    weed.process.restart();
+    weed.wait_ready();
     ready_until(&s, 90, "ready again after SeaweedFS restarted", |r| {
         r.status == 200
     })
@@ -208,5 +107,8 @@ async fn readiness_follows_the_object_store_down_and_back() {
         (200, "node-a".to_string()),
         "the acknowledged write survived the outage"
     );
-    assert!(!s.log().contains(SECRET_KEY), "no secret in the server log");
+    assert!(
+        !orbit_test_support::logs::text().contains(S3_SECRET_KEY),
+        "no secret in the server log"
+    );
 }

@@ -4,14 +4,12 @@
 //! is there (with at least its acknowledged version), and every batch is
 //! either wholly present or wholly absent.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyper::Method;
-use support::Server;
+use orbit_test_support::server::Server;
 
 /// Writers per cycle; concurrent synced writers exercise group commit.
 const WRITERS: usize = 16;

@@ -1,9 +1,12 @@
-//! The key-value API over real HTTP against the real binary (memory backend).
+//! The key-value API over real HTTP, the server in the test process
+//! (memory backend): round trips, compare-and-set, RFC 9110 conditional
+//! requests, listing pages bounded by bytes, TTL, atomic batches, malformed
+//! requests, the bearer token, health and metrics.
 
-mod support;
+mod in_process;
 
 use hyper::Method;
-use support::Server;
+use in_process::start;
 
 fn memory_only() -> Vec<(&'static str, &'static str)> {
     vec![("ORBIT_MEMORY_DISK_BACKUP", "false")]
@@ -12,7 +15,7 @@ fn memory_only() -> Vec<(&'static str, &'static str)> {
 #[tokio::test]
 async fn put_get_list_delete_round_trip() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path(), &memory_only());
+    let s = start(dir.path(), &memory_only()).await;
 
     let r = s.put("/v1/kv/actors/a%2Fb", "state-1").await;
     assert_eq!(r.status, 200, "{}", r.text());
@@ -75,7 +78,7 @@ async fn put_get_list_delete_round_trip() {
 #[tokio::test]
 async fn compare_and_set_over_http() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path(), &memory_only());
+    let s = start(dir.path(), &memory_only()).await;
 
     let create = [("if-none-match", "*")];
     let r = s.call(Method::PUT, "/v1/kv/lease", &create, "node-1").await;
@@ -128,7 +131,7 @@ async fn compare_and_set_over_http() {
 #[tokio::test]
 async fn conditional_requests_follow_rfc_9110() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path(), &memory_only());
+    let s = start(dir.path(), &memory_only()).await;
     let put = |headers: &'static [(&'static str, &'static str)]| {
         let s = &s;
         async move { s.call(Method::PUT, "/v1/kv/c", headers, "x").await }
@@ -229,7 +232,7 @@ async fn conditional_requests_follow_rfc_9110() {
 #[tokio::test]
 async fn listing_pages_stop_at_their_byte_bound() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path(), &memory_only());
+    let s = start(dir.path(), &memory_only()).await;
     let big = vec![b'v'; 1 << 20];
     for i in 0..10 {
         let r = s
@@ -277,7 +280,7 @@ async fn listing_pages_stop_at_their_byte_bound() {
 #[tokio::test]
 async fn ttl_expires_keys() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path(), &memory_only());
+    let s = start(dir.path(), &memory_only()).await;
     assert_eq!(s.put("/v1/kv/short?ttl=300ms", "x").await.status, 200);
     assert_eq!(s.put("/v1/kv/long?ttl=1h", "y").await.status, 200);
     assert_eq!(s.get("/v1/kv/short").await.status, 200);
@@ -306,7 +309,7 @@ async fn ttl_expires_keys() {
 #[tokio::test]
 async fn batch_is_atomic() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path(), &memory_only());
+    let s = start(dir.path(), &memory_only()).await;
     let r = s
         .call(
             Method::POST,
@@ -353,13 +356,14 @@ async fn batch_is_atomic() {
 #[tokio::test]
 async fn malformed_requests_get_json_4xx() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(
+    let s = start(
         dir.path(),
         &[
             ("ORBIT_MEMORY_DISK_BACKUP", "false"),
             ("ORBIT_MAX_VALUE_BYTES", "1KiB"),
         ],
-    );
+    )
+    .await;
     let json_ct = [("content-type", "application/json")];
     let long_key = format!("/v1/kv/{}", "k".repeat(2000));
     type Case<'a> = (Method, String, Vec<(&'a str, &'a str)>, Vec<u8>, u16);
@@ -489,13 +493,14 @@ async fn malformed_requests_get_json_4xx() {
 #[tokio::test]
 async fn bearer_token_guards_the_api_but_not_health() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(
+    let s = start(
         dir.path(),
         &[
             ("ORBIT_MEMORY_DISK_BACKUP", "false"),
             ("ORBIT_API_TOKEN", "s3cret-token"),
         ],
-    );
+    )
+    .await;
     let r = s.put("/v1/kv/x", "v").await;
     assert_eq!(r.status, 401);
     assert_eq!(r.header("www-authenticate"), Some("Bearer"));
@@ -511,7 +516,7 @@ async fn bearer_token_guards_the_api_but_not_health() {
 #[tokio::test]
 async fn health_and_metrics() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path(), &[]);
+    let s = start(dir.path(), &[]).await;
     for path in ["/health", "/health/live", "/health/startup"] {
         assert_eq!(s.get(path).await.status, 200, "{path}");
     }
@@ -545,4 +550,28 @@ async fn health_and_metrics() {
     ] {
         assert!(m.contains(needle), "missing {needle} in\n{m}");
     }
+}
+
+/// The engine's own statistics are in `/metrics` (RocksDB tickers as
+/// OpenMetrics counters).
+#[tokio::test]
+async fn rocksdb_statistics_are_in_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path(), &[("ORBIT_PERSISTENCE_BACKEND", "rocksdb")]).await;
+    assert_eq!(s.put("/v1/kv/k", "v").await.status, 200);
+    let metrics = s.get("/metrics").await.text();
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("orbit_engine_rocksdb_keys_written_total "))
+        .unwrap_or_else(|| panic!("no RocksDB ticker in /metrics:\n{metrics}"));
+    let written: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(written >= 1, "{line}");
+    assert!(
+        metrics.contains("# TYPE orbit_engine_rocksdb_keys_written counter"),
+        "tickers are OpenMetrics counters"
+    );
+    assert!(
+        metrics.trim_end().ends_with("# EOF"),
+        "one # EOF, at the end"
+    );
 }

@@ -1,18 +1,19 @@
-//! The HTTP trust boundary (issue 14), through the real binary: a blank API
-//! token is a start-up error, the token guards `/v1`, unknown methods cannot
-//! grow the metrics, and the host's private keyspace (keys starting with
-//! byte 0xFF) is unreachable over HTTP.
+//! The HTTP trust boundary (issue 14): a blank API token is a start-up
+//! error (the real binary refuses to start), and, with the server in the
+//! test process, the token guards `/v1`, unknown methods cannot grow the
+//! metrics, and the host's private keyspace (keys starting with byte 0xFF)
+//! is unreachable over HTTP.
 
-mod support;
+mod in_process;
 
-use std::io::{Read, Write};
 use std::path::Path;
-use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use hyper::Method;
-use support::{Resp, Server};
+use in_process::start;
+use orbit_test_support::http::{Resp, raw_request};
+use orbit_test_support::server::Server;
 
 /// Runs the server with `env` and expects it to exit before it listens;
 /// returns its stderr.
@@ -70,13 +71,14 @@ async fn token_from_a_file_guards_v1() {
     // A mounted Secret often ends with a newline; it is not part of the token.
     std::fs::write(&token_file, "s3cret-token\n").unwrap();
     let token_file = token_file.display().to_string();
-    let s = Server::start(
+    let s = start(
         dir.path(),
         &[
             ("ORBIT_MEMORY_DISK_BACKUP", "false"),
             ("ORBIT_API_TOKEN_FILE", &token_file),
         ],
-    );
+    )
+    .await;
     let refused: [&[(&str, &str)]; 5] = [
         &[],
         &[("authorization", "Bearer ")],
@@ -98,43 +100,29 @@ async fn token_from_a_file_guards_v1() {
     let r = s.call(Method::GET, "/v1/kv/x", &ok, "").await;
     assert_eq!((r.status, r.text().as_str()), (200, "v"));
     assert!(
-        !s.log().contains("s3cret-token"),
+        !orbit_test_support::logs::text().contains("s3cret-token"),
         "the token leaked to the log"
     );
 }
 
-/// Sends `METHOD path HTTP/1.1` on a fresh connection; returns the status.
-fn raw_request(addr: &str, method: &str, path: &str) -> u16 {
-    let mut conn = std::net::TcpStream::connect(addr).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        conn,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = Vec::new();
-    conn.read_to_end(&mut answer).unwrap();
-    let answer = String::from_utf8_lossy(&answer);
-    answer
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("{method} {path}: not an HTTP answer: {answer:?}"))
-}
-
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_methods_share_one_metrics_label() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path(), &[("ORBIT_MEMORY_DISK_BACKUP", "false")]);
-    let addr = s.http.trim_start_matches("http://").to_string();
-    let tokens: Vec<String> = (0..50).map(|i| format!("ZQMETHOD{i}X")).collect();
-    for token in &tokens {
-        for path in ["/v1/kv/x", "/nope"] {
-            let status = raw_request(&addr, token, path);
-            assert!((400..500).contains(&status), "{token} {path}: {status}");
+    let s = start(dir.path(), &[("ORBIT_MEMORY_DISK_BACKUP", "false")]).await;
+    let addr = s.addr().to_string();
+    // Raw requests (a client library may refuse made-up methods), sent from
+    // a blocking thread while the server runs on this runtime.
+    tokio::task::spawn_blocking(move || {
+        let tokens: Vec<String> = (0..50).map(|i| format!("ZQMETHOD{i}X")).collect();
+        for token in &tokens {
+            for path in ["/v1/kv/x", "/nope"] {
+                let status = raw_request(&addr, token, path);
+                assert!((400..500).contains(&status), "{token} {path}: {status}");
+            }
         }
-    }
+    })
+    .await
+    .unwrap();
     // A standard method keeps its name.
     assert_eq!(s.put("/v1/kv/x", "v").await.status, 200);
 
@@ -216,7 +204,7 @@ async fn private_keyspace_is_unreachable_over_http() {
     let snapshot = dir.path().join("orbit_backup.json");
     let private_a: &[u8] = b"\xFForbit/canary/crashed-pod";
     let private_b: &[u8] = &[0xFF, 0xFF];
-    support::plant_memory_snapshot(
+    orbit_test_support::server::plant_memory_snapshot(
         &snapshot,
         &[
             (b"user/a", b"1"),
@@ -225,14 +213,14 @@ async fn private_keyspace_is_unreachable_over_http() {
         ],
     )
     .await;
-    let s = Server::start(dir.path(), &[]);
+    let s = start(dir.path(), &[]).await;
     // Let the health canary write (and delete) its own private key, twice.
-    for _ in 0..2 {
-        let r = s.get("/health/ready").await;
-        assert_eq!(r.status, 200, "{}", r.text());
-        assert_eq!(r.json()["canary"]["ok"], true, "{}", r.text());
-        tokio::time::sleep(Duration::from_millis(1100)).await;
-    }
+    let r = s.get("/health/ready").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["canary"]["ok"], true, "{}", r.text());
+    let (status, j) = s.fresh_readiness().await;
+    assert_eq!(status, 200, "{j}");
+    assert_eq!(j["canary"]["ok"], true, "{j}");
     assert_eq!(s.put("/v1/kv/user/b", "2").await.status, 200);
 
     let all_user = |keys: Vec<String>| assert_eq!(keys, ["user/a", "user/b"]);
@@ -298,7 +286,7 @@ async fn private_keyspace_is_unreachable_over_http() {
 
     // The private entries were there all along: the final snapshot still
     // holds them.
-    assert!(s.terminate(), "graceful exit");
+    s.shut_down().await;
     let file = std::fs::read(&snapshot).unwrap();
     let body = &file[file.iter().position(|&b| b == b'\n').unwrap() + 1..];
     let j: serde_json::Value = serde_json::from_slice(body).unwrap();

@@ -1,12 +1,11 @@
 //! Start-up decisions, configuration errors, graceful shutdown and the memory
 //! backend's snapshot across restarts and `kill -9`.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use hyper::Method;
-use support::{Server, run_to_end};
+use orbit_test_support::http::Resp;
+use orbit_test_support::server::{Server, run_to_end};
 
 #[test]
 fn unknown_backend_refuses_to_start_listing_accepted_names() {
@@ -221,35 +220,13 @@ fn truncated_snapshot_stops_start_up_with_a_clear_message() {
     assert_eq!(std::fs::read(&path).unwrap().len(), bytes.len() - 10);
 }
 
-#[tokio::test]
-async fn rocksdb_statistics_are_in_metrics() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(dir.path(), &[("ORBIT_PERSISTENCE_BACKEND", "rocksdb")]);
-    assert_eq!(s.put("/v1/kv/k", "v").await.status, 200);
-    let metrics = s.get("/metrics").await.text();
-    let line = metrics
-        .lines()
-        .find(|l| l.starts_with("orbit_engine_rocksdb_keys_written_total "))
-        .unwrap_or_else(|| panic!("no RocksDB ticker in /metrics:\n{metrics}"));
-    let written: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
-    assert!(written >= 1, "{line}");
-    assert!(
-        metrics.contains("# TYPE orbit_engine_rocksdb_keys_written counter"),
-        "tickers are OpenMetrics counters"
-    );
-    assert!(
-        metrics.trim_end().ends_with("# EOF"),
-        "one # EOF, at the end"
-    );
-}
-
 /// Issue 15, hole 1: a version names one write forever. A write acknowledged
 /// after the last snapshot and lost to `kill -9` must not have its version
 /// given to a different write after the restart, or a client holding its
 /// ETag could overwrite the new value.
 #[tokio::test]
 async fn versions_never_repeat_after_kill_9_with_or_without_a_snapshot() {
-    let version = |r: support::Resp| r.json()["version"].as_u64().unwrap();
+    let version = |r: Resp| r.json()["version"].as_u64().unwrap();
     for disk_backup in ["true", "false"] {
         let dir = tempfile::tempdir().unwrap();
         // A long interval: only SIGTERM writes a snapshot here.

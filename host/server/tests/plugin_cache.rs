@@ -4,17 +4,16 @@
 //! unwritable data dir means no cache (never the shared temp dir), and a
 //! cache directory others may write or that another user owns is refused.
 
-mod support;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use support::{Server, built};
+use orbit_test_support::server::Server;
+use orbit_test_support::wasm::fixture;
 
 const NO_BACKUP: (&str, &str) = ("ORBIT_MEMORY_DISK_BACKUP", "false");
 
 fn constant_health() -> &'static Path {
-    built("host/server/tests/fixtures/constant-health")
+    fixture("constant-health")
 }
 
 /// The embedded default health plugin (the same bytes as the dist file).

@@ -55,9 +55,6 @@ pub const MAX_BATCH_OPS: usize = 1000;
 /// One key-value store. All methods are safe to call concurrently.
 #[async_trait]
 pub trait Storage: Send + Sync + 'static {
-    /// Which backend this is.
-    fn kind(&self) -> BackendKind;
-
     /// The live entry at `key`, if any.
     async fn get(&self, key: &[u8]) -> StorageResult<Option<Entry>>;
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use orbit_storage::kv::{KvOp, KvStorage, OrderedKv};
-use orbit_storage::{BackendKind, Precondition, PutOptions, Storage, StorageResult, now_millis};
+use orbit_storage::{Precondition, PutOptions, Storage, StorageResult, now_millis};
 use parking_lot::RwLock;
 
 /// An engine whose "disk" outlives the storage that wraps it, so reopening
@@ -57,7 +57,7 @@ impl OrderedKv for MapEngine {
 }
 
 fn open_on(engine: MapEngine) -> Arc<dyn Storage> {
-    Arc::new(KvStorage::open(engine, BackendKind::LsmTree, "map").expect("open"))
+    Arc::new(KvStorage::open(engine, "map").expect("open"))
 }
 
 async fn open() -> Arc<dyn Storage> {

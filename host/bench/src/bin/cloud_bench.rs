@@ -29,7 +29,9 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, UpdateVersion};
 use orbit_bench::Latencies;
 use orbit_bench::process::{Killed, free_port, wait_listening};
 
-use orbit_bench::weed::{ACCESS_KEY, BUCKET, SECRET_KEY, start_weed};
+use orbit_test_support::standins::{
+    S3_ACCESS_KEY as ACCESS_KEY, S3_BUCKET as BUCKET, S3_SECRET_KEY as SECRET_KEY, Weed,
+};
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -39,7 +41,8 @@ struct Args {
     /// Value size in bytes.
     #[arg(long, default_value_t = 100)]
     value_size: usize,
-    /// SeaweedFS binary (default: .tools/py/bin/weed, from scripts/install-stand-ins.sh).
+    /// SeaweedFS binary (default: ORBIT_WEED_BIN, else .tools/py/bin/weed in the
+    /// repository, from scripts/install-stand-ins.sh).
     #[arg(long)]
     weed: Option<PathBuf>,
     /// orbit-server binary (default: next to this program).
@@ -160,7 +163,8 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let dir = std::env::temp_dir().join(format!("orbit-cloud-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let (_weed, s3_port) = start_weed(args.weed.as_deref(), &dir)?;
+    let weed = Weed::start_in(args.weed.as_deref(), &dir).map_err(anyhow::Error::msg)?;
+    let s3_port = weed.s3_port;
     let (_orbit, port) = start_orbit(&args, &dir, s3_port)?;
     // Warm both paths (connections, bucket) before measuring.
     let warm = Args {

@@ -28,7 +28,9 @@ use futures::StreamExt;
 use orbit_cloud::CloudStorage;
 use orbit_storage::{Precondition, PutOptions, S3Config, SecretRef, Storage, now_millis};
 
-use orbit_bench::weed::{ACCESS_KEY, BUCKET, SECRET_KEY, start_weed};
+use orbit_test_support::standins::{
+    S3_ACCESS_KEY as ACCESS_KEY, S3_BUCKET as BUCKET, S3_SECRET_KEY as SECRET_KEY, Weed,
+};
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -54,7 +56,8 @@ struct Args {
     /// Also run one full `stats()` scan for comparison.
     #[arg(long)]
     scan: bool,
-    /// SeaweedFS binary (default: .tools/py/bin/weed, from scripts/install-stand-ins.sh).
+    /// SeaweedFS binary (default: ORBIT_WEED_BIN, else .tools/py/bin/weed in the
+    /// repository, from scripts/install-stand-ins.sh).
     #[arg(long)]
     weed: Option<PathBuf>,
 }
@@ -186,7 +189,8 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let dir = std::env::temp_dir().join(format!("orbit-cloud-idle-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let (_weed, port) = start_weed(args.weed.as_deref(), &dir)?;
+    let weed = Weed::start_in(args.weed.as_deref(), &dir).map_err(anyhow::Error::msg)?;
+    let port = weed.s3_port;
     let mut rows = Vec::new();
     for &keys in &args.keys {
         let prefix = format!("idle-bench-{keys}-{}", std::process::id());

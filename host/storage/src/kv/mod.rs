@@ -38,9 +38,9 @@ use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
 
 use crate::{
-    BackendKind, BatchOp, EngineMetric, Entry, KeyRange, ListPage, ListQuery, PageBuilder,
-    Precondition, PutOptions, Storage, StorageError, StorageResult, StorageStats, UnixMillis,
-    Version, now_millis, rules, validate,
+    BatchOp, EngineMetric, Entry, KeyRange, ListPage, ListQuery, PageBuilder, Precondition,
+    PutOptions, Storage, StorageError, StorageResult, StorageStats, UnixMillis, Version,
+    now_millis, rules, validate,
 };
 use record::Record;
 
@@ -94,7 +94,6 @@ pub struct KvStorage<E: OrderedKv> {
 
 struct Inner<E> {
     engine: E,
-    kind: BackendKind,
     /// Names the database in errors (its directory or file).
     location: String,
     locks: Box<[Mutex<()>]>,
@@ -114,7 +113,7 @@ impl<E: OrderedKv> KvStorage<E> {
     /// Wraps an open engine: reads the version reservation, counts the keys
     /// and reserves the first block of versions. Blocks (call it on a
     /// blocking thread); linear in the number of keys.
-    pub fn open(engine: E, kind: BackendKind, location: impl Into<String>) -> StorageResult<Self> {
+    pub fn open(engine: E, location: impl Into<String>) -> StorageResult<Self> {
         let location = location.into();
         let reserved = match engine.get(record::VERSIONS_RESERVED)? {
             None => 1,
@@ -154,7 +153,6 @@ impl<E: OrderedKv> KvStorage<E> {
         }
         let inner = Inner {
             engine,
-            kind,
             location,
             locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             hasher: Default::default(),
@@ -513,10 +511,6 @@ fn entry(key: &[u8], r: Record) -> Entry {
 
 #[async_trait]
 impl<E: OrderedKv> Storage for KvStorage<E> {
-    fn kind(&self) -> BackendKind {
-        self.inner.kind
-    }
-
     async fn get(&self, key: &[u8]) -> StorageResult<Option<Entry>> {
         validate::key(key)?;
         let key = key.to_vec();

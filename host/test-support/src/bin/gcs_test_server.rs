@@ -1,19 +1,14 @@
-//! Test tool: the GCS XML-API test server of `tests/support/gcs.rs` as a
+//! Test tool: the GCS XML-API test server of `orbit_test_support::gcs` as a
 //! process, for the manifest-driven deployment test (`k8s/tests`), which
 //! has no other GCS stand-in. It is a protocol test double, not Google.
 //!
 //! Usage: `orbit-gcs-test-server [PORT]` (default: any free port). Prints the
 //! port on the first line of stdout, then serves on 127.0.0.1 until killed.
 
-#[path = "../../tests/support/dates.rs"]
-mod dates;
-#[path = "../../tests/support/gcs.rs"]
-mod gcs;
-
-use dates::{http_date, rfc3339};
-
 use std::io::Write;
 use std::process::ExitCode;
+
+use orbit_test_support::gcs;
 
 fn main() -> ExitCode {
     let port = match std::env::args().nth(1).map(|p| p.parse::<u16>()) {

@@ -1,4 +1,5 @@
-//! A small Google Cloud Storage XML-API server for the GCS tests.
+//! A small Google Cloud Storage XML-API server for the GCS tests and the
+//! manifest-driven deployment test (as the `orbit-gcs-test-server` binary).
 //!
 //! No GCS stand-in handles object_store's writes (see the toolchain notes),
 //! so this serves exactly what object_store 0.14's GCS client sends, with
@@ -95,7 +96,7 @@ fn object_headers(object: &Object) -> HeaderMap {
     );
     headers.insert(
         "last-modified",
-        HeaderValue::from_str(&super::http_date(object.modified)).unwrap(),
+        HeaderValue::from_str(&crate::dates::http_date(object.modified)).unwrap(),
     );
     headers
 }
@@ -203,7 +204,7 @@ async fn list(
             "<Contents><Key>{}</Key><Size>{}</Size><LastModified>{}</LastModified><ETag>\"g{}\"</ETag></Contents>",
             xml_escape(name),
             object.data.len(),
-            super::rfc3339(object.modified),
+            crate::dates::rfc3339(object.modified),
             object.generation
         ));
         last = Some(name.clone());
