@@ -306,6 +306,65 @@ pub struct SecretsSpec {
     /// -> `s3-access-key-id`, `ORBIT_API_TOKEN` -> `api-token`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keys: Option<BTreeMap<String, String>>,
+    /// The selected backend's secret settings (s3: both keys; azure: the
+    /// account key; gcp: the service-account file), as the chart's
+    /// `secrets.backendCredentials`: `required` (default; a missing Secret or
+    /// key stops the pod at creation), `optional` (read if present) or
+    /// `none` (not referenced; the pod's ambient identity is used; with gcp,
+    /// also set `persistence.gcp.credentialsPath: ""`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["required", "optional", "none"]))]
+    pub backend_credentials: Option<String>,
+    /// The API bearer token (`ORBIT_API_TOKEN`), as the chart's
+    /// `secrets.apiToken`: `optional` (default; read if the Secret and key
+    /// exist), `required` or `none` (no token; /v1/* is open).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["optional", "required", "none"]))]
+    pub api_token: Option<String>,
+}
+
+/// How a Secret-held value is referenced: `required`, `optional` or `none`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecretUse {
+    Required,
+    Optional,
+    None,
+}
+
+impl SecretUse {
+    fn parse(s: Option<&str>, default: SecretUse) -> SecretUse {
+        match s {
+            Some("required") => SecretUse::Required,
+            Some("optional") => SecretUse::Optional,
+            Some("none") => SecretUse::None,
+            _ => default,
+        }
+    }
+
+    /// The `optional` flag of a `secretKeyRef` or secret volume.
+    pub fn optional(self) -> bool {
+        self == SecretUse::Optional
+    }
+}
+
+impl OrbitClusterSpec {
+    /// `secrets.backendCredentials` (default required).
+    pub fn backend_credentials(&self) -> SecretUse {
+        SecretUse::parse(
+            self.secrets
+                .as_ref()
+                .and_then(|s| s.backend_credentials.as_deref()),
+            SecretUse::Required,
+        )
+    }
+
+    /// `secrets.apiToken` (default optional).
+    pub fn api_token(&self) -> SecretUse {
+        SecretUse::parse(
+            self.secrets.as_ref().and_then(|s| s.api_token.as_deref()),
+            SecretUse::Optional,
+        )
+    }
 }
 
 /// Custom policy plugins, from a ConfigMap's binaryData.
@@ -384,6 +443,11 @@ pub struct PrometheusRuleSpec {
     pub enabled: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<BTreeMap<String, String>>,
+    /// Each alert's runbook_url is this followed by the alert name in lower
+    /// case. Default: the project's docs/runbooks.md (as the chart's
+    /// `metrics.prometheusRule.runbookBaseUrl`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runbook_base_url: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

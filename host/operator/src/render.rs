@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use orbit_config_syntax::BackendKind;
 use serde_json::{Value as Json, json};
 
-use crate::crd::OrbitCluster;
+use crate::crd::{OrbitCluster, SecretUse};
 use crate::translate::{
     CONFIG_DIR, DATA_DIR, DEFAULT_PLUGIN_MOUNT, EnvSource, HTTP_PORT, METRICS_PORT, Resolved,
     secret_key,
@@ -177,17 +177,23 @@ fn env(c: &OrbitCluster, resolved: &Resolved) -> Vec<Json> {
             "ORBIT_PERSISTENCE_BACKEND".into(),
             json!({"value": resolved.backend.name()}),
         ),
-        (
+    ];
+    let token = c.spec.api_token();
+    if token != SecretUse::None {
+        out.push((
             "ORBIT_API_TOKEN".into(),
             json!({"valueFrom": {"secretKeyRef": {
-                "name": secret, "key": secret_key(&c.spec, "ORBIT_API_TOKEN"), "optional": true}}}),
-        ),
-    ];
+                "name": secret, "key": secret_key(&c.spec, "ORBIT_API_TOKEN"),
+                "optional": token.optional()}}}),
+        ));
+    }
+    let credentials = c.spec.backend_credentials();
     for (name, source) in &resolved.env {
         let v = match source {
             EnvSource::Plain(s) => json!({"value": s}),
+            EnvSource::SecretKey(_) if credentials == SecretUse::None => continue,
             EnvSource::SecretKey(key) => json!({"valueFrom": {"secretKeyRef": {
-                "name": secret, "key": key, "optional": true}}}),
+                "name": secret, "key": key, "optional": credentials.optional()}}}),
         };
         out.retain(|(n, _)| n != name);
         out.push((name.clone(), v));
@@ -310,7 +316,7 @@ fn pod_template(c: &OrbitCluster, resolved: &Resolved, inputs: &Inputs, config: 
         let (dir, file) = path.rsplit_once('/').unwrap_or(("/", path));
         mounts.push(json!({"name": "gcp-credentials", "mountPath": if dir.is_empty() { "/" } else { dir }, "readOnly": true}));
         volumes.push(json!({"name": "gcp-credentials", "secret": {
-            "secretName": secret_name(c), "optional": true, "defaultMode": 0o440,
+            "secretName": secret_name(c), "optional": spec.backend_credentials().optional(), "defaultMode": 0o440,
             "items": [{"key": key, "path": file}]}}));
     }
     if let Some(cm) = plugins_config_map(c) {
@@ -507,6 +513,10 @@ fn services(c: &OrbitCluster) -> Vec<Json> {
 /// The alert rules, the same file the Helm chart ships.
 const ALERTS: &str = include_str!("../../../helm/orbit-rs/files/alerts.yaml");
 
+/// The runbook base URL of `ALERTS` (and the default of `runbookBaseUrl`).
+pub const RUNBOOK_BASE_URL: &str =
+    "https://github.com/turingworks/orbit-rs/blob/main/docs/runbooks.md#";
+
 fn monitoring(c: &OrbitCluster) -> Vec<Json> {
     let mut out = Vec::new();
     let m = c.spec.monitoring.clone().unwrap_or_default();
@@ -539,7 +549,23 @@ fn monitoring(c: &OrbitCluster) -> Vec<Json> {
         for (k, v) in pr.labels.iter().flatten() {
             meta["labels"][k] = json!(v);
         }
-        let rules: Json = serde_yaml::from_str(ALERTS).unwrap_or_else(|_| json!([]));
+        // The chart's substitutions (templates/prometheusrule.yaml): the
+        // file is written for the raw manifests' names.
+        let alerts = ALERTS
+            .replace(
+                "job=\"orbit-server-metrics\"",
+                &format!("job=\"{n}-metrics\""),
+            )
+            .replace("namespace=\"orbit-rs\"", &format!("namespace=\"{ns}\""))
+            .replace(
+                "persistentvolumeclaim=~\"data-orbit-server-[0-9]+\"",
+                &format!("persistentvolumeclaim=~\"data-{n}-[0-9]+\""),
+            )
+            .replace(
+                RUNBOOK_BASE_URL,
+                pr.runbook_base_url.as_deref().unwrap_or(RUNBOOK_BASE_URL),
+            );
+        let rules: Json = serde_yaml::from_str(&alerts).unwrap_or_else(|_| json!([]));
         out.push(json!({
             "apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
             "metadata": meta,

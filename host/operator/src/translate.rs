@@ -18,7 +18,7 @@ use orbit_plugin_runtime::{
 use orbit_storage::{SecretBindings, SecretRef};
 use serde_json::Value as Json;
 
-use crate::crd::{OrbitCluster, OrbitClusterSpec, SettingsTable};
+use crate::crd::{OrbitCluster, OrbitClusterSpec, SecretUse, SettingsTable};
 use crate::settings_schema::{self as ss, Table};
 
 /// The data root of the server container (the data volume's mount path).
@@ -384,7 +384,14 @@ pub fn input(cluster: &OrbitCluster) -> Result<Input, ResolveError> {
         value: wit::EnvValue::Plain(kind.name().into()),
     }];
     let mut bindings = SecretBindings::default();
-    for name in std::iter::once("ORBIT_API_TOKEN").chain(env_secrets(kind)) {
+    // The Secret's variables the pod gets (none: not referenced).
+    let token = (spec.api_token() != SecretUse::None).then_some("ORBIT_API_TOKEN");
+    let backend_secrets = if spec.backend_credentials() == SecretUse::None {
+        Vec::new()
+    } else {
+        env_secrets(kind)
+    };
+    for name in token.into_iter().chain(backend_secrets) {
         env.push(wit::EnvVar {
             name: name.into(),
             value: wit::EnvValue::Withheld,
@@ -632,6 +639,13 @@ pub async fn run(
             secret_file = Some((secret_key(spec, key_setting), path.clone()));
         }
         env.push((v.name, source));
+    }
+    if secret_file.is_some() && spec.backend_credentials() == SecretUse::None {
+        return Err(ResolveError::Invalid(vec![format!(
+            "spec.secrets.backendCredentials is none with the {} backend: no key file is mounted, so also set spec.persistence.{}.credentialsPath to \"\" (the server then uses the pod's Workload Identity)",
+            input.backend.name(),
+            input.backend.name()
+        )]));
     }
     let mut all_warnings = input.warnings;
     all_warnings.extend(warnings.iter().map(ToString::to_string));

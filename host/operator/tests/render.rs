@@ -226,6 +226,7 @@ async fn cloud_clusters_secrets_plugins_monitoring_and_scheduling() {
         .find(|v| v["name"] == "gcp-credentials")
         .unwrap();
     assert_eq!(gcp["secret"]["secretName"], "creds");
+    assert_eq!(gcp["secret"]["optional"], false);
     assert_eq!(
         gcp["secret"]["items"][0],
         json!({"key": "gcp-service-account-key", "path": "credentials.json"})
@@ -258,9 +259,21 @@ async fn cloud_clusters_secrets_plugins_monitoring_and_scheduling() {
     );
     let rules = &r.find("PrometheusRule", "c1").unwrap()["spec"]["groups"][0]["rules"];
     assert!(rules.as_array().unwrap().len() >= 5);
+    // The chart's substitutions: this cluster's job, namespace and claims.
+    let text = serde_json::to_string(rules).unwrap();
+    assert!(
+        text.contains(r#"up{job=\"c1-metrics\",namespace=\"ns\"}"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"persistentvolumeclaim=~\"data-c1-[0-9]+\""#),
+        "{text}"
+    );
+    assert!(!text.contains("orbit-server-metrics") && !text.contains("data-orbit-server"));
 
-    // S3 in the guides' cloud form: credentials as optional secretKeyRefs of
-    // credentials_secret; plugins from a ConfigMap.
+    // S3 in the guides' cloud form: credentials as required secretKeyRefs of
+    // credentials_secret (secrets.backendCredentials' default); plugins from
+    // a ConfigMap.
     let r = render_with(
         &t,
         json!({"persistence": {"backend": "s3", "cloud": {"provider": "s3", "bucket": "b", "region": "eu-west-1",
@@ -276,7 +289,7 @@ async fn cloud_clusters_secrets_plugins_monitoring_and_scheduling() {
     let key = env_value(d, "ORBIT_S3_SECRET_ACCESS_KEY").unwrap();
     assert_eq!(
         key["valueFrom"]["secretKeyRef"],
-        json!({"name": "s3creds", "key": "s3-secret-access-key", "optional": true})
+        json!({"name": "s3creds", "key": "s3-secret-access-key", "optional": false})
     );
     let pod = &d["spec"]["template"];
     assert_eq!(pod["metadata"]["annotations"][PLUGINS_CHECKSUM], "p-sum");
@@ -296,6 +309,108 @@ async fn cloud_clusters_secrets_plugins_monitoring_and_scheduling() {
             && toml.contains("health_grants = \"network\""),
         "{toml}"
     );
+}
+
+/// `secrets.backendCredentials` and `secrets.apiToken`, as the chart's
+/// values of the same names: the `optional` flags, or no reference at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_references_follow_backend_credentials_and_api_token() {
+    let t = translators();
+    let s3 = |secrets: Json| {
+        json!({"persistence": {"backend": "s3", "s3": {"bucket": "b", "region": "eu-west-1"}},
+               "secrets": secrets,
+               "monitoring": {"prometheusRule": {"enabled": true, "runbookBaseUrl": "https://wiki/rb#"}}})
+    };
+    let refs = |d: &Json| {
+        [
+            "ORBIT_API_TOKEN",
+            "ORBIT_S3_ACCESS_KEY_ID",
+            "ORBIT_S3_SECRET_ACCESS_KEY",
+        ]
+        .map(|n| env_value(d, n).map(|e| e["valueFrom"]["secretKeyRef"]["optional"].clone()))
+    };
+    let cases = [
+        (
+            json!({}),
+            [Some(json!(true)), Some(json!(false)), Some(json!(false))],
+        ),
+        (
+            json!({"backendCredentials": "optional", "apiToken": "required"}),
+            [Some(json!(false)), Some(json!(true)), Some(json!(true))],
+        ),
+        (
+            json!({"backendCredentials": "none", "apiToken": "none"}),
+            [None, None, None],
+        ),
+    ];
+    for (secrets, expected) in cases {
+        let r = render_with(&t, s3(secrets.clone()), Inputs::default())
+            .await
+            .unwrap();
+        let d = r.find("Deployment", "c1").unwrap();
+        assert_eq!(refs(d), expected, "{secrets}");
+        let rules = &r.find("PrometheusRule", "c1").unwrap()["spec"]["groups"][0]["rules"];
+        assert!(
+            rules
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["annotations"]["runbook_url"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("https://wiki/rb#")),
+            "{rules}"
+        );
+    }
+
+    // GCP: optional credentials make the key volume optional; none refuses
+    // a credentials file (nothing would be mounted there) until the path is
+    // emptied, as the chart does.
+    let gcp = |secrets: Json, table: Json| json!({"persistence": {"backend": "gcp", "gcp": table}, "secrets": secrets});
+    let r = render_with(
+        &t,
+        gcp(
+            json!({"backendCredentials": "optional"}),
+            json!({"bucketName": "b"}),
+        ),
+        Inputs::default(),
+    )
+    .await
+    .unwrap();
+    let d = r.find("Deployment", "c1").unwrap();
+    let volumes = d["spec"]["template"]["spec"]["volumes"].as_array().unwrap();
+    let key = volumes
+        .iter()
+        .find(|v| v["name"] == "gcp-credentials")
+        .unwrap();
+    assert_eq!(key["secret"]["optional"], true);
+    let err = render_with(
+        &t,
+        gcp(
+            json!({"backendCredentials": "none"}),
+            json!({"bucketName": "b"}),
+        ),
+        Inputs::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("credentialsPath"), "{err}");
+    let r = render_with(
+        &t,
+        gcp(
+            json!({"backendCredentials": "none"}),
+            json!({"bucketName": "b", "credentialsPath": ""}),
+        ),
+        Inputs::default(),
+    )
+    .await
+    .unwrap();
+    let d = r.find("Deployment", "c1").unwrap();
+    let volumes = d["spec"]["template"]["spec"]["volumes"].as_array().unwrap();
+    assert!(volumes.iter().all(|v| v["name"] != "gcp-credentials"));
+    assert!(env(d).iter().all(|e| e.get("valueFrom").is_none()
+        || e["valueFrom"].get("secretKeyRef").is_none()
+        || e["name"] == "ORBIT_API_TOKEN"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
