@@ -305,18 +305,7 @@ impl AddressableDirectory {
     pub async fn release(&self, held: &HeldLease) -> Result<bool> {
         self.timed(
             "release",
-            async {
-                let ops = [
-                    BatchOp::delete(self.lease_key(&held.lease.reference))
-                        .when(Condition::Version(held.version)),
-                    BatchOp::delete(self.index_key(&held.lease.node_id, &held.lease.reference)),
-                ];
-                match self.client.batch(&ops).await {
-                    Ok(_) => Ok(true),
-                    Err(Error::PreconditionFailed { .. }) => Ok(false),
-                    Err(e) => Err(e),
-                }
-            },
+            self.delete_if_version(&held.lease, held.version),
             |released| if *released { "ok" } else { "not_held" },
         )
         .await
@@ -388,18 +377,19 @@ impl AddressableDirectory {
                 let Some(stored) = self.get_lease(reference).await? else {
                     return Ok(false);
                 };
-                self.remove_stored(&stored).await
+                self.delete_if_version(&stored.lease, stored.version).await
             },
             |r| if *r { "ok" } else { "absent" },
         )
         .await
     }
 
-    async fn remove_stored(&self, stored: &StoredLease) -> Result<bool> {
+    /// Deletes `lease` if it is still at `version`, with its index entry, in
+    /// one batch; `false` if it had changed or gone.
+    async fn delete_if_version(&self, lease: &AddressableLease, version: u64) -> Result<bool> {
         let ops = [
-            BatchOp::delete(self.lease_key(&stored.lease.reference))
-                .when(Condition::Version(stored.version)),
-            BatchOp::delete(self.index_key(&stored.lease.node_id, &stored.lease.reference)),
+            BatchOp::delete(self.lease_key(&lease.reference)).when(Condition::Version(version)),
+            BatchOp::delete(self.index_key(&lease.node_id, &lease.reference)),
         ];
         match self.client.batch(&ops).await {
             Ok(_) => Ok(true),
@@ -480,7 +470,11 @@ impl AddressableDirectory {
                 let mut report = CleanupReport::default();
                 let now = Utc::now();
                 for stored in self.all_leases().await? {
-                    if stored.lease.expires_at < now && self.remove_stored(&stored).await? {
+                    if stored.lease.expires_at < now
+                        && self
+                            .delete_if_version(&stored.lease, stored.version)
+                            .await?
+                    {
                         report.expired_leases.push(stored.lease.reference);
                     }
                 }
