@@ -230,10 +230,28 @@ impl AddressableDirectory {
     }
 
     async fn create(&self, lease: AddressableLease, ttl: Duration) -> Result<Acquire> {
-        let ops = self.lease_ops(&lease, Condition::Absent, ttl)?;
+        Ok(
+            match self.write_lease(lease, Condition::Absent, ttl).await? {
+                Ok(held) => Acquire::Acquired(held),
+                Err(current_version) => Acquire::HeldElsewhere { current_version },
+            },
+        )
+    }
+
+    /// Writes `lease` with its index entry in one batch if `condition`
+    /// holds: the held lease, valid until the request's start plus `ttl`
+    /// less the safety margin, or the key's current version when the
+    /// condition failed.
+    async fn write_lease(
+        &self,
+        lease: AddressableLease,
+        condition: Condition,
+        ttl: Duration,
+    ) -> Result<std::result::Result<HeldLease, Option<u64>>> {
+        let ops = self.lease_ops(&lease, condition, ttl)?;
         let t0 = Instant::now();
         match self.client.batch(&ops).await {
-            Ok(versions) => Ok(Acquire::Acquired(HeldLease {
+            Ok(versions) => Ok(Ok(HeldLease {
                 version: versions.first().copied().flatten().ok_or_else(|| {
                     Error::Invalid("the batch answer has no version for the lease".into())
                 })?,
@@ -242,7 +260,7 @@ impl AddressableDirectory {
             })),
             Err(Error::PreconditionFailed {
                 current_version, ..
-            }) => Ok(Acquire::HeldElsewhere { current_version }),
+            }) => Ok(Err(current_version)),
             Err(e) => Err(e),
         }
     }
@@ -278,25 +296,17 @@ impl AddressableDirectory {
                     .into(),
             ));
         }
-        let ops = self.lease_ops(&lease, Condition::Version(held.version), ttl)?;
-        let t0 = Instant::now();
-        match self.client.batch(&ops).await {
-            Ok(versions) => Ok(HeldLease {
-                version: versions.first().copied().flatten().ok_or_else(|| {
-                    Error::Invalid("the batch answer has no version for the lease".into())
-                })?,
-                valid_until: self.valid_until(t0, ttl),
-                lease,
-            }),
-            Err(Error::PreconditionFailed {
-                current_version, ..
-            }) => Err(Error::LeaseLost(format!(
+        match self
+            .write_lease(lease, Condition::Version(held.version), ttl)
+            .await?
+        {
+            Ok(renewed) => Ok(renewed),
+            Err(current_version) => Err(Error::LeaseLost(format!(
                 "{} is no longer at version {} (now {})",
                 held.lease.reference,
                 held.version,
                 current_version.map_or("absent".to_string(), |v| format!("version {v}"))
             ))),
-            Err(e) => Err(e),
         }
     }
 
@@ -305,18 +315,7 @@ impl AddressableDirectory {
     pub async fn release(&self, held: &HeldLease) -> Result<bool> {
         self.timed(
             "release",
-            async {
-                let ops = [
-                    BatchOp::delete(self.lease_key(&held.lease.reference))
-                        .when(Condition::Version(held.version)),
-                    BatchOp::delete(self.index_key(&held.lease.node_id, &held.lease.reference)),
-                ];
-                match self.client.batch(&ops).await {
-                    Ok(_) => Ok(true),
-                    Err(Error::PreconditionFailed { .. }) => Ok(false),
-                    Err(e) => Err(e),
-                }
-            },
+            self.delete_if_version(&held.lease, held.version),
             |released| if *released { "ok" } else { "not_held" },
         )
         .await
@@ -388,18 +387,19 @@ impl AddressableDirectory {
                 let Some(stored) = self.get_lease(reference).await? else {
                     return Ok(false);
                 };
-                self.remove_stored(&stored).await
+                self.delete_if_version(&stored.lease, stored.version).await
             },
             |r| if *r { "ok" } else { "absent" },
         )
         .await
     }
 
-    async fn remove_stored(&self, stored: &StoredLease) -> Result<bool> {
+    /// Deletes `lease` if it is still at `version`, with its index entry, in
+    /// one batch; `false` if it had changed or gone.
+    async fn delete_if_version(&self, lease: &AddressableLease, version: u64) -> Result<bool> {
         let ops = [
-            BatchOp::delete(self.lease_key(&stored.lease.reference))
-                .when(Condition::Version(stored.version)),
-            BatchOp::delete(self.index_key(&stored.lease.node_id, &stored.lease.reference)),
+            BatchOp::delete(self.lease_key(&lease.reference)).when(Condition::Version(version)),
+            BatchOp::delete(self.index_key(&lease.node_id, &lease.reference)),
         ];
         match self.client.batch(&ops).await {
             Ok(_) => Ok(true),
@@ -480,7 +480,11 @@ impl AddressableDirectory {
                 let mut report = CleanupReport::default();
                 let now = Utc::now();
                 for stored in self.all_leases().await? {
-                    if stored.lease.expires_at < now && self.remove_stored(&stored).await? {
+                    if stored.lease.expires_at < now
+                        && self
+                            .delete_if_version(&stored.lease, stored.version)
+                            .await?
+                    {
                         report.expired_leases.push(stored.lease.reference);
                     }
                 }

@@ -30,14 +30,45 @@ use tokio::sync::Mutex;
 
 const NODES: usize = 4;
 const ACTORS: u32 = 6;
-const LEASE_MS: u64 = 1500;
-const MARGIN_MS: u64 = 150;
-const RUN_MS: u64 = 5000;
-const KILL_AFTER_MS: u64 = 2000;
 const POLL_MS: u64 = 50;
-/// Allowed on top of one lease period for the takeover: a polling interval
-/// and an acquire request on a loaded 2-core CI machine.
-const TAKEOVER_SLACK_MS: u64 = 750;
+
+/// A scenario's clock: leases, when the victim dies, how long the nodes run,
+/// and what the takeover may take on top of one lease period (a polling
+/// interval and an acquire request on a loaded 2-core CI machine).
+#[derive(Clone, Copy)]
+struct Timing {
+    lease_ms: u64,
+    margin_ms: u64,
+    kill_after_ms: u64,
+    run_ms: u64,
+    takeover_slack_ms: u64,
+    /// How long a held-back renewal waits after taking its start time: long
+    /// enough to outlive the lease, so that another node can take the actor
+    /// before the late renewal lands (which must then fail).
+    delay_ms: u64,
+}
+
+/// The local backends answer in milliseconds.
+const LOCAL: Timing = Timing {
+    lease_ms: 1500,
+    margin_ms: 150,
+    kill_after_ms: 2000,
+    run_ms: 5000,
+    takeover_slack_ms: 750,
+    delay_ms: 1200,
+};
+
+/// On object storage an acquire or renewal is a multi-key batch of several
+/// conditional object writes: 0.4-0.7 s each on SeaweedFS with the machine
+/// loaded, so leases, run and slack are twice as long.
+const OBJECT_STORE: Timing = Timing {
+    lease_ms: 3000,
+    margin_ms: 300,
+    kill_after_ms: 4000,
+    run_ms: 10_000,
+    takeover_slack_ms: 1500,
+    delay_ms: 2400,
+};
 
 /// The scenarios share two cores; run them one at a time.
 static SERIAL: Mutex<()> = Mutex::const_new(());
@@ -95,14 +126,15 @@ fn parse(node: usize, text: &str) -> NodeLog {
     log
 }
 
-fn spawn_node(i: usize, endpoints: &str, log: &Path) -> Child {
+fn spawn_node(i: usize, endpoints: &str, log: &Path, t: Timing) -> Child {
     Command::new(env!("CARGO_BIN_EXE_orbit-lease-node"))
         .args(["--endpoints", endpoints])
         .args(["--node", &format!("node{i}")])
         .args(["--actors", &ACTORS.to_string()])
-        .args(["--lease-ms", &LEASE_MS.to_string()])
-        .args(["--margin-ms", &MARGIN_MS.to_string()])
-        .args(["--run-ms", &RUN_MS.to_string()])
+        .args(["--lease-ms", &t.lease_ms.to_string()])
+        .args(["--margin-ms", &t.margin_ms.to_string()])
+        .args(["--run-ms", &t.run_ms.to_string()])
+        .args(["--delay-ms", &t.delay_ms.to_string()])
         .args(["--poll-ms", &POLL_MS.to_string()])
         .arg("--log")
         .arg(log)
@@ -132,15 +164,15 @@ fn keep_logs(name: &str, logs: &[PathBuf], failed: bool) -> String {
     to.display().to_string()
 }
 
-async fn contend(name: &str, endpoints: &[String], dir: &Path) {
+async fn contend(name: &str, endpoints: &[String], dir: &Path, t: Timing) {
     let joined = endpoints.join(",");
     let logs: Vec<PathBuf> = (0..NODES)
         .map(|i| dir.join(format!("node{i}.log")))
         .collect();
     let mut children: Vec<Child> = (0..NODES)
-        .map(|i| spawn_node(i, &joined, &logs[i]))
+        .map(|i| spawn_node(i, &joined, &logs[i], t))
         .collect();
-    tokio::time::sleep(Duration::from_millis(KILL_AFTER_MS)).await;
+    tokio::time::sleep(Duration::from_millis(t.kill_after_ms)).await;
     // The victim: the node that believes it holds the most actors now.
     let now = now_ns();
     let victim = (0..NODES)
@@ -249,8 +281,9 @@ async fn contend(name: &str, endpoints: &[String], dir: &Path) {
         };
         let after = Duration::from_nanos(next - kill_ns);
         assert!(
-            after <= Duration::from_millis(LEASE_MS + TAKEOVER_SLACK_MS),
-            "{name}: actor {a} taken over {after:?} after the kill (lease {LEASE_MS} ms)"
+            after <= Duration::from_millis(t.lease_ms + t.takeover_slack_ms),
+            "{name}: actor {a} taken over {after:?} after the kill (lease {} ms)",
+            t.lease_ms
         );
         taken_over.push(after);
     }
@@ -305,7 +338,7 @@ async fn leases_under_contention_on_memory() {
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path(), &support::local_env("memory"));
-    contend("memory", std::slice::from_ref(&s.http), dir.path()).await;
+    contend("memory", std::slice::from_ref(&s.http), dir.path(), LOCAL).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -313,7 +346,7 @@ async fn leases_under_contention_on_lsm_tree() {
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(dir.path(), &support::local_env("lsm_tree"));
-    contend("lsm_tree", std::slice::from_ref(&s.http), dir.path()).await;
+    contend("lsm_tree", std::slice::from_ref(&s.http), dir.path(), LOCAL).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -331,5 +364,5 @@ async fn leases_under_contention_on_s3_with_three_replicas() {
         })
         .collect();
     let urls: Vec<String> = servers.iter().map(|s| s.http.clone()).collect();
-    contend("s3 x3", &urls, dir.path()).await;
+    contend("s3 x3", &urls, dir.path(), OBJECT_STORE).await;
 }

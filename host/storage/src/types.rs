@@ -9,12 +9,26 @@ pub type Version = u64;
 /// Milliseconds since the Unix epoch.
 pub type UnixMillis = u64;
 
-/// The current time in Unix milliseconds.
+/// The current time in Unix milliseconds, as TTLs and expiry see it: the
+/// wall clock read once, when the process first asks, plus the monotonic
+/// time elapsed since. A step of the system's wall clock while the process
+/// runs (NTP, a hypervisor resynchronising a VM's clock: steps of 1 s and
+/// 32 s were seen within 90 s on the development VM) therefore neither
+/// expires every key with a TTL at once nor keeps them alive longer; a
+/// lease granted for 1.5 s lasts 1.5 s of elapsed time. The wall clock
+/// matters again only across a restart, where stored expiry times are
+/// compared with the new process's reading.
 pub fn now_millis() -> UnixMillis {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    static ANCHOR: std::sync::LazyLock<(UnixMillis, std::time::Instant)> =
+        std::sync::LazyLock::new(|| {
+            let wall = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0);
+            (wall, std::time::Instant::now())
+        });
+    let (wall, at) = *ANCHOR;
+    wall.saturating_add(at.elapsed().as_millis() as u64)
 }
 
 /// A stored value with its metadata.
