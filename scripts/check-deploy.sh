@@ -213,15 +213,17 @@ else echo "$out"; bad "k8s/08-monitoring.yaml: monitoring objects"; fi
 step "operator: CRD, manifests, chart and rendered objects | kubernetes-validate --strict (${versions[*]})"
 if out=$("$op_bin" crd check . 2>&1); then ok "orbit-operator crd check: committed CRD matches the types"; else echo "$out"; bad "orbit-operator crd check"; fi
 # The guides' three examples and ours, against the CRD's schema with a JSON-schema validator.
-if out=$("$py" k8s/tests/crd_admits_seeds.py k8s/operator/crd.yaml host/operator/tests/seeds/*.yaml examples/orbitcluster-*.yaml 2>&1); then
-    ok "CRD schema admits the guides' OrbitCluster examples and examples/orbitcluster-*.yaml, no field pruned"
+# Our examples, and one resource with every chart knob set (k8s/tests/orbitcluster-all-knobs.yaml).
+op_files=(examples/orbitcluster-*.yaml k8s/tests/orbitcluster-all-knobs.yaml)
+if out=$("$py" k8s/tests/crd_admits_seeds.py k8s/operator/crd.yaml host/operator/tests/seeds/*.yaml "${op_files[@]}" 2>&1); then
+    ok "CRD schema admits the guides' OrbitCluster examples, examples/orbitcluster-*.yaml and the all-knobs resource, no field pruned"
 else echo "$out"; bad "CRD schema vs the OrbitCluster examples"; fi
 if out=$("$helm" lint --strict helm/orbit-operator 2>&1); then ok "helm lint --strict helm/orbit-operator"; else echo "$out"; bad "helm lint helm/orbit-operator"; fi
 monitoring_on() { # an OrbitCluster file with the ServiceMonitor and PrometheusRule on
-    "$py" -c 'import sys, yaml; d = yaml.safe_load(open(sys.argv[1])); d["spec"]["monitoring"] = {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}}; print(yaml.safe_dump(d))' "$1"
+    "$py" -c 'import sys, yaml; d = yaml.safe_load(open(sys.argv[1])); m = d["spec"].setdefault("monitoring", {}); [m.setdefault(k, {}).update(enabled=True) for k in ("serviceMonitor", "prometheusRule")]; print(yaml.safe_dump(d))' "$1"
 }
 op_work=$(mktemp -d)
-for f in examples/orbitcluster-*.yaml; do
+for f in "${op_files[@]}"; do
     monitoring_on "$f" > "$op_work/$(basename "$f")" || bad "monitoring_on $f"
     if "$op_bin" render --namespace orbit-rs "$op_work/$(basename "$f")" > "$op_work/rendered-$(basename "$f")" 2> "$op_work/err"; then
         ok "orbit-operator render $f"
@@ -239,11 +241,11 @@ for v in "${versions[@]}"; do
             ok "helm template helm/orbit-operator ${args:-(defaults)} valid for $v"
         else echo "$out"; bad "helm template helm/orbit-operator ${args:-(defaults)} for $v"; fi
     done
-    for f in examples/orbitcluster-*.yaml; do
+    for f in "${op_files[@]}"; do
         if out=$(kv "$v" "$op_work/rendered-$(basename "$f")"); then ok "orbit-operator render $f valid for $v"; else echo "$out"; bad "orbit-operator render $f for $v"; fi
     done
 done
-for f in examples/orbitcluster-*.yaml; do
+for f in "${op_files[@]}"; do
     if out=$(to_json < "$op_work/rendered-$(basename "$f")" | node k8s/tests/validate-monitoring.mjs "$nodem/node_modules" 2>&1); then
         ok "orbit-operator render $f: $out"
     else echo "$out"; bad "orbit-operator render $f: monitoring objects"; fi

@@ -15,7 +15,8 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Affinity, EnvVar, LocalObjectReference, Toleration, TopologySpreadConstraint,
+    Affinity, EnvFromSource, EnvVar, LocalObjectReference, Toleration, TopologySpreadConstraint,
+    VolumeMount,
 };
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -93,6 +94,11 @@ pub struct OrbitClusterSpec {
     /// are checked by the translator like everything else.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env: Option<Vec<EnvVar>>,
+    /// Whole ConfigMaps or Secrets as variables of the server container.
+    /// `ORBIT_*` names among them reach the server unchecked by the operator
+    /// (the server still checks them at start-up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env_from: Option<Vec<EnvFromSource>>,
     /// `RUST_LOG` of the server. Default `info`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_level: Option<String>,
@@ -116,6 +122,46 @@ pub struct OrbitClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("enum" = ["ClusterIP", "NodePort", "LoadBalancer"]))]
     pub service_type: Option<String>,
+    /// Annotations of the client Service (e.g. a cloud load balancer's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_annotations: Option<BTreeMap<String, String>>,
+    /// Source CIDRs admitted by a LoadBalancer client Service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_balancer_source_ranges: Option<Vec<String>>,
+    /// The workload's update strategy, as Kubernetes writes it. StatefulSet
+    /// (local backends): `{type: RollingUpdate|OnDelete, rollingUpdate:
+    /// {partition, maxUnavailable}}`; Deployment (cloud backends): `{type:
+    /// RollingUpdate|Recreate, rollingUpdate: {maxSurge, maxUnavailable}}`.
+    /// Default RollingUpdate (the Deployment with maxSurge 1, maxUnavailable 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_object")]
+    pub update_strategy: Option<Json>,
+    /// Seconds a new pod must stay ready before the rollout goes on. Default 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub min_ready_seconds: Option<i32>,
+    /// Default 60: the server drains and syncs its backend on SIGTERM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub termination_grace_period_seconds: Option<i64>,
+    /// A preStop sleep, so endpoints drop the pod before it stops serving.
+    /// Default 5; 0: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub pre_stop_sleep_seconds: Option<i64>,
+    /// More volumes of the pod (Volume objects).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_objects")]
+    pub extra_volumes: Option<Vec<Json>>,
+    /// More mounts of the orbit-server container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra_volume_mounts: Option<Vec<VolumeMount>>,
+    /// More containers in the pod (sidecars), as Container objects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_objects")]
+    pub extra_containers: Option<Vec<Json>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<NetworkPolicySpec>,
     /// Annotations and labels added to the pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_annotations: Option<BTreeMap<String, String>>,
@@ -281,6 +327,10 @@ pub struct StorageSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "int_or_string")]
     pub empty_dir_size_limit: Option<Json>,
+    /// A PersistentVolumeClaim that exists already, mounted as the data
+    /// volume instead of one claim per pod (local backends, one replica).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub existing_claim: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -432,8 +482,19 @@ pub struct ServiceMonitorSpec {
     /// Default 30s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<String>,
+    /// Default 10s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scrape_timeout: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<BTreeMap<String, String>>,
+    /// RelabelConfigs applied to targets before the scrape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_objects")]
+    pub relabelings: Option<Vec<Json>>,
+    /// RelabelConfigs applied to samples after the scrape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_objects")]
+    pub metric_relabelings: Option<Vec<Json>>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -448,6 +509,10 @@ pub struct PrometheusRuleSpec {
     /// `metrics.prometheusRule.runbookBaseUrl`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runbook_base_url: Option<String>,
+    /// More rules appended to the group (Prometheus rule objects).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_objects")]
+    pub extra_rules: Option<Vec<Json>>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -466,6 +531,11 @@ pub struct SchedulingSpec {
     pub tolerations: Option<Vec<Toleration>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topology_spread_constraints: Option<Vec<TopologySpreadConstraint>>,
+    /// Adds a spread of the pods over `topology.kubernetes.io/zone`
+    /// (maxSkew 1, ScheduleAnyway) to the constraints; for a hard rule write
+    /// it in `topologySpreadConstraints`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone_spread: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority_class_name: Option<String>,
 }
@@ -483,6 +553,41 @@ pub struct PdbSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "int_or_string")]
     pub min_available: Option<Json>,
+    /// IfHealthyBudget or AlwaysAllow (a pod that is not ready may be
+    /// evicted even when the budget is spent, so a crash-looping pod cannot
+    /// block a node drain). Default: the cluster's (IfHealthyBudget).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = ["IfHealthyBudget", "AlwaysAllow"]))]
+    pub unhealthy_pod_eviction_policy: Option<String>,
+}
+
+/// A NetworkPolicy admitting traffic to the pods only on the API port from
+/// `api.from` and on the metrics port from the monitoring namespace (egress
+/// stays open: cloud backends reach their object store). Needs a network
+/// plugin that enforces NetworkPolicies.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPolicySpec {
+    #[serde(default)]
+    pub enabled: bool,
+    /// NetworkPolicyPeers admitted to the API port. Default: every pod of the
+    /// cluster's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_objects")]
+    pub api_from: Option<Vec<Json>>,
+    /// The namespace Prometheus runs in (label selector). Default
+    /// `kubernetes.io/metadata.name: monitoring`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_object")]
+    pub metrics_namespace_selector: Option<Json>,
+    /// The Prometheus pods in that namespace; default any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_object")]
+    pub metrics_pod_selector: Option<Json>,
+    /// More NetworkPolicyIngressRules, appended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_objects")]
+    pub extra_ingress: Option<Vec<Json>>,
 }
 
 /// What the operator observed and decided.
@@ -615,6 +720,14 @@ fn cloud_backend_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
 }
 fn int_or_string(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schema(serde_json::json!({"x-kubernetes-int-or-string": true}))
+}
+/// A Kubernetes object the operator passes through unchanged (the workload's
+/// own validation checks it when it is applied).
+fn free_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schema(serde_json::json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true}))
+}
+fn free_objects(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schema(serde_json::json!({"type": "array", "items": free_object(g)}))
 }
 fn free_table(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schema(serde_json::json!({

@@ -9,4 +9,5 @@ pub mod offline;
 pub mod reconcile;
 pub mod render;
 pub mod settings_schema;
+pub mod telemetry;
 pub mod translate;

@@ -1,9 +1,11 @@
 //! `orbit-operator`: run the controller, write or check the CRD, or render
 //! a resource's objects offline.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -15,6 +17,7 @@ use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, ResourceExt};
 use orbit_operator::crd::OrbitCluster;
 use orbit_operator::reconcile::{Context, error_policy, reconcile};
+use orbit_operator::telemetry::Telemetry;
 use orbit_operator::translate::Translators;
 use orbit_operator::{crd_gen, offline, render};
 
@@ -44,6 +47,9 @@ enum Command {
             default_value = "/tmp/orbit-operator-plugins"
         )]
         plugin_dir: PathBuf,
+        /// Where /healthz, /readyz and /metrics are served.
+        #[arg(long, env = "ORBIT_OPERATOR_LISTEN", default_value = "0.0.0.0:8081")]
+        listen: SocketAddr,
     },
     /// The CustomResourceDefinition.
     Crd {
@@ -85,7 +91,8 @@ fn main() -> ExitCode {
         Command::Run {
             namespace,
             plugin_dir,
-        } => tokio_run(run(namespace, plugin_dir)),
+            listen,
+        } => tokio_run(run(namespace, plugin_dir, listen)),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -133,7 +140,21 @@ async fn render_files(files: Vec<PathBuf>, namespace: String) -> anyhow::Result<
     Ok(())
 }
 
-async fn run(namespace: Option<String>, plugin_dir: PathBuf) -> anyhow::Result<()> {
+async fn run(
+    namespace: Option<String>,
+    plugin_dir: PathBuf,
+    listen: SocketAddr,
+) -> anyhow::Result<()> {
+    let telemetry = Arc::new(Telemetry::new());
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen} (--listen)"))?;
+    let router = telemetry.clone().router();
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!("health and metrics endpoints stopped: {e}");
+        }
+    });
     let client = Client::try_default()
         .await
         .context("no Kubernetes API server (in-cluster config or KUBECONFIG)")?;
@@ -159,6 +180,12 @@ async fn run(namespace: Option<String>, plugin_dir: PathBuf) -> anyhow::Result<(
     let clusters: Api<OrbitCluster> = api(&client, &namespace);
     let controller = Controller::new(clusters, watcher::Config::default());
     let store = controller.store();
+    let ready = (store.clone(), telemetry.clone());
+    tokio::spawn(async move {
+        if ready.0.wait_until_ready().await.is_ok() {
+            ready.1.set_ready();
+        }
+    });
     // A Secret or plugins ConfigMap a cluster references: reconcile it (the
     // checksum annotation then rolls its pods).
     let referencing = move |ns: Option<String>, name: String, secret: bool| {
@@ -206,7 +233,19 @@ async fn run(namespace: Option<String>, plugin_dir: PathBuf) -> anyhow::Result<(
             move |c| by_config_map(c.namespace(), c.name_any(), false),
         )
         .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx)
+        .run(
+            move |cluster, ctx| {
+                let telemetry = telemetry.clone();
+                async move {
+                    let start = Instant::now();
+                    let r = reconcile(cluster, ctx).await;
+                    telemetry.observe(r.is_ok(), start.elapsed());
+                    r
+                }
+            },
+            error_policy,
+            ctx,
+        )
         .for_each(|r| async move {
             match r {
                 Ok((obj, _)) => tracing::debug!(cluster = %obj.name, "reconciled"),

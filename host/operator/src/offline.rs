@@ -29,8 +29,8 @@ pub async fn render_cluster(
         .resolve(c, None)
         .await
         .map_err(|e| format!("InvalidConfiguration: {e}"))?;
-    if let Some(refusal) = render::refusal(c, resolved.backend) {
-        return Err(refusal);
+    if let Some((reason, message)) = render::refusal(c, resolved.backend) {
+        return Err(format!("{reason}: {message}"));
     }
     let inputs = Inputs {
         default_tag: env!("CARGO_PKG_VERSION").to_string(),

@@ -7,16 +7,19 @@
 //!    ConfigMap) checks the resource and renders the variables. A diagnostic
 //!    error sets `Ready=False`/`InvalidConfiguration` and an Event; nothing
 //!    else is written.
-//! 3. Refusals (several independent local replicas without the opt-in, a
-//!    switch between a local and a cloud backend, a new storage class, a
-//!    smaller volume) set `Degraded=True` with what to do; nothing else is
-//!    written.
+//! 3. Refusals (several independent local replicas without the opt-in, an
+//!    `existingClaim` shared by several pods or set after the fact, an update
+//!    strategy of the other workload kind, a switch between a local and a
+//!    cloud backend, a new storage class, a smaller volume) set
+//!    `Degraded=True` with what to do; nothing else is written.
 //! 4. A larger `storage.size` grows every PVC, then deletes the StatefulSet
 //!    with `propagationPolicy: Orphan` (its pods and volumes stay) so the
 //!    apply below re-creates it with the new claim template.
 //! 5. Every rendered object is server-side applied (field manager
 //!    `orbit-operator`, forced) unless the live object already carries the
 //!    same applied-hash annotation: an unchanged resource costs reads only.
+//!    An optional object the spec no longer asks for (PDB, ServiceMonitor,
+//!    PrometheusRule, NetworkPolicy) is deleted if this cluster owns it.
 //! 6. The status (observedGeneration, conditions, backend, workload kind,
 //!    replicas) is patched only when it differs.
 
@@ -111,6 +114,7 @@ fn gvk_plural(kind: &str) -> Option<(GroupVersionKind, &'static str)> {
         "PodDisruptionBudget" => ("policy", "v1", "poddisruptionbudgets"),
         "ServiceMonitor" => ("monitoring.coreos.com", "v1", "servicemonitors"),
         "PrometheusRule" => ("monitoring.coreos.com", "v1", "prometheusrules"),
+        "NetworkPolicy" => ("networking.k8s.io", "v1", "networkpolicies"),
         _ => return None,
     };
     Some((GroupVersionKind::gvk(g, v, kind), plural))
@@ -273,13 +277,13 @@ pub async fn reconcile(cluster: Arc<OrbitCluster>, ctx: Arc<Context>) -> Result<
     let kind = resolved.backend;
     let wanted_kind = render::workload_kind(kind);
 
-    if let Some(msg) = render::refusal(&cluster, kind) {
-        let out = refused(&cluster, "IndependentReplicasRefused", &msg, false);
+    if let Some((reason, msg)) = render::refusal(&cluster, kind) {
+        let out = refused(&cluster, reason, &msg, false);
         return finish(
             &cluster,
             &ctx,
             out,
-            Some(("IndependentReplicasRefused", msg)),
+            Some((reason, msg)),
             Action::await_change(),
         )
         .await;
@@ -349,6 +353,24 @@ pub async fn reconcile(cluster: Arc<OrbitCluster>, ctx: Arc<Context>) -> Result<
     let mut live_workload = None;
     if let Some(api) = dynamic_api(client, &ns, wanted_kind) {
         live_workload = api.get_opt(&name).await?;
+    }
+    if kind.is_local()
+        && let Some(live) = &live_workload
+        && live.data["spec"]["volumeClaimTemplates"]
+            .as_array()
+            .is_some_and(|t| !t.is_empty())
+            != render::existing_claim(&cluster).is_none()
+    {
+        let msg = "spec.storage.existingClaim was set or removed after the StatefulSet was created: its volume claim templates cannot change. Set it back, or create a new OrbitCluster and copy the data.".to_string();
+        let out = refused(&cluster, "ClaimChangeRefused", &msg, false);
+        return finish(
+            &cluster,
+            &ctx,
+            out,
+            Some(("ClaimChangeRefused", msg)),
+            Action::await_change(),
+        )
+        .await;
     }
     if kind.is_local()
         && let Some(live) = &live_workload
@@ -429,6 +451,25 @@ pub async fn reconcile(cluster: Arc<OrbitCluster>, ctx: Arc<Context>) -> Result<
         let applied = api.patch(obj_name, &pp, &Patch::Apply(obj)).await?;
         if kind_name == wanted_kind {
             live_workload = Some(applied);
+        }
+    }
+    // An optional object switched off in the spec: delete the one this
+    // cluster owns (garbage collection only acts when the cluster goes).
+    let uid = cluster.uid().unwrap_or_default();
+    for kind_name in render::OPTIONAL_KINDS {
+        if rendered.find(kind_name, &name).is_some() {
+            continue;
+        }
+        let Some(api) = dynamic_api(client, &ns, kind_name) else {
+            continue;
+        };
+        let owned = api.get_opt(&name).await?.is_some_and(|o| {
+            o.owner_references()
+                .iter()
+                .any(|r| r.controller == Some(true) && r.uid == uid)
+        });
+        if owned {
+            api.delete(&name, &DeleteParams::default()).await?;
         }
     }
 

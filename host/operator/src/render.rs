@@ -302,6 +302,9 @@ fn pod_template(c: &OrbitCluster, resolved: &Resolved, inputs: &Inputs, config: 
         json!({"name": "config", "mountPath": CONFIG_DIR, "readOnly": true}),
     ];
     let mut volumes = Vec::new();
+    if let Some(claim) = existing_claim(c).filter(|_| kind.is_local()) {
+        volumes.push(json!({"name": "data", "persistentVolumeClaim": {"claimName": claim}}));
+    }
     if !kind.is_local() {
         let limit = spec
             .storage
@@ -357,14 +360,32 @@ fn pod_template(c: &OrbitCluster, resolved: &Resolved, inputs: &Inputs, config: 
         "startupProbe": probe("/health/startup", 5, 180),
         "livenessProbe": probe("/health", 10, 3),
         "readinessProbe": probe("/health/ready", 5, 3),
-        "lifecycle": {"preStop": {"sleep": {"seconds": 5}}},
         "volumeMounts": mounts,
     });
+    let mut container = container;
+    let pre_stop = spec.pre_stop_sleep_seconds.unwrap_or(5);
+    if pre_stop > 0 {
+        container["lifecycle"] = json!({"preStop": {"sleep": {"seconds": pre_stop}}});
+    }
+    if let Some(e) = &spec.env_from {
+        container["envFrom"] = serde_json::to_value(e).unwrap_or_default();
+    }
+    if let Some(m) = &spec.extra_volume_mounts {
+        let extra = serde_json::to_value(m).unwrap_or_default();
+        if let (Some(all), Some(extra)) =
+            (container["volumeMounts"].as_array_mut(), extra.as_array())
+        {
+            all.extend(extra.iter().cloned());
+        }
+    }
+    let mut containers = vec![container];
+    containers.extend(spec.extra_containers.iter().flatten().cloned());
+    volumes.extend(spec.extra_volumes.iter().flatten().cloned());
     let mut pod = json!({
         "serviceAccountName": name(c),
         "automountServiceAccountToken": false,
         "enableServiceLinks": false,
-        "terminationGracePeriodSeconds": 60,
+        "terminationGracePeriodSeconds": spec.termination_grace_period_seconds.unwrap_or(60),
         "securityContext": {
             "runAsNonRoot": true,
             "runAsUser": 65532,
@@ -373,7 +394,7 @@ fn pod_template(c: &OrbitCluster, resolved: &Resolved, inputs: &Inputs, config: 
             "fsGroupChangePolicy": "OnRootMismatch",
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "containers": [container],
+        "containers": containers,
         "volumes": volumes,
     });
     if let Some(a) = affinity(c) {
@@ -389,8 +410,21 @@ fn pod_template(c: &OrbitCluster, resolved: &Resolved, inputs: &Inputs, config: 
         if let Some(t) = &s.tolerations {
             pod["tolerations"] = serde_json::to_value(t).unwrap_or_default();
         }
-        if let Some(t) = &s.topology_spread_constraints {
-            pod["topologySpreadConstraints"] = serde_json::to_value(t).unwrap_or_default();
+        let mut spread =
+            serde_json::to_value(s.topology_spread_constraints.clone().unwrap_or_default())
+                .unwrap_or_default();
+        if s.zone_spread.unwrap_or(false)
+            && let Some(all) = spread.as_array_mut()
+        {
+            all.push(json!({
+                "maxSkew": 1,
+                "topologyKey": "topology.kubernetes.io/zone",
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": selector_labels(c)},
+            }));
+        }
+        if spread.as_array().is_some_and(|a| !a.is_empty()) {
+            pod["topologySpreadConstraints"] = spread;
         }
         if let Some(p) = &s.priority_class_name {
             pod["priorityClassName"] = json!(p);
@@ -415,6 +449,24 @@ pub fn storage_size(c: &OrbitCluster) -> String {
         .unwrap_or_else(|| "10Gi".into())
 }
 
+/// Kinds rendered only when the spec asks for them; the reconcile deletes
+/// the one it owns once the spec no longer does.
+pub const OPTIONAL_KINDS: [&str; 4] = [
+    "PodDisruptionBudget",
+    "ServiceMonitor",
+    "PrometheusRule",
+    "NetworkPolicy",
+];
+
+/// `storage.existingClaim`, when set.
+pub fn existing_claim(c: &OrbitCluster) -> Option<&str> {
+    c.spec
+        .storage
+        .as_ref()
+        .and_then(|s| s.existing_claim.as_deref())
+        .filter(|s| !s.is_empty())
+}
+
 /// The storage class of the data volumes (None: the cluster default).
 pub fn storage_class(c: &OrbitCluster) -> Option<String> {
     c.spec
@@ -437,7 +489,7 @@ fn workload(c: &OrbitCluster, resolved: &Resolved, inputs: &Inputs, config: &Jso
         if let Some(class) = storage_class(c) {
             claim_spec["storageClassName"] = json!(class);
         }
-        json!({
+        let mut sts = json!({
             "apiVersion": "apps/v1",
             "kind": "StatefulSet",
             "metadata": metadata(c, name(c)),
@@ -445,32 +497,46 @@ fn workload(c: &OrbitCluster, resolved: &Resolved, inputs: &Inputs, config: &Jso
                 "serviceName": format!("{}-headless", name(c)),
                 "replicas": c.spec.replicas(),
                 "podManagementPolicy": "Parallel",
-                "updateStrategy": {"type": "RollingUpdate"},
+                "updateStrategy": c.spec.update_strategy.clone().unwrap_or_else(|| json!({"type": "RollingUpdate"})),
                 "persistentVolumeClaimRetentionPolicy": {
                     "whenDeleted": retention.when_deleted.unwrap_or_else(|| "Retain".into()),
                     "whenScaled": retention.when_scaled.unwrap_or_else(|| "Retain".into()),
                 },
                 "selector": selector,
                 "template": template,
-                "volumeClaimTemplates": [{
-                    "metadata": {"name": "data", "labels": selector_labels(c)},
-                    "spec": claim_spec,
-                }],
             },
-        })
+        });
+        if existing_claim(c).is_none() {
+            sts["spec"]["volumeClaimTemplates"] = json!([{
+                "metadata": {"name": "data", "labels": selector_labels(c)},
+                "spec": claim_spec,
+            }]);
+        }
+        with_min_ready(c, sts)
     } else {
-        json!({
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": metadata(c, name(c)),
-            "spec": {
-                "replicas": c.spec.replicas(),
-                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-                "selector": selector,
-                "template": template,
-            },
-        })
+        with_min_ready(
+            c,
+            json!({
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": metadata(c, name(c)),
+                "spec": {
+                    "replicas": c.spec.replicas(),
+                    "strategy": c.spec.update_strategy.clone().unwrap_or_else(
+                        || json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}})),
+                    "selector": selector,
+                    "template": template,
+                },
+            }),
+        )
     }
+}
+
+fn with_min_ready(c: &OrbitCluster, mut workload: Json) -> Json {
+    if let Some(s) = c.spec.min_ready_seconds.filter(|s| *s > 0) {
+        workload["spec"]["minReadySeconds"] = json!(s);
+    }
+    workload
 }
 
 fn services(c: &OrbitCluster) -> Vec<Json> {
@@ -478,16 +544,28 @@ fn services(c: &OrbitCluster) -> Vec<Json> {
     let port = |name: &str, port: u16| json!({"name": name, "port": port, "targetPort": name, "protocol": "TCP", "appProtocol": "http"});
     let mut metrics_meta = metadata(c, format!("{n}-metrics"));
     metrics_meta["labels"]["orbit-rs/service"] = json!("metrics");
+    let mut client = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": metadata(c, n.clone()),
+        "spec": {
+            "type": c.spec.service_type.clone().unwrap_or_else(|| "ClusterIP".into()),
+            "selector": selector_labels(c),
+            "ports": [port("health", HTTP_PORT)],
+        },
+    });
+    for (k, v) in c.spec.service_annotations.iter().flatten() {
+        client["metadata"]["annotations"][k] = json!(v);
+    }
+    if let Some(r) = c
+        .spec
+        .load_balancer_source_ranges
+        .as_ref()
+        .filter(|r| !r.is_empty())
+    {
+        client["spec"]["loadBalancerSourceRanges"] = json!(r);
+    }
     vec![
-        json!({
-            "apiVersion": "v1", "kind": "Service",
-            "metadata": metadata(c, n.clone()),
-            "spec": {
-                "type": c.spec.service_type.clone().unwrap_or_else(|| "ClusterIP".into()),
-                "selector": selector_labels(c),
-                "ports": [port("health", HTTP_PORT)],
-            },
-        }),
+        client,
         json!({
             "apiVersion": "v1", "kind": "Service",
             "metadata": metadata(c, format!("{n}-headless")),
@@ -533,14 +611,22 @@ fn monitoring(c: &OrbitCluster) -> Vec<Json> {
         }
         let mut selector = selector_labels(c);
         selector.insert("orbit-rs/service".into(), "metrics".into());
+        let mut endpoint = json!({"port": "metrics", "path": "/metrics",
+            "interval": sm.interval.unwrap_or_else(|| "30s".into()),
+            "scrapeTimeout": sm.scrape_timeout.unwrap_or_else(|| "10s".into())});
+        if let Some(r) = sm.relabelings.filter(|r| !r.is_empty()) {
+            endpoint["relabelings"] = json!(r);
+        }
+        if let Some(r) = sm.metric_relabelings.filter(|r| !r.is_empty()) {
+            endpoint["metricRelabelings"] = json!(r);
+        }
         out.push(json!({
             "apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
             "metadata": meta,
             "spec": {
                 "selector": {"matchLabels": selector},
                 "namespaceSelector": {"matchNames": [ns]},
-                "endpoints": [{"port": "metrics", "path": "/metrics",
-                    "interval": sm.interval.unwrap_or_else(|| "30s".into()), "scrapeTimeout": "10s"}],
+                "endpoints": [endpoint],
             },
         }));
     }
@@ -565,7 +651,10 @@ fn monitoring(c: &OrbitCluster) -> Vec<Json> {
                 RUNBOOK_BASE_URL,
                 pr.runbook_base_url.as_deref().unwrap_or(RUNBOOK_BASE_URL),
             );
-        let rules: Json = serde_yaml::from_str(&alerts).unwrap_or_else(|_| json!([]));
+        let mut rules: Json = serde_yaml::from_str(&alerts).unwrap_or_else(|_| json!([]));
+        if let Some(all) = rules.as_array_mut() {
+            all.extend(pr.extra_rules.iter().flatten().cloned());
+        }
         out.push(json!({
             "apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
             "metadata": meta,
@@ -573,6 +662,30 @@ fn monitoring(c: &OrbitCluster) -> Vec<Json> {
         }));
     }
     out
+}
+
+fn network_policy(c: &OrbitCluster) -> Option<Json> {
+    let np = c.spec.network_policy.clone().filter(|n| n.enabled)?;
+    let mut metrics_peer = json!({"namespaceSelector": np.metrics_namespace_selector.unwrap_or_else(
+        || json!({"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}))});
+    if let Some(p) = np.metrics_pod_selector {
+        metrics_peer["podSelector"] = p;
+    }
+    let mut ingress = vec![
+        json!({"ports": [{"port": HTTP_PORT, "protocol": "TCP"}],
+            "from": np.api_from.unwrap_or_else(|| vec![json!({"podSelector": {}})])}),
+        json!({"ports": [{"port": METRICS_PORT, "protocol": "TCP"}], "from": [metrics_peer]}),
+    ];
+    ingress.extend(np.extra_ingress.into_iter().flatten());
+    Some(json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": metadata(c, name(c)),
+        "spec": {
+            "podSelector": {"matchLabels": selector_labels(c)},
+            "policyTypes": ["Ingress"],
+            "ingress": ingress,
+        },
+    }))
 }
 
 /// Every object of `c`, in apply order, each carrying [`APPLIED_HASH`].
@@ -600,6 +713,9 @@ pub fn render(c: &OrbitCluster, resolved: &Resolved, inputs: &Inputs) -> Rendere
             (None, Some(m)) => spec["maxUnavailable"] = m.clone(),
             (None, None) => spec["maxUnavailable"] = json!(1),
         }
+        if let Some(p) = &pdb.unhealthy_pod_eviction_policy {
+            spec["unhealthyPodEvictionPolicy"] = json!(p);
+        }
         objects.push(json!({
             "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
             "metadata": metadata(c, n.clone()),
@@ -607,6 +723,7 @@ pub fn render(c: &OrbitCluster, resolved: &Resolved, inputs: &Inputs) -> Rendere
         }));
     }
     objects.extend(monitoring(c));
+    objects.extend(network_policy(c));
     for o in &mut objects {
         let hash = sha256_hex(serde_json::to_string(&*o).unwrap_or_default().as_bytes());
         o["metadata"]["annotations"][APPLIED_HASH] = json!(hash);
@@ -618,13 +735,51 @@ pub fn render(c: &OrbitCluster, resolved: &Resolved, inputs: &Inputs) -> Rendere
 }
 
 /// Why a resource is refused before anything is applied (besides an
-/// invalid configuration): the field to set and what to do.
-pub fn refusal(c: &OrbitCluster, kind: BackendKind) -> Option<String> {
+/// invalid configuration): the condition reason, and the field to set and
+/// what to do.
+pub fn refusal(c: &OrbitCluster, kind: BackendKind) -> Option<(&'static str, String)> {
     let replicas = c.spec.replicas();
     if kind.is_local() && replicas > 1 && !c.spec.allow_independent_replicas.unwrap_or(false) {
-        return Some(format!(
-            "spec.replicas={replicas} with the local backend {kind}: each replica would be an independent store behind one Service, so clients would see different data depending on the pod they reach. Set spec.replicas=1, or spec.allowIndependentReplicas=true if your clients address pods one by one through the headless Service."
+        return Some((
+            "IndependentReplicasRefused",
+            format!(
+                "spec.replicas={replicas} with the local backend {kind}: each replica would be an independent store behind one Service, so clients would see different data depending on the pod they reach. Set spec.replicas=1, or spec.allowIndependentReplicas=true if your clients address pods one by one through the headless Service."
+            ),
         ));
+    }
+    if kind.is_local()
+        && replicas > 1
+        && let Some(claim) = existing_claim(c)
+    {
+        return Some((
+            "SharedClaimRefused",
+            format!(
+                "spec.storage.existingClaim={claim} with spec.replicas={replicas}: every pod would mount the same claim. Use existingClaim with one replica, or remove it for one claim per pod."
+            ),
+        ));
+    }
+    if let Some(s) = &c.spec.update_strategy {
+        let t = s["type"].as_str().unwrap_or("RollingUpdate");
+        let rolling = &s["rollingUpdate"];
+        let ok = if kind.is_local() {
+            matches!(t, "RollingUpdate" | "OnDelete") && rolling.get("maxSurge").is_none()
+        } else {
+            matches!(t, "RollingUpdate" | "Recreate") && rolling.get("partition").is_none()
+        };
+        if !ok {
+            return Some((
+                "UpdateStrategyRefused",
+                if kind.is_local() {
+                    format!(
+                        "spec.updateStrategy: the {kind} backend runs a StatefulSet (type RollingUpdate or OnDelete; rollingUpdate.partition, rollingUpdate.maxUnavailable); Recreate and maxSurge are Deployment settings"
+                    )
+                } else {
+                    format!(
+                        "spec.updateStrategy: the {kind} backend runs a Deployment (type RollingUpdate or Recreate; rollingUpdate.maxSurge, rollingUpdate.maxUnavailable); OnDelete and partition are StatefulSet settings"
+                    )
+                },
+            ));
+        }
     }
     None
 }

@@ -350,6 +350,39 @@ async fn reconcile_requests_for_each_kind_of_change() {
         "{w:#?}"
     );
 
+    // 3b. An optional object switched off: the one this cluster owns is
+    //     deleted (garbage collection acts only when the cluster goes).
+    h.edit(|s| s["podDisruptionBudget"] = json!({"enabled": false}));
+    let calls = h.reconcile().await;
+    let pdb = "/apis/policy/v1/namespaces/orbit-rs/poddisruptionbudgets/orbit";
+    assert!(
+        writes(&calls).contains(&format!("DELETE {pdb}")),
+        "{:#?}",
+        writes(&calls)
+    );
+    let calls = h.reconcile().await;
+    assert!(writes(&calls).is_empty(), "{:#?}", writes(&calls));
+
+    // 3c. existingClaim set once the StatefulSet exists: refused (its claim
+    //     template is immutable), nothing applied; removed again, it runs.
+    h.edit(|s| s["storage"]["existingClaim"] = json!("mine"));
+    let calls = h.reconcile().await;
+    let w = writes(&calls);
+    assert!(
+        w.iter()
+            .all(|x| x.ends_with("/status") || x.contains("/events")),
+        "{w:#?}"
+    );
+    assert_eq!(h.condition("Degraded")["reason"], "ClaimChangeRefused");
+    h.edit(|s| {
+        s["storage"]
+            .as_object_mut()
+            .unwrap()
+            .remove("existingClaim");
+    });
+    h.reconcile().await;
+    assert_eq!(h.condition("Degraded")["status"], "False");
+
     // 4. A larger volume: PVCs grown, the StatefulSet deleted with its pods
     //    orphaned, then re-created with the new claim template.
     {

@@ -466,7 +466,8 @@ async fn the_translator_refuses_what_the_server_would() {
 #[test]
 fn several_local_replicas_are_refused_without_the_opt_in() {
     let c = cluster(json!({"replicas": 3, "persistence": {"backend": "rocksdb"}}));
-    let msg = render::refusal(&c, BackendKind::Rocksdb).unwrap();
+    let (reason, msg) = render::refusal(&c, BackendKind::Rocksdb).unwrap();
+    assert_eq!(reason, "IndependentReplicasRefused");
     assert!(msg.contains("spec.allowIndependentReplicas"), "{msg}");
     let c = cluster(
         json!({"replicas": 3, "allowIndependentReplicas": true, "persistence": {"backend": "rocksdb"}}),
@@ -509,4 +510,147 @@ fn backoff_and_quantities() {
     assert_eq!(parse_quantity("1Ki"), Some(1024.0));
     assert_eq!(parse_quantity("1G"), Some(1e9));
     assert_eq!(parse_quantity("x"), None);
+}
+
+/// The chart's rollout, pod, service, monitoring and network knobs, each as
+/// the chart renders it (helm/orbit-rs/templates).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chart_knobs_reach_the_objects() {
+    let t = translators();
+    let inputs = || Inputs {
+        default_tag: "9.9.9".into(),
+        secret_checksum: None,
+        plugins_checksum: None,
+    };
+    let spec = json!({
+        "persistence": {"backend": "rocksdb"},
+        "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 1}},
+        "minReadySeconds": 15,
+        "terminationGracePeriodSeconds": 120,
+        "preStopSleepSeconds": 0,
+        "envFrom": [{"configMapRef": {"name": "extra"}}],
+        "extraVolumes": [{"name": "scratch", "emptyDir": {}}],
+        "extraVolumeMounts": [{"name": "scratch", "mountPath": "/scratch"}],
+        "extraContainers": [{"name": "shipper", "image": "busybox"}],
+        "scheduling": {"zoneSpread": true},
+        "storage": {"existingClaim": "my-data"},
+        "serviceType": "LoadBalancer",
+        "serviceAnnotations": {"lb.example/internal": "true"},
+        "loadBalancerSourceRanges": ["10.0.0.0/8"],
+        "podDisruptionBudget": {"unhealthyPodEvictionPolicy": "AlwaysAllow"},
+        "monitoring": {
+            "serviceMonitor": {"enabled": true, "scrapeTimeout": "5s",
+                "relabelings": [{"action": "labeldrop", "regex": "pod"}],
+                "metricRelabelings": [{"action": "drop", "regex": "x"}]},
+            "prometheusRule": {"enabled": true, "extraRules": [{"alert": "Mine", "expr": "vector(1)"}]},
+        },
+        "networkPolicy": {"enabled": true, "apiFrom": [{"podSelector": {"matchLabels": {"role": "actor"}}}]},
+    });
+    let r = render_with(&t, spec, inputs()).await.unwrap();
+    let sts = r.find("StatefulSet", "c1").unwrap();
+    assert_eq!(
+        sts["spec"]["updateStrategy"]["rollingUpdate"]["partition"],
+        1
+    );
+    assert_eq!(sts["spec"]["minReadySeconds"], 15);
+    assert!(sts["spec"].get("volumeClaimTemplates").is_none());
+    let pod = &sts["spec"]["template"]["spec"];
+    assert_eq!(pod["terminationGracePeriodSeconds"], 120);
+    let server = &pod["containers"][0];
+    assert!(
+        server.get("lifecycle").is_none(),
+        "preStopSleepSeconds 0: no hook"
+    );
+    assert_eq!(server["envFrom"][0]["configMapRef"]["name"], "extra");
+    assert!(
+        server["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["mountPath"] == "/scratch")
+    );
+    assert_eq!(pod["containers"][1]["name"], "shipper");
+    let volumes = pod["volumes"].as_array().unwrap();
+    assert!(volumes.iter().any(|v| v["name"] == "scratch"));
+    let data = volumes.iter().find(|v| v["name"] == "data").unwrap();
+    assert_eq!(data["persistentVolumeClaim"]["claimName"], "my-data");
+    let spread = &pod["topologySpreadConstraints"][0];
+    assert_eq!(spread["topologyKey"], "topology.kubernetes.io/zone");
+    assert_eq!(spread["whenUnsatisfiable"], "ScheduleAnyway");
+    let svc = r.find("Service", "c1").unwrap();
+    assert_eq!(
+        svc["metadata"]["annotations"]["lb.example/internal"],
+        "true"
+    );
+    assert_eq!(svc["spec"]["loadBalancerSourceRanges"][0], "10.0.0.0/8");
+    let pdb = r.find("PodDisruptionBudget", "c1").unwrap();
+    assert_eq!(pdb["spec"]["unhealthyPodEvictionPolicy"], "AlwaysAllow");
+    let sm = r.find("ServiceMonitor", "c1").unwrap();
+    assert_eq!(sm["spec"]["endpoints"][0]["scrapeTimeout"], "5s");
+    assert_eq!(
+        sm["spec"]["endpoints"][0]["relabelings"][0]["action"],
+        "labeldrop"
+    );
+    assert_eq!(
+        sm["spec"]["endpoints"][0]["metricRelabelings"][0]["action"],
+        "drop"
+    );
+    let rules = r.find("PrometheusRule", "c1").unwrap()["spec"]["groups"][0]["rules"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(rules.last().unwrap()["alert"], "Mine");
+    assert!(rules.len() > 1, "the shipped alerts stay");
+    let np = r.find("NetworkPolicy", "c1").unwrap();
+    assert_eq!(
+        np["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]["role"],
+        "actor"
+    );
+    assert_eq!(
+        np["spec"]["ingress"][1]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "monitoring"
+    );
+
+    // The defaults, as the chart's: preStop 5 s, grace 60 s, no spread, a
+    // claim template, no NetworkPolicy.
+    let r = render_with(&t, json!({"persistence": {"backend": "rocksdb"}}), inputs())
+        .await
+        .unwrap();
+    let sts = r.find("StatefulSet", "c1").unwrap();
+    let pod = &sts["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"],
+        5
+    );
+    assert_eq!(pod["terminationGracePeriodSeconds"], 60);
+    assert!(pod.get("topologySpreadConstraints").is_none());
+    assert!(sts["spec"].get("minReadySeconds").is_none());
+    assert_eq!(
+        sts["spec"]["volumeClaimTemplates"][0]["metadata"]["name"],
+        "data"
+    );
+    assert!(r.find("NetworkPolicy", "c1").is_none());
+}
+
+#[test]
+fn claims_and_strategies_of_the_other_workload_kind_are_refused() {
+    let shared = cluster(
+        json!({"persistence": {"backend": "lsm_tree"}, "replicas": 2,
+        "allowIndependentReplicas": true, "storage": {"existingClaim": "d"}}),
+    );
+    let (reason, msg) = render::refusal(&shared, BackendKind::LsmTree).unwrap();
+    assert_eq!(reason, "SharedClaimRefused");
+    assert!(msg.contains("spec.storage.existingClaim=d"), "{msg}");
+    let recreate = cluster(json!({"persistence": {"backend": "lsm_tree"},
+        "updateStrategy": {"type": "Recreate"}}));
+    let (reason, msg) = render::refusal(&recreate, BackendKind::LsmTree).unwrap();
+    assert_eq!(reason, "UpdateStrategyRefused");
+    assert!(msg.contains("runs a StatefulSet"), "{msg}");
+    let partition = cluster(json!({"persistence": {"backend": "s3"},
+        "updateStrategy": {"rollingUpdate": {"partition": 1}}}));
+    let (_, msg) = render::refusal(&partition, BackendKind::S3).unwrap();
+    assert!(msg.contains("runs a Deployment"), "{msg}");
+    let fine = cluster(json!({"persistence": {"backend": "s3"},
+        "updateStrategy": {"type": "Recreate"}}));
+    assert_eq!(render::refusal(&fine, BackendKind::S3), None);
 }
