@@ -93,9 +93,9 @@ struct WriterState {
     store: Arc<Store>,
     /// Pages free for reuse now (`free_space`).
     free: BTreeSet<u64>,
-    /// Pages freed by a commit that is not yet durable: (txn, pages)
-    /// (`free_space`).
-    waiting: Vec<(u64, Vec<u64>)>,
+    /// Pages of the durable tree freed by a commit that is not yet durable
+    /// (`free_space`); all become reusable at the next durable point.
+    waiting: Vec<u64>,
     /// Pages `[0, page_count)` are the used area.
     page_count: u64,
     /// The latest durable commit and the meta slot holding it.
