@@ -338,6 +338,12 @@ impl Db {
 
 #[cfg(test)]
 impl Db {
+    /// Tests: `(oldest commit among the dirty nodes kept in memory, newest
+    /// among those a background write covers)`.
+    pub(crate) fn dirty_ages(&self) -> (Option<u64>, Option<u64>) {
+        self.inner.dirty_ages()
+    }
+
     /// Tests: gives the handle up the way a crash would (no final sync),
     /// once the background write of dirty nodes, if one runs, has finished.
     /// A crashed process's threads die with it; a leaked handle's writer
