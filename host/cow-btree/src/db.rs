@@ -93,9 +93,9 @@ struct WriterState {
     store: Arc<Store>,
     /// Pages free for reuse now (`free_space`).
     free: BTreeSet<u64>,
-    /// Pages freed by a commit that is not yet durable: (txn, pages)
-    /// (`free_space`).
-    waiting: Vec<(u64, Vec<u64>)>,
+    /// Pages of the durable tree freed by a commit that is not yet durable
+    /// (`free_space`); all become reusable at the next durable point.
+    waiting: Vec<u64>,
     /// Pages `[0, page_count)` are the used area.
     page_count: u64,
     /// The latest durable commit and the meta slot holding it.
@@ -338,6 +338,12 @@ impl Db {
 
 #[cfg(test)]
 impl Db {
+    /// Tests: `(oldest commit among the dirty nodes kept in memory, newest
+    /// among those a background write covers)`.
+    pub(crate) fn dirty_ages(&self) -> (Option<u64>, Option<u64>) {
+        self.inner.dirty_ages()
+    }
+
     /// Tests: gives the handle up the way a crash would (no final sync),
     /// once the background write of dirty nodes, if one runs, has finished.
     /// A crashed process's threads die with it; a leaked handle's writer

@@ -387,6 +387,167 @@ fn deferred_commits_are_rewritten_in_memory_and_written_once() {
     assert_eq!(db.get(b"00001999").unwrap().unwrap().len(), 60);
 }
 
+fn bench_key(i: u64) -> Vec<u8> {
+    format!(
+        "{:016}",
+        i.wrapping_mul(0x9E37_79B9_7F4A_7C15) % 1_000_000_007
+    )
+    .into_bytes()
+}
+
+#[test]
+fn deferred_single_key_commits_force_no_sync_until_the_file_doubles() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        sync: SyncMode::None,
+        page_size: 1024,
+        compression: false,
+        ..Options::default()
+    };
+    let db = Db::open(dir.path(), opts.clone()).unwrap();
+    let keys = 40_000u64;
+    for chunk in (0..keys).collect::<Vec<_>>().chunks(1000) {
+        let mut b = WriteBatch::new();
+        for &i in chunk {
+            b.put(bench_key(i), vec![1u8; 100]);
+        }
+        db.write(b).unwrap();
+    }
+    db.sync().unwrap();
+    let base = db.stats();
+    assert!(base.used_bytes > 6 * 1024 * 1024, "{base:?}");
+    // Single-key commits of random keys: each one replaces a leaf of the
+    // durable tree, whose page must wait for the next durable point.
+    let mut rng = fastrand::Rng::with_seed(7);
+    let mut model: BTreeMap<u64, Option<u8>> = BTreeMap::new();
+    for n in 0..20_000u32 {
+        let i = rng.u64(0..keys);
+        let v = (n % 250) as u8 + 2;
+        let mut b = WriteBatch::new();
+        b.put(bench_key(i), vec![v; 100]);
+        db.write(b).unwrap();
+        model.insert(i, Some(v));
+        let st = db.stats();
+        // No fdatasync is forced (there used to be one per 4096 freed
+        // pages), and the used area stays within the durable tree plus
+        // the latest one.
+        assert_eq!(st.fsyncs, base.fsyncs, "after {n} commits: {st:?}");
+        assert!(
+            st.used_bytes < 2 * base.used_bytes + (1 << 20),
+            "file grew past twice the tree: {st:?} (base {base:?})"
+        );
+        if n == 8000 {
+            assert!(st.reserved_pages > 4096, "{st:?}");
+        }
+    }
+    // The tree shrinks: once the freed pages of the durable tree are half
+    // the used area, a durable point makes them reusable.
+    let mut forced = false;
+    for i in 0..keys * 3 / 4 {
+        let mut b = WriteBatch::new();
+        b.delete(bench_key(i));
+        db.write(b).unwrap();
+        model.insert(i, None);
+        let st = db.stats();
+        if st.fsyncs > base.fsyncs {
+            assert!(i > keys / 4, "forced after {i} deletes: {st:?}");
+            forced = true;
+            break;
+        }
+    }
+    assert!(forced, "{:?}", db.stats());
+    let after = db.stats();
+    // The durable point came before the commit that found it due.
+    assert_eq!(after.durable_txn + 1, after.txn);
+    // Those pages are reused: rewriting the rest does not grow the file.
+    for i in keys * 3 / 4..keys {
+        let mut b = WriteBatch::new();
+        b.put(bench_key(i), vec![9; 100]);
+        db.write(b).unwrap();
+        model.insert(i, Some(9));
+    }
+    let end = db.stats();
+    assert!(
+        end.used_bytes <= after.used_bytes + (1 << 20),
+        "{end:?} vs {after:?}"
+    );
+    drop(db);
+    let db = Db::open(dir.path(), opts).unwrap();
+    let want: Vec<(u64, Option<u8>)> = (0..keys)
+        .map(|i| (i, model.get(&i).copied().unwrap_or(Some(1))))
+        .collect();
+    let live = want.iter().filter(|(_, v)| v.is_some()).count() as u64;
+    assert_eq!(db.snapshot().len(), live);
+    for (i, v) in want {
+        assert_eq!(
+            db.get(&bench_key(i)).unwrap(),
+            v.map(|v| vec![v; 100]),
+            "key {i}"
+        );
+    }
+}
+
+#[test]
+fn memory_pressure_writes_the_oldest_dirty_nodes_and_keeps_half() {
+    let dir = tempfile::tempdir().unwrap();
+    let limit = 64 << 10;
+    let opts = Options {
+        sync: SyncMode::None,
+        page_size: 1024,
+        cache_size: 4 << 20,
+        dirty_limit: limit,
+        ..Options::default()
+    };
+    let db = Db::open(dir.path(), opts).unwrap();
+    let keys = 20_000u64;
+    for chunk in (0..keys).collect::<Vec<_>>().chunks(1000) {
+        let mut b = WriteBatch::new();
+        for &i in chunk {
+            b.put(bench_key(i), vec![1u8; 100]);
+        }
+        db.write(b).unwrap();
+    }
+    db.sync().unwrap();
+    let written_before = db.stats().written_bytes;
+    // Each commit rewrites one cold key (a new leaf, mostly) and one hot key.
+    let mut spills = 0;
+    let mut last_dirty = 0;
+    for n in 0..3000u64 {
+        let mut b = WriteBatch::new();
+        b.put(bench_key((n * 7919) % keys), vec![2u8; 100]);
+        b.put(bench_key(17), vec![(n % 250) as u8; 100]);
+        db.write(b).unwrap();
+        let st = db.stats();
+        let (kept, written) = db.dirty_ages();
+        if st.dirty_bytes < last_dirty {
+            // A write-out just started: it took the oldest nodes, down to
+            // half the budget, and left the newer ones in memory.
+            spills += 1;
+            let (kept, written) = (kept.unwrap(), written.unwrap());
+            assert!(written <= kept, "wrote txn {written}, kept txn {kept}");
+            assert!(
+                st.dirty_bytes as usize >= limit / 2 - 1024,
+                "kept only {} of {limit}: {st:?}",
+                st.dirty_bytes
+            );
+            assert!(st.dirty_bytes as usize <= limit / 2 + 8 * 1024, "{st:?}");
+        }
+        last_dirty = st.dirty_bytes;
+    }
+    assert!(spills >= 5, "{spills} write-outs");
+    // The hot key's leaf changed in every commit: never written by a
+    // write-out, it is still in memory.
+    let st = db.stats();
+    assert!(
+        ((st.written_bytes - written_before) as usize) < spills * (limit / 2 + 8 * 1024),
+        "{st:?}"
+    );
+    assert_eq!(
+        db.get(&bench_key(17)).unwrap(),
+        Some(vec![(2999 % 250) as u8; 100])
+    );
+}
+
 #[test]
 fn snapshot_survives_many_commits_and_pages_are_reused_after() {
     let dir = tempfile::tempdir().unwrap();

@@ -37,7 +37,6 @@ use crate::page::Page;
 use crate::store::{Store, Version, meta_offset};
 use crate::write::WriteTxn;
 
-use super::free_space::RECLAIM_SYNC_PAGES;
 use super::{Alloc, Inner, WriterState};
 
 /// Where the leader of a group commit puts a batch's result.
@@ -107,7 +106,7 @@ impl Inner {
         if deferred {
             // Bound file growth (freed pages waiting for a sync) and memory
             // (dirty nodes) before this commit adds to them.
-            if w.waiting_pages() >= RECLAIM_SYNC_PAGES {
+            if w.reclaim_due() {
                 self.sync_locked(w)?;
                 self.reclaim(w);
             } else if w.dirty_bytes >= self.dirty_limit() {

@@ -179,6 +179,19 @@ impl Inner {
         Ok(())
     }
 
+    /// Tests: the oldest commit among the dirty nodes kept in memory and
+    /// the newest among those the background write covers, if any.
+    #[cfg(test)]
+    pub(super) fn dirty_ages(&self) -> (Option<u64>, Option<u64>) {
+        let w = self.writer.lock();
+        let kept = w.dirty.values().map(|n| n.txn()).min();
+        let written = w
+            .in_flight
+            .as_ref()
+            .and_then(|f| f.nodes.iter().map(|(_, n)| n.txn()).max());
+        (kept, written)
+    }
+
     /// Tests: waits for the background write of dirty nodes, if one runs,
     /// without touching anything else (see `Db::simulate_crash`).
     #[cfg(test)]
@@ -188,18 +201,35 @@ impl Inner {
         }
     }
 
-    /// Memory pressure: hands the dirty nodes to a background thread that
-    /// writes them (no `fdatasync`), so the writer goes on with the next
-    /// commit; the previous such write is joined first.
+    /// Memory pressure: hands the dirty nodes least recently changed (the
+    /// oldest commit's first), down to half the dirty budget, to a
+    /// background thread that writes them (no `fdatasync`), so the writer
+    /// goes on with the next commit; the previous such write is joined
+    /// first. The nodes changed most recently stay in memory: a node that
+    /// commits keep changing (the upper branches, the leaves of hot keys) is
+    /// rewritten there rather than written at every write-out.
     pub(super) fn spill(&self, w: &mut WriterState) -> Result<()> {
         self.join_in_flight(w)?;
         if w.dirty.is_empty() {
             return Ok(());
         }
-        let mut nodes: Vec<(u64, Arc<Page>)> = w.dirty.drain().collect();
+        let keep = self.dirty_limit() / 2;
+        let mut by_age: Vec<(u64, u64)> = w.dirty.iter().map(|(&p, n)| (n.txn(), p)).collect();
+        by_age.sort_unstable();
+        let mut nodes: Vec<(u64, Arc<Page>)> = Vec::new();
+        let mut bytes = 0;
+        for (_, p) in by_age {
+            if w.dirty_bytes <= keep {
+                break;
+            }
+            if let Some(node) = w.dirty.remove(&p) {
+                w.dirty_bytes -= node.len_bytes();
+                bytes += node.len_bytes();
+                nodes.push((p, node));
+            }
+        }
         nodes.sort_unstable_by_key(|(p, _)| *p);
         let nodes = Arc::new(nodes);
-        let bytes = std::mem::take(&mut w.dirty_bytes);
         let (store, batch) = (w.store.clone(), nodes.clone());
         let spawned = std::thread::Builder::new()
             .name("cow-btree-spill".into())
@@ -221,7 +251,7 @@ impl Inner {
                 for (p, n) in nodes.iter() {
                     w.dirty.insert(*p, n.clone());
                 }
-                w.dirty_bytes = bytes;
+                w.dirty_bytes += bytes;
                 self.write_dirty(w)
             }
         }

@@ -9,17 +9,25 @@
 //! `store.rs` hands it back through `Inner::released`) and (2) commit *t* is
 //! durable, or the page was allocated after the last durable commit (the
 //! durable tree, which a crash would recover, does not use it). Pages for
-//! which (1) holds but not (2) wait in `WriterState::waiting`; in the
-//! deferred modes a sync is forced once [`RECLAIM_SYNC_PAGES`] of them wait,
-//! so the file cannot grow without bound.
+//! which (1) holds but not (2) are pages of the durable tree; they wait in
+//! `WriterState::waiting` and all become reusable at the next durable point
+//! (which makes the latest commit, hence every commit that freed them,
+//! durable). So the waiting pages never exceed the durable tree: between
+//! durable points the used area holds at most the durable tree, the latest
+//! one and what snapshots pin. In the deferred modes a durable point is
+//! forced only when the waiting pages reach half the used area (the file
+//! has about doubled) and at least [`RECLAIM_SYNC_PAGES`]: each forced
+//! `fdatasync` makes the kernel write back, and so count again, every page
+//! the following commits dirty, where between syncs it writes a page
+//! rewritten many times once.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 
 use super::{Inner, WriterState};
 
-/// In the non-per-commit modes, an `fdatasync` is forced once this many freed
-/// pages wait for durability before they can be reused (bounds file growth).
+/// In the deferred modes a durable point is forced once the freed pages
+/// waiting for one are at least this many and at least half the used area.
 pub(super) const RECLAIM_SYNC_PAGES: usize = 4096;
 
 /// A set of page numbers as a bitmap: the deferred modes' "unsynced" pages,
@@ -95,7 +103,15 @@ impl<'a> Alloc<'a> {
 impl WriterState {
     /// Freed pages waiting for their commit to become durable.
     pub(super) fn waiting_pages(&self) -> usize {
-        self.waiting.iter().map(|(_, p)| p.len()).sum()
+        self.waiting.len()
+    }
+
+    /// Deferred modes: whether so many freed pages of the durable tree wait
+    /// that a durable point is due before the next commit (the file has
+    /// about doubled since the last one).
+    pub(super) fn reclaim_due(&self) -> bool {
+        let waiting = self.waiting.len();
+        waiting >= RECLAIM_SYNC_PAGES && waiting as u64 * 2 >= self.page_count
     }
 }
 
@@ -112,7 +128,6 @@ impl Inner {
             if store_id != w.store.id {
                 continue;
             }
-            let mut wait = Vec::new();
             for p in pages {
                 if w.unsynced.remove(p) {
                     let dirty = w.dirty.remove(&p);
@@ -125,32 +140,29 @@ impl Inner {
                         w.store.cache.recycle(node);
                     }
                     w.free.insert(p);
+                } else if txn <= w.durable_txn {
+                    w.store.cache.remove(p);
+                    w.free.insert(p);
                 } else {
-                    wait.push(p);
+                    w.waiting.push(p);
                 }
-            }
-            if !wait.is_empty() {
-                w.waiting.push((txn, wait));
             }
         }
-        let durable = w.durable_txn;
-        let WriterState {
-            waiting,
-            free,
-            store,
-            ..
-        } = w;
-        waiting.retain(|(txn, pages)| {
-            if *txn <= durable {
-                for &p in pages {
-                    store.cache.remove(p);
-                    free.insert(p);
-                }
-                false
-            } else {
-                true
+        // Every waiting page was freed by a commit no later than the latest;
+        // once that is durable (`durability::sync_locked` records it), they
+        // are all reusable.
+        if w.durable_txn >= self.current.read().meta.txn && !w.waiting.is_empty() {
+            let WriterState {
+                waiting,
+                free,
+                store,
+                ..
+            } = w;
+            for p in waiting.drain(..) {
+                store.cache.remove(p);
+                free.insert(p);
             }
-        });
+        }
         while let Some(&last) = w.free.last() {
             if last + 1 != w.page_count {
                 break;
