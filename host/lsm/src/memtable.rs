@@ -167,6 +167,12 @@ impl Memtable {
 
     /// Newest version of `user_key` with sequence <= `seq`.
     pub fn get(&self, user_key: &[u8], seq: u64) -> Lookup {
+        // An empty memtable (the active one on a read-mostly store) is skipped without taking
+        // its lock, whose word every reader would otherwise write. A write this reader's
+        // sequence number covers was counted in `size` before that number was published.
+        if self.size() == 0 {
+            return Lookup::Absent;
+        }
         let mut probe = Vec::with_capacity(user_key.len() + 8);
         put_internal_key(&mut probe, user_key, seq, KIND_PUT);
         let set = self.set.read();
