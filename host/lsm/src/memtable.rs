@@ -1,19 +1,21 @@
 //! The in-memory write buffer: an ordered set of internal keys with their values.
 //!
-//! Writers insert while holding the engine's commit lock (so there is one writer at a time)
-//! and take this memtable's write lock once per batch; readers take the read lock for a single
-//! lookup or a chunk of a scan. Each entry is one allocation holding the internal key and the
-//! value, and lookups borrow the probe key instead of allocating one. (Writers are serialized
-//! by the commit lock anyway, so a lock-free skiplist buys little; the first version used
-//! crossbeam-skiplist.) Every version of a key is kept (keys carry their sequence number),
+//! A lock-free skiplist (`crossbeam-skiplist`): writers insert while holding the engine's
+//! commit lock (so there is one writer at a time), readers never lock anything. (A `BTreeSet`
+//! under a read-write lock was used before: writers are serialized anyway, but every reader
+//! wrote the lock word, and a reader waited whenever the writer held the lock, for a whole
+//! scheduler time slice when the writer was preempted inside it; profiled with a writer
+//! running, readers spent their waits in `lock_shared_slow` and the writer in
+//! `wait_for_readers`.) Each entry holds the internal key and the value in one allocation.
+//! Every version of a key is kept (keys carry their sequence number),
 //! so a reader at snapshot `s` sees exactly the writes with sequence <= `s`. A memtable is tied
 //! to the write-ahead log holding the same writes; once it is flushed that log can go.
 
 use crate::coding::{KIND_PUT, compare_internal, put_internal_key, split_internal_key};
-use parking_lot::RwLock;
+use crossbeam_epoch::Guard;
+use crossbeam_skiplist::base::SkipList;
 use std::borrow::Borrow;
 use std::cmp::Ordering;
-use std::collections::BTreeSet;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AO};
 
@@ -83,7 +85,7 @@ const ENTRY_OVERHEAD: usize = 48;
 
 /// One memtable.
 pub struct Memtable {
-    set: RwLock<BTreeSet<Entry>>,
+    set: SkipList<Entry, ()>,
     size: AtomicUsize,
     max_seq: AtomicU64,
     /// Number of the write-ahead log holding these writes.
@@ -98,9 +100,9 @@ pub enum Lookup {
     Absent,
 }
 
-/// A batch of inserts applied under one lock acquisition.
+/// A batch of inserts (the caller guarantees one inserter at a time: the commit lock).
 pub struct Inserter<'a> {
-    set: parking_lot::RwLockWriteGuard<'a, BTreeSet<Entry>>,
+    guard: Guard,
     mem: &'a Memtable,
     added: usize,
     max_seq: u64,
@@ -113,10 +115,14 @@ impl Inserter<'_> {
         data.extend_from_slice(value);
         self.added += data.len() + ENTRY_OVERHEAD;
         self.max_seq = self.max_seq.max(seq);
-        self.set.insert(Entry {
+        let entry = Entry {
             data: data.into_boxed_slice(),
             key_len: (user_key.len() + 8) as u32,
-        });
+        };
+        self.mem
+            .set
+            .insert(entry, (), &self.guard)
+            .release(&self.guard);
     }
 }
 
@@ -130,17 +136,17 @@ impl Drop for Inserter<'_> {
 impl Memtable {
     pub fn new(wal_number: u64) -> Memtable {
         Memtable {
-            set: RwLock::new(BTreeSet::new()),
+            set: SkipList::new(crossbeam_epoch::default_collector().clone()),
             size: AtomicUsize::new(0),
             max_seq: AtomicU64::new(0),
             wal_number,
         }
     }
 
-    /// Starts a group of inserts (holds the write lock until dropped).
+    /// Starts a group of inserts; their bytes are counted in `size` when it is dropped.
     pub fn inserter(&self) -> Inserter<'_> {
         Inserter {
-            set: self.set.write(),
+            guard: crossbeam_epoch::pin(),
             mem: self,
             added: 0,
             max_seq: 0,
@@ -158,7 +164,7 @@ impl Memtable {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.set.read().is_empty()
+        self.set.is_empty()
     }
 
     pub fn max_seq(&self) -> u64 {
@@ -175,13 +181,15 @@ impl Memtable {
         }
         let mut probe = Vec::with_capacity(user_key.len() + 8);
         put_internal_key(&mut probe, user_key, seq, KIND_PUT);
-        let set = self.set.read();
-        let mut r = set.range::<IKey, _>((Bound::Included(IKey::new(&probe)), Bound::Unbounded));
-        match r.next() {
-            Some(e) => match split_internal_key(&e.key().0) {
+        let guard = crossbeam_epoch::pin();
+        match self
+            .set
+            .lower_bound::<IKey>(Bound::Included(IKey::new(&probe)), &guard)
+        {
+            Some(e) => match split_internal_key(&e.key().key().0) {
                 Some((u, _, kind)) if u == user_key => {
                     if kind == KIND_PUT {
-                        Lookup::Found(e.value().to_vec())
+                        Lookup::Found(e.key().value().to_vec())
                     } else {
                         Lookup::Deleted
                     }
@@ -193,12 +201,51 @@ impl Memtable {
     }
 
     /// Copies up to `limit` entries at or after `from` (an internal key) into `out`.
-    pub fn scan(&self, from: Bound<&[u8]>, limit: usize, out: &mut Vec<(Vec<u8>, Vec<u8>)>) {
-        let set = self.set.read();
+    pub fn scan(&self, from: Bound<&[u8]>, limit: usize, out: &mut Copied) {
+        let guard = crossbeam_epoch::pin();
         let from = from.map(IKey::new);
-        for e in set.range::<IKey, _>((from, Bound::Unbounded)).take(limit) {
-            out.push((e.key().0.to_vec(), e.value().to_vec()));
+        for e in self
+            .set
+            .range::<IKey, _>((from, Bound::Unbounded), &guard)
+            .take(limit)
+        {
+            out.push(&e.key().key().0, e.key().value());
         }
+    }
+}
+
+/// Entries copied out of a memtable, keys and values back to back in one buffer (no
+/// allocation per entry).
+#[derive(Default)]
+pub struct Copied {
+    bytes: Vec<u8>,
+    /// Per entry: end of its key, end of its value (its key starts where the previous value
+    /// ends).
+    ends: Vec<(usize, usize)>,
+}
+
+impl Copied {
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+    }
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+    fn push(&mut self, key: &[u8], value: &[u8]) {
+        self.bytes.extend_from_slice(key);
+        let k = self.bytes.len();
+        self.bytes.extend_from_slice(value);
+        self.ends.push((k, self.bytes.len()));
+    }
+    fn start(&self, i: usize) -> usize {
+        if i == 0 { 0 } else { self.ends[i - 1].1 }
+    }
+    pub fn key(&self, i: usize) -> &[u8] {
+        &self.bytes[self.start(i)..self.ends[i].0]
+    }
+    pub fn value(&self, i: usize) -> &[u8] {
+        &self.bytes[self.ends[i].0..self.ends[i].1]
     }
 }
 
