@@ -194,13 +194,18 @@ pub fn run_child(spec: &RunSpec) -> Result<RunResult, HarnessError> {
     })
 }
 
-/// Waits until the process has written nothing for one second, or `cap`.
+/// Waits until the process has written nothing for two seconds, or `cap`.
+///
+/// Two seconds, not one: an engine may start maintenance (a flush and a compaction) after a
+/// pause in writes of about a second (orbit-lsm does), and a one-second window ended just
+/// before it, so that work then ran during the next run's measurement instead.
 fn settle_writes(cap: Duration) -> Result<(), HarnessError> {
     const POLL: Duration = Duration::from_millis(250);
+    const QUIET_POLLS: u32 = 8;
     let start = Instant::now();
     let mut last = procfs::storage_write_bytes()?;
     let mut quiet = 0;
-    while quiet < 4 && start.elapsed() < cap {
+    while quiet < QUIET_POLLS && start.elapsed() < cap {
         std::thread::sleep(POLL);
         let now = procfs::storage_write_bytes()?;
         quiet = if now == last { quiet + 1 } else { 0 };

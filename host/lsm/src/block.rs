@@ -13,6 +13,7 @@
 
 use crate::coding::{compare_internal, get_varint, put_varint};
 use std::cmp::Ordering;
+use std::ops::Deref;
 use std::sync::Arc;
 
 pub const RESTART_INTERVAL: usize = 16;
@@ -199,24 +200,53 @@ struct Entry {
     value: (usize, usize),
 }
 
-/// A cursor over a block. Owns an `Arc` so it can outlive the caller's borrow.
-pub struct BlockIter {
-    block: Arc<Block>,
+impl Block {
+    /// The key of restart point `i` as (user key, trailer), read in place: a restart entry
+    /// shares nothing with the previous key, so its user key is contiguous in the block.
+    fn restart_key(&self, i: usize) -> Result<(&[u8], u64), String> {
+        let e = self.entry_at(self.restart(i), 0)?;
+        Ok((&self.data[e.key.0..e.key.1], e.trailer))
+    }
+}
+
+/// `compare_internal(user || trailer, target)` without assembling the left key.
+fn compare_split(user: &[u8], trailer: u64, target: &[u8]) -> Ordering {
+    let (tu, tt) = target.split_at(target.len().saturating_sub(8));
+    user.cmp(tu)
+        .then_with(|| tt.cmp(&trailer.to_be_bytes()[..]))
+}
+
+/// A cursor over a block. `B` is `Arc<Block>` for a cursor that must outlive the caller's
+/// borrow (range iterators) or `&Block` for a point lookup, which then touches no reference
+/// count shared with other threads.
+pub struct BlockIter<B: Deref<Target = Block> = Arc<Block>> {
+    block: B,
     next_pos: usize,
     key: Vec<u8>,
     value: (usize, usize),
     valid: bool,
 }
 
-impl BlockIter {
-    pub fn new(block: Arc<Block>) -> BlockIter {
+impl<B: Deref<Target = Block>> BlockIter<B> {
+    pub fn new(block: B) -> BlockIter<B> {
+        BlockIter::with_key_buffer(block, Vec::new())
+    }
+
+    /// A cursor that decodes keys into `key` (cleared first), so a caller doing many lookups
+    /// can reuse one allocation; [`BlockIter::into_key_buffer`] hands it back.
+    pub fn with_key_buffer(block: B, mut key: Vec<u8>) -> BlockIter<B> {
+        key.clear();
         BlockIter {
             block,
             next_pos: 0,
-            key: Vec::new(),
+            key,
             value: (0, 0),
             valid: false,
         }
+    }
+
+    pub fn into_key_buffer(self) -> Vec<u8> {
+        self.key
     }
 
     pub fn valid(&self) -> bool {
@@ -261,12 +291,17 @@ impl BlockIter {
 
     /// Positions at the first entry with key >= target.
     pub fn seek(&mut self, target: &[u8]) -> Result<(), String> {
-        // Last restart whose key is < target.
+        // Last restart whose key is < target; restart keys are compared where they lie.
         let (mut lo, mut hi) = (0usize, self.block.num_restarts);
         while hi - lo > 1 {
             let mid = (lo + hi) / 2;
-            self.seek_restart(mid)?;
-            if self.valid && compare_internal(&self.key, target) == Ordering::Less {
+            // A restart at the very end holds no entry (only a malformed block has one); it
+            // counts as not less, as an invalid cursor did.
+            let less = self.block.restart(mid) < self.block.restarts_at && {
+                let (user, trailer) = self.block.restart_key(mid)?;
+                compare_split(user, trailer, target) == Ordering::Less
+            };
+            if less {
                 lo = mid;
             } else {
                 hi = mid;

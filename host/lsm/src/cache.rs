@@ -5,8 +5,14 @@
 //! Capacity is charged in block bytes. Index and filter blocks are pinned by each open table
 //! instead of competing for slots here, but their bytes are charged against the same capacity
 //! (`pin`/`unpin`), so the configured size bounds index + filter + data memory; see DESIGN.md.
+//!
+//! A hit writes nothing shared by all readers: the hit and miss counts live in each shard,
+//! under its lock (one global atomic counter, bumped on every lookup, was a cache line that
+//! every reading core kept stealing from the others), and every shard sits on cache lines of
+//! its own, so two readers in different shards never touch the same line.
 
 use crate::block::Block;
+use crate::padded::Padded;
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -45,49 +51,48 @@ struct Shard {
     map: KeyMap<Entry>,
     clock: VecDeque<(u64, u64)>,
     used: usize,
+    hits: u64,
+    misses: u64,
 }
 
 /// A sharded CLOCK cache of blocks.
 pub struct BlockCache {
-    shards: Vec<Mutex<Shard>>,
+    shards: Vec<Padded<Mutex<Shard>>>,
     shard_capacity: usize,
     /// Index and filter bytes pinned by open tables; they count against the capacity, so
-    /// `block_cache_size` bounds index + filter + cached data together.
+    /// `block_cache_size` bounds index + filter + cached data together. Written only when a
+    /// table opens or closes.
     pinned: AtomicU64,
-    pub hits: AtomicU64,
-    pub misses: AtomicU64,
 }
 
 impl BlockCache {
     pub fn new(capacity: u64) -> BlockCache {
         BlockCache {
-            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| Padded(Mutex::new(Shard::default())))
+                .collect(),
             shard_capacity: (capacity as usize) / SHARDS,
             pinned: AtomicU64::new(0),
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
         }
     }
 
     fn shard(&self, key: (u64, u64)) -> &Mutex<Shard> {
         // Fibonacci hashing of (table, offset); the top bits pick the shard.
         let h = (key.0 ^ key.1.rotate_left(29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        &self.shards[(h >> 60) as usize % SHARDS]
+        &self.shards[(h >> 60) as usize % SHARDS].0
     }
 
     pub fn get(&self, table: u64, offset: u64) -> Option<Arc<Block>> {
-        let s = self.shard((table, offset)).lock();
-        match s.map.get(&(table, offset)) {
-            Some(e) => {
-                e.referenced.store(true, Ordering::Relaxed);
-                self.hits.fetch_add(1, Ordering::Relaxed);
-                Some(e.block.clone())
-            }
-            None => {
-                self.misses.fetch_add(1, Ordering::Relaxed);
-                None
-            }
+        let mut s = self.shard((table, offset)).lock();
+        let found = s.map.get(&(table, offset)).map(|e| {
+            e.referenced.store(true, Ordering::Relaxed);
+            e.block.clone()
+        });
+        match found {
+            Some(_) => s.hits += 1,
+            None => s.misses += 1,
         }
+        found
     }
 
     /// Charges (or with a negative amount releases) bytes pinned outside the cache.
@@ -134,19 +139,29 @@ impl BlockCache {
         }
     }
 
-    /// Bytes currently cached.
+    /// Which shard holds a key (tests).
     #[cfg(test)]
     fn shard_index(&self, table: u64, offset: u64) -> usize {
         let s = self.shard((table, offset)) as *const _;
         self.shards
             .iter()
-            .position(|x| std::ptr::eq(x, s))
+            .position(|x| std::ptr::eq(&x.0, s))
             .unwrap_or(0)
     }
 
     /// Bytes currently cached.
     pub fn used(&self) -> u64 {
-        self.shards.iter().map(|s| s.lock().used as u64).sum()
+        self.shards.iter().map(|s| s.0.lock().used as u64).sum()
+    }
+
+    /// Lookups that found their block, since open.
+    pub fn hits(&self) -> u64 {
+        self.shards.iter().map(|s| s.0.lock().hits).sum()
+    }
+
+    /// Lookups that did not, since open.
+    pub fn misses(&self) -> u64 {
+        self.shards.iter().map(|s| s.0.lock().misses).sum()
     }
 }
 

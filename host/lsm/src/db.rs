@@ -22,8 +22,9 @@ use crate::iter::{InternalIter, MemIter, MergeIter, RangeIter};
 use crate::memtable::{Lookup, Memtable};
 use crate::options::{Options, SyncMode};
 use crate::recovery::{self, Recovered};
+use crate::superversion::{Current, SuperVersion, View};
 use crate::version::{NUM_LEVELS, TableFile, Version, VersionEdit};
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Condvar, Mutex};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -38,14 +39,6 @@ pub const WAL_BUFFER: usize = 64 << 10;
 const IDLE_AFTER: Duration = Duration::from_secs(1);
 /// Longest time a buffered log record waits before it is handed to the OS.
 pub const WAL_BUFFER_AGE: Duration = Duration::from_millis(100);
-
-/// What a reader needs: the memtables and the table version, swapped atomically.
-pub(crate) struct SuperVersion {
-    pub mem: Arc<Memtable>,
-    /// Immutable memtables, newest first.
-    pub imms: Vec<Arc<Memtable>>,
-    pub version: Arc<Version>,
-}
 
 /// State guarded by the commit lock.
 struct CommitState {
@@ -117,7 +110,7 @@ pub(crate) struct Inner {
     sync: Mutex<SyncState>,
     sync_cv: Condvar,
     visible_seq: AtomicU64,
-    sv: RwLock<Arc<SuperVersion>>,
+    sv: Current,
     pub versions: Mutex<VersionSet>,
     pub compaction_lock: Mutex<()>,
     next_file: AtomicU64,
@@ -176,7 +169,7 @@ pub struct Db {
 
 /// A consistent read-only view at one sequence number.
 pub struct Snapshot {
-    sv: Arc<SuperVersion>,
+    sv: View,
     seq: u64,
 }
 
@@ -228,7 +221,7 @@ impl Snapshot {
     }
     /// Live pairs in `[lower, upper]` in key order, as of this snapshot.
     pub fn range(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> RangeIter {
-        range_over(self.sv.clone(), self.seq, lower, upper)
+        range_over(self.sv.shared(), self.seq, lower, upper)
     }
     /// The sequence number this snapshot reads at.
     pub fn sequence(&self) -> u64 {
@@ -302,7 +295,7 @@ impl Db {
     /// it reads and may outlive this borrow.
     pub fn range(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> RangeIter {
         let s = self.snapshot();
-        range_over(s.sv, s.seq, lower, upper)
+        range_over(s.sv.shared(), s.seq, lower, upper)
     }
 
     /// Makes every write acknowledged so far durable.
@@ -406,11 +399,11 @@ impl Inner {
             }),
             sync_cv: Condvar::new(),
             visible_seq: AtomicU64::new(last_seq),
-            sv: RwLock::new(Arc::new(SuperVersion {
+            sv: Current::new(SuperVersion {
                 mem,
                 imms: Vec::new(),
                 version: version.clone(),
-            })),
+            }),
             versions: Mutex::new(VersionSet {
                 current: version,
                 manifest,
@@ -439,10 +432,8 @@ impl Inner {
     /// <= `seq` is in this super version's memtables or tables. (Flush and compaction keep
     /// only the newest version of each key; a reader whose `seq` predated the super version
     /// could otherwise miss the version it should see.)
-    fn read_view(&self) -> (Arc<SuperVersion>, u64) {
-        let g = self.sv.read();
-        let seq = self.visible_seq.load(Ordering::Acquire);
-        (g.clone(), seq)
+    fn read_view(&self) -> (View, u64) {
+        self.sv.read_view(&self.visible_seq)
     }
 
     pub fn check_fatal(&self) -> Result<()> {
@@ -662,17 +653,16 @@ impl Inner {
         c.wal_path = path;
         let mem = Arc::new(Memtable::new(number));
         let old = std::mem::replace(&mut c.mem, mem.clone());
-        {
-            let mut sv = self.sv.write();
+        self.sv.replace(|sv| {
             let mut imms = Vec::with_capacity(sv.imms.len() + 1);
             imms.push(old);
             imms.extend(sv.imms.iter().cloned());
-            *sv = Arc::new(SuperVersion {
+            SuperVersion {
                 mem,
                 imms,
                 version: sv.version.clone(),
-            });
-        }
+            }
+        });
         self.imm_count.fetch_add(1, Ordering::AcqRel);
         self.wake_bg();
         Ok(())
@@ -691,7 +681,7 @@ impl Inner {
             if self.shutdown.load(Ordering::SeqCst) {
                 return;
             }
-            let oldest = self.sv.read().imms.last().cloned();
+            let oldest = self.sv.get().imms.last().cloned();
             match oldest {
                 Some(mem) if !self.fatal_flag.load(Ordering::Acquire) => {
                     if let Err(e) = self.flush_memtable(&mem) {
@@ -735,7 +725,7 @@ impl Inner {
         }
         let mut vs = self.versions.lock();
         let next_log = {
-            let sv = self.sv.read();
+            let sv = self.sv.get();
             let pos = sv.imms.iter().position(|m| Arc::ptr_eq(m, mem));
             match pos {
                 Some(0) => sv.mem.wal_number,
@@ -812,19 +802,16 @@ impl Inner {
         vs.current = version.clone();
         self.l0_count
             .store(version.levels[0].len() as u64, Ordering::Release);
-        let mut sv = self.sv.write();
-        let imms = sv
-            .imms
-            .iter()
-            .filter(|m| flushed.is_none_or(|f| !Arc::ptr_eq(m, f)))
-            .cloned()
-            .collect();
-        *sv = Arc::new(SuperVersion {
+        self.sv.replace(|sv| SuperVersion {
             mem: sv.mem.clone(),
-            imms,
+            imms: sv
+                .imms
+                .iter()
+                .filter(|m| flushed.is_none_or(|f| !Arc::ptr_eq(m, f)))
+                .cloned()
+                .collect(),
             version,
         });
-        drop(sv);
         self.stall_cv.notify_all();
         Ok(())
     }
@@ -910,7 +897,7 @@ impl Inner {
     }
 
     fn stats(&self) -> Stats {
-        let sv = self.sv.read().clone();
+        let sv = self.sv.get();
         let mut disk = 0;
         if let Ok(rd) = std::fs::read_dir(&self.dir) {
             for e in rd.flatten() {
@@ -932,8 +919,8 @@ impl Inner {
                 .map(|t| t.table.pinned_bytes())
                 .sum(),
             block_cache_bytes: self.cache.used(),
-            block_cache_hits: l(&self.cache.hits),
-            block_cache_misses: l(&self.cache.misses),
+            block_cache_hits: self.cache.hits(),
+            block_cache_misses: self.cache.misses(),
             writes: l(&c.writes),
             wal_syncs: l(&c.wal_syncs),
             flushes: l(&c.flushes),

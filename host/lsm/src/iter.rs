@@ -7,7 +7,7 @@
 
 use crate::coding::{KIND_PUT, MAX_SEQ, internal_key, split_internal_key};
 use crate::error::{Error, Result};
-use crate::memtable::Memtable;
+use crate::memtable::{Copied, Memtable};
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -22,31 +22,34 @@ pub trait InternalIter: Send {
     fn seek_to_first(&mut self) -> Result<()>;
 }
 
+/// Entries a memtable cursor copies at a time: the first chunk is small (a short scan should
+/// not copy hundreds of entries), each next one twice the last, up to [`CHUNK`].
+const FIRST_CHUNK: usize = 16;
 const CHUNK: usize = 256;
 
-/// Iterates a memtable by copying small chunks, so it owns its data.
+/// Iterates a memtable by copying chunks of entries, so it owns its data.
 pub struct MemIter {
     mem: Arc<Memtable>,
-    buf: Vec<(Vec<u8>, Vec<u8>)>,
+    buf: Copied,
     idx: usize,
     more: bool,
+    chunk: usize,
 }
 
 impl MemIter {
     pub fn new(mem: Arc<Memtable>) -> MemIter {
         MemIter {
             mem,
-            buf: Vec::new(),
+            buf: Copied::default(),
             idx: 0,
             more: false,
+            chunk: FIRST_CHUNK,
         }
     }
     fn fill(&mut self, from: Bound<&[u8]>) {
-        let mut buf = std::mem::take(&mut self.buf);
-        buf.clear();
-        self.mem.scan(from, CHUNK, &mut buf);
-        self.more = buf.len() == CHUNK;
-        self.buf = buf;
+        self.buf.clear();
+        self.mem.scan(from, self.chunk, &mut self.buf);
+        self.more = self.buf.len() == self.chunk;
         self.idx = 0;
     }
 }
@@ -56,24 +59,27 @@ impl InternalIter for MemIter {
         self.idx < self.buf.len()
     }
     fn key(&self) -> &[u8] {
-        &self.buf[self.idx].0
+        self.buf.key(self.idx)
     }
     fn value(&self) -> &[u8] {
-        &self.buf[self.idx].1
+        self.buf.value(self.idx)
     }
     fn next(&mut self) -> Result<()> {
         self.idx += 1;
         if self.idx >= self.buf.len() && self.more {
-            let last = self.buf.last().map(|e| e.0.clone()).unwrap_or_default();
+            let last = self.buf.key(self.buf.len() - 1).to_vec();
+            self.chunk = (self.chunk * 2).min(CHUNK);
             self.fill(Bound::Excluded(&last));
         }
         Ok(())
     }
     fn seek(&mut self, target: &[u8]) -> Result<()> {
+        self.chunk = FIRST_CHUNK;
         self.fill(Bound::Included(target));
         Ok(())
     }
     fn seek_to_first(&mut self) -> Result<()> {
+        self.chunk = FIRST_CHUNK;
         self.fill(Bound::Unbounded);
         Ok(())
     }

@@ -25,7 +25,9 @@ pub mod fs;
 mod iter;
 mod memtable;
 mod options;
+mod padded;
 mod recovery;
+mod superversion;
 mod table;
 mod version;
 

@@ -15,7 +15,7 @@
 use crate::block::{Block, BlockBuilder, BlockIter};
 use crate::bloom;
 use crate::cache::BlockCache;
-use crate::coding::{KIND_PUT, Reader, internal_key, put_varint, split_internal_key};
+use crate::coding::{KIND_PUT, Reader, put_varint, split_internal_key};
 use crate::error::{Error, Result};
 use crate::fs::{FileSystem, RandomAccessFile, WritableFile};
 use crate::iter::InternalIter;
@@ -363,39 +363,51 @@ impl Table {
         Error::corrupt(&self.path, None, format!("index block: {r}"))
     }
 
-    /// Newest version of `user_key` with sequence <= `seq`.
-    pub fn get(&self, user_key: &[u8], hash: u64, seq: u64) -> Result<Lookup> {
+    /// Newest version of `user_key` at or below the sequence number in `target` (the internal
+    /// key `user_key || (seq << 8 | put)`). `hash` is the bloom hash of `user_key`; `scratch` is
+    /// reused for decoded keys. Reads the index and a cached block through plain borrows, so a
+    /// lookup writes no memory shared with other readers except the cache shard's lock.
+    pub fn get(
+        &self,
+        user_key: &[u8],
+        hash: u64,
+        target: &[u8],
+        scratch: &mut Vec<u8>,
+    ) -> Result<Lookup> {
         if !bloom::may_contain(&self.filter, hash) {
             return Ok(Lookup::Absent);
         }
-        let target = internal_key(user_key, seq, KIND_PUT);
-        let mut idx = BlockIter::new(self.index.clone());
-        idx.seek(&target).map_err(|r| self.corrupt_index(r))?;
+        let mut idx = BlockIter::with_key_buffer(&*self.index, std::mem::take(scratch));
+        idx.seek(target).map_err(|r| self.corrupt_index(r))?;
         if !idx.valid() {
+            *scratch = idx.into_key_buffer();
             return Ok(Lookup::Absent);
         }
         let handle = decode_handle(idx.value())
             .ok_or_else(|| self.corrupt_index("bad block handle".into()))?;
         let block = self.read_block(handle, true)?;
-        let mut it = BlockIter::new(block);
-        it.seek(&target)
+        let mut it = BlockIter::with_key_buffer(&*block, idx.into_key_buffer());
+        it.seek(target)
             .map_err(|r| Error::corrupt(&self.path, Some(handle.0), format!("data block: {r}")))?;
-        if !it.valid() {
-            return Ok(Lookup::Absent);
-        }
-        match split_internal_key(it.key()) {
-            Some((u, _, kind)) if u == user_key => Ok(if kind == KIND_PUT {
-                Lookup::Found(it.value().to_vec())
-            } else {
-                Lookup::Deleted
-            }),
-            Some(_) => Ok(Lookup::Absent),
-            None => Err(Error::corrupt(
-                &self.path,
-                Some(handle.0),
-                "key shorter than its 8-byte trailer",
-            )),
-        }
+        let found = if !it.valid() {
+            Ok(Lookup::Absent)
+        } else {
+            match split_internal_key(it.key()) {
+                Some((u, _, kind)) if u == user_key => Ok(if kind == KIND_PUT {
+                    Lookup::Found(it.value().to_vec())
+                } else {
+                    Lookup::Deleted
+                }),
+                Some(_) => Ok(Lookup::Absent),
+                None => Err(Error::corrupt(
+                    &self.path,
+                    Some(handle.0),
+                    "key shorter than its 8-byte trailer",
+                )),
+            }
+        };
+        *scratch = it.into_key_buffer();
+        found
     }
 }
 

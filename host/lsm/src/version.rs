@@ -180,9 +180,11 @@ impl Version {
     /// Point lookup through the levels, newest data first.
     pub fn get(&self, key: &[u8], seq: u64) -> Result<Lookup> {
         let hash = crate::bloom::key_hash(key);
+        let target = crate::coding::internal_key(key, seq, crate::coding::KIND_PUT);
+        let mut scratch = Vec::new();
         for t in &self.levels[0] {
             if t.contains(key) {
-                match t.table.get(key, hash, seq)? {
+                match t.table.get(key, hash, &target, &mut scratch)? {
                     Lookup::Absent => {}
                     found => return Ok(found),
                 }
@@ -193,7 +195,7 @@ impl Version {
             if let Some(t) = level.get(i)
                 && t.user_smallest() <= key
             {
-                match t.table.get(key, hash, seq)? {
+                match t.table.get(key, hash, &target, &mut scratch)? {
                     Lookup::Absent => {}
                     found => return Ok(found),
                 }

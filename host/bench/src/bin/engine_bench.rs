@@ -58,6 +58,10 @@ struct Args {
     /// Keys written by the durable-insert run.
     #[arg(long)]
     sync_records: Option<u64>,
+    /// Also run readrandom with this many threads, right after the main readrandom run, to
+    /// show how reads scale; 0 skips it (4 in --full).
+    #[arg(long)]
+    scaling_threads: Option<usize>,
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// Longest wait after a writing run for background writes to stop, s.
@@ -84,6 +88,7 @@ struct Preset {
     cache_mb: u64,
     sync_writers: usize,
     sync_records: u64,
+    scaling_threads: usize,
     settle_secs: f64,
 }
 
@@ -139,6 +144,7 @@ fn parent(args: Args) -> Result<ExitCode, String> {
             cache_mb: 64,
             sync_writers: 16,
             sync_records: 8_000,
+            scaling_threads: 4,
             settle_secs: 10.0,
         }
     } else if args.quick {
@@ -149,6 +155,7 @@ fn parent(args: Args) -> Result<ExitCode, String> {
             cache_mb: 8,
             sync_writers: 4,
             sync_records: 400,
+            scaling_threads: 0,
             settle_secs: 2.0,
         }
     } else {
@@ -159,6 +166,7 @@ fn parent(args: Args) -> Result<ExitCode, String> {
             cache_mb: 64,
             sync_writers: 0,
             sync_records: 1_000,
+            scaling_threads: 0,
             settle_secs: 10.0,
         }
     };
@@ -212,6 +220,26 @@ fn parent(args: Args) -> Result<ExitCode, String> {
             loads_base: w == Workload::FillRandom,
         })
         .collect();
+    let scaling_threads = args.scaling_threads.unwrap_or(preset.scaling_threads);
+    if scaling_threads > 0
+        && scaling_threads != threads
+        && let Some(i) = workloads.iter().position(|&w| w == Workload::ReadRandom)
+    {
+        runs.insert(
+            i + 1,
+            PlannedRun {
+                label: format!("readrandom{suffix} ({scaling_threads} threads)"),
+                params: params(
+                    Workload::ReadRandom,
+                    records,
+                    scaling_threads,
+                    args.durability,
+                ),
+                durability: args.durability,
+                loads_base: false,
+            },
+        );
+    }
     let sync_writers = args.sync_writers.unwrap_or(preset.sync_writers);
     if sync_writers > 0 {
         let n = args.sync_records.unwrap_or(preset.sync_records);
