@@ -19,7 +19,9 @@ writes one report object (`"bench": "http"`); engine-bench writes a list of
 run results. Markers whose name is not given are left as they are.
 """
 
+import datetime
 import json
+import os
 import re
 import sys
 
@@ -70,13 +72,13 @@ def group(n):
     return f"{n:,.0f}".replace(",", " ")
 
 
-def engine_table(results, source, command):
+def engine_table(results, source, command, date):
     by = {}
     for r in results:
         by.setdefault(r["label"], {})[r["engine"]] = r
     engines = [e for e in ENGINES if any(e in v for v in by.values())]
     lines = [
-        f"`{command}` ({source}); ops/s and the ratio to RocksDB in the same run.",
+        f"`{command}` on {date} ({source}); ops/s and the ratio to RocksDB in the same run.",
         "",
         "| workload | " + " | ".join(engines) + " |",
         "|---|" + "---:|" * len(engines),
@@ -109,8 +111,9 @@ def render(name, path):
     if isinstance(data, dict) and data.get("bench") == "http":
         return http_table(data, path)
     if isinstance(data, list):
-        command = "target/release/engine-bench --full --json " + path
-        return engine_table(data, path, command)
+        date = datetime.date.fromtimestamp(os.path.getmtime(path)).isoformat()
+        command = f"target/release/engine-bench --full --json {os.path.basename(path)}"
+        return engine_table(data, path, command, date)
     raise SystemExit(f"{path}: not a report of http-bench or engine-bench")
 
 
