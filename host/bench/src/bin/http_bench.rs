@@ -134,6 +134,8 @@ fn start_orbit(args: &Args, backend: &str, dir: &Path) -> anyhow::Result<(Killed
     };
     let port = free_port()?;
     let metrics = free_port()?;
+    // An existing data directory, so the plugins' precompiled cache is used.
+    std::fs::create_dir_all(dir)?;
     let child = Command::new(&bin)
         .env("ORBIT_HTTP_ADDR", format!("127.0.0.1:{port}"))
         .env("ORBIT_METRICS_ADDR", format!("127.0.0.1:{metrics}"))
