@@ -99,14 +99,16 @@ struct Series {
     duration: Histogram,
 }
 
+/// (method, status) -> route -> series.
+type HttpSeries = HashMap<(&'static str, u16), HashMap<Box<str>, Series>>;
+
 /// The series requests and backend operations have used, resolved once: a
 /// request then neither allocates its label strings nor looks its labels up
 /// twice (counter and histogram) in the families. Keyed by the same label
 /// values as the families, so it is bounded as they are.
 #[derive(Default)]
 struct SeriesCache {
-    /// (method, status) -> route -> series.
-    http: RwLock<HashMap<(&'static str, u16), HashMap<Box<str>, Series>>>,
+    http: RwLock<HttpSeries>,
     /// (backend, operation, outcome) -> series.
     backend: RwLock<HashMap<(&'static str, &'static str, &'static str), Series>>,
 }
