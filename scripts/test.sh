@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 bash scripts/install-wasm-toolchain.sh
 bash scripts/install-native-deps.sh
 bash scripts/install-stand-ins.sh
+bash scripts/install-bench-peers.sh   # wrk, redis, etcd: http-bench --quick (host/bench/tests/http_bench.rs)
 cargo test --release --workspace --locked
 cargo test --locked --manifest-path plugins/Cargo.toml --workspace
 cargo test --locked --manifest-path examples/custom-selector/Cargo.toml

@@ -11,12 +11,14 @@
 //! run and print the ratio.
 
 pub mod engine;
+pub mod floor;
 pub mod harness;
 pub mod histogram;
 pub mod keyspace;
 pub mod process;
 pub mod procfs;
 pub mod workload;
+pub mod wrk;
 
 use std::time::Duration;
 

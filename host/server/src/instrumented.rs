@@ -20,7 +20,7 @@ use orbit_storage::{
     StorageError, StorageResult, StorageStats, Version,
 };
 
-use crate::metrics::{BackendLabels, BackendOpLabels, Metrics};
+use crate::metrics::Metrics;
 
 /// How far back the health report looks.
 pub const WINDOW: Duration = Duration::from_secs(60);
@@ -35,8 +35,13 @@ struct Window {
 }
 
 impl Window {
-    fn record(&mut self, op: &'static str, latency: Duration, error: Option<&StorageError>) {
-        let now = Instant::now();
+    fn record(
+        &mut self,
+        op: &'static str,
+        now: Instant,
+        latency: Duration,
+        error: Option<&StorageError>,
+    ) {
         let q = self.samples.entry(op).or_default();
         if q.len() == MAX_SAMPLES_PER_OP {
             q.pop_front();
@@ -117,28 +122,16 @@ impl InstrumentedStorage {
     }
 
     fn observe<T>(&self, op: &'static str, started: Instant, result: &StorageResult<T>) {
-        let elapsed = started.elapsed();
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(started);
         let outcome = match result {
             Ok(_) => "ok",
             Err(e) => e.kind(),
         };
         self.metrics
-            .backend_operations
-            .get_or_create(&BackendLabels {
-                backend: self.backend.name().to_string(),
-                operation: op.into(),
-                outcome: outcome.into(),
-            })
-            .inc();
-        self.metrics
-            .backend_duration
-            .get_or_create(&BackendOpLabels {
-                backend: self.backend.name().to_string(),
-                operation: op.into(),
-            })
-            .observe(elapsed.as_secs_f64());
+            .record_backend(self.backend.name(), op, outcome, elapsed);
         let backend_error = result.as_ref().err().filter(|e| is_backend_failure(e));
-        self.window.lock().record(op, elapsed, backend_error);
+        self.window.lock().record(op, now, elapsed, backend_error);
     }
 
     /// Operations, errors and latency percentiles over the last [`WINDOW`].

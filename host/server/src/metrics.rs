@@ -6,8 +6,11 @@
 //! readiness; backend size; uptime. The PrometheusRule in `k8s/` uses only
 //! these.
 
+use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
+
+use parking_lot::RwLock;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -88,8 +91,31 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.000_025, 2.0, 20))
 }
 
+/// One request series: its counter and its latency histogram (both share
+/// their storage with the series in the family, so the exposition is the
+/// same as recording through the family).
+struct Series {
+    count: Counter,
+    duration: Histogram,
+}
+
+/// (method, status) -> route -> series.
+type HttpSeries = HashMap<(&'static str, u16), HashMap<Box<str>, Series>>;
+
+/// The series requests and backend operations have used, resolved once: a
+/// request then neither allocates its label strings nor looks its labels up
+/// twice (counter and histogram) in the families. Keyed by the same label
+/// values as the families, so it is bounded as they are.
+#[derive(Default)]
+struct SeriesCache {
+    http: RwLock<HttpSeries>,
+    /// (backend, operation, outcome) -> series.
+    backend: RwLock<HashMap<(&'static str, &'static str, &'static str), Series>>,
+}
+
 /// Every metric the server exports.
 pub struct Metrics {
+    cache: SeriesCache,
     registry: Registry,
     started: Instant,
     pub http_requests: Family<HttpLabels, Counter>,
@@ -120,6 +146,7 @@ impl Metrics {
         let mut registry = Registry::with_prefix("orbit");
         let m = Metrics {
             registry: Registry::default(),
+            cache: SeriesCache::default(),
             started: Instant::now(),
             http_requests: Family::default(),
             http_duration: Family::new_with_constructor(latency_histogram),
@@ -258,6 +285,74 @@ impl Metrics {
             self.plugin_info.remove(&old);
         }
         self.plugin_info.get_or_create(&labels).set(1);
+    }
+
+    /// Counts one HTTP request and records its latency, by route template,
+    /// method label and status (`orbit_http_requests`,
+    /// `orbit_http_request_duration_seconds`).
+    pub fn record_http(&self, route: &str, method: &'static str, status: u16, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        if let Some(s) = self
+            .cache
+            .http
+            .read()
+            .get(&(method, status))
+            .and_then(|routes| routes.get(route))
+        {
+            s.count.inc();
+            s.duration.observe(secs);
+            return;
+        }
+        let labels = HttpLabels {
+            route: route.to_string(),
+            method: method.to_string(),
+            status: status.to_string(),
+        };
+        let s = Series {
+            count: self.http_requests.get_or_create_owned(&labels),
+            duration: self.http_duration.get_or_create_owned(&labels),
+        };
+        s.count.inc();
+        s.duration.observe(secs);
+        self.cache
+            .http
+            .write()
+            .entry((method, status))
+            .or_default()
+            .entry(route.into())
+            .or_insert(s);
+    }
+
+    /// Counts one backend operation by outcome and records its latency
+    /// (`orbit_backend_operations`, `orbit_backend_operation_duration_seconds`).
+    pub fn record_backend(
+        &self,
+        backend: &'static str,
+        operation: &'static str,
+        outcome: &'static str,
+        elapsed: Duration,
+    ) {
+        let secs = elapsed.as_secs_f64();
+        let key = (backend, operation, outcome);
+        if let Some(s) = self.cache.backend.read().get(&key) {
+            s.count.inc();
+            s.duration.observe(secs);
+            return;
+        }
+        let s = Series {
+            count: self.backend_operations.get_or_create_owned(&BackendLabels {
+                backend: backend.into(),
+                operation: operation.into(),
+                outcome: outcome.into(),
+            }),
+            duration: self.backend_duration.get_or_create_owned(&BackendOpLabels {
+                backend: backend.into(),
+                operation: operation.into(),
+            }),
+        };
+        s.count.inc();
+        s.duration.observe(secs);
+        self.cache.backend.write().entry(key).or_insert(s);
     }
 
     pub fn uptime(&self) -> Duration {

@@ -30,7 +30,7 @@ use orbit_storage::Storage;
 
 use crate::health::HealthService;
 use crate::instrumented::InstrumentedStorage;
-use crate::metrics::{HttpLabels, Metrics};
+use crate::metrics::Metrics;
 use crate::settings::ApiToken;
 use error::ApiError;
 
@@ -75,7 +75,10 @@ pub fn router(state: AppState) -> Router {
             "/v1/batch",
             post(batch::apply).layer(DefaultBodyLimit::max(batch_limit)),
         )
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+        .route_layer(middleware::from_fn_with_state(
+            state.token.clone(),
+            require_token,
+        ));
     Router::new()
         .merge(api)
         .route("/health", get(live))
@@ -86,7 +89,7 @@ pub fn router(state: AppState) -> Router {
             ApiError::NotFound("no such route; see the README for the API".into())
         })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(middleware::from_fn_with_state(state.clone(), track))
+        .layer(middleware::from_fn_with_state(state.metrics.clone(), track))
         .with_state(state)
 }
 
@@ -113,27 +116,20 @@ pub fn metrics_router(metrics: Arc<Metrics>, storage: Arc<dyn Storage>) -> Route
 /// Counts and times every request by route template, method and status.
 /// Every label takes a bounded set of values whatever a client sends: the
 /// route is a template of the router or `unmatched`, the method a standard
-/// one or `other` ([`method_label`]), the status a number.
-async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
-    let method = method_label(request.method()).to_string();
+/// one or `other` ([`method_label`]), the status a number. The series are
+/// resolved once ([`Metrics::record_http`]), so a request allocates no
+/// label.
+async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let method = method_label(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
-    let labels = HttpLabels {
-        route,
+    metrics.record_http(
+        route.as_ref().map_or("unmatched", MatchedPath::as_str),
         method,
-        status: response.status().as_u16().to_string(),
-    };
-    state.metrics.http_requests.get_or_create(&labels).inc();
-    state
-        .metrics
-        .http_duration
-        .get_or_create(&labels)
-        .observe(started.elapsed().as_secs_f64());
+        response.status().as_u16(),
+        started.elapsed(),
+    );
     response
 }
 
@@ -159,13 +155,12 @@ pub fn method_label(method: &Method) -> &'static str {
 /// Settings refuse an empty token, and a missing, malformed or empty
 /// credential is refused before any comparison.
 async fn require_token(
-    State(state): State<AppState>,
-    headers: HeaderMap,
+    State(token): State<Option<Arc<ApiToken>>>,
     request: Request,
     next: Next,
 ) -> Response {
-    if let Some(token) = &state.token {
-        let accepted = bearer_token(&headers)
+    if let Some(token) = &token {
+        let accepted = bearer_token(request.headers())
             .is_some_and(|presented| tokens_match(presented.as_bytes(), token.0.as_bytes()));
         if !accepted {
             return ApiError::Unauthorized.into_response();
