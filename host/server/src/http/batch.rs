@@ -43,10 +43,12 @@ pub struct BatchRequest {
 pub enum OpRequest {
     /// Write a key; exactly one of `value` and `value_base64`.
     Put {
+        #[schema(min_length = 1)]
         key: String,
         /// The value as UTF-8 text...
         value: Option<String>,
         /// ... or as base64 bytes.
+        #[schema(pattern = "^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$")]
         value_base64: Option<String>,
         /// Only if the key is at this version (not with `if_absent`).
         if_version: Option<u64>,
@@ -54,10 +56,12 @@ pub enum OpRequest {
         #[serde(default)]
         if_absent: bool,
         /// Time to live, as for `PUT /v1/kv/{key}?ttl=`.
+        #[schema(pattern = "^0*[1-9][0-9]{0,11}(ms|s|m|h)?$")]
         ttl: Option<String>,
     },
     /// Delete a key (deleting an absent key is not an error).
     Delete {
+        #[schema(min_length = 1)]
         key: String,
         /// Only if the key is at this version.
         if_version: Option<u64>,

@@ -38,8 +38,7 @@ impl From<StorageError> for ApiError {
     }
 }
 
-/// The body of every error answer (`{"error": {...}}`); the OpenAPI
-/// description's `ErrorBody`.
+/// The body of every error answer: `{"error": {"code", "message", ...}}`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,

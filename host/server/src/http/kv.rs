@@ -148,8 +148,9 @@ where
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct PutParams {
-    /// Time to live: `30` or `30s`, `500ms`, `5m`, `2h`, `1d`; greater than
-    /// zero. The key expires (disappears) that long after this write.
+    /// Time to live: `30` or `30s`, `500ms`, `5m`, `2h`; greater than zero.
+    /// The key expires (disappears) that long after this write.
+    #[param(pattern = "^0*[1-9][0-9]{0,11}(ms|s|m|h)?$")]
     ttl: Option<String>,
 }
 
@@ -174,8 +175,10 @@ pub struct Written {
     operation_id = "get_key",
     params(
         ("key" = String, Path, min_length = 1, description = KEY_DOC),
-        ("If-Match" = Option<String>, Header, description = IF_MATCH_DOC),
-        ("If-None-Match" = Option<String>, Header, description = IF_NONE_MATCH_DOC),
+        ("If-Match" = Option<String>, Header, nullable = false, description = IF_MATCH_DOC,
+            pattern = r#"^(\*|(W/)?"[!#-~]*"( *, *(W/)?"[!#-~]*")*)$"#),
+        ("If-None-Match" = Option<String>, Header, nullable = false, description = IF_NONE_MATCH_DOC,
+            pattern = r#"^(\*|(W/)?"[!#-~]*"( *, *(W/)?"[!#-~]*")*)$"#),
     ),
     responses(
         (status = 200, description = "The value.", body = inline(Binary), content_type = "application/octet-stream",
@@ -245,16 +248,38 @@ pub async fn get(
     params(
         ("key" = String, Path, min_length = 1, description = KEY_DOC),
         PutParams,
-        ("If-Match" = Option<String>, Header, description = IF_MATCH_DOC),
-        ("If-None-Match" = Option<String>, Header, description = IF_NONE_MATCH_DOC),
+        ("If-Match" = Option<String>, Header, nullable = false, description = IF_MATCH_DOC,
+            pattern = r#"^(\*|(W/)?"[!#-~]*"( *, *(W/)?"[!#-~]*")*)$"#),
+        ("If-None-Match" = Option<String>, Header, nullable = false, description = IF_NONE_MATCH_DOC,
+            pattern = r#"^(\*|(W/)?"[!#-~]*"( *, *(W/)?"[!#-~]*")*)$"#),
     ),
     request_body(content = inline(Binary), content_type = "application/octet-stream",
         description = "The value: any bytes, up to `ORBIT_MAX_VALUE_BYTES` (default 4 MiB)."),
     responses(
         (status = 200, description = "Written.", body = Written,
-            headers(("ETag" = String, description = "The version, as a strong entity-tag: `\"17\"`."))),
+            headers(("ETag" = String, description = "The version, as a strong entity-tag: `\"17\"`.")),
+            links(
+                ("GetWritten" = (operation_id = "get_key", parameters(("key" = "$response.body#/key")),
+                    description = "Read what was written.")),
+                ("GetUnchanged" = (operation_id = "get_key", parameters(("key" = "$response.body#/key"), ("header.If-None-Match" = "$response.header.ETag")),
+                    description = "Read it only if it changed (304 if not).")),
+                ("UpdateWritten" = (operation_id = "put_key", parameters(("key" = "$response.body#/key"), ("header.If-Match" = "$response.header.ETag")),
+                    description = "Compare-and-set on the version written.")),
+                ("DeleteWritten" = (operation_id = "delete_key", parameters(("key" = "$response.body#/key"), ("header.If-Match" = "$response.header.ETag")),
+                    description = "Delete the version written.")),
+            )),
         (status = 201, description = "Created: written under a condition that required the key to be absent.", body = Written,
-            headers(("ETag" = String, description = "The version, as a strong entity-tag: `\"17\"`."))),
+            headers(("ETag" = String, description = "The version, as a strong entity-tag: `\"17\"`.")),
+            links(
+                ("GetWritten" = (operation_id = "get_key", parameters(("key" = "$response.body#/key")),
+                    description = "Read what was written.")),
+                ("GetUnchanged" = (operation_id = "get_key", parameters(("key" = "$response.body#/key"), ("header.If-None-Match" = "$response.header.ETag")),
+                    description = "Read it only if it changed (304 if not).")),
+                ("UpdateWritten" = (operation_id = "put_key", parameters(("key" = "$response.body#/key"), ("header.If-Match" = "$response.header.ETag")),
+                    description = "Compare-and-set on the version written.")),
+                ("DeleteWritten" = (operation_id = "delete_key", parameters(("key" = "$response.body#/key"), ("header.If-Match" = "$response.header.ETag")),
+                    description = "Delete the version written.")),
+            )),
         (status = 400, description = BAD_REQUEST_DOC, body = ErrorBody),
         (status = 401, response = super::openapi::Unauthorized),
         (status = 412, description = PRECONDITION_DOC, body = ErrorBody),
@@ -327,11 +352,15 @@ pub async fn put(
     operation_id = "delete_key",
     params(
         ("key" = String, Path, min_length = 1, description = KEY_DOC),
-        ("If-Match" = Option<String>, Header, description = IF_MATCH_DOC),
-        ("If-None-Match" = Option<String>, Header, description = IF_NONE_MATCH_DOC),
+        ("If-Match" = Option<String>, Header, nullable = false, description = IF_MATCH_DOC,
+            pattern = r#"^(\*|(W/)?"[!#-~]*"( *, *(W/)?"[!#-~]*")*)$"#),
+        ("If-None-Match" = Option<String>, Header, nullable = false, description = IF_NONE_MATCH_DOC,
+            pattern = r#"^(\*|(W/)?"[!#-~]*"( *, *(W/)?"[!#-~]*")*)$"#),
     ),
     responses(
-        (status = 204, description = "Deleted."),
+        (status = 204, description = "Deleted.",
+            links(("GetDeleted" = (operation_id = "get_key", parameters(("key" = "$request.path.key")),
+                description = "Read the deleted key (404).")))),
         (status = 400, description = BAD_REQUEST_DOC, body = ErrorBody),
         (status = 401, response = super::openapi::Unauthorized),
         (status = 404, description = "The key does not exist (or has expired).", body = ErrorBody),
@@ -382,6 +411,7 @@ pub struct ListParams {
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]*$")]
     cursor: Option<String>,
     /// Include values (base64) in the listing.
     #[serde(default)]
