@@ -36,7 +36,7 @@ if [ ! -x "$bin" ]; then
 fi
 examples=${ORBIT_FUZZ_EXAMPLES:-60}
 seed=${ORBIT_FUZZ_SEED:-17}
-checks=not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance
+checks=${ORBIT_FUZZ_CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance}
 
 work=$(mktemp -d)
 server=
