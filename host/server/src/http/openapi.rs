@@ -61,10 +61,20 @@ use super::{batch, kv};
 pub struct ApiDoc;
 
 /// The description as JSON, exactly as committed in `docs/openapi.json`.
+///
+/// Versions, sizes and times are `u64`: utoipa's `non_strict_integers`
+/// describes them as unsigned 64-bit (not `int64`, whose maximum is half
+/// of theirs), but spells the format `u-int64`; it is written `uint64`.
 pub fn json() -> String {
-    let mut text = ApiDoc::openapi()
+    let text = ApiDoc::openapi()
         .to_pretty_json()
         .expect("the description serialises");
+    let mut text = ["8", "16", "32", "64"].iter().fold(text, |text, bits| {
+        text.replace(
+            &format!("\"format\": \"u-int{bits}\""),
+            &format!("\"format\": \"uint{bits}\""),
+        )
+    });
     text.push('\n');
     text
 }
