@@ -57,9 +57,10 @@ pub enum ConfigCommand {
     /// Print every setting (variable, TOML key, default, meaning) as a
     /// markdown table.
     Settings,
-    /// Regenerate the files that follow from the settings catalogue: the
-    /// README's settings table, the Helm chart's backend tables and their
-    /// schema, the raw manifests' backend variables.
+    /// Regenerate the files that follow from the code: the README's
+    /// settings table, the Helm chart's backend tables and their schema, the
+    /// raw manifests' backend variables (from the settings catalogue), and
+    /// the HTTP API's OpenAPI description (docs/openapi.json).
     Generate {
         /// The repository root.
         #[arg(default_value = ".")]
@@ -164,7 +165,7 @@ fn generate(root: &std::path::Path, check: bool) -> ExitCode {
     };
     match files {
         Ok(files) if check && !files.is_empty() => fail(&format!(
-            "{} differ from the settings catalogue; run `{}`",
+            "{} differ from what the code generates; run `{}`",
             files
                 .iter()
                 .map(|f| f.display().to_string())

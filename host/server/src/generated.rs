@@ -1,5 +1,6 @@
-//! The files that follow from the settings catalogue, and the command that
-//! writes them (`orbit-server config generate [--check] [ROOT]`):
+//! The files that follow from the code (the settings catalogue, the HTTP
+//! handlers), and the command that writes them (`orbit-server config
+//! generate [--check] [ROOT]`):
 //!
 //! | file | what is generated |
 //! |---|---|
@@ -8,9 +9,11 @@
 //! | `helm/orbit-rs/values.schema.json` | their JSON schema ([`crate::chart`]) |
 //! | `k8s/05-statefulset.yaml` | the backend variables of all seven backends ([`crate::manifests`]) |
 //! | `k8s/06-deployment-cloud.yaml` | the backend variables of the cloud backends |
+//! | `docs/openapi.json` | all of it: the HTTP API's OpenAPI 3.1 description ([`crate::http::openapi`]) |
 //!
 //! A text region is the lines between a `BEGIN generated` and an `END
-//! generated` marker line; the rest of each file is written by hand.
+//! generated` marker line; the rest of each file is written by hand
+//! (`docs/openapi.json` has no hand-written part).
 //! `tests/docs.rs` fails when a committed file has drifted, so a new setting
 //! is one catalogue line and this command.
 
@@ -56,12 +59,16 @@ const FILES: &[Generated] = &[
             )
         },
     },
+    Generated {
+        path: "docs/openapi.json",
+        render: |_| Ok(crate::http::openapi::json()),
+    },
 ];
 
 /// The command that regenerates every file.
 pub const COMMAND: &str = "orbit-server config generate";
 
-/// The files under `root` that differ from what the catalogue generates.
+/// The files under `root` that differ from what the code generates.
 pub fn drift(root: &Path) -> Result<Vec<PathBuf>, String> {
     let mut stale = Vec::new();
     for file in FILES {

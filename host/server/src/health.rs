@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::Mutex;
+use utoipa::ToSchema;
 
 use orbit_plugin_runtime::{HealthPlugin, PluginInfo, convert, types as wit};
 use orbit_storage::{
@@ -28,7 +29,7 @@ use crate::settings::ConfigSource;
 pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The answer of `/health/ready`, as JSON.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Readiness {
     pub ready: bool,
     pub live: bool,
@@ -43,7 +44,7 @@ pub struct Readiness {
     pub uptime_secs: u64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct BackendDetail {
     pub kind: &'static str,
     pub open: bool,
@@ -59,7 +60,7 @@ pub struct BackendDetail {
     pub remote: Option<orbit_storage::RemoteStats>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct CanaryDetail {
     pub ok: bool,
     pub latency_us: u64,
@@ -67,7 +68,7 @@ pub struct CanaryDetail {
 }
 
 /// The health plugin in use, and what hot reload last did.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct PluginDetail {
     pub source: String,
     pub sha256: String,

@@ -18,13 +18,14 @@ use orbit_plugin_runtime::{
 };
 use orbit_storage::{BackendConfig, BackendKind, now_millis};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::bootstrap::{self, Resolved};
 use crate::metrics::Metrics;
 use crate::settings::ConfigSource;
 
 /// One policy plugin as `/health/ready` shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct PolicyPluginDetail {
     pub role: &'static str,
     pub source: String,
@@ -36,7 +37,7 @@ pub struct PolicyPluginDetail {
     pub last_reload_error: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct PendingDetail {
     pub sha256: String,
     pub noticed_at_unix_ms: u64,

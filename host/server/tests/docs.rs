@@ -1,6 +1,7 @@
 //! The files that follow from the settings catalogue (the README's table,
 //! the chart's backend tables and schema, the raw manifests' backend
-//! variables) are the catalogue's, so they cannot drift.
+//! variables) are the catalogue's, and the OpenAPI description
+//! (docs/openapi.json) is the HTTP handlers', so they cannot drift.
 
 #[test]
 fn generated_files_follow_the_catalogue() {
@@ -8,7 +9,7 @@ fn generated_files_follow_the_catalogue() {
     let stale = orbit_server::generated::drift(&root).unwrap();
     assert!(
         stale.is_empty(),
-        "{stale:?} differ from the settings catalogue; run `{}`",
+        "{stale:?} differ from what the code generates; run `{}`",
         orbit_server::generated::COMMAND
     );
 }

@@ -511,6 +511,49 @@ async fn bearer_token_guards_the_api_but_not_health() {
     assert_eq!(s.call(Method::PUT, "/v1/kv/x", &ok, "v").await.status, 200);
     assert_eq!(s.get("/health").await.status, 200);
     assert_eq!(s.get("/health/ready").await.status, 200);
+    assert_eq!(s.get("/openapi.json").await.status, 200);
+}
+
+/// `/openapi.json` is the committed description (docs/openapi.json, which
+/// tests/docs.rs keeps equal to what the code generates), OpenAPI 3.1, with
+/// every route of the API.
+#[tokio::test]
+async fn the_openapi_description_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path(), &[("ORBIT_MEMORY_DISK_BACKUP", "false")]).await;
+    let r = s.get("/openapi.json").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let committed = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json"),
+    )
+    .unwrap();
+    assert_eq!(r.text(), committed);
+    let j = r.json();
+    assert_eq!(j["openapi"], "3.1.0");
+    let paths: Vec<&str> = j["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/health",
+            "/health/live",
+            "/health/ready",
+            "/health/startup",
+            "/openapi.json",
+            "/v1/batch",
+            "/v1/kv",
+            "/v1/kv/{key}"
+        ]
+    );
+    assert_eq!(
+        j["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
 }
 
 #[tokio::test]

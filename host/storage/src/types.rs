@@ -298,7 +298,7 @@ pub struct StorageStats {
 }
 
 /// Counters of a remote backend (object storage) since it was opened.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RemoteStats {
     /// Requests sent, retries included.
     pub requests: u64,

@@ -18,51 +18,78 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use orbit_storage::{BatchOp, Precondition, PutOptions, Storage};
 
-use super::error::{ApiError, rejection};
-use super::kv::{check_key, expiry};
+use super::error::{ApiError, ErrorBody, rejection};
+use super::kv::{
+    BACKEND_FAILED_DOC, BACKEND_FULL_DOC, BACKEND_UNAVAILABLE_DOC, PRECONDITION_DOC, check_key,
+    expiry,
+};
 use super::{AppState, MAX_BATCH_OPS};
 
-#[derive(Debug, Deserialize)]
+/// Operations applied atomically: all or none.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
+    #[schema(min_items = 1, max_items = 1000)]
     ops: Vec<OpRequest>,
 }
 
-#[derive(Debug, Deserialize)]
+/// One operation of a batch.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
-enum OpRequest {
+pub enum OpRequest {
+    /// Write a key; exactly one of `value` and `value_base64`.
     Put {
+        #[schema(min_length = 1)]
         key: String,
         /// The value as UTF-8 text...
         value: Option<String>,
         /// ... or as base64 bytes.
+        #[schema(pattern = "^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$")]
         value_base64: Option<String>,
+        /// Only if the key is at this version (not with `if_absent`).
         if_version: Option<u64>,
+        /// Only if the key does not exist.
         #[serde(default)]
         if_absent: bool,
+        /// Time to live, as for `PUT /v1/kv/{key}?ttl=`.
+        #[schema(pattern = "^0*[1-9][0-9]{0,11}(ms|s|m|h)?$")]
         ttl: Option<String>,
     },
+    /// Delete a key (deleting an absent key is not an error).
     Delete {
+        #[schema(min_length = 1)]
         key: String,
+        /// Only if the key is at this version.
         if_version: Option<u64>,
     },
 }
 
-#[derive(Serialize)]
+/// What each operation did, in request order.
+#[derive(Serialize, ToSchema)]
 pub struct BatchResponse {
     results: Vec<OpResult>,
 }
 
-#[derive(Serialize)]
-struct OpResult {
-    op: &'static str,
+/// What one operation did.
+#[derive(Serialize, ToSchema)]
+pub struct OpResult {
+    op: OpKind,
     key: String,
     /// New version of a put.
     #[serde(skip_serializing_if = "Option::is_none")]
     version: Option<u64>,
+}
+
+/// The kind of a batch operation.
+#[derive(Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OpKind {
+    Put,
+    Delete,
 }
 
 fn precondition(
@@ -80,6 +107,30 @@ fn precondition(
     }
 }
 
+/// Apply a batch.
+///
+/// Up to 1000 puts and deletes, each with its own precondition, applied
+/// atomically: if any precondition fails, nothing is written.
+#[utoipa::path(
+    post,
+    path = "/v1/batch",
+    tag = "batch",
+    operation_id = "apply_batch",
+    request_body = BatchRequest,
+    responses(
+        (status = 200, description = "Every operation applied.", body = BatchResponse),
+        (status = 400, description = "Malformed JSON, or an operation the server refuses: an empty or private key, no or both values, bad base64, both `if_version` and `if_absent`, a bad `ttl`, no or more than 1000 operations.", body = ErrorBody),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 412, description = PRECONDITION_DOC, body = ErrorBody),
+        (status = 413, description = "The body, a key or a value is above its limit.", body = ErrorBody),
+        (status = 415, description = "The body is not `Content-Type: application/json`.", body = ErrorBody),
+        (status = 422, description = "JSON that is not a batch (a missing or unknown field, a wrong type).", body = ErrorBody),
+        (status = 500, description = BACKEND_FAILED_DOC, body = ErrorBody),
+        (status = 503, description = BACKEND_UNAVAILABLE_DOC, body = ErrorBody),
+        (status = 507, description = BACKEND_FULL_DOC, body = ErrorBody),
+    ),
+    security((), ("bearer" = [])),
+)]
 pub async fn apply(
     State(state): State<AppState>,
     body: Result<Json<BatchRequest>, JsonRejection>,
@@ -134,7 +185,7 @@ pub async fn apply(
                     options,
                 });
                 results.push(OpResult {
-                    op: "put",
+                    op: OpKind::Put,
                     key,
                     version: None,
                 });
@@ -146,7 +197,7 @@ pub async fn apply(
                     precondition: precondition(i, if_version, false)?,
                 });
                 results.push(OpResult {
-                    op: "delete",
+                    op: OpKind::Delete,
                     key,
                     version: None,
                 });

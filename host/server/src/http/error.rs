@@ -4,7 +4,8 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use orbit_storage::StorageError;
 
@@ -37,51 +38,140 @@ impl From<StorageError> for ApiError {
     }
 }
 
+/// The body of every error answer: `{"error": {"code", "message", ...}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    /// For a person: what was refused and what is accepted.
+    pub message: String,
+    /// `412` only: the key whose precondition failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// `412` only: the key's current version, `null` when it does not exist.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<u64>, minimum = 0)]
+    pub current_version: Option<Option<u64>>,
+}
+
+/// The machine-readable kind of an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 400: a malformed request (header, query, key, TTL, cursor, JSON).
+    BadRequest,
+    /// 415: the batch body is not `application/json`.
+    UnsupportedMediaType,
+    /// 422: well-formed JSON that is not a batch.
+    UnprocessableEntity,
+    /// 401: `/v1` without the configured bearer token.
+    Unauthorized,
+    /// 404: no such key, or no such route.
+    NotFound,
+    /// 405: the route exists, the method does not.
+    MethodNotAllowed,
+    /// 412: a precondition (`If-Match`, `If-None-Match`, `if_version`,
+    /// `if_absent`) does not hold.
+    PreconditionFailed,
+    /// 413: a key or value above its limit.
+    PayloadTooLarge,
+    /// 400: the storage layer refused the request (e.g. a private key).
+    Invalid,
+    /// 507: the backend is full.
+    Capacity,
+    /// 412: a storage-level conflict.
+    Conflict,
+    /// 500: the backend found corrupt data.
+    Corrupt,
+    /// 500: the backend's I/O failed.
+    Io,
+    /// 503: the backend is unavailable (object storage down, shutting down).
+    Unavailable,
+}
+
+impl ErrorCode {
+    fn of_storage(e: &StorageError) -> Self {
+        match e {
+            StorageError::Conflict { .. } => ErrorCode::Conflict,
+            StorageError::Invalid(_) => ErrorCode::Invalid,
+            StorageError::CapacityExceeded(_) => ErrorCode::Capacity,
+            StorageError::Corrupt { .. } => ErrorCode::Corrupt,
+            StorageError::Io { .. } => ErrorCode::Io,
+            StorageError::Unavailable(_) => ErrorCode::Unavailable,
+        }
+    }
+}
+
+impl ErrorBody {
+    fn new(code: ErrorCode, message: String) -> Self {
+        ErrorBody {
+            error: ErrorDetail {
+                code,
+                message,
+                key: None,
+                current_version: None,
+            },
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code, message, extra) = match self {
-            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m, json!({})),
+        let (status, body) = match self {
+            ApiError::BadRequest(m) => (
+                StatusCode::BAD_REQUEST,
+                ErrorBody::new(ErrorCode::BadRequest, m),
+            ),
             ApiError::Rejected(status, m) => {
                 let code = match status {
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-                    StatusCode::UNPROCESSABLE_ENTITY => "unprocessable_entity",
-                    _ => "bad_request",
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
+                    StatusCode::UNPROCESSABLE_ENTITY => ErrorCode::UnprocessableEntity,
+                    _ => ErrorCode::BadRequest,
                 };
-                (status, code, m, json!({}))
+                (status, ErrorBody::new(code, m))
             }
             ApiError::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "this endpoint requires `Authorization: Bearer <token>` (ORBIT_API_TOKEN)"
-                    .to_string(),
-                json!({}),
+                ErrorBody::new(
+                    ErrorCode::Unauthorized,
+                    "this endpoint requires `Authorization: Bearer <token>` (ORBIT_API_TOKEN)"
+                        .to_string(),
+                ),
             ),
-            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m, json!({})),
+            ApiError::NotFound(m) => (
+                StatusCode::NOT_FOUND,
+                ErrorBody::new(ErrorCode::NotFound, m),
+            ),
             ApiError::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "method not allowed on this route".to_string(),
-                json!({}),
+                ErrorBody::new(
+                    ErrorCode::MethodNotAllowed,
+                    "method not allowed on this route".to_string(),
+                ),
             ),
             ApiError::PreconditionFailed {
                 key,
                 current_version,
-            } => (
-                StatusCode::PRECONDITION_FAILED,
-                "precondition_failed",
-                match current_version {
+            } => {
+                let message = match current_version {
                     Some(v) => {
                         format!("precondition failed for key {key:?}: its current version is {v}")
                     }
                     None => format!("precondition failed for key {key:?}: it does not exist"),
-                },
-                json!({ "key": key, "current_version": current_version }),
-            ),
+                };
+                let mut body = ErrorBody::new(ErrorCode::PreconditionFailed, message);
+                body.error.key = Some(key);
+                body.error.current_version = Some(current_version);
+                (StatusCode::PRECONDITION_FAILED, body)
+            }
             ApiError::PayloadTooLarge(m) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                m,
-                json!({}),
+                ErrorBody::new(ErrorCode::PayloadTooLarge, m),
             ),
             ApiError::Storage(e) => {
                 let status = match &e {
@@ -96,13 +186,12 @@ impl IntoResponse for ApiError {
                 if status.is_server_error() {
                     tracing::error!(error = %e, "backend error");
                 }
-                (status, e.kind(), e.to_string(), json!({}))
+                (
+                    status,
+                    ErrorBody::new(ErrorCode::of_storage(&e), e.to_string()),
+                )
             }
         };
-        let mut body = json!({ "error": { "code": code, "message": message } });
-        if let (Some(obj), Some(extra)) = (body["error"].as_object_mut(), extra.as_object()) {
-            obj.extend(extra.clone());
-        }
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response
@@ -120,5 +209,28 @@ pub fn rejection(status: StatusCode, message: String) -> ApiError {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(message),
         s if s.is_client_error() => ApiError::Rejected(s, message),
         _ => ApiError::BadRequest(message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_error_codes_are_the_storage_kinds() {
+        for e in [
+            StorageError::conflict(b"k", Some(1)),
+            StorageError::Invalid("x".into()),
+            StorageError::CapacityExceeded("x".into()),
+            StorageError::Unavailable("x".into()),
+            StorageError::Corrupt {
+                path: "/x".into(),
+                reason: "x".into(),
+            },
+            StorageError::io("read", "/x", std::io::Error::other("x")),
+        ] {
+            let code = serde_json::to_value(ErrorCode::of_storage(&e)).unwrap();
+            assert_eq!(code, e.kind(), "{e}");
+        }
     }
 }

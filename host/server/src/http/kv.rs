@@ -21,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use orbit_storage::{
     KeyRange, ListQuery, Listed, Precondition, PutOptions, Storage, StorageError, is_private_key,
@@ -28,8 +29,22 @@ use orbit_storage::{
 };
 
 use super::conditional::{Conditions, Failed};
-use super::error::{ApiError, rejection};
+use super::error::{ApiError, ErrorBody, rejection};
+use super::openapi::Binary;
 use super::{AppState, Limits, MAX_LIST_LIMIT};
+
+pub(super) const KEY_DOC: &str = "The key: the rest of the path, percent-decoded, UTF-8, up to `ORBIT_MAX_KEY_BYTES` (default 1024) bytes; it may contain `/`.";
+pub(super) const IF_MATCH_DOC: &str = "`*` or a comma-separated list of entity-tags (`\"17\"`): the request applies only if the key's version is one of them (strong comparison; `*`: the key exists). Malformed: 400.";
+pub(super) const IF_NONE_MATCH_DOC: &str = "`*` or a comma-separated list of entity-tags: the request applies only if the key's version is none of them (weak comparison; `*`: the key does not exist). A GET that matches is 304. Malformed: 400.";
+pub(super) const BAD_REQUEST_DOC: &str = "A malformed request: an empty or private key, a malformed `If-Match` or `If-None-Match`, a bad `ttl`, an unknown query parameter.";
+pub(super) const PRECONDITION_DOC: &str = "A precondition does not hold; the body names the key and its `current_version` (`null`: absent).";
+pub(super) const KEY_TOO_LONG_DOC: &str = "The key is longer than `ORBIT_MAX_KEY_BYTES`.";
+pub(super) const TOO_LARGE_DOC: &str =
+    "The key or the value is above its limit (`ORBIT_MAX_KEY_BYTES`, `ORBIT_MAX_VALUE_BYTES`).";
+pub(super) const BACKEND_FAILED_DOC: &str = "The backend failed (I/O error, corrupt data).";
+pub(super) const BACKEND_UNAVAILABLE_DOC: &str =
+    "The backend is unavailable (object storage unreachable, shutting down).";
+pub(super) const BACKEND_FULL_DOC: &str = "The backend is out of space.";
 
 /// Validates a key from the path.
 pub fn check_key(key: &str, limits: &Limits) -> Result<(), ApiError> {
@@ -129,19 +144,60 @@ where
     Err(StorageError::conflict(key.as_bytes(), current).into())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PutParams {
+    /// Time to live: `30` or `30s`, `500ms`, `5m`, `2h`; greater than zero.
+    /// The key expires (disappears) that long after this write.
+    #[param(pattern = "^0*[1-9][0-9]{0,11}(ms|s|m|h)?$")]
     ttl: Option<String>,
 }
 
-#[derive(Serialize)]
-struct Written {
+/// What a PUT wrote.
+#[derive(Serialize, ToSchema)]
+pub struct Written {
     key: String,
+    /// The new version (also the `ETag`).
+    #[schema(minimum = 1)]
     version: u64,
+    /// When the key expires (Unix milliseconds), `null` without a TTL.
     expires_at_ms: Option<u64>,
 }
 
+/// Read a key.
+///
+/// The value as stored, with its version as a strong `ETag`.
+#[utoipa::path(
+    get,
+    path = "/v1/kv/{key}",
+    tag = "kv",
+    operation_id = "get_key",
+    params(
+        ("key" = String, Path, min_length = 1, description = KEY_DOC),
+        ("If-Match" = Option<String>, Header, nullable = false, description = IF_MATCH_DOC,
+            pattern = r#"^(\*|(W/)?"[!#-~]*"( *, *(W/)?"[!#-~]*")*)$"#),
+        ("If-None-Match" = Option<String>, Header, nullable = false, description = IF_NONE_MATCH_DOC,
+            pattern = r#"^(\*|(W/)?"[!#-~]*"( *, *(W/)?"[!#-~]*")*)$"#),
+    ),
+    responses(
+        (status = 200, description = "The value.", body = inline(Binary), content_type = "application/octet-stream",
+            headers(
+                ("ETag" = String, description = "The version, as a strong entity-tag: `\"17\"`."),
+                ("x-orbit-expires-at-ms" = u64, description = "When the key expires (Unix milliseconds); absent without a TTL."),
+            )),
+        (status = 304, description = "`If-None-Match` matched the current version.",
+            headers(("ETag" = String, description = "The version, as a strong entity-tag: `\"17\"`."))),
+        (status = 400, description = BAD_REQUEST_DOC, body = ErrorBody),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 404, description = "The key does not exist (or has expired).", body = ErrorBody),
+        (status = 412, description = PRECONDITION_DOC, body = ErrorBody),
+        (status = 413, description = KEY_TOO_LONG_DOC, body = ErrorBody),
+        (status = 500, description = BACKEND_FAILED_DOC, body = ErrorBody),
+        (status = 503, description = BACKEND_UNAVAILABLE_DOC, body = ErrorBody),
+    ),
+    security((), ("bearer" = [])),
+)]
 pub async fn get(
     State(state): State<AppState>,
     uri: Uri,
@@ -179,6 +235,61 @@ pub async fn get(
     Ok(response)
 }
 
+/// Write a key.
+///
+/// Stores the request body as the value. Without conditions it overwrites;
+/// `If-Match: "<version>"` updates only that version (compare-and-set),
+/// `If-None-Match: *` creates only if absent.
+#[utoipa::path(
+    put,
+    path = "/v1/kv/{key}",
+    tag = "kv",
+    operation_id = "put_key",
+    params(
+        ("key" = String, Path, min_length = 1, description = KEY_DOC),
+        PutParams,
+        ("If-Match" = Option<String>, Header, nullable = false, description = IF_MATCH_DOC,
+            pattern = r#"^(\*|(W/)?"[!#-~]*"( *, *(W/)?"[!#-~]*")*)$"#),
+        ("If-None-Match" = Option<String>, Header, nullable = false, description = IF_NONE_MATCH_DOC,
+            pattern = r#"^(\*|(W/)?"[!#-~]*"( *, *(W/)?"[!#-~]*")*)$"#),
+    ),
+    request_body(content = inline(Binary), content_type = "application/octet-stream",
+        description = "The value: any bytes, up to `ORBIT_MAX_VALUE_BYTES` (default 4 MiB)."),
+    responses(
+        (status = 200, description = "Written.", body = Written,
+            headers(("ETag" = String, description = "The version, as a strong entity-tag: `\"17\"`.")),
+            links(
+                ("GetWritten" = (operation_id = "get_key", parameters(("key" = "$response.body#/key")),
+                    description = "Read what was written.")),
+                ("GetUnchanged" = (operation_id = "get_key", parameters(("key" = "$response.body#/key"), ("header.If-None-Match" = "$response.header.ETag")),
+                    description = "Read it only if it changed (304 if not).")),
+                ("UpdateWritten" = (operation_id = "put_key", parameters(("key" = "$response.body#/key"), ("header.If-Match" = "$response.header.ETag")),
+                    description = "Compare-and-set on the version written.")),
+                ("DeleteWritten" = (operation_id = "delete_key", parameters(("key" = "$response.body#/key"), ("header.If-Match" = "$response.header.ETag")),
+                    description = "Delete the version written.")),
+            )),
+        (status = 201, description = "Created: written under a condition that required the key to be absent.", body = Written,
+            headers(("ETag" = String, description = "The version, as a strong entity-tag: `\"17\"`.")),
+            links(
+                ("GetWritten" = (operation_id = "get_key", parameters(("key" = "$response.body#/key")),
+                    description = "Read what was written.")),
+                ("GetUnchanged" = (operation_id = "get_key", parameters(("key" = "$response.body#/key"), ("header.If-None-Match" = "$response.header.ETag")),
+                    description = "Read it only if it changed (304 if not).")),
+                ("UpdateWritten" = (operation_id = "put_key", parameters(("key" = "$response.body#/key"), ("header.If-Match" = "$response.header.ETag")),
+                    description = "Compare-and-set on the version written.")),
+                ("DeleteWritten" = (operation_id = "delete_key", parameters(("key" = "$response.body#/key"), ("header.If-Match" = "$response.header.ETag")),
+                    description = "Delete the version written.")),
+            )),
+        (status = 400, description = BAD_REQUEST_DOC, body = ErrorBody),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 412, description = PRECONDITION_DOC, body = ErrorBody),
+        (status = 413, description = TOO_LARGE_DOC, body = ErrorBody),
+        (status = 500, description = BACKEND_FAILED_DOC, body = ErrorBody),
+        (status = 503, description = BACKEND_UNAVAILABLE_DOC, body = ErrorBody),
+        (status = 507, description = BACKEND_FULL_DOC, body = ErrorBody),
+    ),
+    security((), ("bearer" = [])),
+)]
 pub async fn put(
     State(state): State<AppState>,
     uri: Uri,
@@ -231,6 +342,36 @@ pub async fn put(
     Ok(response)
 }
 
+/// Delete a key.
+///
+/// `If-Match: "<version>"` deletes only that version.
+#[utoipa::path(
+    delete,
+    path = "/v1/kv/{key}",
+    tag = "kv",
+    operation_id = "delete_key",
+    params(
+        ("key" = String, Path, min_length = 1, description = KEY_DOC),
+        ("If-Match" = Option<String>, Header, nullable = false, description = IF_MATCH_DOC,
+            pattern = r#"^(\*|(W/)?"[!#-~]*"( *, *(W/)?"[!#-~]*")*)$"#),
+        ("If-None-Match" = Option<String>, Header, nullable = false, description = IF_NONE_MATCH_DOC,
+            pattern = r#"^(\*|(W/)?"[!#-~]*"( *, *(W/)?"[!#-~]*")*)$"#),
+    ),
+    responses(
+        (status = 204, description = "Deleted.",
+            links(("GetDeleted" = (operation_id = "get_key", parameters(("key" = "$request.path.key")),
+                description = "Read the deleted key (404).")))),
+        (status = 400, description = BAD_REQUEST_DOC, body = ErrorBody),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 404, description = "The key does not exist (or has expired).", body = ErrorBody),
+        (status = 412, description = PRECONDITION_DOC, body = ErrorBody),
+        (status = 413, description = KEY_TOO_LONG_DOC, body = ErrorBody),
+        (status = 500, description = BACKEND_FAILED_DOC, body = ErrorBody),
+        (status = 503, description = BACKEND_UNAVAILABLE_DOC, body = ErrorBody),
+        (status = 507, description = BACKEND_FULL_DOC, body = ErrorBody),
+    ),
+    security((), ("bearer" = [])),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     uri: Uri,
@@ -256,34 +397,49 @@ pub async fn delete(
 /// of gigabytes from `limit=1000` large values.
 pub const LIST_PAGE_BYTES: usize = 4 << 20;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// The keys that start with this (not with `start` or `end`).
     prefix: Option<String>,
+    /// The first key of the range (inclusive).
     start: Option<String>,
+    /// The end of the range (exclusive); not before `start`.
     end: Option<String>,
+    /// Most entries in the page (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]*$")]
     cursor: Option<String>,
     /// Include values (base64) in the listing.
     #[serde(default)]
     values: bool,
 }
 
-#[derive(Serialize)]
-struct ListItem {
+/// One key of a listing.
+#[derive(Serialize, ToSchema)]
+pub struct ListItem {
+    /// The key (with U+FFFD for bytes that are not UTF-8).
     key: String,
     /// Present when the key is not UTF-8 (written through the WIT store).
     #[serde(skip_serializing_if = "Option::is_none")]
     key_base64: Option<String>,
+    #[schema(minimum = 1)]
     version: u64,
+    /// When the key expires (Unix milliseconds), `null` without a TTL.
     expires_at_ms: Option<u64>,
+    /// The value's size in bytes.
     size: u64,
+    /// The value, with `values=true`.
     #[serde(skip_serializing_if = "Option::is_none")]
     value_base64: Option<String>,
 }
 
-#[derive(Serialize)]
-struct ListResponse {
+/// One page of a listing, in key order.
+#[derive(Serialize, ToSchema)]
+pub struct ListResponse {
     items: Vec<ListItem>,
     /// Pass as `cursor` to get the next page; absent on the last page.
     next_cursor: Option<String>,
@@ -320,6 +476,26 @@ fn query_bytes(raw: Option<&str>, name: &str) -> Option<Vec<u8>> {
     })
 }
 
+/// List keys.
+///
+/// By `prefix`, or by range (`start` and/or `end`), in key order, a page at
+/// a time: a page ends at `limit` entries or before 4 MiB of keys and
+/// values, with a `next_cursor` to continue.
+#[utoipa::path(
+    get,
+    path = "/v1/kv",
+    tag = "kv",
+    operation_id = "list_keys",
+    params(ListParams),
+    responses(
+        (status = 200, description = "One page of the listing.", body = ListResponse),
+        (status = 400, description = "A malformed query: an unknown parameter, `limit` out of range, both `prefix` and a range, `start` after `end`, a cursor this API did not return.", body = ErrorBody),
+        (status = 401, response = super::openapi::Unauthorized),
+        (status = 500, description = BACKEND_FAILED_DOC, body = ErrorBody),
+        (status = 503, description = BACKEND_UNAVAILABLE_DOC, body = ErrorBody),
+    ),
+    security((), ("bearer" = [])),
+)]
 pub async fn list(
     State(state): State<AppState>,
     RawQuery(raw): RawQuery,

@@ -9,12 +9,14 @@
 //! | `GET /health`, `/health/live` | liveness |
 //! | `GET /health/ready` | the health plugin's verdict (200 or 503) |
 //! | `GET /health/startup` | 200 once the backend is open |
+//! | `GET /openapi.json` | the OpenAPI 3.1 description of all of the above ([`openapi`]) |
 //! | `GET /metrics` (metrics port) | Prometheus text |
 
 pub mod batch;
 pub mod conditional;
 pub mod error;
 pub mod kv;
+pub mod openapi;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -27,8 +29,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use orbit_storage::Storage;
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use crate::health::HealthService;
+use crate::health::{HealthService, Readiness};
 use crate::instrumented::InstrumentedStorage;
 use crate::metrics::Metrics;
 use crate::settings::ApiToken;
@@ -81,10 +85,11 @@ pub fn router(state: AppState) -> Router {
         ));
     Router::new()
         .merge(api)
-        .route("/health", get(live))
+        .route("/health", get(health))
         .route("/health/live", get(live))
         .route("/health/startup", get(startup))
         .route("/health/ready", get(ready))
+        .route("/openapi.json", get(openapi::serve))
         .fallback(|| async {
             ApiError::NotFound("no such route; see the README for the API".into())
         })
@@ -193,33 +198,89 @@ fn tokens_match(presented: &[u8], expected: &[u8]) -> bool {
         == 0
 }
 
-async fn live(State(state): State<AppState>) -> Response {
-    if state.health.live() {
-        (
-            StatusCode::OK,
-            axum::Json(serde_json::json!({ "status": "alive" })),
-        )
-            .into_response()
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({ "status": "unavailable" })),
-        )
-            .into_response()
-    }
+/// What the liveness and start-up probes answer.
+#[derive(Serialize, ToSchema)]
+pub struct ProbeStatus {
+    status: ProbeState,
 }
 
-/// The server listens only after the backend is open, so answering at all
-/// means start-up is done.
-async fn startup() -> Response {
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeState {
+    /// `/health`, `/health/live`: the health plugin's last verdict is live.
+    Alive,
+    /// `/health`, `/health/live`: it is not.
+    Unavailable,
+    /// `/health/startup`: the backend is open.
+    Started,
+}
+
+/// Liveness (the same as `/health/live`).
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "health",
+    responses(
+        (status = 200, description = "Live.", body = ProbeStatus),
+        (status = 503, description = "Not live: restart the process.", body = ProbeStatus),
+    ),
+)]
+pub async fn health(state: State<AppState>) -> Response {
+    live(state).await
+}
+
+/// Liveness: the health plugin's last `live`.
+#[utoipa::path(
+    get,
+    path = "/health/live",
+    tag = "health",
+    responses(
+        (status = 200, description = "Live.", body = ProbeStatus),
+        (status = 503, description = "Not live: restart the process.", body = ProbeStatus),
+    ),
+)]
+pub async fn live(State(state): State<AppState>) -> Response {
+    let (status, state) = if state.health.live() {
+        (StatusCode::OK, ProbeState::Alive)
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, ProbeState::Unavailable)
+    };
+    (status, axum::Json(ProbeStatus { status: state })).into_response()
+}
+
+/// Start-up: the server listens only after the backend is open, so
+/// answering at all means start-up is done.
+#[utoipa::path(
+    get,
+    path = "/health/startup",
+    tag = "health",
+    responses(
+        (status = 200, description = "Started.", body = ProbeStatus),
+    ),
+)]
+pub async fn startup() -> Response {
     (
         StatusCode::OK,
-        axum::Json(serde_json::json!({ "status": "started" })),
+        axum::Json(ProbeStatus {
+            status: ProbeState::Started,
+        }),
     )
         .into_response()
 }
 
-async fn ready(State(state): State<AppState>) -> Response {
+/// Readiness: the health plugin's verdict, with the backend's detail, the
+/// canary write and read, the plugins in service and policy-plugin changes
+/// waiting for the next start. Evaluated at most once a second.
+#[utoipa::path(
+    get,
+    path = "/health/ready",
+    tag = "health",
+    responses(
+        (status = 200, description = "Ready to serve.", body = Readiness),
+        (status = 503, description = "Not ready; `reasons` says why.", body = Readiness),
+    ),
+)]
+pub async fn ready(State(state): State<AppState>) -> Response {
     let r = state.health.readiness().await;
     let status = if r.ready {
         StatusCode::OK
