@@ -203,12 +203,12 @@ pub async fn reconcile(cluster: Arc<OrbitCluster>, ctx: Arc<Context>) -> Result<
                 let msg = format!(
                     "spec.plugins.configMap names the ConfigMap {cm_name}, which does not exist in {ns}"
                 );
-                let out = refused(&cluster, "PluginsNotFound", &msg, true);
-                return finish(
+                return refuse(
                     &cluster,
                     &ctx,
-                    out,
-                    Some(("PluginsNotFound", msg)),
+                    "PluginsNotFound",
+                    msg,
+                    true,
                     Action::requeue(Duration::from_secs(60)),
                 )
                 .await;
@@ -235,12 +235,12 @@ pub async fn reconcile(cluster: Arc<OrbitCluster>, ctx: Arc<Context>) -> Result<
                                 "spec.plugins.translator.file is {:?}, but the ConfigMap {cm_name} has no such key in binaryData",
                                 t.file
                             );
-                            let out = refused(&cluster, "InvalidConfiguration", &msg, true);
-                            return finish(
+                            return refuse(
                                 &cluster,
                                 &ctx,
-                                out,
-                                Some(("InvalidConfiguration", msg)),
+                                "InvalidConfiguration",
+                                msg,
+                                true,
                                 Action::await_change(),
                             )
                             .await;
@@ -262,12 +262,12 @@ pub async fn reconcile(cluster: Arc<OrbitCluster>, ctx: Arc<Context>) -> Result<
         Ok(r) => r,
         Err(ResolveError::Invalid(diags)) => {
             let msg = diags.join("; ");
-            let out = refused(&cluster, "InvalidConfiguration", &msg, true);
-            return finish(
+            return refuse(
                 &cluster,
                 &ctx,
-                out,
-                Some(("InvalidConfiguration", msg)),
+                "InvalidConfiguration",
+                msg,
+                true,
                 Action::await_change(),
             )
             .await;
@@ -278,15 +278,7 @@ pub async fn reconcile(cluster: Arc<OrbitCluster>, ctx: Arc<Context>) -> Result<
     let wanted_kind = render::workload_kind(kind);
 
     if let Some((reason, msg)) = render::refusal(&cluster, kind) {
-        let out = refused(&cluster, reason, &msg, false);
-        return finish(
-            &cluster,
-            &ctx,
-            out,
-            Some((reason, msg)),
-            Action::await_change(),
-        )
-        .await;
+        return refuse(&cluster, &ctx, reason, msg, false, Action::await_change()).await;
     }
     let old = cluster.status.clone().unwrap_or_default();
     if let (Some(was), Some(was_backend)) = (&old.workload_kind, &old.backend)
@@ -295,12 +287,12 @@ pub async fn reconcile(cluster: Arc<OrbitCluster>, ctx: Arc<Context>) -> Result<
         let msg = format!(
             "spec.persistence.backend changed from {was_backend} ({was}) to {kind} ({wanted_kind}): a switch between a local and a cloud backend is not done in place, as the data would not move. Set spec.persistence.backend back to {was_backend}, or create a new OrbitCluster with the {kind} backend, copy the data, then delete this one."
         );
-        let out = refused(&cluster, "BackendSwitchRefused", &msg, false);
-        return finish(
+        return refuse(
             &cluster,
             &ctx,
-            out,
-            Some(("BackendSwitchRefused", msg)),
+            "BackendSwitchRefused",
+            msg,
+            false,
             Action::await_change(),
         )
         .await;
@@ -315,12 +307,12 @@ pub async fn reconcile(cluster: Arc<OrbitCluster>, ctx: Arc<Context>) -> Result<
             old.storage_class.as_deref().unwrap_or("(cluster default)"),
             class.as_deref().unwrap_or("(cluster default)")
         );
-        let out = refused(&cluster, "StorageClassChangeRefused", &msg, false);
-        return finish(
+        return refuse(
             &cluster,
             &ctx,
-            out,
-            Some(("StorageClassChangeRefused", msg)),
+            "StorageClassChangeRefused",
+            msg,
+            false,
             Action::await_change(),
         )
         .await;
@@ -362,12 +354,12 @@ pub async fn reconcile(cluster: Arc<OrbitCluster>, ctx: Arc<Context>) -> Result<
             != render::existing_claim(&cluster).is_none()
     {
         let msg = "spec.storage.existingClaim was set or removed after the StatefulSet was created: its volume claim templates cannot change. Set it back, or create a new OrbitCluster and copy the data.".to_string();
-        let out = refused(&cluster, "ClaimChangeRefused", &msg, false);
-        return finish(
+        return refuse(
             &cluster,
             &ctx,
-            out,
-            Some(("ClaimChangeRefused", msg)),
+            "ClaimChangeRefused",
+            msg,
+            false,
             Action::await_change(),
         )
         .await;
@@ -414,12 +406,12 @@ pub async fn reconcile(cluster: Arc<OrbitCluster>, ctx: Arc<Context>) -> Result<
                     let msg = format!(
                         "spec.storage.size is {want} but the volumes are {live_size}: a volume cannot shrink. Set spec.storage.size back to {live_size} or more."
                     );
-                    let out = refused(&cluster, "VolumeShrinkRefused", &msg, false);
-                    return finish(
+                    return refuse(
                         &cluster,
                         &ctx,
-                        out,
-                        Some(("VolumeShrinkRefused", msg)),
+                        "VolumeShrinkRefused",
+                        msg,
+                        false,
                         Action::await_change(),
                     )
                     .await;
@@ -547,6 +539,20 @@ pub async fn reconcile(cluster: Arc<OrbitCluster>, ctx: Arc<Context>) -> Result<
 /// Writes the status if it changed, publishes `event` (reason, message)
 /// when the Ready condition changes or an action was taken, and resets the
 /// failure count.
+/// Refuses the resource: [`refused`]'s conditions, an Event with `msg`,
+/// then `action`.
+async fn refuse(
+    cluster: &OrbitCluster,
+    ctx: &Context,
+    reason: &str,
+    msg: String,
+    invalid: bool,
+    action: Action,
+) -> Result<Action, Error> {
+    let out = refused(cluster, reason, &msg, invalid);
+    finish(cluster, ctx, out, Some((reason, msg)), action).await
+}
+
 async fn finish(
     cluster: &OrbitCluster,
     ctx: &Context,
