@@ -1,10 +1,11 @@
 //! Child processes of the benchmark programs: free ports, waiting for a
 //! listener, killing on drop.
 
-use std::process::Child;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 
 /// A child process killed (and reaped) when dropped.
 pub struct Killed(pub Child);
@@ -33,4 +34,35 @@ pub fn wait_listening(port: u16) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok(())
+}
+
+/// Starts a single-member etcd (`bin`, e.g. from `scripts/install-etcd.sh`)
+/// with its data under `dir`, on free loopback ports; returns it and its
+/// client URL once it listens.
+pub fn start_etcd(bin: &Path, dir: &Path) -> anyhow::Result<(Killed, String)> {
+    let client = free_port()?;
+    let peer = free_port()?;
+    let child = Command::new(bin)
+        .arg("--data-dir")
+        .arg(dir.join("etcd"))
+        .args(["--name", "bench"])
+        .arg(format!("--listen-client-urls=http://127.0.0.1:{client}"))
+        .arg(format!("--advertise-client-urls=http://127.0.0.1:{client}"))
+        .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer}"))
+        .arg(format!(
+            "--initial-advertise-peer-urls=http://127.0.0.1:{peer}"
+        ))
+        .arg(format!("--initial-cluster=bench=http://127.0.0.1:{peer}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| {
+            format!(
+                "cannot start {} (bash scripts/install-etcd.sh)",
+                bin.display()
+            )
+        })?;
+    let child = Killed(child);
+    wait_listening(client)?;
+    Ok((child, format!("http://127.0.0.1:{client}")))
 }

@@ -39,7 +39,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use orbit_bench::process::{Killed, free_port, wait_listening};
+use orbit_bench::process::{Killed, free_port, start_etcd, wait_listening};
 use orbit_bench::wrk::{self, Request};
 use serde::Serialize;
 
@@ -168,34 +168,6 @@ fn start_floor() -> anyhow::Result<(Killed, String)> {
     let child = Killed(child);
     wait_listening(port)?;
     Ok((child, format!("http://127.0.0.1:{port}")))
-}
-
-fn start_etcd(args: &Args, dir: &Path) -> anyhow::Result<(Killed, String)> {
-    let client = free_port()?;
-    let peer = free_port()?;
-    let child = Command::new(&args.etcd)
-        .arg("--data-dir")
-        .arg(dir.join("etcd"))
-        .args(["--name", "bench"])
-        .arg(format!("--listen-client-urls=http://127.0.0.1:{client}"))
-        .arg(format!("--advertise-client-urls=http://127.0.0.1:{client}"))
-        .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer}"))
-        .arg(format!(
-            "--initial-advertise-peer-urls=http://127.0.0.1:{peer}"
-        ))
-        .arg(format!("--initial-cluster=bench=http://127.0.0.1:{peer}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| {
-            format!(
-                "cannot start {} (bash scripts/install-etcd.sh)",
-                args.etcd.display()
-            )
-        })?;
-    let child = Killed(child);
-    wait_listening(client)?;
-    Ok((child, format!("http://127.0.0.1:{client}")))
 }
 
 fn key(i: usize) -> String {
@@ -586,7 +558,7 @@ async fn one_run(args: &Args, dir: &Path, results: &mut Results) -> anyhow::Resu
         redis(args, requests, results)?;
     }
     if args.peers.iter().any(|p| p == "etcd") {
-        let (etcd, url) = start_etcd(args, dir)?;
+        let (etcd, url) = start_etcd(&args.etcd, dir)?;
         // The gateway answers once the member has elected itself.
         let mut waited = 0;
         while fill_probe(&url).await.is_err() {

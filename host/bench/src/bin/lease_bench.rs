@@ -42,7 +42,7 @@ use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use orbit_bench::Latencies;
-use orbit_bench::process::{Killed, free_port, wait_listening};
+use orbit_bench::process::{Killed, free_port, start_etcd, wait_listening};
 use orbit_client::types::{AddressableReference, Key, NodeId};
 use orbit_client::{Acquire, AddressableDirectory, Client, ClientConfig, DirectoryConfig};
 use orbit_test_support::standins::{S3_ACCESS_KEY, S3_BUCKET, S3_SECRET_KEY, Weed};
@@ -304,34 +304,6 @@ impl Etcd {
     }
 }
 
-fn start_etcd(args: &Args, dir: &Path) -> anyhow::Result<(Killed, String)> {
-    let client = free_port()?;
-    let peer = free_port()?;
-    let child = Command::new(&args.etcd)
-        .arg("--data-dir")
-        .arg(dir.join("etcd"))
-        .args(["--name", "bench"])
-        .arg(format!("--listen-client-urls=http://127.0.0.1:{client}"))
-        .arg(format!("--advertise-client-urls=http://127.0.0.1:{client}"))
-        .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer}"))
-        .arg(format!(
-            "--initial-advertise-peer-urls=http://127.0.0.1:{peer}"
-        ))
-        .arg(format!("--initial-cluster=bench=http://127.0.0.1:{peer}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| {
-            format!(
-                "cannot start {} (bash scripts/install-etcd.sh)",
-                args.etcd.display()
-            )
-        })?;
-    let child = Killed(child);
-    wait_listening(client)?;
-    Ok((child, format!("http://127.0.0.1:{client}")))
-}
-
 async fn bench_etcd(args: &Args, base: String) -> anyhow::Result<(Phase, Phase, Phase)> {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
@@ -502,7 +474,7 @@ async fn main() -> anyhow::Result<()> {
                     table[i].acquire.push(a);
                     table[i].renew.push(r);
                 }
-                "etcd" => match start_etcd(&args, &dir) {
+                "etcd" => match start_etcd(&args.etcd, &dir) {
                     Ok((_etcd, base)) => {
                         let (a, k, c) = bench_etcd(&args, base).await?;
                         let i = row(&mut table, "etcd 3.4 (keepalive renew)", "keepalive");
