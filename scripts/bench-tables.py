@@ -11,12 +11,14 @@ Usage:
 
     target/release/http-bench --runs 3 --json http.json
     target/release/engine-bench --full --json full.json
-    python3 scripts/bench-tables.py README.md http=http.json engine=full.json
+    for i in 1 2 3; do target/release/engine-bench --full --json full$i.json; done
+    python3 scripts/bench-tables.py README.md http=http.json engine=full1.json,full2.json,full3.json
     python3 scripts/bench-tables.py --check README.md http=http.json   # exit 1 if it would change
 
 NAME=FILE pairs name the marker (bench:NAME) and the JSON file. http-bench
 writes one report object (`"bench": "http"`); engine-bench writes a list of
-run results. Markers whose name is not given are left as they are.
+run results; several engine-bench runs (comma-separated) give medians.
+Markers whose name is not given are left as they are.
 """
 
 import datetime
@@ -57,64 +59,90 @@ def http_table(report, source):
 
 
 ENGINES = ["rocksdb", "fjall", "redb", "orbit-lsm", "orbit-cow"]
-# Rows of the README's engine table: (label in engine-bench's JSON, row title).
-ENGINE_ROWS = [
-    ("fillrandom", "fillrandom"),
-    ("readrandom", "readrandom"),
-    ("scan", "scan (100 entries)"),
-    ("overwrite", "overwrite"),
-    ("ycsb-a", "ycsb-a"),
-    ("fillrandom (sync, 16 writers)", "16 writers, fsync per commit"),
-]
+# Row titles that say more than engine-bench's label.
+ENGINE_TITLES = {
+    "scan": "scan (100 entries)",
+    "fillrandom (sync, 16 writers)": "16 writers, fsync per commit",
+}
 
 
 def group(n):
     return f"{n:,.0f}".replace(",", " ")
 
 
-def engine_table(results, source, command, date):
-    by = {}
-    for r in results:
-        by.setdefault(r["label"], {})[r["engine"]] = r
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def engine_table(runs, sources, command, date):
+    """runs: one list of results per engine-bench run. Every figure is the
+    median over the runs; a ratio is taken within each run, then the median."""
+    by = {}  # label -> engine -> [result per run]
+    ratios = {}  # (label, engine) -> [ratio to rocksdb per run]
+    for results in runs:
+        base = {r["label"]: r["ops_per_sec"] for r in results if r["engine"] == "rocksdb"}
+        for r in results:
+            by.setdefault(r["label"], {}).setdefault(r["engine"], []).append(r)
+            if base.get(r["label"]):
+                ratios.setdefault((r["label"], r["engine"]), []).append(
+                    r["ops_per_sec"] / base[r["label"]]
+                )
     engines = [e for e in ENGINES if any(e in v for v in by.values())]
     lines = [
-        f"`{command}` on {date} ({source}); ops/s and the ratio to RocksDB in the same run.",
+        f"`{command}`, {len(runs)} run(s) on {date} ({', '.join(sources)}); ops/s and the "
+        "ratio to RocksDB, medians of the runs (ratios taken within a run, then the median).",
         "",
         "| workload | " + " | ".join(engines) + " |",
         "|---|" + "---:|" * len(engines),
     ]
-    labels = [(l, t) for l, t in ENGINE_ROWS if l in by]
-    labels += [(l, l) for l in by if l not in dict(ENGINE_ROWS)]
-    for label, title in labels:
-        row = by[label]
-        base = row.get("rocksdb", {}).get("ops_per_sec")
+    # engine-bench's own order: fills, read-only runs, runs that change the store.
+    for label in by:
+        title = ENGINE_TITLES.get(label, label)
         cells = []
         for e in engines:
-            r = row.get(e)
-            if r is None:
+            rs = by[label].get(e)
+            if not rs:
                 cells.append("")
-            elif base:
-                cells.append(f"{group(r['ops_per_sec'])} ({r['ops_per_sec'] / base:.2f}x)")
-            else:
-                cells.append(group(r["ops_per_sec"]))
+                continue
+            ops = group(median([r["ops_per_sec"] for r in rs]))
+            rt = ratios.get((label, e))
+            cells.append(f"{ops} ({median(rt):.2f}x)" if rt else ops)
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
-    over = by.get("overwrite")
-    if over:
-        cells = [f"{over[e]['space_amp']:.2f}" if e in over else "" for e in engines]
-        lines.append("| space amplification after overwrite | " + " | ".join(cells) + " |")
+    for label, title, field, fmt in [
+        ("overwrite", "space amplification after overwrite", "space_amp", "{:.2f}"),
+        ("overwrite", "write amplification, overwrite", "write_amp", "{:.1f}"),
+        ("ycsb-a", "write amplification, ycsb-a", "write_amp", "{:.1f}"),
+    ] + [(l, f"p99 us, {l}", "p99_us", "{:.0f}") for l in P99_ROWS]:
+        if label not in by:
+            continue
+        cells = [
+            fmt.format(median([r[field] for r in by[label][e]])) if e in by[label] else ""
+            for e in engines
+        ]
+        lines.append(f"| {title} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def render(name, path):
-    with open(path) as f:
-        data = json.load(f)
-    if isinstance(data, dict) and data.get("bench") == "http":
-        return http_table(data, path)
-    if isinstance(data, list):
-        date = datetime.date.fromtimestamp(os.path.getmtime(path)).isoformat()
-        command = f"target/release/engine-bench --full --json {os.path.basename(path)}"
-        return engine_table(data, path, command, date)
-    raise SystemExit(f"{path}: not a report of http-bench or engine-bench")
+# Latency rows under the table: the read workloads whose tail issue 18 compares.
+P99_ROWS = ["readrandom", "readrandom (4 threads)", "ycsb-c", "readwhilewriting"]
+
+
+def render(name, paths):
+    datas = []
+    for path in paths:
+        with open(path) as f:
+            datas.append(json.load(f))
+    if len(datas) == 1 and isinstance(datas[0], dict) and datas[0].get("bench") == "http":
+        return http_table(datas[0], paths[0])
+    if all(isinstance(d, list) for d in datas):
+        date = max(
+            datetime.date.fromtimestamp(os.path.getmtime(p)) for p in paths
+        ).isoformat()
+        command = "target/release/engine-bench --full --json fullN.json"
+        return engine_table(datas, [os.path.basename(p) for p in paths], command, date)
+    raise SystemExit(f"{','.join(paths)}: not one http-bench report or engine-bench runs")
 
 
 def main(argv):
@@ -134,7 +162,7 @@ def main(argv):
         )
         if not pattern.search(new):
             raise SystemExit(f"{doc_path}: no <!-- BEGIN bench:{name} --> ... END markers")
-        table = render(name, path)
+        table = render(name, path.split(","))
         new = pattern.sub(lambda m: m.group(1) + table + "\n" + m.group(2), new)
     if check:
         sys.exit(0 if new == text else 1)

@@ -86,7 +86,13 @@ rm -f "$root.debootstrap.log"
 t1=$(date +%s)
 echo "   $((t1 - t0)) s"
 
+# The network's own settings, which any machine on it has: DNS, and the
+# certificate authorities this machine trusts locally (an egress proxy's, here).
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+    cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+    chroot "$root" update-ca-certificates >/dev/null 2>&1 || die "update-ca-certificates failed in the root"
+fi
 mount -t proc proc "$root/proc"; mounts+=("$root/proc")
 bind /sys /sys ro
 bind /dev /dev
@@ -122,6 +128,6 @@ grep -E "Setting up (libclang-dev|g\+\+) |Finished .release." "$log" | sed 's/^/
 if [ "$share_registry" = 1 ]; then
     dest="${CARGO_HOME:-$HOME/.cargo}/registry"
     mkdir -p "$dest"
-    cp -a --update=none "$root/root/.cargo/registry/." "$dest/"
+    cp -an "$root/root/.cargo/registry/." "$dest/"
 fi
 echo "check-fresh-machine: passed (debootstrap $((t1 - t0)) s, serve.sh to ready $((t2 - t1)) s)"

@@ -21,6 +21,7 @@ use crate::fs::{FileLock, FileSystem, WritableFile};
 use crate::iter::{InternalIter, MemIter, MergeIter, RangeIter};
 use crate::memtable::{Lookup, Memtable};
 use crate::options::{Options, SyncMode};
+use crate::padded::Padded;
 use crate::recovery::{self, Recovered};
 use crate::superversion::{Current, SuperVersion, View};
 use crate::version::{NUM_LEVELS, TableFile, Version, VersionEdit};
@@ -109,7 +110,9 @@ pub(crate) struct Inner {
     commit: Mutex<CommitState>,
     sync: Mutex<SyncState>,
     sync_cv: Condvar,
-    visible_seq: AtomicU64,
+    /// Read by every lookup; on a line of its own, away from the commit state that every
+    /// write changes.
+    visible_seq: Padded<AtomicU64>,
     sv: Current,
     pub versions: Mutex<VersionSet>,
     pub compaction_lock: Mutex<()>,
@@ -398,7 +401,7 @@ impl Inner {
                 syncing: false,
             }),
             sync_cv: Condvar::new(),
-            visible_seq: AtomicU64::new(last_seq),
+            visible_seq: Padded(AtomicU64::new(last_seq)),
             sv: Current::new(SuperVersion {
                 mem,
                 imms: Vec::new(),
