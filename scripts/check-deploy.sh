@@ -154,7 +154,13 @@ done
 for bad_values in "orbitServer.replicCount=2:additional properties 'replicCount' not allowed" \
                   "persistence.backend=lsm:value must be one of" \
                   "persistence.s3.enableSSL=true:additional properties 'enableSSL' not allowed" \
-                  "persistence.lsmTree.bloomFpRate=1.5:does not match pattern"; do
+                  "persistence.lsmTree.bloomFpRate=1.5:does not match pattern" \
+                  "persistence.lsmTree.maxMemtables=1:minimum: got 1, want 2" \
+                  "persistence.lsmTree.compactionThreshold=1:minimum: got 1, want 2" \
+                  "persistence.cowBtree.maxKeysPerNode=3:minimum: got 3, want 4" \
+                  "persistence.s3.retryCount=1000:maximum: got 1,000, want 100" \
+                  "persistence.rocksdb.maxBackgroundJobs=100000:maximum: got 100,000, want 256" \
+                  "persistence.rocksdb.maxWriteBufferNumber=100000:maximum: got 100,000, want 64"; do
     set_arg=${bad_values%%:*}; want=${bad_values#*:}
     if out=$("$helm" template orbit-rs helm/orbit-rs --set "$set_arg" 2>&1); then
         bad "values schema accepted --set $set_arg"

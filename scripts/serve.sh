@@ -8,8 +8,9 @@
 #   bash scripts/serve.sh config check --env   # any orbit-server arguments
 #
 # ORBIT_DATA_DIR defaults to ./data here (the binary's own default, /app/data,
-# is the container image's). The first build takes about 25 minutes on two
-# cores; most of it is RocksDB's C++ and wasmtime's compiler.
+# is the container image's). The first build took 38 minutes on a fresh
+# 2-core Debian 12 root (scripts/check-fresh-machine.sh); RocksDB's C++ is
+# most of it, then wasmtime's compiler.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bash "$root/scripts/install-native-deps.sh"
