@@ -61,11 +61,15 @@ cleanup() {
         umount -l "${mounts[$i]}" 2>/dev/null || true
     done
     # Only once nothing is mounted inside it: a bind mount's files are the
-    # host's own.
-    if ! grep -q " $root/" /proc/mounts; then
+    # host's own (the checkout, the toolchain, /dev).
+    local still=""
+    for m in "${mounts[@]}"; do
+        if mountpoint -q "$m" 2>/dev/null; then still="$m"; fi
+    done
+    if [ -z "$still" ] && ! grep -q " $root/" /proc/mounts; then
         rm -rf "$root"
     else
-        echo "check-fresh-machine: $root still has mounts; left in place" >&2
+        echo "check-fresh-machine: $root still has mounts (${still:-see /proc/mounts}); left in place" >&2
     fi
     rm -rf "$repo/data"
 }
