@@ -81,9 +81,13 @@ def engine_table(runs, sources, command, date):
     median over the runs; a ratio is taken within each run, then the median."""
     by = {}  # label -> engine -> [result per run]
     ratios = {}  # (label, engine) -> [ratio to rocksdb per run]
+    cow_vs_redb = {}  # label -> [orbit-cow / redb per run]: the B+trees' own comparison
     for results in runs:
         base = {r["label"]: r["ops_per_sec"] for r in results if r["engine"] == "rocksdb"}
+        redb = {r["label"]: r["ops_per_sec"] for r in results if r["engine"] == "redb"}
         for r in results:
+            if r["engine"] == "orbit-cow" and redb.get(r["label"]):
+                cow_vs_redb.setdefault(r["label"], []).append(r["ops_per_sec"] / redb[r["label"]])
             by.setdefault(r["label"], {}).setdefault(r["engine"], []).append(r)
             if base.get(r["label"]):
                 ratios.setdefault((r["label"], r["engine"]), []).append(
@@ -94,8 +98,8 @@ def engine_table(runs, sources, command, date):
         f"`{command}`, {len(runs)} run(s) on {date} ({', '.join(sources)}); ops/s and the "
         "ratio to RocksDB, medians of the runs (ratios taken within a run, then the median).",
         "",
-        "| workload | " + " | ".join(engines) + " |",
-        "|---|" + "---:|" * len(engines),
+        "| workload | " + " | ".join(engines) + " | orbit-cow / redb |",
+        "|---|" + "---:|" * (len(engines) + 1),
     ]
     # engine-bench's own order: fills, read-only runs, runs that change the store.
     for label in by:
@@ -109,6 +113,8 @@ def engine_table(runs, sources, command, date):
             ops = group(median([r["ops_per_sec"] for r in rs]))
             rt = ratios.get((label, e))
             cells.append(f"{ops} ({median(rt):.2f}x)" if rt else ops)
+        cr = cow_vs_redb.get(label)
+        cells.append(f"{median(cr):.2f}x" if cr else "")
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
     for label, title, field, fmt in [
         ("overwrite", "space amplification after overwrite", "space_amp", "{:.2f}"),
@@ -121,7 +127,7 @@ def engine_table(runs, sources, command, date):
             fmt.format(median([r[field] for r in by[label][e]])) if e in by[label] else ""
             for e in engines
         ]
-        lines.append(f"| {title} | " + " | ".join(cells) + " |")
+        lines.append(f"| {title} | " + " | ".join(cells) + " | |")
     return "\n".join(lines)
 
 
