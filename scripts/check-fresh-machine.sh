@@ -63,6 +63,9 @@ if ! command -v debootstrap >/dev/null; then
 fi
 
 root="$(mktemp -d "${TMPDIR:-/tmp}/orbit-fresh.XXXXXX")"
+# serve.sh keeps its data in ./data; remove it afterwards only if this run made it.
+had_data=0
+[ -e "$repo/data" ] && had_data=1
 mounts=()
 server_pid=""
 cleanup() {
@@ -85,7 +88,7 @@ cleanup() {
     else
         echo "check-fresh-machine: $root still has mounts (${still:-see /proc/mounts}); left in place" >&2
     fi
-    rm -rf "$repo/data"
+    [ "$had_data" = 1 ] || rm -rf "$repo/data"
 }
 trap cleanup EXIT
 bind() { # bind SOURCE TARGET_IN_ROOT [ro]
