@@ -6,8 +6,8 @@ use std::ops::Bound;
 use std::sync::Arc;
 use std::time::Duration;
 
-use orbit_lsm::{Db, Options, SyncMode, WriteBatch};
-use orbit_storage::kv::{KvOp, KvStorage, OrderedKv};
+use orbit_lsm::{Db, Options, SyncMode, TryWrite, WriteBatch};
+use orbit_storage::kv::{Applied, KvOp, KvStorage, OrderedKv};
 use orbit_storage::{
     BackendKind, Durability, EngineMetric, LsmTreeConfig, Storage, StorageError, StorageResult,
 };
@@ -55,6 +55,17 @@ fn error(e: orbit_lsm::Error) -> StorageError {
     }
 }
 
+fn batch(ops: &[KvOp]) -> WriteBatch {
+    let mut batch = WriteBatch::default();
+    for op in ops {
+        match op {
+            KvOp::Put { key, value } => batch.put(key, value),
+            KvOp::Delete { key } => batch.delete(key),
+        }
+    }
+    batch
+}
+
 /// An open LSM tree.
 pub struct LsmEngine(Db);
 
@@ -63,15 +74,24 @@ impl OrderedKv for LsmEngine {
         self.0.get(key).map_err(error)
     }
 
+    fn try_get(&self, key: &[u8]) -> StorageResult<Option<Option<Vec<u8>>>> {
+        self.0.get_cached(key).map_err(error)
+    }
+
     fn write(&self, ops: Vec<KvOp>) -> StorageResult<()> {
-        let mut batch = WriteBatch::default();
-        for op in ops {
-            match op {
-                KvOp::Put { key, value } => batch.put(&key, &value),
-                KvOp::Delete { key } => batch.delete(&key),
-            }
-        }
-        self.0.write(batch).map_err(error)
+        self.0.write(batch(&ops)).map_err(error)
+    }
+
+    fn try_write(&self, ops: &[KvOp]) -> StorageResult<Applied> {
+        Ok(match self.0.try_write(&batch(ops)).map_err(error)? {
+            TryWrite::Applied => Applied::Durable,
+            TryWrite::Pending(position) => Applied::Pending(position),
+            TryWrite::WouldBlock => Applied::WouldBlock,
+        })
+    }
+
+    fn wait_durable(&self, position: u64) -> StorageResult<()> {
+        self.0.wait_durable(position).map_err(error)
     }
 
     fn scan(

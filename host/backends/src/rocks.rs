@@ -135,6 +135,18 @@ impl OrderedKv for RocksEngine {
             .map_err(|e| rocks_error("read", &self.dir, e))
     }
 
+    /// Memtables and the block cache only (RocksDB's `kBlockCacheTier`):
+    /// anything that needs I/O answers `Incomplete`.
+    fn try_get(&self, key: &[u8]) -> StorageResult<Option<Option<Vec<u8>>>> {
+        let mut read = ReadOptions::default();
+        read.set_read_tier(rocksdb::ReadTier::BlockCache);
+        match self.db.get_opt(key, &read) {
+            Ok(value) => Ok(Some(value)),
+            Err(e) if e.kind() == rocksdb::ErrorKind::Incomplete => Ok(None),
+            Err(e) => Err(rocks_error("read", &self.dir, e)),
+        }
+    }
+
     fn write(&self, ops: Vec<KvOp>) -> StorageResult<()> {
         let mut batch = rocksdb::WriteBatch::default();
         for op in ops {

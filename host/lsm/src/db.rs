@@ -164,6 +164,24 @@ pub struct Stats {
     pub last_sequence: u64,
 }
 
+/// What [`Db::try_write`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TryWrite {
+    /// Applied, as durable as `Options::sync` promises (not `PerCommit`).
+    Applied,
+    /// Applied; durable and visible once [`Db::wait_durable`] of this log position returns.
+    Pending(u64),
+    /// Not applied: the write would have to wait (a stall or slowdown, a memtable switch).
+    WouldBlock,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Pressure {
+    None,
+    Slow(Duration),
+    Stop,
+}
+
 /// An embedded LSM-tree key-value store. `Send + Sync`; share it through an `Arc`.
 pub struct Db {
     inner: Arc<Inner>,
@@ -176,7 +194,14 @@ pub struct Snapshot {
     seq: u64,
 }
 
-fn lookup_layers(sv: &SuperVersion, key: &[u8], seq: u64) -> Result<Option<Vec<u8>>> {
+/// The newest value of `key` at `seq`: `Ok(None)` when a cache-only lookup (`cache_only`) would
+/// have to read a block from a file.
+fn lookup_layers(
+    sv: &SuperVersion,
+    key: &[u8],
+    seq: u64,
+    cache_only: bool,
+) -> Result<Option<Option<Vec<u8>>>> {
     let mut r = sv.mem.get(key, seq);
     if r == Lookup::Absent {
         for m in &sv.imms {
@@ -187,12 +212,18 @@ fn lookup_layers(sv: &SuperVersion, key: &[u8], seq: u64) -> Result<Option<Vec<u
         }
     }
     if r == Lookup::Absent {
-        r = sv.version.get(key, seq)?;
+        r = sv.version.get(key, seq, cache_only)?;
     }
     Ok(match r {
-        Lookup::Found(v) => Some(v),
-        _ => None,
+        Lookup::Found(v) => Some(Some(v)),
+        Lookup::Uncached => None,
+        Lookup::Deleted | Lookup::Absent => Some(None),
     })
+}
+
+/// The newest value of `key` at `seq`, reading files where needed.
+fn lookup(sv: &SuperVersion, key: &[u8], seq: u64) -> Result<Option<Vec<u8>>> {
+    Ok(lookup_layers(sv, key, seq, false)?.flatten())
 }
 
 fn range_over(
@@ -220,7 +251,7 @@ fn range_over(
 impl Snapshot {
     /// The value of `key` as of this snapshot.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        lookup_layers(&self.sv, key, self.seq)
+        lookup(&self.sv, key, self.seq)
     }
     /// Live pairs in `[lower, upper]` in key order, as of this snapshot.
     pub fn range(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> RangeIter {
@@ -257,7 +288,15 @@ impl Db {
     /// The newest value of `key`.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let (sv, seq) = self.inner.read_view();
-        lookup_layers(&sv, key, seq)
+        lookup(&sv, key, seq)
+    }
+
+    /// [`Db::get`] from memory only: `Ok(None)` when the answer needs a block that is not in
+    /// the block cache (the caller then reads on a thread that may block). Never touches a file,
+    /// so an async task can call it in place.
+    pub fn get_cached(&self, key: &[u8]) -> Result<Option<Option<Vec<u8>>>> {
+        let (sv, seq) = self.inner.read_view();
+        lookup_layers(&sv, key, seq, true)
     }
 
     /// Applies `batch` atomically; returns once it is durable as `Options::sync` promises.
@@ -272,6 +311,20 @@ impl Db {
     /// write, `sync()`, or a memtable switch).
     pub fn write_with(&self, batch: WriteBatch, sync: SyncMode) -> Result<()> {
         self.inner.write(&batch, sync)
+    }
+
+    /// [`Db::write`] for a caller that must not block (an async task): applies `batch` unless
+    /// that would wait for background work or a memtable switch ([`TryWrite::WouldBlock`]:
+    /// use [`Db::write`] on a thread that may block). Under `SyncMode::PerCommit` the batch is
+    /// neither durable nor visible until [`Db::wait_durable`] of the returned position.
+    pub fn try_write(&self, batch: &WriteBatch) -> Result<TryWrite> {
+        self.inner.try_write(batch)
+    }
+
+    /// Blocks until the log is durable up to `position` (from [`TryWrite::Pending`]), leading
+    /// or joining a group fsync; the writes it covers become visible.
+    pub fn wait_durable(&self, position: u64) -> Result<()> {
+        self.inner.wait_durable(position, false)
     }
 
     /// Shorthand for a one-entry batch.
@@ -479,45 +532,58 @@ impl Inner {
         self.next_file.fetch_add(1, Ordering::SeqCst)
     }
 
-    /// Delays or blocks the writer while background work is behind.
-    fn throttle(&self) -> Result<()> {
+    /// How far background work (flushes, level-0 compaction) is behind the writers.
+    fn pressure(&self) -> Pressure {
         let max_imm = (self.opts.max_memtables as u64).saturating_sub(1).max(1);
         let slow_imm = (max_imm / 2).max(1);
         let t = self.opts.compaction_threshold as u64;
         let (l0_slow, l0_stop) = (3 * t, 5 * t);
         let compaction = self.opts.enable_compaction;
+        let imms = self.imm_count.load(Ordering::Acquire);
+        let l0 = self.l0_count.load(Ordering::Acquire);
+        if imms >= max_imm || (compaction && l0 >= l0_stop) {
+            return Pressure::Stop;
+        }
+        // Graduated delay: grows linearly from 0 to 1 ms across the slowdown zone.
+        let mut frac: f64 = 0.0;
+        if imms >= slow_imm && max_imm > slow_imm {
+            frac = frac.max((imms - slow_imm + 1) as f64 / (max_imm - slow_imm + 1) as f64);
+        }
+        if compaction && l0 >= l0_slow {
+            frac = frac.max((l0 - l0_slow + 1) as f64 / (l0_stop - l0_slow + 1) as f64);
+        }
+        if frac > 0.0 {
+            Pressure::Slow(Duration::from_micros((1000.0 * frac) as u64))
+        } else {
+            Pressure::None
+        }
+    }
+
+    /// Delays or blocks the writer while background work is behind.
+    fn throttle(&self) -> Result<()> {
         let started = Instant::now();
         let mut stalled = false;
         loop {
             self.check_fatal()?;
-            let imms = self.imm_count.load(Ordering::Acquire);
-            let l0 = self.l0_count.load(Ordering::Acquire);
-            if imms >= max_imm || (compaction && l0 >= l0_stop) {
-                stalled = true;
-                let mut g = self.bg.lock();
-                self.stall_cv.wait_for(&mut g, Duration::from_millis(10));
-                continue;
-            }
-            if stalled {
-                self.counters
-                    .stall_micros
-                    .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-                return Ok(());
-            }
-            // Graduated delay: grows linearly from 0 to 1 ms across the slowdown zone.
-            let mut frac: f64 = 0.0;
-            if imms >= slow_imm && max_imm > slow_imm {
-                frac = frac.max((imms - slow_imm + 1) as f64 / (max_imm - slow_imm + 1) as f64);
-            }
-            if compaction && l0 >= l0_slow {
-                frac = frac.max((l0 - l0_slow + 1) as f64 / (l0_stop - l0_slow + 1) as f64);
-            }
-            if frac > 0.0 {
-                let d = Duration::from_micros((1000.0 * frac) as u64);
-                std::thread::sleep(d);
-                self.counters
-                    .slowdown_micros
-                    .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+            match self.pressure() {
+                Pressure::Stop => {
+                    stalled = true;
+                    let mut g = self.bg.lock();
+                    self.stall_cv.wait_for(&mut g, Duration::from_millis(10));
+                    continue;
+                }
+                _ if stalled => {
+                    self.counters
+                        .stall_micros
+                        .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                }
+                Pressure::Slow(d) => {
+                    std::thread::sleep(d);
+                    self.counters
+                        .slowdown_micros
+                        .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+                }
+                Pressure::None => {}
             }
             return Ok(());
         }
@@ -527,14 +593,7 @@ impl Inner {
         if batch.is_empty() {
             return Ok(());
         }
-        // A log record must stay readable by recovery, which caps record size.
-        if batch.size_bytes() + 12 > crate::framing::MAX_RECORD {
-            return Err(Error::InvalidArgument(format!(
-                "batch of {} bytes exceeds the {}-byte log record limit",
-                batch.size_bytes(),
-                crate::framing::MAX_RECORD
-            )));
-        }
+        Self::check_size(batch)?;
         self.check_fatal()?;
         self.throttle()?;
         let per_commit = sync == SyncMode::PerCommit;
@@ -544,36 +603,84 @@ impl Inner {
             if c.mem.size() as u64 >= self.opts.memtable_size {
                 self.rotate(&mut c)?;
             }
-            let first = c.last_seq + 1;
-            let mut scratch = std::mem::take(&mut c.scratch);
-            scratch.clear();
-            batch.encode_payload(first, &mut scratch);
-            encode_record(&mut c.buf, &scratch);
-            c.scratch = scratch;
-            let mut ins = c.mem.inserter();
-            for (i, op) in batch::ops(&batch.rep).enumerate() {
-                // The batch was built through `put`/`delete`, so it always decodes.
-                if let Some(op) = op {
-                    ins.insert(op.key, first + i as u64, op.kind, op.value);
-                }
-            }
-            drop(ins);
-            c.last_seq += batch.count as u64;
-            if !per_commit {
-                if c.buf.len() >= WAL_BUFFER
-                    && let Err(e) = c.flush_buf()
-                {
-                    return Err(self.set_fatal(e));
-                }
-                self.visible_seq.fetch_max(c.last_seq, Ordering::AcqRel);
-            }
-            c.end()
+            self.append(&mut c, batch, per_commit)?
         };
         self.counters.writes.fetch_add(1, Ordering::Relaxed);
         if per_commit {
             self.wait_durable(target, false)?;
         }
         Ok(())
+    }
+
+    /// [`Inner::write`] that never blocks on the disk: refused with [`TryWrite::WouldBlock`]
+    /// when the writer would be slowed or the memtable must be switched first, and with the
+    /// fsync left to [`Inner::wait_durable`] under `PerCommit`.
+    fn try_write(&self, batch: &WriteBatch) -> Result<TryWrite> {
+        if batch.is_empty() {
+            return Ok(TryWrite::Applied);
+        }
+        Self::check_size(batch)?;
+        self.check_fatal()?;
+        if self.pressure() != Pressure::None {
+            return Ok(TryWrite::WouldBlock);
+        }
+        let per_commit = self.opts.sync == SyncMode::PerCommit;
+        let target = {
+            let mut c = self.commit.lock();
+            self.check_fatal()?;
+            if c.mem.size() as u64 >= self.opts.memtable_size {
+                return Ok(TryWrite::WouldBlock);
+            }
+            self.append(&mut c, batch, per_commit)?
+        };
+        self.counters.writes.fetch_add(1, Ordering::Relaxed);
+        Ok(if per_commit {
+            TryWrite::Pending(target)
+        } else {
+            TryWrite::Applied
+        })
+    }
+
+    /// A log record must stay readable by recovery, which caps record size.
+    fn check_size(batch: &WriteBatch) -> Result<()> {
+        if batch.size_bytes() + 12 > crate::framing::MAX_RECORD {
+            return Err(Error::InvalidArgument(format!(
+                "batch of {} bytes exceeds the {}-byte log record limit",
+                batch.size_bytes(),
+                crate::framing::MAX_RECORD
+            )));
+        }
+        Ok(())
+    }
+
+    /// Logs `batch` (buffered) and inserts it into the memtable; returns the log position
+    /// that must be durable before the batch may be acknowledged. Unless `per_commit`, the
+    /// batch is visible at once (and durable at the next fsync).
+    fn append(&self, c: &mut CommitState, batch: &WriteBatch, per_commit: bool) -> Result<u64> {
+        let first = c.last_seq + 1;
+        let mut scratch = std::mem::take(&mut c.scratch);
+        scratch.clear();
+        batch.encode_payload(first, &mut scratch);
+        encode_record(&mut c.buf, &scratch);
+        c.scratch = scratch;
+        let mut ins = c.mem.inserter();
+        for (i, op) in batch::ops(&batch.rep).enumerate() {
+            // The batch was built through `put`/`delete`, so it always decodes.
+            if let Some(op) = op {
+                ins.insert(op.key, first + i as u64, op.kind, op.value);
+            }
+        }
+        drop(ins);
+        c.last_seq += batch.count as u64;
+        if !per_commit {
+            if c.buf.len() >= WAL_BUFFER
+                && let Err(e) = c.flush_buf()
+            {
+                return Err(self.set_fatal(e));
+            }
+            self.visible_seq.fetch_max(c.last_seq, Ordering::AcqRel);
+        }
+        Ok(c.end())
     }
 
     /// Waits until the log is durable up to `target`, leading an fsync if none is running.

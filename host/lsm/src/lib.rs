@@ -32,7 +32,7 @@ mod table;
 mod version;
 
 pub use batch::WriteBatch;
-pub use db::{Db, Snapshot, Stats};
+pub use db::{Db, Snapshot, Stats, TryWrite};
 pub use error::Error;
 pub use iter::RangeIter;
 pub use options::{Options, SyncMode};

@@ -235,6 +235,8 @@ pub enum Lookup {
     Found(Vec<u8>),
     Deleted,
     Absent,
+    /// A cache-only lookup stopped at a block that is not in the block cache.
+    Uncached,
 }
 
 /// A batch of inserts. Holds the memtable's writer lock (uncontended: the engine's commit

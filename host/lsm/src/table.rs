@@ -345,9 +345,14 @@ impl Table {
     }
 
     fn read_block(&self, handle: (u64, u64), fill_cache: bool) -> Result<Arc<Block>> {
-        if let Some(b) = self.cache.get(self.id, handle.0) {
-            return Ok(b);
+        match self.cache.get(self.id, handle.0) {
+            Some(b) => Ok(b),
+            None => self.load_block(handle, fill_cache),
         }
+    }
+
+    /// Reads a block from the file (a cache miss).
+    fn load_block(&self, handle: (u64, u64), fill_cache: bool) -> Result<Arc<Block>> {
         let raw = read_stored(&*self.file, &self.path, self.file_len, handle)?;
         let block =
             Arc::new(Block::new(raw).map_err(|r| {
@@ -366,13 +371,16 @@ impl Table {
     /// Newest version of `user_key` at or below the sequence number in `target` (the internal
     /// key `user_key || (seq << 8 | put)`). `hash` is the bloom hash of `user_key`; `scratch` is
     /// reused for decoded keys. Reads the index and a cached block through plain borrows, so a
-    /// lookup writes no memory shared with other readers except the cache shard's lock.
+    /// lookup writes no memory shared with other readers except the cache shard's lock. With
+    /// `cache_only`, a data block missing from the cache ends the lookup with
+    /// [`Lookup::Uncached`] instead of a file read.
     pub fn get(
         &self,
         user_key: &[u8],
         hash: u64,
         target: &[u8],
         scratch: &mut Vec<u8>,
+        cache_only: bool,
     ) -> Result<Lookup> {
         if !bloom::may_contain(&self.filter, hash) {
             return Ok(Lookup::Absent);
@@ -385,7 +393,14 @@ impl Table {
         }
         let handle = decode_handle(idx.value())
             .ok_or_else(|| self.corrupt_index("bad block handle".into()))?;
-        let block = self.read_block(handle, true)?;
+        let block = match self.cache.get(self.id, handle.0) {
+            Some(block) => block,
+            None if cache_only => {
+                *scratch = idx.into_key_buffer();
+                return Ok(Lookup::Uncached);
+            }
+            None => self.load_block(handle, true)?,
+        };
         let mut it = BlockIter::with_key_buffer(&*block, idx.into_key_buffer());
         it.seek(target)
             .map_err(|r| Error::corrupt(&self.path, Some(handle.0), format!("data block: {r}")))?;

@@ -177,14 +177,15 @@ impl Version {
         self.levels.iter().flatten()
     }
 
-    /// Point lookup through the levels, newest data first.
-    pub fn get(&self, key: &[u8], seq: u64) -> Result<Lookup> {
+    /// Point lookup through the levels, newest data first. With `cache_only`, stops with
+    /// [`Lookup::Uncached`] where a block would have to be read from its file.
+    pub fn get(&self, key: &[u8], seq: u64, cache_only: bool) -> Result<Lookup> {
         let hash = crate::bloom::key_hash(key);
         let target = crate::coding::internal_key(key, seq, crate::coding::KIND_PUT);
         let mut scratch = Vec::new();
         for t in &self.levels[0] {
             if t.contains(key) {
-                match t.table.get(key, hash, &target, &mut scratch)? {
+                match t.table.get(key, hash, &target, &mut scratch, cache_only)? {
                     Lookup::Absent => {}
                     found => return Ok(found),
                 }
@@ -195,7 +196,7 @@ impl Version {
             if let Some(t) = level.get(i)
                 && t.user_smallest() <= key
             {
-                match t.table.get(key, hash, &target, &mut scratch)? {
+                match t.table.get(key, hash, &target, &mut scratch, cache_only)? {
                     Lookup::Absent => {}
                     found => return Ok(found),
                 }

@@ -100,3 +100,66 @@ fn readers_see_consistent_states_during_flush_and_compaction() {
     let s = db.stats();
     assert!(s.flushes > 5 && s.compactions > 0, "{s:?}");
 }
+
+/// The calls an async task makes: `try_write` applies a batch without waiting for its fsync
+/// (invisible until `wait_durable`), refuses when it would have to switch memtables, and
+/// `get_cached` answers from memory or says it cannot.
+#[test]
+fn try_write_defers_the_fsync_and_get_cached_never_reads_a_file() {
+    use orbit_lsm::TryWrite;
+    let dir = tempfile::tempdir().unwrap();
+    let open = || Db::open(dir.path(), common::tiny(SyncMode::PerCommit)).unwrap();
+    let db = open();
+    let one = |k: &str, v: &str| {
+        let mut b = WriteBatch::new();
+        b.put(k.as_bytes(), v.as_bytes());
+        b
+    };
+    let TryWrite::Pending(at) = db.try_write(&one("a", "1")).unwrap() else {
+        panic!("a PerCommit write from try_write waits for its fsync");
+    };
+    assert_eq!(
+        db.get(b"a").unwrap(),
+        None,
+        "invisible before it is durable"
+    );
+    assert_eq!(db.get_cached(b"a").unwrap(), Some(None));
+    db.wait_durable(at).unwrap();
+    assert_eq!(db.get(b"a").unwrap(), Some(b"1".to_vec()));
+    assert_eq!(db.get_cached(b"a").unwrap(), Some(Some(b"1".to_vec())));
+
+    // A full memtable is switched by a blocking writer, never by try_write.
+    let mut refused = false;
+    for i in 0..1000 {
+        match db
+            .try_write(&one(&format!("k{i:04}"), &"x".repeat(64)))
+            .unwrap()
+        {
+            TryWrite::Pending(at) => db.wait_durable(at).unwrap(),
+            TryWrite::WouldBlock => {
+                refused = true;
+                db.write(one(&format!("k{i:04}"), "blocking")).unwrap();
+                break;
+            }
+            TryWrite::Applied => panic!("PerCommit never answers Applied"),
+        }
+    }
+    assert!(
+        refused,
+        "try_write refused once the 4 KiB memtable was full"
+    );
+    db.flush().unwrap();
+    drop(db);
+
+    // Reopened, the tables' blocks are not cached: get_cached declines, get reads and caches.
+    let db = open();
+    assert_eq!(db.get_cached(b"k0000").unwrap(), None);
+    let value = db.get(b"k0000").unwrap();
+    assert_eq!(value, Some("x".repeat(64).into_bytes()));
+    assert_eq!(db.get_cached(b"k0000").unwrap(), Some(value));
+    assert_eq!(
+        db.get_cached(b"absent").unwrap(),
+        Some(None),
+        "the bloom filter answers"
+    );
+}

@@ -7,7 +7,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use orbit_storage::kv::{KvOp, KvStorage, OrderedKv};
+use orbit_storage::kv::{Applied, KvOp, KvStorage, OrderedKv};
 use orbit_storage::{Precondition, PutOptions, Storage, StorageResult, now_millis};
 use parking_lot::RwLock;
 
@@ -133,4 +133,154 @@ async fn purge_reads_only_the_expiry_index_and_skips_rewritten_keys() {
         "no index entry survives a purge or an overwrite"
     );
     assert_eq!(store.stats().await.unwrap().keys, 1);
+}
+
+/// An engine that takes writes from async tasks and makes them durable
+/// later, as the LSM tree does under `durability = sync`: `try_write` logs
+/// the operations where no reader sees them, `wait_durable` applies the log
+/// up to a position (the "fsync"). Every third `try_write` refuses
+/// (`WouldBlock`), so the blocking fallback runs between deferred writes.
+#[derive(Clone, Default)]
+struct DeferredEngine {
+    map: MapEngine,
+    log: Arc<parking_lot::Mutex<DeferredLog>>,
+}
+
+#[derive(Default)]
+struct DeferredLog {
+    /// Logged, not yet durable, in log order.
+    pending: Vec<(u64, Vec<KvOp>)>,
+    next: u64,
+    tries: u64,
+    syncs: u64,
+}
+
+impl DeferredEngine {
+    /// Applies the log up to `position` (everything when `u64::MAX`).
+    fn make_durable(&self, position: u64) {
+        let mut log = self.log.lock();
+        let split = log.pending.partition_point(|(at, _)| *at <= position);
+        let due: Vec<_> = log.pending.drain(..split).collect();
+        if !due.is_empty() {
+            log.syncs += 1;
+        }
+        for (_, ops) in due {
+            self.map.write(ops).unwrap();
+        }
+    }
+}
+
+impl OrderedKv for DeferredEngine {
+    fn get(&self, key: &[u8]) -> StorageResult<Option<Vec<u8>>> {
+        self.map.get(key)
+    }
+    fn try_get(&self, key: &[u8]) -> StorageResult<Option<Option<Vec<u8>>>> {
+        self.map.get(key).map(Some)
+    }
+    fn write(&self, ops: Vec<KvOp>) -> StorageResult<()> {
+        // In log order: after everything logged before it.
+        self.make_durable(u64::MAX);
+        self.map.write(ops)
+    }
+    fn try_write(&self, ops: &[KvOp]) -> StorageResult<Applied> {
+        let mut log = self.log.lock();
+        log.tries += 1;
+        if log.tries % 3 == 0 {
+            return Ok(Applied::WouldBlock);
+        }
+        log.next += 1;
+        let at = log.next;
+        log.pending.push((at, ops.to_vec()));
+        Ok(Applied::Pending(at))
+    }
+    fn wait_durable(&self, position: u64) -> StorageResult<()> {
+        self.make_durable(position);
+        Ok(())
+    }
+    fn scan(
+        &self,
+        lower: Bound<&[u8]>,
+        upper: Bound<&[u8]>,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> StorageResult<()> {
+        self.map.scan(lower, upper, visit)
+    }
+    fn sync(&self) -> StorageResult<()> {
+        self.make_durable(u64::MAX);
+        Ok(())
+    }
+    fn disk_bytes(&self) -> Option<u64> {
+        None
+    }
+}
+
+mod deferred {
+    use super::*;
+
+    async fn open() -> Arc<dyn Storage> {
+        Arc::new(KvStorage::open(DeferredEngine::default(), "deferred").expect("open"))
+    }
+
+    orbit_conformance::conformance_tests!(open);
+
+    /// An acknowledged deferred write is durable and visible; a write that
+    /// follows it on the same key reads it (compare-and-set on its version).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn acknowledged_means_durable_and_chained_writes_see_it() {
+        let engine = DeferredEngine::default();
+        let store = Arc::new(KvStorage::open(engine.clone(), "deferred").expect("open"));
+        let mut version = store
+            .put(b"k", Bytes::from_static(b"0"), PutOptions::default())
+            .await
+            .unwrap();
+        for i in 1..50u32 {
+            assert!(
+                engine.log.lock().pending.is_empty(),
+                "an acknowledged write left nothing pending"
+            );
+            version = store
+                .put(
+                    b"k",
+                    Bytes::from(i.to_string()),
+                    PutOptions {
+                        precondition: Precondition::Version(version),
+                        expires_at: None,
+                    },
+                )
+                .await
+                .unwrap_or_else(|e| panic!("write {i} on its predecessor's version: {e}"));
+        }
+        assert_eq!(store.get(b"k").await.unwrap().unwrap().value, &b"49"[..]);
+        // Concurrent writers to many keys share "fsyncs".
+        let writers: Vec<_> = (0..64u32)
+            .map(|w| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    for i in 0..20u32 {
+                        store
+                            .put(
+                                format!("w{w}/{i}").as_bytes(),
+                                Bytes::from_static(b"v"),
+                                PutOptions::default(),
+                            )
+                            .await
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.await.unwrap();
+        }
+        let log = engine.log.lock();
+        assert!(log.pending.is_empty());
+        let deferred = log.tries - log.tries / 3;
+        assert!(
+            log.syncs < deferred,
+            "{} syncs for {deferred} deferred writes",
+            log.syncs
+        );
+        drop(log);
+        assert_eq!(store.stats().await.unwrap().keys, 1 + 64 * 20);
+    }
 }

@@ -23,8 +23,15 @@
 //!   of the data namespace, so opening is linear in the number of keys) and
 //!   kept exact by every write.
 //!
-//! Engine calls block, so every operation runs on Tokio's blocking pool.
+//! Engine calls may block, so operations run on Tokio's blocking pool, except
+//! where the engine can answer without blocking: a point read it serves from
+//! memory ([`OrderedKv::try_get`]) and a single-key write it applies to memory
+//! and makes durable later ([`OrderedKv::try_write`]) run in the calling task,
+//! which then waits for the engine's group fsync without holding a thread
+//! ([`durable`]). A key whose last write is not durable yet is not read for a
+//! write until it is: the stripe remembers the log position it waits for.
 
+mod durable;
 mod record;
 
 use std::collections::HashMap;
@@ -51,14 +58,48 @@ pub enum KvOp {
     Delete { key: Vec<u8> },
 }
 
+/// What [`OrderedKv::try_write`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// Applied, as durable as the engine's configured durability promises.
+    Durable,
+    /// Applied; durable, and visible to reads, once
+    /// [`OrderedKv::wait_durable`] of this log position returns.
+    Pending(u64),
+    /// Not applied: the write would block (use [`OrderedKv::write`] on a
+    /// thread that may block).
+    WouldBlock,
+}
+
 /// What [`KvStorage`] needs of an engine.
 pub trait OrderedKv: Send + Sync + 'static {
     /// The value at `key`.
     fn get(&self, key: &[u8]) -> StorageResult<Option<Vec<u8>>>;
 
+    /// [`OrderedKv::get`] without blocking: `None` when the answer needs a
+    /// file read. Called from async tasks, so it must not touch the disk.
+    fn try_get(&self, _key: &[u8]) -> StorageResult<Option<Option<Vec<u8>>>> {
+        Ok(None)
+    }
+
     /// Applies every operation or none, in order, and returns once the write
     /// is as durable as the engine's configured durability promises.
     fn write(&self, ops: Vec<KvOp>) -> StorageResult<()>;
+
+    /// [`OrderedKv::write`] without blocking, called from async tasks: either
+    /// applies the operations (leaving the fsync to
+    /// [`OrderedKv::wait_durable`] if it returns [`Applied::Pending`]) or
+    /// applies nothing and answers [`Applied::WouldBlock`].
+    fn try_write(&self, _ops: &[KvOp]) -> StorageResult<Applied> {
+        Ok(Applied::WouldBlock)
+    }
+
+    /// Blocks until the log is durable up to `position` (from
+    /// [`Applied::Pending`]). A failure is fatal: the engine refuses writes
+    /// from then on.
+    fn wait_durable(&self, _position: u64) -> StorageResult<()> {
+        Ok(())
+    }
 
     /// Visits `lower..upper` in key order on a consistent snapshot until
     /// `visit` returns `false`.
@@ -96,7 +137,11 @@ struct Inner<E> {
     engine: E,
     /// Names the database in errors (its directory or file).
     location: String,
-    locks: Box<[Mutex<()>]>,
+    /// The per-key write locks. Each holds the log position its stripe's last
+    /// write waits for (0: none), which must be durable before a key of the
+    /// stripe is read for a write.
+    locks: Box<[Mutex<u64>]>,
+    syncer: Arc<durable::Syncer>,
     hasher: std::collections::hash_map::RandomState,
     versions: Mutex<Versions>,
     keys: AtomicU64,
@@ -154,7 +199,8 @@ impl<E: OrderedKv> KvStorage<E> {
         let inner = Inner {
             engine,
             location,
-            locks: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            locks: (0..LOCK_STRIPES).map(|_| Mutex::new(0)).collect(),
+            syncer: durable::Syncer::new(),
             hasher: Default::default(),
             // Start at the reservation: versions below it may have been used.
             versions: Mutex::new(Versions {
@@ -185,6 +231,61 @@ impl<E: OrderedKv> KvStorage<E> {
             .await
             .map_err(|e| StorageError::Unavailable(format!("{what} did not complete: {e}")))?
     }
+
+    /// A single-key write: in this task while the engine can take it without
+    /// blocking, on the blocking pool otherwise.
+    async fn write_key<T, F>(&self, what: &'static str, step: F) -> StorageResult<T>
+    where
+        T: Send + 'static,
+        F: Fn(&Inner<E>, Mode) -> StorageResult<Step<T>> + Send + 'static,
+    {
+        let syncer = &self.inner.syncer;
+        loop {
+            match step(&self.inner, Mode::Async)? {
+                Step::Done(value) => return Ok(value),
+                Step::Pending(value, position) => {
+                    syncer.wait(&self.inner, position).await?;
+                    return Ok(value);
+                }
+                Step::Wait(position) => syncer.wait(&self.inner, position).await?,
+                Step::Blocking => break,
+            }
+        }
+        self.run(what, move |s| match step(s, Mode::Blocking)? {
+            Step::Done(value) => Ok(value),
+            _ => Err(StorageError::Unavailable(format!(
+                "{what} did not complete on a blocking thread"
+            ))),
+        })
+        .await
+    }
+}
+
+impl<E> Drop for Inner<E> {
+    fn drop(&mut self) {
+        self.syncer.stop();
+    }
+}
+
+/// Where an engine call runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// In an async task: nothing may block.
+    Async,
+    /// On the blocking pool.
+    Blocking,
+}
+
+/// What the locked part of a single-key write came to.
+enum Step<T> {
+    /// Done, as durable as the engine promises.
+    Done(T),
+    /// Done; durable and visible once the log is durable up to the position.
+    Pending(T, u64),
+    /// The stripe's last write waits for this position: wait, then retry.
+    Wait(u64),
+    /// Would block: run it on the blocking pool.
+    Blocking,
 }
 
 impl<E: OrderedKv> Inner<E> {
@@ -217,63 +318,163 @@ impl<E: OrderedKv> Inner<E> {
         Ok(first)
     }
 
+    /// [`Inner::allocate`] in `mode`: `None` when a new reservation must be
+    /// written and `mode` may not block.
+    fn allocate_in(&self, n: u64, mode: Mode) -> StorageResult<Option<Version>> {
+        let mut versions = self.versions.lock();
+        let covered = versions
+            .next
+            .checked_add(n)
+            .is_some_and(|end| end < versions.reserved);
+        if !covered && mode == Mode::Async {
+            return Ok(None);
+        }
+        self.reserve(&mut versions, n)?;
+        let first = versions.next;
+        versions.next += n;
+        Ok(Some(first))
+    }
+
     fn stripe(&self, key: &[u8]) -> usize {
         (self.hasher.hash_one(key) as usize) % LOCK_STRIPES
     }
 
-    fn lock_keys<'a>(&'a self, keys: impl Iterator<Item = &'a [u8]>) -> Vec<MutexGuard<'a, ()>> {
+    /// Locks the stripes of `keys` (in stripe order, so lockers cannot
+    /// deadlock), each settled ([`Inner::settle`]).
+    fn lock_keys<'a>(
+        &'a self,
+        keys: impl Iterator<Item = &'a [u8]>,
+    ) -> StorageResult<Vec<MutexGuard<'a, u64>>> {
         let mut stripes: Vec<usize> = keys.map(|k| self.stripe(k)).collect();
         stripes.sort_unstable();
         stripes.dedup();
-        stripes.into_iter().map(|s| self.locks[s].lock()).collect()
+        let mut guards = Vec::with_capacity(stripes.len());
+        for s in stripes {
+            let mut guard = self.locks[s].lock();
+            self.settle(&mut guard, Mode::Blocking)?;
+            guards.push(guard);
+        }
+        Ok(guards)
+    }
+
+    /// Makes sure the stripe's last write is durable, so its keys read
+    /// current: blocks for it (`Mode::Blocking`), or returns the position to
+    /// wait for (`Mode::Async`).
+    fn settle(&self, pending: &mut u64, mode: Mode) -> StorageResult<Option<u64>> {
+        if *pending == 0 || *pending <= self.syncer.durable() {
+            *pending = 0;
+            return Ok(None);
+        }
+        if mode == Mode::Async {
+            return Ok(Some(*pending));
+        }
+        self.engine.wait_durable(*pending)?;
+        *pending = 0;
+        Ok(None)
     }
 
     fn read(&self, key: &[u8]) -> StorageResult<Option<Record>> {
-        match self.engine.get(&record::data_key(key))? {
-            Some(bytes) => record::decode(bytes, &self.location, key).map(Some),
-            None => Ok(None),
+        self.decode(key, self.engine.get(&record::data_key(key))?)
+    }
+
+    /// [`Inner::read`] in `mode`: `None` when the engine would have to block.
+    fn read_in(&self, key: &[u8], mode: Mode) -> StorageResult<Option<Option<Record>>> {
+        match mode {
+            Mode::Blocking => self.read(key).map(Some),
+            Mode::Async => match self.engine.try_get(&record::data_key(key))? {
+                Some(stored) => self.decode(key, stored).map(Some),
+                None => Ok(None),
+            },
         }
     }
 
-    fn get(&self, key: &[u8]) -> StorageResult<Option<Entry>> {
+    fn decode(&self, key: &[u8], stored: Option<Vec<u8>>) -> StorageResult<Option<Record>> {
+        stored
+            .map(|bytes| record::decode(bytes, &self.location, key))
+            .transpose()
+    }
+
+    /// The live entry at `key`; `None` when `mode` may not block and the
+    /// engine would.
+    fn get(&self, key: &[u8], mode: Mode) -> StorageResult<Option<Option<Entry>>> {
         let now = now_millis();
         Ok(self
-            .read(key)?
-            .filter(|r| r.is_live(now))
-            .map(|r| entry(key, r)))
+            .read_in(key, mode)?
+            .map(|r| r.filter(|r| r.is_live(now)).map(|r| entry(key, r))))
     }
 
-    fn put(&self, key: &[u8], value: &[u8], options: PutOptions) -> StorageResult<Version> {
-        let _guard = self.locks[self.stripe(key)].lock();
-        let old = self.read(key)?;
+    /// Applies a single-key write's operations under its stripe lock.
+    fn apply(&self, pending: &mut u64, ops: Vec<KvOp>, mode: Mode) -> StorageResult<Applied> {
+        match mode {
+            Mode::Blocking => self.engine.write(ops).map(|()| Applied::Durable),
+            Mode::Async => {
+                let applied = self.engine.try_write(&ops)?;
+                if let Applied::Pending(position) = applied {
+                    *pending = position;
+                }
+                Ok(applied)
+            }
+        }
+    }
+
+    fn put(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        options: PutOptions,
+        mode: Mode,
+    ) -> StorageResult<Step<Version>> {
+        let mut pending = self.locks[self.stripe(key)].lock();
+        if let Some(position) = self.settle(&mut pending, mode)? {
+            return Ok(Step::Wait(position));
+        }
+        let Some(old) = self.read_in(key, mode)? else {
+            return Ok(Step::Blocking);
+        };
         let now = now_millis();
         options.precondition.check(key, live_version(&old, now))?;
-        let version = self.allocate(1)?;
+        let Some(version) = self.allocate_in(1, mode)? else {
+            return Ok(Step::Blocking);
+        };
         let mut ops = Vec::with_capacity(3);
         plan_put(&mut ops, key, value, version, options.expires_at, &old);
-        self.engine.write(ops)?;
-        self.count(&old, Some(value.len()), key.len());
-        Ok(version)
+        let applied = self.apply(&mut pending, ops, mode)?;
+        if applied != Applied::WouldBlock {
+            self.count(&old, Some(value.len()), key.len());
+        }
+        Ok(step(applied, version))
     }
 
-    fn delete(&self, key: &[u8], precondition: Precondition) -> StorageResult<bool> {
-        let _guard = self.locks[self.stripe(key)].lock();
-        let old = self.read(key)?;
+    fn delete(
+        &self,
+        key: &[u8],
+        precondition: Precondition,
+        mode: Mode,
+    ) -> StorageResult<Step<bool>> {
+        let mut pending = self.locks[self.stripe(key)].lock();
+        if let Some(position) = self.settle(&mut pending, mode)? {
+            return Ok(Step::Wait(position));
+        }
+        let Some(old) = self.read_in(key, mode)? else {
+            return Ok(Step::Blocking);
+        };
         let now = now_millis();
         let live = live_version(&old, now);
         precondition.check(key, live)?;
         if old.is_none() {
-            return Ok(false);
+            return Ok(Step::Done(false));
         }
         let mut ops = Vec::with_capacity(2);
         plan_delete(&mut ops, key, &old);
-        self.engine.write(ops)?;
-        self.count(&old, None, key.len());
-        Ok(live.is_some())
+        let applied = self.apply(&mut pending, ops, mode)?;
+        if applied != Applied::WouldBlock {
+            self.count(&old, None, key.len());
+        }
+        Ok(step(applied, live.is_some()))
     }
 
     fn batch(&self, ops: Vec<BatchOp>) -> StorageResult<Vec<Option<Version>>> {
-        let _guards = self.lock_keys(ops.iter().map(|op| op.key().as_ref()));
+        let _guards = self.lock_keys(ops.iter().map(|op| op.key().as_ref()))?;
         let now = now_millis();
         // The stored record of every key involved, read once.
         let mut stored: HashMap<Bytes, Option<Record>> = HashMap::new();
@@ -396,7 +597,7 @@ impl<E: OrderedKv> Inner<E> {
         )?;
         let mut purged = 0;
         for (at, key) in due {
-            let _guard = self.locks[self.stripe(&key)].lock();
+            let _guard = self.lock_keys(std::iter::once(key.as_slice()))?;
             let old = self.read(&key)?;
             let mut ops = Vec::with_capacity(2);
             match &old {
@@ -481,6 +682,15 @@ fn plan_delete(ops: &mut Vec<KvOp>, key: &[u8], old: &Option<Record>) {
     });
 }
 
+/// The step an applied write came to.
+fn step<T>(applied: Applied, value: T) -> Step<T> {
+    match applied {
+        Applied::Durable => Step::Done(value),
+        Applied::Pending(position) => Step::Pending(value, position),
+        Applied::WouldBlock => Step::Blocking,
+    }
+}
+
 fn live_version(record: &Option<Record>, now: UnixMillis) -> Option<Version> {
     record
         .as_ref()
@@ -513,20 +723,26 @@ fn entry(key: &[u8], r: Record) -> Entry {
 impl<E: OrderedKv> Storage for KvStorage<E> {
     async fn get(&self, key: &[u8]) -> StorageResult<Option<Entry>> {
         validate::key(key)?;
+        if let Some(found) = self.inner.get(key, Mode::Async)? {
+            return Ok(found);
+        }
         let key = key.to_vec();
-        self.run("get", move |s| s.get(&key)).await
+        self.run("get", move |s| s.get(&key, Mode::Blocking))
+            .await?
+            .ok_or_else(|| StorageError::Unavailable("get did not complete".into()))
     }
 
     async fn put(&self, key: &[u8], value: Bytes, options: PutOptions) -> StorageResult<Version> {
         validate::key(key)?;
         let key = key.to_vec();
-        self.run("put", move |s| s.put(&key, &value, options)).await
+        self.write_key("put", move |s, mode| s.put(&key, &value, options, mode))
+            .await
     }
 
     async fn delete(&self, key: &[u8], precondition: Precondition) -> StorageResult<bool> {
         validate::key(key)?;
         let key = key.to_vec();
-        self.run("delete", move |s| s.delete(&key, precondition))
+        self.write_key("delete", move |s, mode| s.delete(&key, precondition, mode))
             .await
     }
 
