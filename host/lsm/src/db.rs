@@ -36,6 +36,10 @@ use std::time::{Duration, Instant};
 /// Under `SyncMode::None` and `Periodic`, log records are buffered in the process up to this
 /// many bytes (or [`WAL_BUFFER_AGE`]) before they are handed to the OS.
 pub const WAL_BUFFER: usize = 64 << 10;
+/// Under `SyncMode::PerCommit` the log is zero-filled this far ahead of its records, so the
+/// fsync of a commit writes data blocks only (an append that grows the file makes every
+/// `fdatasync` commit the file size to the file system's journal as well).
+const WAL_ZERO_AHEAD: u64 = 1 << 20;
 /// Pause in writes after which idle maintenance (flush + level-0 compaction) runs.
 const IDLE_AFTER: Duration = Duration::from_secs(1);
 /// Longest time a buffered log record waits before it is handed to the OS.
@@ -52,6 +56,10 @@ struct CommitState {
     base: u64,
     /// Bytes handed to the OS in `wal`.
     written: u64,
+    /// `wal` is zero-filled up to here (0: not zero-filled; see [`WAL_ZERO_AHEAD`]).
+    zeroed: u64,
+    /// Whether to zero-fill (`SyncMode::PerCommit`).
+    zero_fill: bool,
     last_seq: u64,
     mem: Arc<Memtable>,
     scratch: Vec<u8>,
@@ -64,6 +72,14 @@ impl CommitState {
     fn flush_buf(&mut self) -> Result<()> {
         if self.buf.is_empty() {
             return Ok(());
+        }
+        let end = self.written + self.buf.len() as u64;
+        if self.zero_fill && end > self.zeroed {
+            let zeroed = end.next_multiple_of(WAL_ZERO_AHEAD) + WAL_ZERO_AHEAD;
+            self.wal
+                .zero_fill_to(zeroed)
+                .map_err(|e| Error::io("zero-fill log", &self.wal_path, e))?;
+            self.zeroed = zeroed;
         }
         self.wal
             .append(&self.buf)
@@ -445,6 +461,8 @@ impl Inner {
                 buf: Vec::with_capacity(1 << 16),
                 base: 0,
                 written: 0,
+                zeroed: 0,
+                zero_fill: opts.sync == SyncMode::PerCommit,
                 last_seq,
                 mem: mem.clone(),
                 scratch: Vec::new(),
@@ -758,6 +776,7 @@ impl Inner {
         }
         c.base = c.end();
         c.written = 0;
+        c.zeroed = 0;
         c.wal = wal;
         c.wal_number = number;
         c.wal_path = path;

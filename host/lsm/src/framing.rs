@@ -8,6 +8,9 @@
 //! starts anywhere after it. If a valid record follows a bad one, the log is corrupt (data the
 //! engine acknowledged may sit behind the bad bytes), and the error names the file and the
 //! offset of the bad record.
+//!
+//! Zeros after the last record are not a torn tail: the write-ahead log is zero-filled ahead of
+//! its appends (`SyncMode::PerCommit`), and a zero length is never a valid record.
 
 use crate::error::{Error, Result};
 use std::path::Path;
@@ -48,8 +51,6 @@ fn valid_at(data: &[u8], pos: usize) -> Option<usize> {
 pub struct LogContents<'a> {
     /// (offset, payload) of every valid record, in order.
     pub records: Vec<(u64, &'a [u8])>,
-    /// Length of the valid prefix; bytes after it were a torn tail.
-    pub valid_len: u64,
 }
 
 /// Splits a whole log into records, applying the torn-tail policy described above.
@@ -72,7 +73,7 @@ pub fn read_log<'a>(path: &Path, data: &'a [u8]) -> Result<LogContents<'a>> {
                         ),
                     ));
                 }
-                if pos < data.len() {
+                if data[pos..].iter().any(|&b| b != 0) {
                     tracing::warn!(
                         path = %path.display(),
                         offset = pos,
@@ -84,15 +85,19 @@ pub fn read_log<'a>(path: &Path, data: &'a [u8]) -> Result<LogContents<'a>> {
             }
         }
     }
-    Ok(LogContents {
-        records,
-        valid_len: pos as u64,
-    })
+    Ok(LogContents { records })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Where the last valid record ends.
+    fn valid_len(log: &LogContents) -> usize {
+        log.records
+            .last()
+            .map_or(0, |(at, payload)| *at as usize + HEADER + payload.len())
+    }
 
     fn log(payloads: &[&[u8]]) -> Vec<u8> {
         let mut out = Vec::new();
@@ -103,12 +108,34 @@ mod tests {
     }
 
     #[test]
+    fn zeros_after_the_last_record_end_the_log() {
+        let records = log(&[b"one", b"two"]);
+        let mut zero_filled = records.clone();
+        zero_filled.resize(records.len() + 4096, 0);
+        let got = read_log(Path::new("x"), &zero_filled).unwrap();
+        assert_eq!(got.records.len(), 2);
+        assert_eq!(valid_len(&got), records.len());
+        // A record torn by a crash in the zero-filled region is discarded like any torn tail.
+        let mut torn = records.clone();
+        let mut third = Vec::new();
+        encode_record(&mut third, b"three");
+        torn.extend_from_slice(&third[..third.len() - 2]);
+        torn.resize(records.len() + 4096, 0);
+        let got = read_log(Path::new("x"), &torn).unwrap();
+        assert_eq!(got.records.len(), 2);
+        // Zeros in the middle, where a valid record follows, are corruption.
+        let mut holed = vec![0u8; 64];
+        holed.extend_from_slice(&records);
+        assert!(read_log(Path::new("wal-9.log"), &holed).is_err());
+    }
+
+    #[test]
     fn torn_tail_is_discarded() {
         let full = log(&[b"one", b"two", b"three"]);
         for cut in 0..full.len() {
             let got = read_log(Path::new("x"), &full[..cut]).unwrap();
             assert!(got.records.len() <= 3);
-            assert!(got.valid_len as usize <= cut);
+            assert!(valid_len(&got) <= cut);
         }
     }
 

@@ -19,6 +19,11 @@ pub trait WritableFile: Send + Sync {
     fn append(&self, buf: &[u8]) -> io::Result<()>;
     /// Makes everything appended so far durable (`fdatasync`).
     fn sync(&self) -> io::Result<()>;
+    /// Writes zeros from the file's current end to `len` bytes, leaving the append position
+    /// where it is: later appends overwrite blocks that are already allocated and inside the
+    /// file, so their `fdatasync` has no file size or extent to commit. A reader sees zeros
+    /// after the last record.
+    fn zero_fill_to(&self, len: u64) -> io::Result<()>;
 }
 
 /// A file opened for positional reads.
@@ -80,6 +85,20 @@ impl WritableFile for StdWritable {
     }
     fn sync(&self) -> io::Result<()> {
         self.0.sync_data()
+    }
+    fn zero_fill_to(&self, len: u64) -> io::Result<()> {
+        // One page per write: the page cache sizes a folio by the write that creates it, and
+        // a record later written into a large folio dirties (and writes back) all of it. Zeros
+        // written 64 KiB at a time made every commit's fsync write 64 KiB.
+        const ZEROS: [u8; 4096] = [0; 4096];
+        let mut at = self.0.metadata()?.len();
+        while at < len {
+            let n = (len - at).min(ZEROS.len() as u64) as usize;
+            // Positional: the file cursor, where appends go, does not move.
+            FileExt::write_all_at(&self.0, &ZEROS[..n], at)?;
+            at += n as u64;
+        }
+        Ok(())
     }
 }
 
@@ -215,6 +234,10 @@ impl WritableFile for FaultWritable {
     fn sync(&self) -> io::Result<()> {
         self.fs.check(FaultKind::Sync)?;
         self.inner.sync()
+    }
+    fn zero_fill_to(&self, len: u64) -> io::Result<()> {
+        self.fs.check(FaultKind::Write)?;
+        self.inner.zero_fill_to(len)
     }
 }
 

@@ -1,7 +1,9 @@
 //! The in-memory state of the memory backend and the storage contract's
 //! semantics on it.
 //!
-//! [`State`] is plain synchronous data: an ordered map of entries, a
+//! [`State`] is plain synchronous data: the entries in a hash map (a point
+//! read or write hashes the key once instead of comparing it with a dozen
+//! others), an ordered set of the same keys for listings and snapshots, a
 //! secondary `(expires_at, key)` index so purging touches only expired
 //! entries, the store-wide version counter and a change counter that tells
 //! `flush` whether a snapshot is due. The caller ([`crate::MemoryStorage`])
@@ -15,8 +17,8 @@
 //! - versions come from one counter that only increases, and a batch either
 //!   applies every operation or none.
 
-use std::collections::btree_map::Entry as MapEntry;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::hash_map::Entry as MapEntry;
+use std::collections::{BTreeSet, HashMap};
 use std::hash::{BuildHasher, RandomState};
 use std::ops::Bound;
 
@@ -51,7 +53,10 @@ pub(crate) struct SnapshotData {
 
 #[derive(Debug)]
 pub(crate) struct State {
-    entries: BTreeMap<Bytes, Slot>,
+    entries: HashMap<Bytes, Slot>,
+    /// The keys of `entries`, in order (a `Bytes` clone shares the key's
+    /// allocation).
+    order: BTreeSet<Bytes>,
     /// `(expires_at, key)` of every entry that has an expiry.
     expiries: BTreeSet<(UnixMillis, Bytes)>,
     /// The version the next write gets; versions start at 1.
@@ -72,7 +77,8 @@ pub(crate) struct State {
 impl State {
     pub fn new(max_entries: u64) -> Self {
         State {
-            entries: BTreeMap::new(),
+            entries: HashMap::new(),
+            order: BTreeSet::new(),
             expiries: BTreeSet::new(),
             next_version: 1,
             bytes: 0,
@@ -123,8 +129,7 @@ impl State {
     /// reference counts, so this is cheap enough to do under the read lock.
     pub fn snapshot(&self, now: UnixMillis) -> SnapshotData {
         let entries = self
-            .entries
-            .iter()
+            .ordered(Bound::Unbounded, Bound::Unbounded)
             .filter(|(_, slot)| slot.is_live(now))
             .map(|(key, slot)| (key.clone(), slot.clone()))
             .collect();
@@ -246,7 +251,7 @@ impl State {
             Some(cursor) if cursor >= start => Bound::Excluded(cursor),
             _ => Bound::Included(start),
         };
-        // `BTreeMap::range` panics on an empty range written with an
+        // `BTreeSet::range` panics on an empty range written with an
         // excluded start; such a page is simply empty.
         if let (Bound::Excluded(cursor), Some(end)) = (lower, end)
             && cursor >= end
@@ -256,8 +261,7 @@ impl State {
         let upper = end.map_or(Bound::Unbounded, Bound::Excluded);
 
         let live = self
-            .entries
-            .range::<[u8], _>((lower, upper))
+            .ordered(lower, upper)
             .take_while(|(key, _)| prefix.is_none_or(|prefix| key.starts_with(prefix)))
             .filter(|(_, slot)| slot.is_live(now));
         let mut page = PageBuilder::new(query);
@@ -282,12 +286,24 @@ impl State {
                 break;
             };
             if let Some(slot) = self.entries.remove(&key) {
+                self.order.remove(&key);
                 self.bytes -= entry_bytes(&key, &slot);
                 self.content ^= self.hasher.hash_one((&key, slot.version));
                 purged += 1;
             }
         }
         purged
+    }
+
+    /// The entries with keys in `(lower, upper)`, in key order.
+    fn ordered<'a>(
+        &'a self,
+        lower: Bound<&'a [u8]>,
+        upper: Bound<&'a [u8]>,
+    ) -> impl Iterator<Item = (&'a Bytes, &'a Slot)> + 'a {
+        self.order
+            .range::<[u8], _>((lower, upper))
+            .filter_map(|key| self.entries.get_key_value(key))
     }
 
     fn live_version(&self, key: &[u8], now: UnixMillis) -> Option<Version> {
@@ -335,6 +351,7 @@ impl State {
                 }
             }
             MapEntry::Vacant(vacant) => {
+                self.order.insert(vacant.key().clone());
                 vacant.insert(slot);
             }
         }
@@ -343,6 +360,7 @@ impl State {
 
     fn remove(&mut self, key: &[u8]) -> Option<Slot> {
         let (key, slot) = self.entries.remove_entry(key)?;
+        self.order.remove(&key);
         self.bytes -= entry_bytes(&key, &slot);
         self.content ^= self.hasher.hash_one((&key, slot.version));
         if let Some(at) = slot.expires_at {

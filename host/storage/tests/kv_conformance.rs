@@ -185,7 +185,7 @@ impl OrderedKv for DeferredEngine {
     fn try_write(&self, ops: &[KvOp]) -> StorageResult<Applied> {
         let mut log = self.log.lock();
         log.tries += 1;
-        if log.tries % 3 == 0 {
+        if log.tries.is_multiple_of(3) {
             return Ok(Applied::WouldBlock);
         }
         log.next += 1;
@@ -272,15 +272,16 @@ mod deferred {
         for w in writers {
             w.await.unwrap();
         }
-        let log = engine.log.lock();
-        assert!(log.pending.is_empty());
-        let deferred = log.tries - log.tries / 3;
-        assert!(
-            log.syncs < deferred,
-            "{} syncs for {deferred} deferred writes",
-            log.syncs
-        );
-        drop(log);
+        {
+            let log = engine.log.lock();
+            assert!(log.pending.is_empty());
+            let deferred = log.tries - log.tries / 3;
+            assert!(
+                log.syncs < deferred,
+                "{} syncs for {deferred} deferred writes",
+                log.syncs
+            );
+        }
         assert_eq!(store.stats().await.unwrap().keys, 1 + 64 * 20);
     }
 }

@@ -143,7 +143,7 @@ fn parent(args: Args) -> Result<ExitCode, String> {
             threads: 2,
             cache_mb: 64,
             sync_writers: 16,
-            sync_records: 8_000,
+            sync_records: 40_000,
             scaling_threads: 4,
             settle_secs: 10.0,
         }

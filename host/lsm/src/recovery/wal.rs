@@ -56,10 +56,8 @@ pub(super) fn replay(
         let data = fs
             .read_all(&path)
             .map_err(|e| Error::io("read log", &path, e))?;
+        // A torn tail is discarded (and logged) by `read_log`.
         let log = read_log(&path, &data)?;
-        if log.valid_len < data.len() as u64 {
-            tracing::warn!(path = %path.display(), kept = log.valid_len, total = data.len(), "log had a torn tail; the incomplete final record was discarded");
-        }
         for (off, payload) in log.records {
             let (first, count, body) = batch::validate_payload(payload).ok_or_else(|| {
                 Error::corrupt(
