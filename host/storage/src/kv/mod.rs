@@ -276,6 +276,17 @@ enum Mode {
     Blocking,
 }
 
+/// What a single-key write's plan decided.
+enum Plan<T> {
+    /// Apply the planned operations, then answer this; the key then holds a
+    /// value of this many bytes (`None`: nothing).
+    Write(T, Option<usize>),
+    /// Nothing to write: answer at once.
+    Answer(T),
+    /// Would block: run it on the blocking pool.
+    Blocking,
+}
+
 /// What the locked part of a single-key write came to.
 enum Step<T> {
     /// Done, as durable as the engine promises.
@@ -417,13 +428,15 @@ impl<E: OrderedKv> Inner<E> {
         }
     }
 
-    fn put(
+    /// A single-key write's locked part: settles the key's stripe, reads its
+    /// record, lets `plan` check the precondition and add the engine
+    /// operations, applies them and keeps the counts.
+    fn write_one<T>(
         &self,
         key: &[u8],
-        value: &[u8],
-        options: PutOptions,
         mode: Mode,
-    ) -> StorageResult<Step<Version>> {
+        plan: impl FnOnce(&Option<Record>, &mut Vec<KvOp>) -> StorageResult<Plan<T>>,
+    ) -> StorageResult<Step<T>> {
         let mut pending = self.locks[self.stripe(key)].lock();
         if let Some(position) = self.settle(&mut pending, mode)? {
             return Ok(Step::Wait(position));
@@ -431,18 +444,40 @@ impl<E: OrderedKv> Inner<E> {
         let Some(old) = self.read_in(key, mode)? else {
             return Ok(Step::Blocking);
         };
-        let now = now_millis();
-        options.precondition.check(key, live_version(&old, now))?;
-        let Some(version) = self.allocate_in(1, mode)? else {
-            return Ok(Step::Blocking);
-        };
         let mut ops = Vec::with_capacity(3);
-        plan_put(&mut ops, key, value, version, options.expires_at, &old);
+        let (answer, value_len) = match plan(&old, &mut ops)? {
+            Plan::Write(answer, value_len) => (answer, value_len),
+            Plan::Answer(answer) => return Ok(Step::Done(answer)),
+            Plan::Blocking => return Ok(Step::Blocking),
+        };
         let applied = self.apply(&mut pending, ops, mode)?;
         if applied != Applied::WouldBlock {
-            self.count(&old, Some(value.len()), key.len());
+            self.count(&old, value_len, key.len());
         }
-        Ok(step(applied, version))
+        Ok(match applied {
+            Applied::Durable => Step::Done(answer),
+            Applied::Pending(position) => Step::Pending(answer, position),
+            Applied::WouldBlock => Step::Blocking,
+        })
+    }
+
+    fn put(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        options: PutOptions,
+        mode: Mode,
+    ) -> StorageResult<Step<Version>> {
+        self.write_one(key, mode, |old, ops| {
+            options
+                .precondition
+                .check(key, live_version(old, now_millis()))?;
+            let Some(version) = self.allocate_in(1, mode)? else {
+                return Ok(Plan::Blocking);
+            };
+            plan_put(ops, key, value, version, options.expires_at, old);
+            Ok(Plan::Write(version, Some(value.len())))
+        })
     }
 
     fn delete(
@@ -451,26 +486,15 @@ impl<E: OrderedKv> Inner<E> {
         precondition: Precondition,
         mode: Mode,
     ) -> StorageResult<Step<bool>> {
-        let mut pending = self.locks[self.stripe(key)].lock();
-        if let Some(position) = self.settle(&mut pending, mode)? {
-            return Ok(Step::Wait(position));
-        }
-        let Some(old) = self.read_in(key, mode)? else {
-            return Ok(Step::Blocking);
-        };
-        let now = now_millis();
-        let live = live_version(&old, now);
-        precondition.check(key, live)?;
-        if old.is_none() {
-            return Ok(Step::Done(false));
-        }
-        let mut ops = Vec::with_capacity(2);
-        plan_delete(&mut ops, key, &old);
-        let applied = self.apply(&mut pending, ops, mode)?;
-        if applied != Applied::WouldBlock {
-            self.count(&old, None, key.len());
-        }
-        Ok(step(applied, live.is_some()))
+        self.write_one(key, mode, |old, ops| {
+            let live = live_version(old, now_millis());
+            precondition.check(key, live)?;
+            if old.is_none() {
+                return Ok(Plan::Answer(false));
+            }
+            plan_delete(ops, key, old);
+            Ok(Plan::Write(live.is_some(), None))
+        })
     }
 
     fn batch(&self, ops: Vec<BatchOp>) -> StorageResult<Vec<Option<Version>>> {
@@ -680,15 +704,6 @@ fn plan_delete(ops: &mut Vec<KvOp>, key: &[u8], old: &Option<Record>) {
     ops.push(KvOp::Delete {
         key: record::data_key(key),
     });
-}
-
-/// The step an applied write came to.
-fn step<T>(applied: Applied, value: T) -> Step<T> {
-    match applied {
-        Applied::Durable => Step::Done(value),
-        Applied::Pending(position) => Step::Pending(value, position),
-        Applied::WouldBlock => Step::Blocking,
-    }
 }
 
 fn live_version(record: &Option<Record>, now: UnixMillis) -> Option<Version> {
