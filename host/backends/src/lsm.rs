@@ -90,6 +90,10 @@ impl OrderedKv for LsmEngine {
         })
     }
 
+    fn tries_writes(&self) -> bool {
+        true
+    }
+
     fn wait_durable(&self, position: u64) -> StorageResult<()> {
         self.0.wait_durable(position).map_err(error)
     }

@@ -193,6 +193,9 @@ impl OrderedKv for DeferredEngine {
         log.pending.push((at, ops.to_vec()));
         Ok(Applied::Pending(at))
     }
+    fn tries_writes(&self) -> bool {
+        true
+    }
     fn wait_durable(&self, position: u64) -> StorageResult<()> {
         self.make_durable(position);
         Ok(())

@@ -94,6 +94,13 @@ pub trait OrderedKv: Send + Sync + 'static {
         Ok(Applied::WouldBlock)
     }
 
+    /// Whether [`OrderedKv::try_write`] can ever apply a write. When not,
+    /// writes go straight to the blocking pool, without reading the key
+    /// first in the task only to be refused.
+    fn tries_writes(&self) -> bool {
+        false
+    }
+
     /// Blocks until the log is durable up to `position` (from
     /// [`Applied::Pending`]). A failure is fatal: the engine refuses writes
     /// from then on.
@@ -240,7 +247,7 @@ impl<E: OrderedKv> KvStorage<E> {
         F: Fn(&Inner<E>, Mode) -> StorageResult<Step<T>> + Send + 'static,
     {
         let syncer = &self.inner.syncer;
-        loop {
+        while self.inner.engine.tries_writes() {
             match step(&self.inner, Mode::Async)? {
                 Step::Done(value) => return Ok(value),
                 Step::Pending(value, position) => {
