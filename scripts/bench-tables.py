@@ -120,11 +120,17 @@ def engine_table(runs, sources, command, date):
         ("overwrite", "space amplification after overwrite", "space_amp", "{:.2f}"),
         ("overwrite", "write amplification, overwrite", "write_amp", "{:.1f}"),
         ("ycsb-a", "write amplification, ycsb-a", "write_amp", "{:.1f}"),
-    ] + [(l, f"p99 us, {l}", "p99_us", "{:.0f}") for l in P99_ROWS]:
+    ] + [(l, f"p99 us, {l}", "p99_us", "{:.0f}") for l in P99_ROWS + paced(by)] + [
+        (l, f"writer's writes/s, {l}", writer_rate, "{:,.0f}")
+        for l in ["readwhilewriting"] + paced(by)
+    ]:
         if label not in by:
             continue
+        value = field if callable(field) else (lambda r, f=field: r[f])
         cells = [
-            fmt.format(median([r[field] for r in by[label][e]])) if e in by[label] else ""
+            fmt.format(median([value(r) for r in by[label][e]])).replace(",", " ")
+            if e in by[label]
+            else ""
             for e in engines
         ]
         lines.append(f"| {title} | " + " | ".join(cells) + " | |")
@@ -133,6 +139,16 @@ def engine_table(runs, sources, command, date):
 
 # Latency rows under the table: the read workloads whose tail issue 18 compares.
 P99_ROWS = ["readrandom", "readrandom (4 threads)", "ycsb-c", "readwhilewriting"]
+
+
+def paced(by):
+    """The readwhilewriting runs whose writer has a fixed pace."""
+    return [l for l in by if l.startswith("readwhilewriting (writer ")]
+
+
+def writer_rate(r):
+    """readwhilewriting: the background writer's writes per second of the run."""
+    return r["writes"] / r["elapsed_s"] if r["elapsed_s"] else 0.0
 
 
 def render(name, paths):

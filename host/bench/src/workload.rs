@@ -36,7 +36,9 @@ pub enum Workload {
     SeekRandom,
     /// `ops` seeks to uniformly chosen keys, reading `scan_len` entries each.
     Scan,
-    /// `ops` point reads by `threads` readers while one more thread overwrites.
+    /// `ops` point reads by `threads` readers while one more thread overwrites
+    /// uniformly chosen keys, as fast as it can or at
+    /// [`WorkloadParams::write_rate`].
     ReadWhileWriting,
     YcsbA,
     YcsbB,
@@ -138,6 +140,12 @@ pub struct WorkloadParams {
     pub scan_len: usize,
     pub durability: Durability,
     pub seed: u64,
+    /// `readwhilewriting`: the background writer's pace, writes per second
+    /// (0: unthrottled, as db_bench without `--benchmark_write_rate_limit`).
+    /// A fixed pace puts every engine's readers under the same write load;
+    /// unthrottled, a faster writer makes more work for its own readers.
+    #[serde(default)]
+    pub write_rate: u64,
 }
 
 /// What the worker threads did.
@@ -437,9 +445,25 @@ pub fn run(engine: &dyn Engine, p: &WorkloadParams) -> Result<Measured, EngineEr
 
 fn background_writer(w: &mut Worker<'_, '_>) -> Result<(), EngineError> {
     let records = w.ctx.p.records;
+    let rate = w.ctx.p.write_rate;
+    let start = Instant::now();
+    let mut written: u64 = 0;
     while !w.ctx.stop_writer.load(Ordering::Relaxed) {
+        // Write number n is due n/rate s after the start; a writer that fell
+        // behind (descheduled, a stalled write) catches up at once, so the
+        // average pace is the rate. Sleeping only when 1 ms or more ahead
+        // keeps timer slack from slowing it down. Rate 0: never sleeps.
+        if let Some(due_ns) = written.saturating_mul(1_000_000_000).checked_div(rate) {
+            let due = start + Duration::from_nanos(due_ns);
+            let ahead = due.saturating_duration_since(Instant::now());
+            if ahead >= Duration::from_millis(1) {
+                std::thread::sleep(ahead);
+                continue;
+            }
+        }
         let id = w.rng.below(records);
         w.put(&[id])?;
+        written += 1;
     }
     Ok(())
 }

@@ -50,8 +50,9 @@ fn f(row: &Value, key: &str) -> f64 {
 fn check(engine: &str) {
     let dir = tempfile::tempdir().unwrap();
     let (rows, table) = run(engine, dir.path());
-    // 14 workloads and the durable multi-writer insert run.
-    assert_eq!(rows.len(), 15, "{rows:#?}");
+    // 14 workloads, readwhilewriting again with a paced writer, and the durable
+    // multi-writer insert run.
+    assert_eq!(rows.len(), 16, "{rows:#?}");
     assert!(
         table.contains("| run | engine | ops/s | vs RocksDB"),
         "{table}"
@@ -107,6 +108,14 @@ fn check(engine: &str) {
         );
         assert!(f(row, "peak_rss_bytes") > 1_048_576.0, "{label}");
     }
+    let paced = rows
+        .iter()
+        .find(|r| r["label"] == "readwhilewriting (writer 5000/s)")
+        .expect("the paced readwhilewriting run");
+    assert!(
+        f(paced, "writes") > 0.0,
+        "the paced writer wrote nothing: {paced}"
+    );
     let fill = rows.iter().find(|r| r["label"] == "fillrandom").unwrap();
     assert_eq!(f(fill, "writes") as u64, RECORDS);
     let durable = rows

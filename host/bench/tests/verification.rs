@@ -19,6 +19,7 @@ fn params(workload: Workload, records: u64) -> WorkloadParams {
         scan_len: 10,
         durability: Durability::None,
         seed: 1,
+        write_rate: 0,
     }
 }
 
@@ -87,4 +88,31 @@ fn a_failing_child_is_an_error() {
     let err = harness::spawn_child(env!("CARGO_BIN_EXE_engine-bench").as_ref(), &spec).unwrap_err();
     assert!(matches!(err, HarnessError::Child { .. }), "{err}");
     assert!(err.to_string().contains("exited with"), "{err}");
+}
+
+#[test]
+fn a_paced_writer_never_runs_ahead_of_its_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = EngineKind::OrbitLsm.open(dir.path(), &SETTINGS).unwrap();
+    workload::run(engine.as_ref(), &params(Workload::FillSeq, 100)).unwrap();
+    let rate = 1_000;
+    let paced = WorkloadParams {
+        ops: 400_000,
+        write_rate: rate,
+        ..params(Workload::ReadWhileWriting, 100)
+    };
+    let m = workload::run(engine.as_ref(), &paced).unwrap();
+    assert_eq!(
+        m.tally.ops, 400_000,
+        "the readers' operations are the counted ones"
+    );
+    // The writer may start before the first reader and stop after the last
+    // (50 ms of slack), and runs at most 1 ms ahead of its schedule.
+    let bound = (rate as f64 * (m.elapsed.as_secs_f64() + 0.051)) as u64 + 1;
+    assert!(
+        (1..=bound).contains(&m.tally.writes),
+        "{} writes in {:?} at {rate}/s (at most {bound})",
+        m.tally.writes,
+        m.elapsed
+    );
 }

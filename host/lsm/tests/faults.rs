@@ -233,3 +233,60 @@ fn lock_taken_through_the_fault_fs_still_excludes_a_second_open() {
     drop(db);
     Db::open(dir.path(), tiny(SyncMode::PerCommit)).unwrap();
 }
+
+/// Group commit under a failing fsync: writers parked on the failing fsync wake to a fatal
+/// engine and never try the fsync again (a retried fsync can report success for pages the
+/// kernel already dropped).
+#[test]
+fn writers_waiting_on_a_failed_fsync_never_retry_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = FaultFs::new(FaultKind::Sync, u64::MAX);
+    let opts = |fs: &Arc<FaultFs>| Options {
+        sync: SyncMode::PerCommit,
+        fs: Arc::new(FaultFsHandle(fs.clone())),
+        ..Options::default()
+    };
+    drop(Db::open(dir.path(), opts(&fs)).unwrap());
+    let open_syncs = fs.ops();
+
+    let dir = tempfile::tempdir().unwrap();
+    let fail_at = open_syncs + 20;
+    let fs = FaultFs::new(FaultKind::Sync, fail_at);
+    let db = Db::open(dir.path(), opts(&fs)).unwrap();
+    let acked: Vec<Vec<u64>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8u64)
+            .map(|t| {
+                let db = &db;
+                s.spawn(move || {
+                    let mut acked = Vec::new();
+                    for i in 0..200 {
+                        match db.put(&k(t, i), &v(i)) {
+                            Ok(()) => acked.push(i),
+                            Err(_) => break,
+                        }
+                    }
+                    acked
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(fs.tripped());
+    assert_eq!(
+        fs.ops(),
+        fail_at,
+        "an fsync ran after the failed one (the log was fsynced again)"
+    );
+    assert!(matches!(db.put(b"x", b"y").unwrap_err(), Error::Fatal(_)));
+    drop(db);
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    for (t, acked) in acked.iter().enumerate() {
+        for &i in acked {
+            assert_eq!(
+                db.get(&k(t as u64, i)).unwrap(),
+                Some(v(i)),
+                "writer {t} write {i}"
+            );
+        }
+    }
+}

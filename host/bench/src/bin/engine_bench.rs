@@ -62,6 +62,11 @@ struct Args {
     /// show how reads scale; 0 skips it (4 in --full).
     #[arg(long)]
     scaling_threads: Option<usize>,
+    /// Also run readwhilewriting with its writer paced at this many writes/s, right after the
+    /// unthrottled run, so every engine's readers face the same write load (RocksDB's
+    /// benchmark.sh paces this writer too); 0 skips it (40000 in --full).
+    #[arg(long)]
+    paced_write_rate: Option<u64>,
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// Longest wait after a writing run for background writes to stop, s.
@@ -89,6 +94,7 @@ struct Preset {
     sync_writers: usize,
     sync_records: u64,
     scaling_threads: usize,
+    paced_write_rate: u64,
     settle_secs: f64,
 }
 
@@ -145,6 +151,7 @@ fn parent(args: Args) -> Result<ExitCode, String> {
             sync_writers: 16,
             sync_records: 40_000,
             scaling_threads: 4,
+            paced_write_rate: 40_000,
             settle_secs: 10.0,
         }
     } else if args.quick {
@@ -156,6 +163,7 @@ fn parent(args: Args) -> Result<ExitCode, String> {
             sync_writers: 4,
             sync_records: 400,
             scaling_threads: 0,
+            paced_write_rate: 5_000,
             settle_secs: 2.0,
         }
     } else {
@@ -167,6 +175,7 @@ fn parent(args: Args) -> Result<ExitCode, String> {
             sync_writers: 0,
             sync_records: 1_000,
             scaling_threads: 0,
+            paced_write_rate: 0,
             settle_secs: 10.0,
         }
     };
@@ -205,6 +214,7 @@ fn parent(args: Args) -> Result<ExitCode, String> {
             scan_len: args.scan_len,
             durability,
             seed: args.seed,
+            write_rate: 0,
         };
     let threads = args.threads.unwrap_or(preset.threads);
     let suffix = match args.durability {
@@ -235,6 +245,30 @@ fn parent(args: Args) -> Result<ExitCode, String> {
                     scaling_threads,
                     args.durability,
                 ),
+                durability: args.durability,
+                loads_base: false,
+            },
+        );
+    }
+    let rate = args.paced_write_rate.unwrap_or(preset.paced_write_rate);
+    if rate > 0
+        && let Some(i) = runs
+            .iter()
+            .position(|r| r.params.workload == Workload::ReadWhileWriting)
+    {
+        runs.insert(
+            i + 1,
+            PlannedRun {
+                label: format!("readwhilewriting{suffix} (writer {rate}/s)"),
+                params: WorkloadParams {
+                    write_rate: rate,
+                    ..params(
+                        Workload::ReadWhileWriting,
+                        records,
+                        threads,
+                        args.durability,
+                    )
+                },
                 durability: args.durability,
                 loads_base: false,
             },
