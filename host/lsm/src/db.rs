@@ -774,9 +774,12 @@ impl Inner {
             let waiters = std::mem::take(&mut s.waiters);
             let r = match r {
                 Ok((pos, seq)) => {
+                    // Visible before durable is published: a writer that sees its position
+                    // durable (in the atomic, without this mutex) returns, and its caller
+                    // must then read its own write.
+                    self.visible_seq.fetch_max(seq, Ordering::AcqRel);
                     s.synced = s.synced.max(pos);
                     self.synced.store(s.synced, Ordering::Release);
-                    self.visible_seq.fetch_max(seq, Ordering::AcqRel);
                     forced = true;
                     Ok(())
                 }
@@ -858,9 +861,9 @@ impl Inner {
         self.unsynced_records.store(0, Ordering::Release);
         {
             let mut s = self.sync.lock();
+            self.visible_seq.fetch_max(c.last_seq, Ordering::AcqRel);
             s.synced = s.synced.max(c.end());
             self.synced.store(s.synced, Ordering::Release);
-            self.visible_seq.fetch_max(c.last_seq, Ordering::AcqRel);
             let synced = s.synced;
             s.waiters.retain(|(target, t)| {
                 let done = *target <= synced;

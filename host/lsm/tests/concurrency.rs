@@ -163,3 +163,42 @@ fn try_write_defers_the_fsync_and_get_cached_never_reads_a_file() {
         "the bloom filter answers"
     );
 }
+
+/// Group commit with many `PerCommit` writers (parked waiters, a leader that gathers): a write
+/// is visible to its writer the moment `put` returns, and fsyncs are shared.
+#[test]
+fn every_durable_writer_reads_its_own_write_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(
+        dir.path(),
+        Options {
+            sync: SyncMode::PerCommit,
+            memtable_size: 64 << 10,
+            ..opts()
+        },
+    )
+    .unwrap();
+    std::thread::scope(|s| {
+        for w in 0..8u32 {
+            let db = &db;
+            s.spawn(move || {
+                for i in 0..300u32 {
+                    let key = format!("w{w}-{i}");
+                    db.put(key.as_bytes(), &i.to_le_bytes()).unwrap();
+                    assert_eq!(
+                        db.get(key.as_bytes()).unwrap(),
+                        Some(i.to_le_bytes().to_vec()),
+                        "{key} not visible after its put returned"
+                    );
+                }
+            });
+        }
+    });
+    let stats = db.stats();
+    assert!(
+        stats.wal_syncs < stats.writes,
+        "no fsync was shared: {} fsyncs for {} writes",
+        stats.wal_syncs,
+        stats.writes
+    );
+}
