@@ -112,7 +112,6 @@ impl CommitState {
 }
 
 struct SyncState {
-    synced: u64,
     syncing: bool,
     /// Writers parked until the running fsync ends, with the log position each needs. The
     /// leader unparks them all when it ends; each checks [`Inner::synced`] without taking this
@@ -151,7 +150,8 @@ pub(crate) struct Inner {
     pub cache: Arc<BlockCache>,
     commit: Mutex<CommitState>,
     sync: Mutex<SyncState>,
-    /// `SyncState::synced`, readable without the mutex.
+    /// The log is durable up to here. Advanced under the sync mutex (after `visible_seq`),
+    /// read without it by writers checking their position.
     synced: Padded<AtomicU64>,
     /// Read by every lookup; on a line of its own, away from the commit state that every
     /// write changes.
@@ -501,7 +501,6 @@ impl Inner {
                 scratch: Vec::new(),
             }),
             sync: Mutex::new(SyncState {
-                synced: 0,
                 syncing: false,
                 waiters: Vec::new(),
             }),
@@ -754,7 +753,7 @@ impl Inner {
                 return Ok(());
             }
             let mut s = self.sync.lock();
-            if forced && s.synced >= target {
+            if forced && self.synced.load(Ordering::Acquire) >= target {
                 return Ok(());
             }
             if s.syncing {
@@ -778,8 +777,7 @@ impl Inner {
                     // durable (in the atomic, without this mutex) returns, and its caller
                     // must then read its own write.
                     self.visible_seq.fetch_max(seq, Ordering::AcqRel);
-                    s.synced = s.synced.max(pos);
-                    self.synced.store(s.synced, Ordering::Release);
+                    self.synced.fetch_max(pos, Ordering::AcqRel);
                     forced = true;
                     Ok(())
                 }
@@ -862,9 +860,10 @@ impl Inner {
         {
             let mut s = self.sync.lock();
             self.visible_seq.fetch_max(c.last_seq, Ordering::AcqRel);
-            s.synced = s.synced.max(c.end());
-            self.synced.store(s.synced, Ordering::Release);
-            let synced = s.synced;
+            let synced = self
+                .synced
+                .fetch_max(c.end(), Ordering::AcqRel)
+                .max(c.end());
             s.waiters.retain(|(target, t)| {
                 let done = *target <= synced;
                 if done {
